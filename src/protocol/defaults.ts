@@ -1,0 +1,84 @@
+/**
+ * Named defaults, each with its source. The resolver fills a protocol's missing keys from these; a protocol that sets
+ * a key overrides them. Masud et al. 2022 is "the paper"; solo-learn is the library the paper used (da Costa et al.
+ * 2022) and supplies what the paper leaves unsaid.
+ */
+
+/** Paper §3.1: 128×128 crops around each nucleus centre. */
+export const CROP_SIZE = 128;
+
+/** Paper §3.1: 240 abnormal + 240 normal annotated, 350 train / 130 test. */
+export const PAPER_TRAIN_IMAGES = 350;
+
+/** Paper Table 2: label budgets of the ablation. */
+export const LABEL_BUDGETS = [350, 100, 50, 25, 10] as const;
+
+/** Three seeds: the least that gives a mean ± sd (the paper reports single runs). */
+export const SEEDS = [0, 1, 2] as const;
+
+/** Paper §3.2: SSL pretraining settings. */
+export const PRETRAIN = {
+  backbone: 'resnet18', // §3.2 "a ResNet18 as encoder"
+  epochs: 5, // §3.2 "trained for 5 epochs"
+  batch_size: 128, // §3.2
+  optimizer: 'sgd', // §3.2
+  lr: 0.001, // §3.2 "initial learning rate of 0.001"
+  momentum: 0.9, // §3.2
+  weight_decay: 1e-5, // solo-learn default for SGD runs (paper silent)
+  schedule: 'warmup_cosine', // §3.2 "warm-up cosine scheduler"
+  warmup_epochs: 1, // §3.2 "warm-up epochs set to 1"
+  projector_dim: 2048, // §3.2 "2048 dimension FC layers"
+  augmentations: ['rot90', 'flip', 'transpose', 'shift', 'scale'], // §3.2
+  /** Cap on crops seen per epoch (null: all). The paper used all 2.1 M. */
+  max_images_per_epoch: null as number | null,
+  /** Log the loss every this many steps. */
+  log_every: 10,
+  /** kNN monitor on the annotated training set after every epoch (solo-learn's online kNN, optional). */
+  knn_monitor: false,
+} as const;
+
+/** Paper §3.3 task 1: kNN with k = 5 on the encoder's pooled features. */
+export const KNN = { k: 5, normalize: false } as const;
+
+/** Paper §3.3 task 2: linear layer on a frozen encoder. */
+export const LINEAR = {
+  epochs: 150,
+  batch_size: 32,
+  optimizer: 'sgd',
+  lr: 0.001,
+  momentum: 0.9,
+  weight_decay: 0,
+  milestones: [40, 70, 120],
+  gamma: 0.1,
+} as const;
+
+/** Paper §3.3 task 3: fine-tuning the whole encoder with a linear head. */
+export const FINETUNE = {
+  epochs: 50,
+  batch_size: 32,
+  optimizer: 'sgd',
+  lr: 0.001,
+  momentum: 0.9,
+  weight_decay: 0,
+  milestones: [25, 40],
+  gamma: 0.1,
+} as const;
+
+/** Fan et al. 2017 head: quadratic neurons on frozen features (same schedule as the linear probe). */
+export const QUADRATIC = { ...LINEAR, hidden: 0, init: 'first-order' } as const;
+
+/**
+ * The paper's "line search" of hyperparameters (§3.2–3.3), on a validation split carved from the training set only:
+ * off by default so the defaults above are what runs; when on, each grid value is tried and the best by weighted F1
+ * on the validation split is refit on the whole training set.
+ */
+export const LINE_SEARCH = { enabled: false, val_fraction: 0.2, lr: [0.01, 0.001, 0.0001] } as const;
+
+/** Bootstrap resamples for the 95% intervals of each metric. */
+export const BOOTSTRAP_RESAMPLES = 1000;
+
+/** Runtime: 0 threads means one per core. */
+export const RUNTIME = { threads: 0, execution_provider: 'cpu', workers: 1 } as const;
+
+/** Where generated data, caches and results go unless a protocol says otherwise (relative to the current directory). */
+export const WORKDIR = '.qcbench';

@@ -1,0 +1,320 @@
+/**
+ * The one protocol resolver: reads a YAML protocol, applies `extends:` (maps merge key by key, lists and scalars
+ * replace), expands `${VAR}` / `${VAR:-default}` in paths, fills defaults from named constants, checks every key and
+ * cross-reference, and returns a typed `Protocol`. Errors name the file, the line, the key path, the bad value, what
+ * is allowed and the fix. Nothing runs: `qcbench validate` is this function.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { isMap, LineCounter, parseDocument, type Document } from 'yaml';
+import { QcbError } from '../errors.js';
+import { contentHash } from '../util/fs.js';
+import { PROTOCOL_SPEC, PROTOCOL_VERSION, type Protocol } from './schema.js';
+import { check, formatPath, type Issue } from './spec.js';
+
+/** One YAML file of an `extends` chain. */
+interface Layer {
+  file: string;
+  doc: Document.Parsed;
+  lines: LineCounter;
+  raw: Record<string, unknown>;
+}
+
+/** Every problem of a protocol, each located in its file; thrown by `resolveProtocol`, printed whole by `validate`. */
+export class ProtocolError extends QcbError {
+  readonly issues: (Issue & { file: string; line?: number })[];
+  constructor(issues: (Issue & { file: string; line?: number })[]) {
+    const first = issues[0];
+    super(
+      first.code,
+      issues.length === 1 ? first.message : `${first.message} (and ${issues.length - 1} more problem(s))`,
+      {
+        file: first.line ? `${first.file}:${first.line}` : first.file,
+        key: formatPath(first.path),
+        value: first.value,
+        allowed: first.allowed,
+        fix: first.fix,
+      },
+    );
+    this.issues = issues;
+  }
+
+  /** All problems, one block each. */
+  override format(): string {
+    return this.issues
+      .map((i) =>
+        [
+          `error ${i.code}: ${i.message}`,
+          `  file:    ${i.line ? `${i.file}:${i.line}` : i.file}`,
+          `  key:     ${formatPath(i.path)}`,
+          ...(i.value !== undefined ? [`  value:   ${JSON.stringify(i.value)}`] : []),
+          ...(i.allowed !== undefined ? [`  allowed: ${i.allowed}`] : []),
+          `  fix:     ${i.fix}`,
+        ].join('\n'),
+      )
+      .join('\n');
+  }
+}
+
+function readLayer(file: string): Layer {
+  if (!existsSync(file) || !statSync(file).isFile())
+    throw new QcbError('QCB_PROTOCOL_NOT_FOUND', `protocol file not found: ${file}`, {
+      file,
+      fix: 'check the path; the protocols that ship with qcbench are in protocols/ (full, label-budget, domain-shift, quick, second-order)',
+    });
+  const text = readFileSync(file, 'utf8');
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length) {
+    const e = doc.errors[0];
+    const pos = lines.linePos(e.pos[0]);
+    throw new QcbError('QCB_PROTOCOL_YAML', `not valid YAML: ${e.message.split('\n')[0]}`, {
+      file: `${file}:${pos.line}:${pos.col}`,
+      fix: 'fix the YAML syntax at that line (indentation with spaces, `key: value`, lists as `- item` or [a, b])',
+    });
+  }
+  const raw = doc.toJS();
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw) || !isMap(doc.contents))
+    throw new QcbError('QCB_PROTOCOL_YAML', 'a protocol must be a YAML mapping (key: value lines)', {
+      file,
+      fix: 'start the file with `version: 1` and `name: …`; see protocols/quick.yaml',
+    });
+  return { file, doc, lines, raw };
+}
+
+function lineOf(layer: Layer, path: (string | number)[]): number | undefined {
+  for (let n = path.length; n > 0; n--) {
+    const node = layer.doc.getIn(path.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+    if (node?.range) return layer.lines.linePos(node.range[0]).line;
+  }
+  return undefined;
+}
+
+function has(obj: unknown, path: (string | number)[]): boolean {
+  let cur = obj;
+  for (const p of path) {
+    if (cur === null || typeof cur !== 'object' || !(p in (cur as object))) return false;
+    cur = (cur as Record<string | number, unknown>)[p];
+  }
+  return true;
+}
+
+/** Maps merge key by key (child wins), everything else is replaced by the child. */
+export function deepMerge(base: unknown, child: unknown): unknown {
+  const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (!isObj(base) || !isObj(child)) return child === undefined ? base : child;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(child)) out[k] = deepMerge(base[k], v);
+  return out;
+}
+
+/** Reads `file` and the chain of files it extends, child first. */
+function loadChain(file: string): Layer[] {
+  const chain: Layer[] = [];
+  let cur: string | undefined = resolve(file);
+  while (cur) {
+    if (chain.some((l) => l.file === cur))
+      throw new QcbError('QCB_PROTOCOL_EXTENDS', `'extends' makes a cycle: ${[...chain.map((l) => l.file), cur].join(' → ')}`, {
+        file: chain[chain.length - 1].file,
+        key: 'extends',
+        fix: 'remove the cycle: a protocol extends a base that does not extend it back',
+      });
+    const layer: Layer = readLayer(cur);
+    chain.push(layer);
+    const ext = layer.raw.extends;
+    if (ext === undefined) break;
+    if (typeof ext !== 'string')
+      throw new QcbError('QCB_PROTOCOL_TYPE', "'extends' must be a file path", {
+        file: `${layer.file}:${lineOf(layer, ['extends']) ?? ''}`,
+        key: 'extends',
+        value: ext,
+        fix: 'write extends: full.yaml (relative to this file)',
+      });
+    const next = resolve(dirname(layer.file), ext);
+    if (!existsSync(next))
+      throw new QcbError('QCB_PROTOCOL_EXTENDS', `'extends' names a missing file: ${ext}`, {
+        file: `${layer.file}:${lineOf(layer, ['extends']) ?? ''}`,
+        key: 'extends',
+        value: ext,
+        fix: `the path is relative to ${dirname(layer.file)}; check the file name`,
+      });
+    cur = next;
+  }
+  return chain;
+}
+
+const ENV_RE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Expands `${VAR}` and `${VAR:-default}`; an unset variable without default is an error naming it. */
+export function expandEnv(s: string, env: NodeJS.ProcessEnv, onMissing: (name: string) => void): string {
+  return s.replace(ENV_RE, (_m, name: string, def: string | undefined) => {
+    const v = env[name];
+    if (v !== undefined && v !== '') return v;
+    if (def !== undefined) return def;
+    onMissing(name);
+    return '';
+  });
+}
+
+export interface ResolveOptions {
+  /** Environment for `${VAR}` expansion (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Directory that `workdir` and `results` are relative to (default process.cwd()). */
+  cwd?: string;
+}
+
+/**
+ * Resolves a protocol file: `extends`, defaults, paths, checks. Throws `ProtocolError` listing every problem, or a
+ * QcbError for a missing/unparseable file.
+ */
+export function resolveProtocol(file: string, opts: ResolveOptions = {}): Protocol {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const chain = loadChain(file);
+  const merged = chain.reduceRight<unknown>((acc, l) => deepMerge(acc, l.raw), {}) as Record<string, unknown>;
+  delete merged.extends;
+  const issues: (Issue & { file: string; line?: number })[] = [];
+  const locate = (i: Issue) => {
+    const layer = chain.find((l) => has(l.raw, i.path)) ?? chain.find((l) => has(l.raw, i.path.slice(0, -1))) ?? chain[0];
+    issues.push({ ...i, file: layer.file, line: lineOf(layer, i.path) });
+  };
+
+  if (merged.version === undefined) {
+    throw new QcbError('QCB_PROTOCOL_VERSION', 'the protocol has no version', {
+      file: chain[0].file,
+      key: 'version',
+      fix: `add \`version: ${PROTOCOL_VERSION}\` at the top`,
+    });
+  }
+  if (typeof merged.version === 'number' && merged.version > PROTOCOL_VERSION) {
+    throw new QcbError('QCB_PROTOCOL_VERSION', `protocol version ${merged.version} is newer than this qcbench supports`, {
+      file: chain[0].file,
+      key: 'version',
+      value: merged.version,
+      allowed: `1..${PROTOCOL_VERSION}`,
+      fix: 'upgrade qcbench, or write the protocol for version 1',
+    });
+  }
+
+  // Relative paths are relative to the file that wrote them (a base protocol's paths stay right when extended).
+  const expand = (s: string, path: (string | number)[]) => {
+    const layer = chain.find((l) => has(l.raw, path)) ?? chain[0];
+    const v = expandEnv(s, env, (name) =>
+      locate({
+        code: 'QCB_PROTOCOL_VALUE',
+        path,
+        message: `${formatPath(path)} uses the environment variable ${name}, which is not set`,
+        value: s,
+        fix: `set ${name} (e.g. export ${name}=/data/…) or write \${${name}:-default}`,
+      }),
+    );
+    return isAbsolute(v) ? v : resolve(dirname(layer.file), v);
+  };
+  const spec = check(merged, PROTOCOL_SPEC, [], [], expand) as Record<string, unknown>;
+  // Re-run to collect issues with location (check is pure apart from `expand`'s env issues, which dedupe below).
+  const found: Issue[] = [];
+  check(merged, PROTOCOL_SPEC, [], found, () => '');
+  for (const i of found) locate(i);
+
+  const p = spec as unknown as Protocol;
+  crossChecks(p, locate);
+
+  const seen = new Set<string>();
+  const unique = issues.filter((i) => {
+    const k = `${i.code}|${formatPath(i.path)}|${i.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+  if (unique.length) throw new ProtocolError(unique);
+
+  p.workdir = resolve(cwd, expandEnv(p.workdir, env, () => {}));
+  p.results = p.results ? resolve(cwd, expandEnv(p.results, env, () => {})) : resolve(p.workdir, 'results', p.name);
+  for (const [name, ds] of Object.entries(p.data.datasets)) {
+    if (!ds.root && ds.format === 'synthetic') ds.root = resolve(p.workdir, 'data', name);
+  }
+  p.source = { file: chain[0].file, chain: chain.map((l) => l.file) };
+  return p;
+}
+
+function crossChecks(p: Protocol, report: (i: Issue) => void): void {
+  const datasets = Object.keys(p.data?.datasets ?? {});
+  const dsFix = datasets.length ? `use one of the data sets under data.datasets: ${datasets.join(', ')}` : 'declare it under data.datasets';
+  if (p.data?.pretrain_on && !datasets.includes(p.data.pretrain_on))
+    report({
+      code: 'QCB_PROTOCOL_VALUE',
+      path: ['data', 'pretrain_on'],
+      message: `data.pretrain_on names '${p.data.pretrain_on}', which is not under data.datasets`,
+      value: p.data.pretrain_on,
+      allowed: datasets.join(', '),
+      fix: dsFix,
+    });
+  for (const [name, ds] of Object.entries(p.data?.datasets ?? {})) {
+    if (ds.format !== 'synthetic' && !ds.root)
+      report({
+        code: 'QCB_PROTOCOL_KEY',
+        path: ['data', 'datasets', name, 'root'],
+        message: `data set '${name}' (format ${ds.format}) needs a root directory`,
+        fix: `add data.datasets.${name}.root: /path/to/${name} (or \${QCBENCH_DATA}/${name})`,
+      });
+    if (ds.format === 'csv' && !ds.image_table)
+      report({
+        code: 'QCB_PROTOCOL_KEY',
+        path: ['data', 'datasets', name, 'image_table'],
+        message: `data set '${name}' has format csv but no image_table`,
+        fix: `add data.datasets.${name}.image_table: fields.csv (columns field_id, path_<channel>…)`,
+      });
+  }
+  (p.evaluations ?? []).forEach((ev, i) => {
+    ev.train_set ??= p.data?.pretrain_on;
+    ev.test_set ??= ev.train_set;
+    for (const key of ['train_set', 'test_set'] as const) {
+      if (ev[key] && !datasets.includes(ev[key]))
+        report({
+          code: 'QCB_PROTOCOL_VALUE',
+          path: ['evaluations', i, key],
+          message: `evaluations[${i}].${key} names '${ev[key]}', which is not under data.datasets`,
+          value: ev[key],
+          allowed: datasets.join(', '),
+          fix: dsFix,
+        });
+    }
+    for (const e of ev.encoders ?? [])
+      if (!p.encoders?.includes(e))
+        report({
+          code: 'QCB_PROTOCOL_VALUE',
+          path: ['evaluations', i, 'encoders'],
+          message: `evaluations[${i}].encoders lists '${e}', which is not in the protocol's encoders`,
+          value: e,
+          allowed: (p.encoders ?? []).join(', '),
+          fix: `add '${e}' to encoders, or remove it here`,
+        });
+  });
+  for (const t of ['linear', 'finetune', 'quadratic'] as const) {
+    const cfg = p.tasks?.[t];
+    if (!cfg) continue;
+    cfg.milestones.forEach((m, j) => {
+      if (m >= cfg.epochs)
+        report({
+          code: 'QCB_PROTOCOL_VALUE',
+          path: ['tasks', t, 'milestones', j],
+          message: `tasks.${t}.milestones[${j}] = ${m} is not before the last epoch (${cfg.epochs})`,
+          value: m,
+          allowed: `integers below tasks.${t}.epochs (${cfg.epochs})`,
+          fix: `lower the milestone or raise tasks.${t}.epochs; for short runs use a shorter list`,
+        });
+    });
+  }
+}
+
+/**
+ * Content hash of a resolved protocol's settings. Locations (workdir, results, data roots, annotation files) are left
+ * out: moving a checkout or a data set keeps the hash; the runner hashes the data's content separately.
+ */
+export function protocolHash(p: Protocol): string {
+  const { source: _s, workdir: _w, results: _r, description: _d, data, ...rest } = p;
+  const datasets = Object.fromEntries(
+    Object.entries(data.datasets).map(([k, { root: _root, annotations: _a, centres: _c, ...ds }]) => [k, ds]),
+  );
+  return contentHash({ ...rest, data: { ...data, datasets } });
+}

@@ -1,0 +1,298 @@
+/**
+ * Protocol schema, version 1. A protocol is a YAML file that says which encoders, tasks, label budgets, seeds and test
+ * sets a run covers, on which data, with which settings. Every key not written takes its named default
+ * (src/protocol/defaults.ts), so a protocol lists only what differs from the paper.
+ */
+import {
+  AUGMENTATIONS,
+  DATASET_FORMATS,
+  ENCODERS,
+  OPTIMIZERS,
+  SSL_METHOD_DEFAULTS,
+  SSL_METHODS,
+  TASKS,
+} from './catalog.js';
+import * as D from './defaults.js';
+import type { Spec } from './spec.js';
+
+export const PROTOCOL_VERSION = 1;
+
+const posInt = (def?: number): Spec => ({ kind: 'int', min: 1, ...(def !== undefined ? { default: def } : {}) });
+const nonNeg = (def?: number): Spec => ({ kind: 'number', min: 0, ...(def !== undefined ? { default: def } : {}) });
+
+const optimizerFields = (d: {
+  epochs: number;
+  batch_size: number;
+  optimizer: string;
+  lr: number;
+  momentum: number;
+  weight_decay: number;
+  milestones: readonly number[];
+  gamma: number;
+}): Record<string, Spec> => ({
+  epochs: posInt(d.epochs),
+  batch_size: posInt(d.batch_size),
+  optimizer: { kind: 'enum', values: OPTIMIZERS, what: 'optimizer', default: d.optimizer },
+  lr: { kind: 'number', gt: 0, default: d.lr },
+  momentum: { kind: 'number', min: 0, max: 1, default: d.momentum },
+  weight_decay: nonNeg(d.weight_decay),
+  milestones: { kind: 'list', of: { kind: 'int', min: 1 }, default: [...d.milestones] },
+  gamma: { kind: 'number', gt: 0, max: 1, default: d.gamma },
+});
+
+const datasetSpec: Spec = {
+  kind: 'object',
+  required: ['format'],
+  fields: {
+    format: { kind: 'enum', values: DATASET_FORMATS, what: 'dataset format' },
+    /** Where the fields are (for `synthetic`: where they are generated; default `<workdir>/data/<name>`). */
+    root: { kind: 'path' },
+    /** The image table (BBBC021_v1_image.csv, a BBBC022 per-plate table, or a generic CSV), relative to root. */
+    image_table: { kind: 'string' },
+    /** CellProfiler object table of nuclei centres (Location_Center_X/Y); default: segment the DNA channel. */
+    centres: { kind: 'path' },
+    /** Annotation CSV (annotations/README.md). */
+    annotations: { kind: 'path' },
+    /** Channels mapped to the encoder's R, G, B inputs (paper: Ph_golgi → red, Mito → green, Hoechst → blue). */
+    channels: { kind: 'list', of: { kind: 'string' }, minLength: 1 },
+    /** Nuclear stain used for segmentation (generic CSV). */
+    dna_channel: { kind: 'string' },
+    /** For `synthetic`: the generator's settings. */
+    synth: {
+      kind: 'object',
+      fields: {
+        domain: { kind: 'enum', values: ['u2os', 'mcf7'], what: 'synthetic domain', default: 'u2os' },
+        plates: posInt(1),
+        wells: posInt(8),
+        sites: posInt(2),
+        width: { kind: 'int', min: 64 },
+        height: { kind: 'int', min: 64 },
+        abnormal_fraction: { kind: 'number', min: 0, max: 1 },
+        seed: { kind: 'int', min: 0, default: 0 },
+      },
+    },
+  },
+};
+
+const evaluationSpec: Spec = {
+  kind: 'object',
+  required: ['tasks', 'budgets'],
+  fields: {
+    /** Name of the block in reports (`table1`, `label-budget`, `domain-shift`). */
+    name: { kind: 'string' },
+    tasks: {
+      kind: 'list',
+      of: { kind: 'enum', values: Object.keys(TASKS), what: 'downstream task' },
+      minLength: 1,
+      unique: true,
+    },
+    budgets: { kind: 'list', of: { kind: 'int', min: 2 }, minLength: 1, unique: true },
+    /** Data set whose annotated train split trains the head (default: data.pretrain_on). */
+    train_set: { kind: 'string' },
+    /** Data set whose annotated test split is scored (default: train_set). */
+    test_set: { kind: 'string' },
+    /** Restrict this block to some encoders (default: all of `encoders`). */
+    encoders: { kind: 'list', of: { kind: 'enum', values: Object.keys(ENCODERS), what: 'encoder' }, unique: true },
+  },
+};
+
+const methodOverrides: Spec = {
+  kind: 'object',
+  fields: Object.fromEntries(
+    SSL_METHODS.map((m) => [
+      m,
+      {
+        kind: 'object',
+        fields: Object.fromEntries(
+          Object.entries(SSL_METHOD_DEFAULTS[m]).map(([k, v]) => [
+            k,
+            Number.isInteger(v) ? ({ kind: 'int', min: 0, default: v } as Spec) : ({ kind: 'number', gt: 0, default: v } as Spec),
+          ]),
+        ),
+      } as Spec,
+    ]),
+  ),
+};
+
+/** The whole protocol. Keys in snake_case as in solo-learn and lm-evaluation-harness configs. */
+export const PROTOCOL_SPEC: Spec = {
+  kind: 'object',
+  required: ['version', 'name', 'encoders', 'evaluations', 'data'],
+  fields: {
+    version: { kind: 'int', min: 1, max: PROTOCOL_VERSION },
+    name: { kind: 'string', pattern: /^[a-z0-9][a-z0-9._-]*$/, patternDoc: 'lower-case letters, digits, . _ -' },
+    description: { kind: 'string', default: '' },
+    extends: { kind: 'string' },
+    /** Outputs (generated data, caches) relative to the current directory. */
+    workdir: { kind: 'string', default: D.WORKDIR },
+    /** Results directory (default `<workdir>/results/<name>`), relative to the current directory. */
+    results: { kind: 'string' },
+    seeds: { kind: 'list', of: { kind: 'int', min: 0 }, minLength: 1, unique: true, default: [...D.SEEDS] },
+    encoders: {
+      kind: 'list',
+      of: { kind: 'enum', values: Object.keys(ENCODERS), what: 'encoder' },
+      minLength: 1,
+      unique: true,
+    },
+    data: {
+      kind: 'object',
+      required: ['datasets', 'pretrain_on'],
+      fields: {
+        crop_size: { kind: 'int', min: 16, max: 1024, default: D.CROP_SIZE },
+        /** Data set whose crops SSL methods pretrain on and whose annotations train the heads by default. */
+        pretrain_on: { kind: 'string' },
+        datasets: { kind: 'map', of: datasetSpec },
+      },
+    },
+    pretrain: {
+      kind: 'object',
+      fields: {
+        backbone: { kind: 'enum', values: ['resnet18'], what: 'SSL backbone', default: D.PRETRAIN.backbone },
+        epochs: posInt(D.PRETRAIN.epochs),
+        batch_size: { kind: 'int', min: 2, default: D.PRETRAIN.batch_size },
+        optimizer: { kind: 'enum', values: OPTIMIZERS, what: 'optimizer', default: D.PRETRAIN.optimizer },
+        lr: { kind: 'number', gt: 0, default: D.PRETRAIN.lr },
+        momentum: { kind: 'number', min: 0, max: 1, default: D.PRETRAIN.momentum },
+        weight_decay: nonNeg(D.PRETRAIN.weight_decay),
+        schedule: { kind: 'enum', values: ['warmup_cosine', 'constant'], what: 'schedule', default: D.PRETRAIN.schedule },
+        warmup_epochs: { kind: 'number', min: 0, default: D.PRETRAIN.warmup_epochs },
+        augmentations: {
+          kind: 'list',
+          of: { kind: 'enum', values: AUGMENTATIONS, what: 'augmentation' },
+          unique: true,
+          default: [...D.PRETRAIN.augmentations],
+        },
+        max_images_per_epoch: { kind: 'nullable', of: posInt() },
+        log_every: posInt(D.PRETRAIN.log_every),
+        knn_monitor: { kind: 'bool', default: D.PRETRAIN.knn_monitor },
+        methods: methodOverrides,
+      },
+    },
+    tasks: {
+      kind: 'object',
+      fields: {
+        knn: {
+          kind: 'object',
+          fields: { k: posInt(D.KNN.k), normalize: { kind: 'bool', default: D.KNN.normalize } },
+        },
+        linear: { kind: 'object', fields: optimizerFields(D.LINEAR) },
+        finetune: { kind: 'object', fields: optimizerFields(D.FINETUNE) },
+        quadratic: {
+          kind: 'object',
+          fields: {
+            ...optimizerFields(D.QUADRATIC),
+            hidden: { kind: 'int', min: 0, default: D.QUADRATIC.hidden },
+            init: { kind: 'enum', values: ['first-order', 'random'], what: 'initialisation', default: D.QUADRATIC.init },
+          },
+        },
+        line_search: {
+          kind: 'object',
+          fields: {
+            enabled: { kind: 'bool', default: D.LINE_SEARCH.enabled },
+            val_fraction: { kind: 'number', gt: 0, max: 0.5, default: D.LINE_SEARCH.val_fraction },
+            lr: { kind: 'list', of: { kind: 'number', gt: 0 }, minLength: 1, default: [...D.LINE_SEARCH.lr] },
+          },
+        },
+      },
+    },
+    evaluations: { kind: 'list', of: evaluationSpec, minLength: 1 },
+    metrics: {
+      kind: 'object',
+      fields: { bootstrap: { kind: 'int', min: 0, default: D.BOOTSTRAP_RESAMPLES } },
+    },
+    runtime: {
+      kind: 'object',
+      fields: {
+        threads: { kind: 'int', min: 0, default: D.RUNTIME.threads },
+        execution_provider: {
+          kind: 'enum',
+          values: ['cpu', 'cuda'],
+          what: 'execution provider',
+          default: D.RUNTIME.execution_provider,
+        },
+        workers: posInt(D.RUNTIME.workers),
+      },
+    },
+  },
+};
+
+/** A dataset entry after resolution. */
+export interface DatasetConfig {
+  format: (typeof DATASET_FORMATS)[number];
+  root?: string;
+  image_table?: string;
+  centres?: string;
+  annotations?: string;
+  channels?: string[];
+  dna_channel?: string;
+  synth: {
+    domain: 'u2os' | 'mcf7';
+    plates: number;
+    wells: number;
+    sites: number;
+    width?: number;
+    height?: number;
+    abnormal_fraction?: number;
+    seed: number;
+  };
+}
+
+export interface OptimConfig {
+  epochs: number;
+  batch_size: number;
+  optimizer: (typeof OPTIMIZERS)[number];
+  lr: number;
+  momentum: number;
+  weight_decay: number;
+  milestones: number[];
+  gamma: number;
+}
+
+export interface EvaluationConfig {
+  name?: string;
+  tasks: (keyof typeof TASKS)[];
+  budgets: number[];
+  train_set: string;
+  test_set: string;
+  encoders?: (keyof typeof ENCODERS)[];
+}
+
+/** A protocol after `extends` was applied, defaults filled, paths made absolute and everything checked. */
+export interface Protocol {
+  version: number;
+  name: string;
+  description: string;
+  workdir: string;
+  results: string;
+  seeds: number[];
+  encoders: (keyof typeof ENCODERS)[];
+  data: { crop_size: number; pretrain_on: string; datasets: Record<string, DatasetConfig> };
+  pretrain: {
+    backbone: 'resnet18';
+    epochs: number;
+    batch_size: number;
+    optimizer: (typeof OPTIMIZERS)[number];
+    lr: number;
+    momentum: number;
+    weight_decay: number;
+    schedule: 'warmup_cosine' | 'constant';
+    warmup_epochs: number;
+    augmentations: (typeof AUGMENTATIONS)[number][];
+    max_images_per_epoch: number | null;
+    log_every: number;
+    knn_monitor: boolean;
+    methods: { [M in keyof typeof SSL_METHOD_DEFAULTS]: { [K in keyof (typeof SSL_METHOD_DEFAULTS)[M]]: number } };
+  };
+  tasks: {
+    knn: { k: number; normalize: boolean };
+    linear: OptimConfig;
+    finetune: OptimConfig;
+    quadratic: OptimConfig & { hidden: number; init: 'first-order' | 'random' };
+    line_search: { enabled: boolean; val_fraction: number; lr: number[] };
+  };
+  evaluations: EvaluationConfig[];
+  metrics: { bootstrap: number };
+  runtime: { threads: number; execution_provider: 'cpu' | 'cuda'; workers: number };
+  /** The file this protocol was read from and the chain of files it extends (child first). */
+  source: { file: string; chain: string[] };
+}
