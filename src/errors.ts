@@ -46,6 +46,7 @@ export const ERROR_CODES = {
   QCB_CELL_FAILED: 'one or more benchmark cells failed',
   QCB_VERIFY_FAILED: 'verification found errors above tolerance',
   QCB_INTERNAL: 'internal error (a bug in qcbench)',
+  QCB_DOWNLOAD: 'a download failed (offline, unreachable, or the file did not verify)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -56,6 +57,7 @@ const RUN_FAILURE_CODES = new Set<ErrorCode>([
   'QCB_CELL_FAILED',
   'QCB_VERIFY_FAILED',
   'QCB_INTERNAL',
+  'QCB_DOWNLOAD',
 ]);
 
 /** Where an error comes from and how to fix it. All fields optional; the message is built from those present. */

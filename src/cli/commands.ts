@@ -19,9 +19,32 @@ const sub = (summary: string, load: () => Promise<{ command: Command }>): Comman
 
 /** Every top-level command. Adding one is a file plus a line here. */
 export const COMMANDS = {
-  env: sub('show Node, engine, execution providers, threads and package versions', () => import('./env.js')),
+  run: sub('run a protocol: every cell, cached, resumable, shardable', () => import('./run.js')),
+  ablation: sub('run one ablation: label-budget | domain-shift', () => import('./ablation.js')),
+  report: sub('build tables, charts and the HTML report from a results directory', () => import('./report.js')),
+  status: sub('done / pending / failed cells of a run', () => import('./status.js')),
   validate: sub('resolve and check protocol files; runs nothing', () => import('./validate.js')),
+  env: sub('show Node, engine, execution providers, threads and package versions', () => import('./env.js')),
 } satisfies Record<string, CommandEntry>;
 
 /** Command groups. */
-export const GROUPS = {} satisfies Record<string, GroupEntry>;
+export const GROUPS = {
+  data: {
+    summary: 'synthetic screens, crop stores, montages',
+    subs: {
+      synth: sub('generate a synthetic screen in the BBBC022 / BBBC021 layout', () => import('./data-synth.js')),
+    },
+  },
+  encoder: {
+    summary: 'check imported encoders',
+    subs: {
+      verify: sub('features and gradients of an ONNX encoder against a torch reference', () => import('./encoder-verify.js')),
+    },
+  },
+  bench: {
+    summary: 'measure throughput and memory on this machine',
+    subs: {
+      engine: sub('ResNet18 training and feature-extraction images/s, RSS, ratio to PyTorch', () => import('./bench-engine.js')),
+    },
+  },
+} satisfies Record<string, GroupEntry>;

@@ -161,6 +161,8 @@ export interface ResolveOptions {
   env?: NodeJS.ProcessEnv;
   /** Directory that `workdir` and `results` are relative to (default process.cwd()). */
   cwd?: string;
+  /** Overrides the protocol's `workdir` (the `--workdir` option). */
+  workdir?: string;
 }
 
 /**
@@ -228,7 +230,7 @@ export function resolveProtocol(file: string, opts: ResolveOptions = {}): Protoc
   });
   if (unique.length) throw new ProtocolError(unique);
 
-  p.workdir = resolve(cwd, expandEnv(p.workdir, env, () => {}));
+  p.workdir = resolve(cwd, opts.workdir ?? expandEnv(p.workdir, env, () => {}));
   p.results = p.results ? resolve(cwd, expandEnv(p.results, env, () => {})) : resolve(p.workdir, 'results', p.name);
   for (const [name, ds] of Object.entries(p.data.datasets)) {
     if (!ds.root && ds.format === 'synthetic') ds.root = resolve(p.workdir, 'data', name);

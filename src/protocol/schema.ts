@@ -62,13 +62,15 @@ const datasetSpec: Spec = {
       kind: 'object',
       fields: {
         domain: { kind: 'enum', values: ['u2os', 'mcf7'], what: 'synthetic domain', default: 'u2os' },
-        plates: posInt(1),
-        wells: posInt(8),
-        sites: posInt(2),
+        // Unset keys take the generator's quick-screen defaults (src/data/synth/screen.ts QUICK_SCREENS), which the
+        // shipped synthetic annotation files were made from.
+        plates: posInt(),
+        wells: { kind: 'int', min: 1, max: 96 },
+        sites: posInt(),
         width: { kind: 'int', min: 64 },
         height: { kind: 'int', min: 64 },
-        abnormal_fraction: { kind: 'number', min: 0, max: 1 },
-        seed: { kind: 'int', min: 0, default: 0 },
+        abnormal_fraction: { kind: 'number', min: 0, max: 0.9 },
+        seed: { kind: 'int', min: 0 },
       },
     },
   },
@@ -227,13 +229,13 @@ export interface DatasetConfig {
   dna_channel?: string;
   synth: {
     domain: 'u2os' | 'mcf7';
-    plates: number;
-    wells: number;
-    sites: number;
+    plates?: number;
+    wells?: number;
+    sites?: number;
     width?: number;
     height?: number;
     abnormal_fraction?: number;
-    seed: number;
+    seed?: number;
   };
 }
 

@@ -11,6 +11,8 @@ export interface GradEmitter {
   op(opType: string, inputs: string[], attrs?: Record<string, Attr>, nOutputs?: number): string[];
   /** A constant tensor as a value name (deduplicated by content where cheap). */
   constant(t: Tensor, hint?: string): string;
+  /** The value of a constant forward value (initializer or Constant node output), undefined if not constant. */
+  constValue?(name: string): Tensor | undefined;
 }
 
 /**

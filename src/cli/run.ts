@@ -1,0 +1,115 @@
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { EXIT, QcbError } from '../errors.js';
+import { resolveProtocol } from '../protocol/resolve.js';
+import type { Protocol } from '../protocol/schema.js';
+import { parseShard } from '../runner/cells.js';
+import { type RunSummary, runProtocol } from '../runner/run.js';
+import type { Logger } from '../util/log.js';
+import { qcbenchVersion } from './env.js';
+import type { Command } from './types.js';
+
+/** Options shared by `run` and `ablation`. */
+export const RUN_OPTIONS = {
+  shard: { type: 'string' },
+  workers: { type: 'string' },
+  threads: { type: 'string' },
+  results: { type: 'string' },
+  workdir: { type: 'string' },
+  'no-retry-failed': { type: 'boolean', default: false },
+  'max-cells': { type: 'string' },
+  'no-report': { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+} as const;
+
+export const RUN_OPTIONS_HELP = `  --shard i/n          run shard i of n (0-based), e.g. a SLURM array task or a Kubernetes indexed Job pod;
+                       all shards write into one shared results directory
+  --workers N          run N local worker processes in parallel (default 1)
+  --threads N          onnxruntime threads per worker (default: cores / workers)
+  --workdir DIR        generated data, caches and results (default: the protocol's workdir, .qcbench)
+  --results DIR        results directory (default <workdir>/results/<protocol name>)
+  --no-retry-failed    do not recompute cells recorded as failed (finished cells are never recomputed)
+  --max-cells N        stop after computing N cells (the rest stays pending; re-run to continue)
+  --no-report          do not build the report at the end
+  --json               print the summary as JSON on stdout`;
+
+function positiveInt(v: string | undefined, key: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0)
+    throw new QcbError('QCB_USAGE', `--${key} must be a whole number, got '${v}'`, { key: `--${key}`, fix: `e.g. --${key} 2` });
+  return n;
+}
+
+/** Runs a resolved protocol with parsed CLI options; shared by `run` and `ablation`. */
+export async function runWithOptions(
+  p: Protocol,
+  values: Record<string, string | boolean | undefined>,
+  log: Logger,
+  workerArgv: string[],
+): Promise<number> {
+  if (typeof values.results === 'string') p.results = resolve(values.results);
+  let shard: { index: number; count: number } | undefined;
+  if (typeof values.shard === 'string') {
+    const s = parseShard(values.shard);
+    if (!s)
+      throw new QcbError('QCB_USAGE', `--shard must be i/n with 0 ≤ i < n, got '${values.shard}'`, {
+        key: '--shard',
+        fix: 'e.g. --shard 0/4 … --shard 3/4 (SLURM: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)',
+      });
+    shard = s;
+  }
+  const { createStages } = await import('../runner/stages.js');
+  const summary = await runProtocol(
+    p,
+    createStages(),
+    {
+      shard,
+      workers: positiveInt(values.workers as string | undefined, 'workers'),
+      threads: positiveInt(values.threads as string | undefined, 'threads'),
+      maxCells: positiveInt(values['max-cells'] as string | undefined, 'max-cells'),
+      retryFailed: !values['no-retry-failed'],
+      log,
+      workerArgv,
+    },
+    qcbenchVersion(),
+  );
+  const complete = summary.pending === 0 && !shard;
+  if (complete && !values['no-report'] && (values.workers === undefined || values.workers === '1' || !shard)) {
+    const { buildReport } = await import('./report.js');
+    const out = resolve(p.results, 'report');
+    await buildReport(p.results, out, {});
+    log.info(`report: ${out}/index.html`);
+  }
+  printSummary(summary, log, Boolean(values.json));
+  return summary.failed > 0 ? EXIT.runFailure : EXIT.ok;
+}
+
+function printSummary(s: RunSummary, log: Logger, json: boolean): void {
+  if (json) process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+  else
+    log.info(
+      `cells: ${s.done} done, ${s.skipped} skipped, ${s.failed} failed, ${s.pending} pending (of ${s.mine}${s.mine !== s.total ? ` in this shard, ${s.total} in all` : ''}); results in ${s.results}`,
+    );
+}
+
+export const command: Command = {
+  name: 'run',
+  summary: 'run a protocol: every cell, cached, resumable, shardable',
+  usage: `qcbench run <protocol.yaml> [options]
+
+Expands the protocol into cells (encoder × task × budget × seed × test set) and computes each through the stage
+graph data → crops → pretraining → features → downstream → metrics. Every stage's output is cached by content
+hash, so a re-run computes only what changed and a killed run resumes where it stopped. Builds the report at the end.
+
+${RUN_OPTIONS_HELP}
+
+Exit codes: 0 every cell done or skipped, 1 some cells failed (recorded with their error), 2 bad input.`,
+  async run(args, ctx) {
+    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: RUN_OPTIONS });
+    if (positionals.length !== 1)
+      throw new QcbError('QCB_USAGE', 'run needs one protocol file', { fix: 'qcbench run protocols/quick.yaml' });
+    const p = resolveProtocol(positionals[0], { workdir: values.workdir });
+    return runWithOptions(p, values, ctx.log, [process.argv[1], 'run', ...args.filter((a) => a !== '--json')]);
+  },
+};

@@ -1,0 +1,474 @@
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { ERROR_CODES, QcbError, asQcbError } from '../errors.js';
+import { type Logger, logger as defaultLogger } from '../util/log.js';
+import { csvCell } from './datasets/csv-parse.js';
+import { readImage, extractChannel } from './io/image.js';
+import { type IntensityRange, percentileRanges, toUint8 } from './io/normalize.js';
+import { type Nucleus, type SegmentOptions, segmentNuclei } from './nuclei/segment.js';
+import { type Compression, CropStoreWriter, openCropStore } from './store/crop-store.js';
+import type { CropMeta, Field, FieldSet, ImageData, SkippedField } from './types.js';
+import { cropId } from './types.js';
+
+/**
+ * Crop extraction: fields → nuclei (segmented on the DNA channel, or imported centres) → S×S crops around each
+ * centre (Masud et al. 2022 §3.1: 128×128 single-cell crops) → the Zarr crop store.
+ *
+ * Streaming: fields are processed in batches whose crops are appended and checkpointed, so memory is bounded by one
+ * batch whatever the screen size, and a killed run resumes after its last completed batch (`resume`). Decoding,
+ * segmentation and cropping run in worker threads (both cores); the main thread only writes the store, in field order,
+ * so the result does not depend on the number of workers. Sharded runs (`shard`) write disjoint contiguous field
+ * ranges into part stores under `OUT/parts/`; the last shard to finish (or `mergeShards`) concatenates them into OUT.
+ */
+
+/** What to do with a crop that leaves the field: drop it, fill with zeros, or mirror the field at its edge. */
+export type BorderPolicy = 'skip' | 'pad' | 'reflect';
+
+/** Per-channel intensity normalisation to uint8. */
+export type Normalisation =
+  | { kind: 'percentile'; lo: number; hi: number }
+  | { kind: 'fixed'; ranges: Record<string, IntensityRange> };
+
+/** Settings that decide crop content (sent to workers). */
+export interface CropSettings {
+  channels: string[];
+  dnaChannel: string;
+  size: number;
+  border: BorderPolicy;
+  normalisation: Normalisation;
+  segment: SegmentOptions;
+}
+
+/** The crops of one field: n×C×S×S uint8 plus one metadata row per crop. */
+export interface FieldCrops {
+  crops: Uint8Array;
+  metas: Omit<CropMeta, 'index'>[];
+  nuclei: number;
+}
+
+/**
+ * Reads a field's channels, checks their sizes, finds nuclei (or uses `centres`), normalises and cuts the crops.
+ * Throws QCB_IMAGE_SIZE when channels differ in size, QCB_FILE_* / QCB_CHANNEL_MISSING for unreadable files.
+ */
+export async function processField(field: Field, s: CropSettings, centres?: Nucleus[]): Promise<FieldCrops> {
+  const imgs: ImageData[] = [];
+  await Promise.all(
+    s.channels.map(async (c, k) => {
+      const path = field.channels[c];
+      if (!path) {
+        throw new QcbError('QCB_CHANNEL_MISSING', `field ${field.field_id} has no ${c} image`, { key: c, fix: 'check --channels against the table' });
+      }
+      if (!existsSync(path)) {
+        throw new QcbError('QCB_CHANNEL_MISSING', `field ${field.field_id}: ${c} image not found`, { file: path, key: c, fix: 'restore the file or check --root' });
+      }
+      const img = await readImage(path);
+      imgs[k] = img.channels > 1 ? extractChannel(img, 0) : img; // a grey image saved as RGB: its first channel
+    }),
+  );
+  const W = imgs[0].width;
+  const H = imgs[0].height;
+  for (let k = 1; k < imgs.length; k++) {
+    if (imgs[k].width !== W || imgs[k].height !== H) {
+      throw new QcbError('QCB_IMAGE_SIZE', `field ${field.field_id}: ${s.channels[k]} is ${imgs[k].width}×${imgs[k].height} but ${s.channels[0]} is ${W}×${H}`, {
+        file: field.channels[s.channels[k]],
+        key: s.channels[k],
+        value: [imgs[k].width, imgs[k].height],
+        allowed: `${W}×${H}`,
+        fix: 'all channels of a field must come from the same acquisition; fix the table row',
+      });
+    }
+  }
+  const dnaIdx = s.channels.indexOf(s.dnaChannel);
+  const nuclei = centres ?? segmentNuclei(imgs[dnaIdx], s.segment).nuclei;
+  // Normalise each channel to uint8 once per field.
+  const planes = imgs.map((img, k) => {
+    const name = s.channels[k];
+    let range: IntensityRange;
+    if (s.normalisation.kind === 'percentile') range = percentileRanges(img, s.normalisation.lo, s.normalisation.hi)[0];
+    else {
+      const r = s.normalisation.ranges[name];
+      if (!r) throw new QcbError('QCB_USAGE', `no fixed intensity range for channel ${name}`, { key: name, fix: 'give a range for every channel' });
+      range = r;
+    }
+    return toUint8(img, 0, range);
+  });
+  const S = s.size;
+  const C = s.channels.length;
+  const per = C * S * S;
+  const half = Math.floor(S / 2);
+  const out = new Uint8Array(nuclei.length * per);
+  const metas: Omit<CropMeta, 'index'>[] = [];
+  const seen = new Set<string>();
+  const sources = s.channels.map((c) => field.channels[c]).join(';');
+  const rowIdx = new Int32Array(S);
+  const colIdx = new Int32Array(S);
+  for (const n of nuclei) {
+    const xc = Math.round(n.x);
+    const yc = Math.round(n.y);
+    if (xc < 0 || yc < 0 || xc >= W || yc >= H) continue; // imported centre outside the field
+    const id = cropId(field.plate, field.well, field.site, xc, yc);
+    if (seen.has(id)) continue;
+    const x0 = xc - half;
+    const y0 = yc - half;
+    const inside = x0 >= 0 && y0 >= 0 && x0 + S <= W && y0 + S <= H;
+    if (!inside && s.border === 'skip') continue;
+    if (!inside && (s.border === 'reflect' && (W < 2 || H < 2))) continue;
+    seen.add(id);
+    const base = metas.length * per;
+    if (inside) {
+      for (let c = 0; c < C; c++) {
+        const p = planes[c];
+        const o = base + c * S * S;
+        for (let y = 0; y < S; y++) out.set(p.subarray((y0 + y) * W + x0, (y0 + y) * W + x0 + S), o + y * S);
+      }
+    } else {
+      for (let t = 0; t < S; t++) {
+        rowIdx[t] = s.border === 'pad' ? inRange(y0 + t, H) : reflect(y0 + t, H);
+        colIdx[t] = s.border === 'pad' ? inRange(x0 + t, W) : reflect(x0 + t, W);
+      }
+      for (let c = 0; c < C; c++) {
+        const p = planes[c];
+        const o = base + c * S * S;
+        for (let y = 0; y < S; y++) {
+          const yy = rowIdx[y];
+          if (yy < 0) continue; // zero padding (out is zero-initialised)
+          for (let x = 0; x < S; x++) {
+            const xx = colIdx[x];
+            if (xx >= 0) out[o + y * S + x] = p[yy * W + xx];
+          }
+        }
+      }
+    }
+    metas.push({
+      crop_id: id,
+      plate: field.plate,
+      well: field.well,
+      site: field.site,
+      field_id: field.field_id,
+      x: xc,
+      y: yc,
+      area: Math.round(n.area),
+      source_files: sources,
+      metadata: field.metadata,
+    });
+  }
+  return { crops: out.subarray(0, metas.length * per), metas, nuclei: nuclei.length };
+}
+
+function inRange(i: number, n: number): number {
+  return i >= 0 && i < n ? i : -1;
+}
+
+/** Mirror index without repeating the edge pixel (numpy 'reflect'), folded until it lands inside. */
+function reflect(i: number, n: number): number {
+  const period = 2 * n - 2;
+  let j = ((i % period) + period) % period;
+  if (j >= n) j = period - j;
+  return j;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Worker pool
+
+interface Job {
+  id: number;
+  field: Field;
+  settings: CropSettings;
+  centres?: Nucleus[];
+}
+interface Reply {
+  id: number;
+  result?: { crops: Uint8Array; metas: Omit<CropMeta, 'index'>[]; nuclei: number };
+  error?: { code: string; message: string; context: Record<string, unknown> };
+}
+
+/** Worker threads that run {@link processField}; results come back in submission order per promise. */
+export class FieldPool {
+  private readonly workers: { w: Worker; busy: number }[] = [];
+  private readonly pending = new Map<number, { resolve: (v: FieldCrops) => void; reject: (e: unknown) => void }>();
+  private nextId = 0;
+
+  constructor(n: number) {
+    // Workers do not inherit the tsx loader (bin/qcbench.js registers it in-process): a tiny ESM bootstrap does.
+    const api = import.meta.resolve('tsx/esm/api');
+    const entry = new URL('./crops-worker.ts', import.meta.url).href;
+    const code = `import { register } from ${JSON.stringify(api)}; register(); await import(${JSON.stringify(entry)});`;
+    for (let i = 0; i < n; i++) {
+      const w = new Worker(new URL(`data:text/javascript,${encodeURIComponent(code)}`));
+      const slot = { w, busy: 0 };
+      w.on('message', (r: Reply) => {
+        slot.busy--;
+        const p = this.pending.get(r.id);
+        this.pending.delete(r.id);
+        if (!p) return;
+        if (r.result) p.resolve(r.result);
+        else if (r.error) {
+          const e = new QcbError((r.error.code in ERROR_CODES ? r.error.code : 'QCB_INTERNAL') as keyof typeof ERROR_CODES, r.error.message, r.error.context);
+          p.reject(e);
+        }
+      });
+      w.on('error', (e) => {
+        for (const [, p] of this.pending) p.reject(asQcbError(e));
+        this.pending.clear();
+      });
+      this.workers.push(slot);
+    }
+  }
+
+  run(field: Field, settings: CropSettings, centres?: Nucleus[]): Promise<FieldCrops> {
+    const slot = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+    const id = this.nextId++;
+    slot.busy++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      slot.w.postMessage({ id, field, settings, centres } satisfies Job);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((s) => s.w.terminate()));
+  }
+}
+
+
+/** Handles one job inside a worker thread (see crops-worker.ts). */
+export async function handleJob(job: Job): Promise<{ reply: Reply; transfer: ArrayBuffer[] }> {
+  try {
+    const r = await processField(job.field, job.settings, job.centres);
+    const crops = r.crops.slice(); // own buffer of exactly the crops, transferred without copying
+    return { reply: { id: job.id, result: { crops, metas: r.metas, nuclei: r.nuclei } }, transfer: [crops.buffer as ArrayBuffer] };
+  } catch (e) {
+    const q = asQcbError(e);
+    const { cause: _c, ...context } = q.context;
+    return { reply: { id: job.id, error: { code: q.code, message: q.message, context: context as Record<string, unknown> } }, transfer: [] };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Extraction driver
+
+export interface ExtractOptions {
+  fieldSet: FieldSet;
+  /** Output store (for sharded runs: the final store; parts go to OUT/parts/). */
+  out: string;
+  size?: number;
+  border?: BorderPolicy;
+  normalisation?: Normalisation;
+  segment?: SegmentOptions;
+  /** Imported centres per field id; fields without an entry get no crops. */
+  centres?: Map<string, Nucleus[]>;
+  /** 1-based shard index and shard count. */
+  shard?: { index: number; count: number };
+  /** Stop at the first bad field (default: skip and list it in skipped.csv). */
+  strict?: boolean;
+  /** Worker threads (default 2; 0 = in-process). */
+  workers?: number;
+  /** Fields per checkpoint (default 16). */
+  batchFields?: number;
+  compression?: Compression;
+  /** Continue an interrupted run (default true). */
+  resume?: boolean;
+  overwrite?: boolean;
+  /** Merge the parts when this is the last shard to finish (default true). */
+  autoMerge?: boolean;
+  /** Stops cleanly after the current batch (its checkpoint written); the run can be resumed. */
+  signal?: AbortSignal;
+  /** Called after each checkpoint with the number of fields done in this shard. */
+  onBatch?: (fieldsDone: number) => void;
+  log?: Logger;
+}
+
+export interface ExtractSummary {
+  /** The store written: OUT, or OUT/parts/shard-i-of-n for an unmerged shard. */
+  store: string;
+  fields: number;
+  crops: number;
+  skipped: SkippedField[];
+  seconds: number;
+  fieldsPerSecond: number;
+  /** True when this run produced (or found) the merged final store. */
+  merged: boolean;
+  /** Fields already done by an earlier, interrupted run. */
+  resumedFrom: number;
+  /** Stopped by `signal` before the end (the store is resumable, not complete). */
+  interrupted: boolean;
+}
+
+const SKIPPED_HEADER = 'field_id,file,row,code,message\n';
+
+/** The fields of shard `index` (1-based) of `count`: a contiguous range, so merged order = unsharded order. */
+export function shardRange(n: number, index: number, count: number): [number, number] {
+  if (!Number.isInteger(index) || !Number.isInteger(count) || count < 1 || index < 1 || index > count) {
+    throw new QcbError('QCB_USAGE', `bad shard ${index}/${count}`, { key: '--shard', value: `${index}/${count}`, allowed: 'i/n with 1 ≤ i ≤ n', fix: 'e.g. --shard $((SLURM_ARRAY_TASK_ID + 1))/$SLURM_ARRAY_TASK_COUNT' });
+  }
+  return [Math.floor(((index - 1) * n) / count), Math.floor((index * n) / count)];
+}
+
+export function partPath(out: string, index: number, count: number): string {
+  return join(resolve(out), 'parts', `shard-${index}-of-${count}`);
+}
+
+/** Runs extraction (see the module comment). */
+export async function extractCrops(o: ExtractOptions): Promise<ExtractSummary> {
+  const t0 = Date.now();
+  const log = o.log ?? defaultLogger;
+  const fs = o.fieldSet;
+  const settings: CropSettings = {
+    channels: fs.channels,
+    dnaChannel: fs.dnaChannel,
+    size: o.size ?? 128,
+    border: o.border ?? 'skip',
+    normalisation: o.normalisation ?? { kind: 'percentile', lo: 0.1, hi: 99.9 },
+    segment: o.segment ?? {},
+  };
+  if (!Number.isInteger(settings.size) || settings.size < 8) {
+    throw new QcbError('QCB_USAGE', `crop size ${settings.size} is too small`, { key: '--size', value: settings.size, allowed: 'an integer ≥ 8', fix: 'use e.g. --size 128' });
+  }
+  const shard = o.shard ?? { index: 1, count: 1 };
+  const [from, to] = shardRange(fs.fields.length, shard.index, shard.count);
+  const fields = fs.fields.slice(from, to);
+  const sharded = shard.count > 1;
+  const storePath = sharded ? partPath(o.out, shard.index, shard.count) : resolve(o.out);
+  const metadataColumns = [...new Set(fs.fields.flatMap((f) => Object.keys(f.metadata)))];
+  const writer = await CropStoreWriter.create(storePath, {
+    channels: settings.channels,
+    size: settings.size,
+    compression: o.compression ?? 'none',
+    normalisation: settings.normalisation as unknown as Record<string, unknown>,
+    dataset: fs.dataset,
+    sourceRoot: fs.root,
+    params: { border: settings.border, dnaChannel: settings.dnaChannel, segment: settings.segment, centres: o.centres ? 'imported' : 'segmented', fields: fs.fields.length },
+    metadataColumns,
+    resume: o.resume ?? true,
+    overwrite: o.overwrite,
+  });
+  const state = writer.resumedState as { fieldsDone?: number; skipped?: SkippedField[] } | undefined;
+  let done = state?.fieldsDone ?? 0;
+  const resumedFrom = done;
+  const skipped: SkippedField[] = state?.skipped ?? [];
+  if (resumedFrom > 0) log.info('resuming crop extraction', { store: storePath, fieldsDone: done, crops: writer.length });
+  const nWorkers = o.workers ?? 2;
+  const pool = nWorkers > 0 && fields.length - done > 1 ? new FieldPool(nWorkers) : undefined;
+  const batch = Math.max(1, o.batchFields ?? 16);
+  const progress = log.startProgress(sharded ? `crops (shard ${shard.index}/${shard.count})` : 'crops', fields.length, 'fields');
+  if (done) progress.tick(done);
+  try {
+    while (done < fields.length) {
+      const slice = fields.slice(done, Math.min(fields.length, done + batch));
+      const results = await Promise.allSettled(
+        slice.map((f) => {
+          const c = o.centres ? (o.centres.get(f.field_id) ?? []) : undefined;
+          return pool ? pool.run(f, settings, c) : processField(f, settings, c);
+        }),
+      );
+      for (let k = 0; k < slice.length; k++) {
+        const r = results[k];
+        if (r.status === 'fulfilled') {
+          if (r.value.metas.length) await writer.append(r.value.crops, r.value.metas);
+          continue;
+        }
+        const e = asQcbError(r.reason);
+        if (o.strict || e.code === 'QCB_INTERNAL') throw e;
+        log.warn('skipping field', { field: slice[k].field_id, code: e.code, file: e.context.file });
+        skipped.push({ field_id: slice[k].field_id, file: e.context.file ?? '', code: e.code, message: e.message });
+      }
+      done += slice.length;
+      await writer.checkpoint({ fieldsDone: done, skipped });
+      progress.tick(slice.length, `${writer.length} crops`);
+      o.onBatch?.(done);
+      if (o.signal?.aborted && done < fields.length) break;
+    }
+  } finally {
+    progress.finish();
+    await pool?.close();
+  }
+  if (done < fields.length) {
+    const seconds = (Date.now() - t0) / 1000;
+    log.warn('crop extraction interrupted; rerun the same command to resume', { store: storePath, fieldsDone: done, of: fields.length });
+    return { store: storePath, fields: done, crops: writer.length, skipped, seconds, fieldsPerSecond: (done - resumedFrom) / Math.max(seconds, 1e-3), merged: false, resumedFrom, interrupted: true };
+  }
+  const allSkipped = [...fs.skipped.filter(() => shard.index === 1), ...skipped];
+  writeFileSync(join(storePath, 'skipped.csv'), SKIPPED_HEADER + allSkipped.map((s) => [s.field_id, s.file, s.row ?? '', s.code, s.message].map((v) => csvCell(String(v).replace(/[\r\n]+/g, ' '))).join(',')).join('\n') + (allSkipped.length ? '\n' : ''));
+  const info = await writer.finish({ shard: sharded ? `${shard.index}/${shard.count}` : undefined });
+  const seconds = (Date.now() - t0) / 1000;
+  log.info('crops written', { store: storePath, fields: fields.length, crops: info.count, skipped: allSkipped.length, seconds: Number(seconds.toFixed(1)) });
+  let merged = !sharded;
+  if (sharded && (o.autoMerge ?? true)) merged = await mergeShards(o.out, shard.count, { log, ifComplete: true });
+  return {
+    store: merged ? resolve(o.out) : storePath,
+    fields: fields.length,
+    crops: info.count,
+    skipped: allSkipped,
+    seconds,
+    fieldsPerSecond: (fields.length - resumedFrom) / Math.max(seconds, 1e-3),
+    merged,
+    resumedFrom,
+    interrupted: false,
+  };
+}
+
+/**
+ * Concatenates the part stores OUT/parts/shard-i-of-n (i = 1…n) into OUT, in shard order, then removes the parts.
+ * With `ifComplete`, returns false (doing nothing) while some part is unfinished or another process merges.
+ */
+export async function mergeShards(out: string, count: number, opts: { log?: Logger; ifComplete?: boolean; keepParts?: boolean } = {}): Promise<boolean> {
+  const log = opts.log ?? defaultLogger;
+  out = resolve(out);
+  const parts = Array.from({ length: count }, (_, i) => partPath(out, i + 1, count));
+  const missing = parts.filter((p) => !existsSync(join(p, 'qcbench.json')));
+  if (missing.length) {
+    if (opts.ifComplete) {
+      log.info('shard done; waiting for the other shards before merging', { unfinished: missing.length });
+      return false;
+    }
+    throw new QcbError('QCB_STORE', `${missing.length} of ${count} shards are not finished`, { file: missing[0], fix: 'run the missing shards (same options), then merge' });
+  }
+  if (existsSync(join(out, 'qcbench.json'))) return true;
+  const lock = join(out, 'parts', '.merge.lock');
+  let fd: number;
+  try {
+    fd = openSync(lock, 'wx');
+  } catch {
+    if (opts.ifComplete) return false;
+    throw new QcbError('QCB_STORE', 'another process is merging the shards', { file: lock, fix: 'wait for it, or delete the lock file if that process died' });
+  }
+  closeSync(fd);
+  try {
+    const stores = await Promise.all(parts.map((p) => openCropStore(p)));
+    const first = stores[0].info;
+    for (const s of stores) {
+      if (s.info.channels.join() !== first.channels.join() || s.info.size !== first.size || JSON.stringify(s.info.normalisation) !== JSON.stringify(first.normalisation)) {
+        throw new QcbError('QCB_STORE', 'shards were extracted with different settings', { file: s.path, fix: 'rerun all shards with the same options' });
+      }
+    }
+    const { shard: _s, ...params } = first.params;
+    const w = await CropStoreWriter.create(out, {
+      channels: first.channels,
+      size: first.size,
+      compression: first.compression,
+      normalisation: first.normalisation,
+      dataset: first.dataset,
+      sourceRoot: first.source_root,
+      params: { ...params, shards: count },
+      metadataColumns: first.metadata_columns,
+      overwrite: true,
+    });
+    const skippedLines: string[] = [];
+    for (const s of stores) {
+      for (let a = 0; a < s.count; a += 256) {
+        const b = Math.min(s.count, a + 256);
+        await w.append(await s.read(a, b), s.meta.slice(a, b));
+      }
+      const sk = join(s.path, 'skipped.csv');
+      if (existsSync(sk)) skippedLines.push(...readFileSync(sk, 'utf8').split('\n').slice(1).filter((l) => l));
+    }
+    writeFileSync(join(out, 'skipped.csv'), SKIPPED_HEADER + skippedLines.map((l) => `${l}\n`).join(''));
+    const info = await w.finish();
+    log.info('shards merged', { store: out, shards: count, crops: info.count });
+    if (!opts.keepParts) rmSync(join(out, 'parts'), { recursive: true, force: true });
+    return true;
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}

@@ -1,0 +1,94 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { QcbError } from '../../errors.js';
+import { logger } from '../../util/log.js';
+import type { Field, FieldSet, SkippedField } from '../types.js';
+import { fieldId } from '../types.js';
+import { parseCsv, readCsv, requireColumns } from './csv-parse.js';
+import { acceptField, checkChannels, findTables, type ReaderOptions, resolveImagePath, wellSiteFromName } from './common.js';
+
+/**
+ * BBBC021 (Caie et al. 2010, MCF-7; Broad Bioimage Benchmark Collection): `BBBC021_v1_image.csv` with
+ * `Image_FileName_<ch>` / `Image_PathName_<ch>` for DAPI, Tubulin, Actin, plate folders, and `BBBC021_v1_moa.csv`
+ * (compound, concentration → mechanism of action).
+ */
+
+export const BBBC021_CHANNELS = ['DAPI', 'Tubulin', 'Actin'] as const;
+
+/** RGB = Actin → red, Tubulin → green, DAPI → blue: the same roles as BBBC022's composite (cytoskeleton, organelle, DNA). */
+export const BBBC021_DEFAULT_CHANNELS = ['Actin', 'Tubulin', 'DAPI'];
+
+/** Reads the BBBC021 image table (+ MoA table when present) into fields. */
+export function readBbbc021(opts: ReaderOptions): FieldSet {
+  const root = resolve(opts.root);
+  const channels = opts.channels ?? BBBC021_DEFAULT_CHANNELS;
+  checkChannels(channels, BBBC021_CHANNELS, 'BBBC021');
+  const dnaChannel = opts.dnaChannel ?? 'DAPI';
+  checkChannels([dnaChannel], channels, 'DNA (must be one of the selected)');
+  let tables = opts.tables?.map((t) => resolve(t));
+  if (!tables) {
+    tables = findTables(root, /image.*\.csv$/i).filter((f) => readFileSync(f, 'utf8').slice(0, 20_000).split(/\r?\n/)[0].includes('Image_FileName_DAPI'));
+    if (tables.length === 0) {
+      throw new QcbError('QCB_FILE_NOT_FOUND', 'no BBBC021 image table (BBBC021_v1_image.csv) under the root', {
+        file: root,
+        fix: 'pass --root DIR holding BBBC021_v1_image.csv and the plate folders, or name the table with --table',
+      });
+    }
+  }
+  // MoA annotations: compound + concentration → moa (only a subset of treatments has one).
+  const moa = new Map<string, string>();
+  for (const dir of new Set([root, ...tables.map((t) => dirname(t))])) {
+    const p = join(dir, 'BBBC021_v1_moa.csv');
+    if (!existsSync(p)) continue;
+    const m = readCsv(p);
+    requireColumns(m, ['compound', 'concentration', 'moa'], 'use the BBBC021_v1_moa.csv distributed with BBBC021');
+    for (const { values } of m.rows) moa.set(`${values.compound}|${Number(values.concentration)}`, values.moa);
+    break;
+  }
+  const fields: Field[] = [];
+  const skipped: SkippedField[] = [];
+  for (const table of tables) {
+    const t = parseCsv(readFileSync(table, 'utf8'), table);
+    requireColumns(
+      t,
+      channels.flatMap((c) => [`Image_FileName_${c}`, `Image_PathName_${c}`]),
+      'use BBBC021_v1_image.csv (Image_FileName_<DAPI|Tubulin|Actin>, Image_PathName_<…>), or --dataset csv for other layouts',
+    );
+    for (const m of t.malformed) {
+      logger.warn('skipping malformed table line', { file: table, line: m.line, reason: m.reason });
+      skipped.push({ field_id: '', file: table, row: m.line, code: 'QCB_CSV_VALUE', message: `malformed line: ${m.reason}` });
+    }
+    for (const { line, values } of t.rows) {
+      const dnaFile = values[`Image_FileName_${dnaChannel}`];
+      const fromName = wellSiteFromName(dnaFile);
+      const plate = values.Image_Metadata_Plate_DAPI || values.Image_Metadata_Plate || '';
+      const well = (values.Image_Metadata_Well_DAPI || values.Image_Metadata_Well || fromName.well || '').toUpperCase();
+      const site = fromName.site ?? Number(values.Image_Metadata_Site);
+      if (!plate || !well || !Number.isInteger(site)) {
+        const msg = `line ${line}: cannot tell plate/well/site`;
+        logger.warn('skipping table line', { file: table, line, reason: msg });
+        skipped.push({ field_id: '', file: table, row: line, code: 'QCB_CSV_VALUE', message: msg });
+        continue;
+      }
+      const paths: Record<string, string> = {};
+      const missing: { channel: string; tried: string[] }[] = [];
+      for (const c of channels) {
+        const r = resolveImagePath(root, values[`Image_PathName_${c}`], values[`Image_FileName_${c}`]);
+        paths[c] = r.path;
+        if (opts.checkFiles !== false && !r.exists) missing.push({ channel: c, tried: r.tried });
+      }
+      const compound = values.Image_Metadata_Compound ?? '';
+      const concentration = values.Image_Metadata_Concentration ?? '';
+      const metadata: Record<string, string> = {
+        compound,
+        concentration,
+        moa: moa.get(`${compound}|${Number(concentration)}`) ?? '',
+        replicate: values.Replicate ?? '',
+        table_number: values.TableNumber ?? '',
+        image_number: values.ImageNumber ?? '',
+      };
+      acceptField({ field_id: fieldId(plate, well, site), plate, well, site, channels: paths, metadata }, missing, table, line, opts, { fields, skipped });
+    }
+  }
+  return { dataset: 'bbbc021', root, channels, dnaChannel, fields, skipped };
+}

@@ -1,0 +1,86 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { QcbError } from '../../errors.js';
+import { logger } from '../../util/log.js';
+import type { Field, FieldSet, SkippedField } from '../types.js';
+import { fieldId } from '../types.js';
+import { parseCsv, requireColumns } from './csv-parse.js';
+import { acceptField, checkChannels, findTables, type ReaderOptions, resolveImagePath, wellSiteFromName } from './common.js';
+
+/**
+ * BBBC022 (Gustafsdottir et al. 2013, Cell Painting on U2OS; Broad Bioimage Benchmark Collection): per-plate image
+ * tables with `Image_FileName_Orig<ch>` / `Image_PathName_Orig<ch>` for the five channels and `Image_Metadata_*`.
+ */
+
+/** The five BBBC022 channels (w1…w5). */
+export const BBBC022_CHANNELS = ['Hoechst', 'ER', 'Syto', 'Ph_golgi', 'Mito'] as const;
+
+/**
+ * The paper's 3-channel composite (Masud et al. 2022 §3.1): RGB = Ph_golgi (WGA + phalloidin) → red,
+ * MitoTracker → green, Hoechst → blue.
+ */
+export const BBBC022_DEFAULT_CHANNELS = ['Ph_golgi', 'Mito', 'Hoechst'];
+
+/** Reads BBBC022 image tables into fields. Malformed table lines are logged and listed in `skipped`. */
+export function readBbbc022(opts: ReaderOptions): FieldSet {
+  const root = resolve(opts.root);
+  const channels = opts.channels ?? BBBC022_DEFAULT_CHANNELS;
+  checkChannels(channels, BBBC022_CHANNELS, 'BBBC022');
+  const dnaChannel = opts.dnaChannel ?? 'Hoechst';
+  checkChannels([dnaChannel], channels, 'DNA (must be one of the selected)');
+  let tables = opts.tables?.map((t) => resolve(t));
+  if (!tables) {
+    tables = findTables(root, /\.csv$/i).filter((f) => readFileSync(f, 'utf8').slice(0, 20_000).split(/\r?\n/)[0].includes('Image_FileName_OrigHoechst'));
+    if (tables.length === 0) {
+      throw new QcbError('QCB_FILE_NOT_FOUND', 'no BBBC022 image table (a CSV with Image_FileName_OrigHoechst) under the root', {
+        file: root,
+        fix: 'pass --root DIR holding the per-plate tables (or BBBC022_v1_image.csv), or name them with --table',
+      });
+    }
+  }
+  const fields: Field[] = [];
+  const skipped: SkippedField[] = [];
+  const seen = new Set<string>();
+  for (const table of tables) {
+    const t = parseCsv(readFileSync(table, 'utf8'), table);
+    const required = channels.flatMap((c) => [`Image_FileName_Orig${c}`, `Image_PathName_Orig${c}`]);
+    requireColumns(t, required, 'use a BBBC022 per-plate image table (Image_FileName_Orig<channel>, Image_PathName_Orig<channel>), or --dataset csv for other layouts');
+    for (const m of t.malformed) {
+      logger.warn('skipping malformed table line', { file: table, line: m.line, reason: m.reason });
+      skipped.push({ field_id: '', file: table, row: m.line, code: 'QCB_CSV_VALUE', message: `malformed line: ${m.reason}` });
+    }
+    for (const { line, values } of t.rows) {
+      const dnaFile = values[`Image_FileName_Orig${dnaChannel}`];
+      const fromName = wellSiteFromName(dnaFile);
+      const plate = values.Image_Metadata_PlateID || values.Image_Metadata_Plate || '';
+      const well = (values.Image_Metadata_CPD_WELL_POSITION || values.Image_Metadata_Well || fromName.well || '').toUpperCase();
+      const siteText = values.Image_Metadata_Site || String(fromName.site ?? '');
+      const site = Number(siteText);
+      if (!plate || !well || !Number.isInteger(site)) {
+        const msg = `line ${line}: cannot tell plate/well/site (plate '${plate}', well '${well}', site '${siteText}')`;
+        logger.warn('skipping table line', { file: table, line, reason: msg });
+        skipped.push({ field_id: '', file: table, row: line, code: 'QCB_CSV_VALUE', message: msg });
+        continue;
+      }
+      const id = fieldId(plate, well, site);
+      if (seen.has(id)) continue; // tables concatenated from overlapping exports
+      seen.add(id);
+      const paths: Record<string, string> = {};
+      const missing: { channel: string; tried: string[] }[] = [];
+      for (const c of channels) {
+        const r = resolveImagePath(root, values[`Image_PathName_Orig${c}`], values[`Image_FileName_Orig${c}`]);
+        paths[c] = r.path;
+        if (opts.checkFiles !== false && !r.exists) missing.push({ channel: c, tried: r.tried });
+      }
+      const metadata: Record<string, string> = {};
+      for (const [k, v] of Object.entries(values)) {
+        if (k.startsWith('Image_Metadata_')) metadata[k.slice('Image_Metadata_'.length)] = v;
+      }
+      if (values.ImageNumber !== undefined) metadata.image_number = values.ImageNumber;
+      if (values.Image_Metadata_SOURCE_COMPOUND_NAME !== undefined) metadata.compound = values.Image_Metadata_SOURCE_COMPOUND_NAME;
+      if (values.Image_Metadata_CPD_MMOL_CONC !== undefined) metadata.concentration = values.Image_Metadata_CPD_MMOL_CONC;
+      acceptField({ field_id: id, plate, well, site, channels: paths, metadata }, missing, table, line, opts, { fields, skipped });
+    }
+  }
+  return { dataset: 'bbbc022', root, channels, dnaChannel, fields, skipped };
+}

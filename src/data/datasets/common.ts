@@ -1,0 +1,122 @@
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, isAbsolute, join, resolve } from 'node:path';
+import { QcbError } from '../../errors.js';
+import type { Field, FieldSet, SkippedField } from '../types.js';
+
+/** Options every dataset reader takes. */
+export interface ReaderOptions {
+  /** Folder the tables' image paths are relative to (and where tables are looked for). */
+  root: string;
+  /** Explicit table file(s); default: discovered in `root`. */
+  tables?: string[];
+  /** Channel names in crop-channel order (default: the reader's default mapping). */
+  channels?: string[];
+  /** The nuclear stain (default: the reader's DNA channel). */
+  dnaChannel?: string;
+  /** Throw on the first missing channel file instead of listing the field as skipped. */
+  strict?: boolean;
+  /** Check that every channel file exists (default true). */
+  checkFiles?: boolean;
+}
+
+/** A dataset reader: a table layout → fields. */
+export type DatasetReader = (opts: ReaderOptions) => FieldSet;
+
+/**
+ * Resolves an image path from a table. Tables record the acquisition folder (`20585/`, `Week4/Week4_27481`) but
+ * downloads are often unpacked differently, so we try, in order: root/pathName/file, root/<last folder of
+ * pathName>/file, root/file. The first that exists wins; when none does, the first candidate is returned.
+ */
+export function resolveImagePath(root: string, pathName: string, fileName: string): { path: string; exists: boolean; tried: string[] } {
+  if (isAbsolute(fileName)) return { path: fileName, exists: existsSync(fileName), tried: [fileName] };
+  const tried: string[] = [];
+  const add = (p: string) => {
+    if (!tried.includes(p)) tried.push(p);
+  };
+  if (pathName) {
+    add(isAbsolute(pathName) ? join(pathName, fileName) : resolve(root, pathName, fileName));
+    const last = basename(pathName.replace(/[\\/]+$/, ''));
+    if (last) add(resolve(root, last, fileName));
+  }
+  add(resolve(root, fileName));
+  for (const p of tried) if (existsSync(p)) return { path: p, exists: true, tried };
+  return { path: tried[0], exists: false, tried };
+}
+
+/** The error (or skipped entry) for a channel file that does not exist. */
+export function channelMissing(table: string, line: number, fieldId: string, channel: string, tried: string[]): QcbError {
+  return new QcbError('QCB_CHANNEL_MISSING', `field ${fieldId}: ${channel} image not found (table line ${line})`, {
+    file: tried[0],
+    key: `${table}:${line} ${channel}`,
+    value: tried.length > 1 ? tried : undefined,
+    fix: 'point --root at the folder the table paths are relative to, or drop the channel with --channels; without --strict such fields are skipped and listed in skipped.csv',
+  });
+}
+
+/**
+ * Adds a field after checking its channel files: a missing file throws in strict mode and is recorded in `skipped`
+ * otherwise.
+ */
+export function acceptField(
+  field: Field,
+  missing: { channel: string; tried: string[] }[],
+  table: string,
+  line: number,
+  opts: ReaderOptions,
+  out: { fields: Field[]; skipped: SkippedField[] },
+): void {
+  if (missing.length === 0) {
+    out.fields.push(field);
+    return;
+  }
+  const err = channelMissing(table, line, field.field_id, missing[0].channel, missing[0].tried);
+  if (opts.strict) throw err;
+  out.skipped.push({ field_id: field.field_id, file: missing[0].tried[0], row: line, code: err.code, message: err.message });
+}
+
+/** Checks `channels` against the available names (QCB_UNKNOWN_NAME-style error under QCB_USAGE). */
+export function checkChannels(requested: string[], available: readonly string[], what: string): void {
+  for (const c of requested) {
+    if (!available.includes(c)) {
+      throw new QcbError('QCB_USAGE', `unknown ${what} channel '${c}'`, {
+        key: '--channels',
+        value: c,
+        allowed: available.join(', '),
+        fix: `choose channels among ${available.join(', ')}`,
+      });
+    }
+  }
+  if (requested.length === 0) throw new QcbError('QCB_USAGE', 'no channels selected', { key: '--channels', fix: 'name at least one channel' });
+}
+
+/** CSV files directly in `dir` (and one level below) whose name matches `re`. */
+export function findTables(dir: string, re: RegExp): string[] {
+  const out: string[] = [];
+  const scan = (d: string, depth: number) => {
+    let names: string[];
+    try {
+      names = readdirSync(d).sort();
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const p = join(d, n);
+      let st;
+      try {
+        st = statSync(p);
+      } catch {
+        continue;
+      }
+      if (st.isDirectory() && depth > 0) scan(p, depth - 1);
+      else if (st.isFile() && re.test(n)) out.push(p);
+    }
+  };
+  scan(dir, 1);
+  return out;
+}
+
+/** Well and site from an ImageXpress file name (`…_B02_s3_w1….tif`). */
+export function wellSiteFromName(fileName: string): { well?: string; site?: number } {
+  const m = /(?:^|_)([A-P]\d{2})_s(\d+)(?:_w|\.|_)/i.exec(fileName);
+  return m ? { well: m[1].toUpperCase(), site: Number(m[2]) } : {};
+}

@@ -1,0 +1,490 @@
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, ftruncateSync, openSync, readFileSync, statSync, writeSync, fsyncSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import FileSystemStore from '@zarrita/storage/fs';
+import * as zarr from 'zarrita';
+import { QcbError } from '../../errors.js';
+import { contentHash, writeJsonAtomic } from '../../util/fs.js';
+import { parseCsv, csvCell } from '../datasets/csv-parse.js';
+import type { CropMeta } from '../types.js';
+
+/**
+ * The crop store: a Zarr v3 hierarchy that Python's zarr (≥ 3) and pandas read as well as we do.
+ *
+ * ```
+ * STORE/zarr.json          group
+ * STORE/crops/zarr.json    array uint8 [N, C, S, S], chunks [64, C, S, S], dims (crop, channel, y, x)
+ * STORE/crops/c/<k>/0/0/0  chunk k (crops 64k … 64k+63), raw or gzip
+ * STORE/crops.csv          one row per crop: crop_id, index, plate, well, site, field_id, x, y, area, source_files, …metadata
+ * STORE/qcbench.json       channels, size, normalisation, dataset, source root, count, content hash, complete
+ * STORE/skipped.csv        fields left out by extraction, with the reason
+ * ```
+ * While a store is being written, `progress.json` records the last checkpoint (crop count, byte lengths of crops.csv
+ * and chunks.sha256), so a killed run resumes from it; crops beyond the checkpoint are simply rewritten.
+ */
+
+export const CHUNK = 64;
+const FORMAT = 'qcbench-crops';
+const FIXED_COLUMNS = ['crop_id', 'index', 'plate', 'well', 'site', 'field_id', 'x', 'y', 'area', 'source_files'] as const;
+
+/** Chunk compression: none (fastest reads) or gzip (≈ 2–4× smaller; Python zarr reads both). */
+export type Compression = 'none' | 'gzip';
+
+/** The descriptive part of `qcbench.json`. */
+export interface CropStoreInfo {
+  format: typeof FORMAT;
+  version: 1;
+  /** Channel names in array order (C). */
+  channels: string[];
+  /** Crop side S in pixels. */
+  size: number;
+  chunk: number;
+  compression: Compression;
+  /** How 16-bit fields became uint8 (free-form, recorded for provenance). */
+  normalisation: Record<string, unknown>;
+  dataset: string;
+  source_root: string;
+  /** Extra provenance (segmentation settings, border policy, shard, …). */
+  params: Record<string, unknown>;
+  /** Metadata columns after the fixed ones in crops.csv. */
+  metadata_columns: string[];
+  count: number;
+  /** SHA-256 over the chunk hashes, crops.csv and this info (without hash/complete). */
+  hash: string;
+  complete: boolean;
+}
+
+/** gzip with a real encoder (zarrita 0.7 only decodes gzip); registered once, process-wide. */
+class GzipCodec {
+  kind = 'bytes_to_bytes' as const;
+  constructor(private readonly level: number) {}
+  static fromConfig(cfg: { level?: number }): GzipCodec {
+    return new GzipCodec(cfg?.level ?? 1);
+  }
+  encode(bytes: Uint8Array): Uint8Array {
+    return gzipSync(bytes, { level: this.level });
+  }
+  decode(bytes: Uint8Array): Uint8Array {
+    return gunzipSync(bytes);
+  }
+}
+let gzipRegistered = false;
+function registerGzip(): void {
+  if (gzipRegistered) return;
+  // biome-ignore lint/suspicious/noExplicitAny: the registry's codec type is internal to zarrita
+  zarr.registry.set('gzip', (() => GzipCodec) as any);
+  gzipRegistered = true;
+}
+
+function storeError(path: string, what: string, fix: string, cause?: unknown): QcbError {
+  return new QcbError('QCB_STORE', `crop store ${what}`, { file: path, fix, cause });
+}
+
+interface Progress {
+  count: number;
+  csvBytes: number;
+  hashBytes: number;
+  /** Caller state (e.g. fields done) saved with the checkpoint. */
+  state: Record<string, unknown>;
+}
+
+/** Options to create (or resume) a store. */
+export interface CreateStoreOptions {
+  channels: string[];
+  size: number;
+  compression?: Compression;
+  normalisation?: Record<string, unknown>;
+  dataset?: string;
+  sourceRoot?: string;
+  params?: Record<string, unknown>;
+  metadataColumns?: string[];
+  /** Resume from progress.json when the store exists and matches; otherwise (default) an existing store is an error. */
+  resume?: boolean;
+  /** Replace an existing store. */
+  overwrite?: boolean;
+}
+
+/**
+ * Appends crops to a store in order. `append` buffers up to a chunk; `checkpoint(state)` flushes everything (including
+ * a partial last chunk) and records progress atomically; `finish()` writes qcbench.json with the content hash.
+ */
+export class CropStoreWriter {
+  private constructor(
+    readonly path: string,
+    private info: Omit<CropStoreInfo, 'hash' | 'complete' | 'count'>,
+    private arr: zarr.Array<'uint8', FileSystemStore>,
+    private count: number,
+    /** Crops from the last chunk boundary on (at most one partial chunk after a flush). */
+    private pending: Uint8Array[],
+    private pendingRows: string[],
+    /** How many of `pendingRows` are already in crops.csv (written at a checkpoint). */
+    private rowsInFile: number,
+    readonly resumedState: Record<string, unknown> | undefined,
+  ) {}
+
+  private get cropBytes(): number {
+    return this.info.channels.length * this.info.size * this.info.size;
+  }
+
+  /** Crops written or buffered so far. */
+  get length(): number {
+    return this.count + this.pending.length;
+  }
+
+  /** Creates a new store, or reopens one at its last checkpoint when `resume` is set. */
+  static async create(path: string, o: CreateStoreOptions): Promise<CropStoreWriter> {
+    registerGzip();
+    path = resolve(path);
+    const info: Omit<CropStoreInfo, 'hash' | 'complete' | 'count'> = {
+      format: FORMAT,
+      version: 1,
+      channels: o.channels,
+      size: o.size,
+      chunk: CHUNK,
+      compression: o.compression ?? 'none',
+      normalisation: o.normalisation ?? {},
+      dataset: o.dataset ?? '',
+      source_root: o.sourceRoot ?? '',
+      params: o.params ?? {},
+      metadata_columns: o.metadataColumns ?? [],
+    };
+    if (o.channels.length === 0 || !Number.isInteger(o.size) || o.size <= 0) {
+      throw new QcbError('QCB_USAGE', 'a crop store needs ≥ 1 channel and a positive integer crop size', { value: { channels: o.channels, size: o.size }, fix: 'check --channels and --size' });
+    }
+    const store = new FileSystemStore(path);
+    const root = zarr.root(store);
+    const progressFile = join(path, 'progress.json');
+    const metaFile = join(path, 'qcbench.json');
+    if (existsSync(metaFile) || existsSync(progressFile)) {
+      if (o.resume && existsSync(progressFile) && !existsSync(metaFile)) {
+        const prog = JSON.parse(readFileSync(progressFile, 'utf8')) as Progress & { info: typeof info };
+        if (contentHash(prog.info) !== contentHash(info)) {
+          throw storeError(path, 'was started with other settings', 'rerun with the same options, or use --overwrite to start again');
+        }
+        // Roll crops.csv and chunks.sha256 back to the checkpoint (both only grow between checkpoints); chunks past
+        // it are rewritten.
+        truncateTo(join(path, 'crops.csv'), prog.csvBytes);
+        truncateTo(join(path, 'chunks.sha256'), prog.hashBytes);
+        const arr = await zarr.open.v3(root.resolve('crops'), { kind: 'array' });
+        const keep = prog.count % CHUNK;
+        const base = prog.count - keep;
+        const pending: Uint8Array[] = [];
+        const pendingRows: string[] = [];
+        if (keep > 0) {
+          const chunk = await arr.getChunk([base / CHUNK, 0, 0, 0]);
+          const data = chunk.data as Uint8Array;
+          const per = info.channels.length * info.size * info.size;
+          for (let i = 0; i < keep; i++) pending.push(data.slice(i * per, (i + 1) * per));
+          // The rows of the partial chunk are the last `keep` lines of crops.csv: move them back into the buffer.
+          const csv = readFileSync(join(path, 'crops.csv'), 'utf8');
+          const lines = csv.split('\n').filter((l) => l !== '');
+          pendingRows.push(...lines.slice(lines.length - keep).map((l) => `${l}\n`));
+        }
+        return new CropStoreWriter(path, info, arr as zarr.Array<'uint8', FileSystemStore>, base, pending, pendingRows, keep, prog.state);
+      }
+      if (!o.overwrite) {
+        throw storeError(path, existsSync(metaFile) ? 'already exists' : 'exists from an interrupted run', existsSync(metaFile) ? 'choose another --out, or pass --overwrite' : 'pass --resume to continue it, or --overwrite to start again');
+      }
+    }
+    if (o.overwrite) {
+      const { rmSync } = await import('node:fs');
+      for (const p of ['crops', 'crops.csv', 'qcbench.json', 'progress.json', 'chunks.sha256', 'skipped.csv', 'zarr.json']) rmSync(join(path, p), { recursive: true, force: true });
+    }
+    mkdirSync(path, { recursive: true });
+    await zarr.create(root, { attributes: { qcbench: { format: FORMAT, channels: o.channels, size: o.size } } });
+    const codecs = [{ name: 'bytes', configuration: { endian: 'little' } }, ...(info.compression === 'gzip' ? [{ name: 'gzip', configuration: { level: 1 } }] : [])];
+    const arr = await zarr.create(root.resolve('crops'), {
+      shape: [0, o.channels.length, o.size, o.size],
+      chunkShape: [CHUNK, o.channels.length, o.size, o.size],
+      dtype: 'uint8',
+      codecs,
+      fillValue: 0,
+      dimensionNames: ['crop', 'channel', 'y', 'x'],
+      attributes: { channels: o.channels },
+    });
+    const header = [...FIXED_COLUMNS, ...info.metadata_columns].map(csvCell).join(',');
+    appendBytes(join(path, 'crops.csv'), `${header}\n`, true);
+    appendBytes(join(path, 'chunks.sha256'), '', true);
+    const w = new CropStoreWriter(path, info, arr, 0, [], [], 0, undefined);
+    await w.checkpoint({});
+    return w;
+  }
+
+  /**
+   * Appends crops (n×C×S×S uint8, n = metas.length) with their metadata (`index` is assigned here).
+   * Full chunks are written as soon as they fill.
+   */
+  async append(crops: Uint8Array, metas: Omit<CropMeta, 'index'>[]): Promise<void> {
+    const per = this.cropBytes;
+    if (crops.length !== metas.length * per) {
+      throw new QcbError('QCB_INTERNAL', `append: ${crops.length} bytes for ${metas.length} crops of ${per}`, { fix: 'report this bug' });
+    }
+    for (let i = 0; i < metas.length; i++) {
+      const m = metas[i];
+      const index = this.count + this.pending.length;
+      this.pending.push(crops.slice(i * per, (i + 1) * per)); // a copy: callers may reuse their buffer
+      const row = [m.crop_id, index, m.plate, m.well, m.site, m.field_id, m.x, m.y, m.area, m.source_files, ...this.info.metadata_columns.map((k) => m.metadata[k] ?? '')];
+      // One physical line per crop (line breaks inside values become spaces), so checkpoints can count lines.
+      this.pendingRows.push(`${row.map((v) => csvCell(typeof v === 'string' ? v.replace(/[\r\n]+/g, ' ') : v)).join(',')}\n`);
+      if (this.pending.length === CHUNK) await this.flush();
+    }
+  }
+
+  /** Writes buffered crops: whole chunks leave the buffer; a partial chunk is written but kept for rewriting. */
+  private async flush(): Promise<void> {
+    const n = this.pending.length;
+    if (n === 0) return;
+    const per = this.cropBytes;
+    const data = new Uint8Array(n * per);
+    for (let i = 0; i < n; i++) data.set(this.pending[i], i * per);
+    const end = this.count + n;
+    await this.setShape(end);
+    const { channels, size } = this.info;
+    const C = channels.length;
+    await zarr.set(this.arr, [zarr.slice(this.count, end), null, null, null], { data, shape: [n, C, size, size], stride: [C * size * size, size * size, size, 1] });
+    if (n === CHUNK) {
+      this.writeRows();
+      appendBytes(join(this.path, 'chunks.sha256'), `${createHash('sha256').update(data).digest('hex')}\n`);
+      this.count = end;
+      this.pending = [];
+      this.pendingRows = [];
+      this.rowsInFile = 0;
+    }
+  }
+
+  /** Appends the buffered rows crops.csv does not hold yet (each row is written exactly once). */
+  private writeRows(): void {
+    if (this.rowsInFile < this.pendingRows.length) {
+      appendBytes(join(this.path, 'crops.csv'), this.pendingRows.slice(this.rowsInFile).join(''));
+      this.rowsInFile = this.pendingRows.length;
+    }
+  }
+
+  private async setShape(n: number): Promise<void> {
+    if (this.arr.shape[0] === n) return;
+    const file = join(this.path, 'crops', 'zarr.json');
+    const meta = JSON.parse(readFileSync(file, 'utf8'));
+    meta.shape[0] = n;
+    writeJsonAtomic(file, meta);
+    this.arr = (await zarr.open.v3(zarr.root(new FileSystemStore(this.path)).resolve('crops'), { kind: 'array' })) as zarr.Array<'uint8', FileSystemStore>;
+  }
+
+  /**
+   * Makes everything appended so far durable and records `state` (e.g. the number of fields done) so that a resumed
+   * writer starts here (`resumedState`).
+   */
+  async checkpoint(state: Record<string, unknown>): Promise<void> {
+    await this.flush();
+    // crops.csv gets the partial chunk's rows too, so it is complete at the checkpoint; resume reads them back.
+    this.writeRows();
+    const prog: Progress & { info: Omit<CropStoreInfo, 'hash' | 'complete' | 'count'> } = {
+      count: this.count + this.pending.length,
+      csvBytes: fileSize(join(this.path, 'crops.csv')),
+      hashBytes: fileSize(join(this.path, 'chunks.sha256')),
+      state,
+      info: this.info,
+    };
+    writeJsonAtomic(join(this.path, 'progress.json'), prog);
+  }
+
+  /** Flushes, computes the content hash and writes qcbench.json (the store is then complete and readable). */
+  async finish(extra: Record<string, unknown> = {}): Promise<CropStoreInfo> {
+    await this.flush();
+    const count = this.count + this.pending.length;
+    if (this.pending.length) {
+      const per = this.cropBytes;
+      const data = new Uint8Array(this.pending.length * per);
+      for (let i = 0; i < this.pending.length; i++) data.set(this.pending[i], i * per);
+      this.writeRows();
+      appendBytes(join(this.path, 'chunks.sha256'), `${createHash('sha256').update(data).digest('hex')}\n`);
+      this.count = count;
+      this.pending = [];
+      this.pendingRows = [];
+      this.rowsInFile = 0;
+    }
+    await this.setShape(count);
+    const h = createHash('sha256');
+    h.update(readFileSync(join(this.path, 'chunks.sha256')));
+    h.update(readFileSync(join(this.path, 'crops.csv')));
+    const params = { ...this.info.params, ...extra };
+    h.update(contentHash({ ...this.info, params, count }));
+    const info: CropStoreInfo = { ...this.info, params, count, hash: h.digest('hex'), complete: true };
+    writeJsonAtomic(join(this.path, 'qcbench.json'), info);
+    const { rmSync } = await import('node:fs');
+    rmSync(join(this.path, 'progress.json'), { force: true });
+    return info;
+  }
+}
+
+function fileSize(p: string): number {
+  try {
+    return statSync(p).size;
+  } catch {
+    return 0;
+  }
+}
+
+function truncateTo(p: string, bytes: number): void {
+  if (!existsSync(p)) return;
+  const fd = openSync(p, 'r+');
+  try {
+    ftruncateSync(fd, bytes);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function appendBytes(p: string, text: string, create = false): void {
+  const fd = openSync(p, create ? 'w' : 'a');
+  try {
+    const b = Buffer.from(text);
+    let off = 0;
+    while (off < b.length) off += writeSync(fd, b, off, b.length - off);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A complete crop store opened for reading. */
+export interface CropStore {
+  path: string;
+  info: CropStoreInfo;
+  count: number;
+  channels: string[];
+  size: number;
+  hash: string;
+  /** Per-crop metadata in index order. */
+  meta: CropMeta[];
+  /** Crops [start, end) as (end−start)×C×S×S uint8. */
+  read(start: number, end: number): Promise<Uint8Array>;
+  /** Crops at the given indices (any order, repeats allowed) as n×C×S×S uint8. */
+  readIndices(idx: number[]): Promise<Uint8Array>;
+}
+
+/** Opens a complete store; QCB_STORE when it is missing, unfinished or inconsistent. */
+export async function openCropStore(path: string, opts: { cacheChunks?: number } = {}): Promise<CropStore> {
+  registerGzip();
+  path = resolve(path);
+  const metaFile = join(path, 'qcbench.json');
+  if (!existsSync(metaFile)) {
+    const partial = existsSync(join(path, 'progress.json'));
+    throw storeError(
+      path,
+      partial ? 'is incomplete (extraction was interrupted)' : existsSync(path) ? 'has no qcbench.json' : 'does not exist',
+      partial ? 'rerun `qcbench data crops … --resume` with the same options' : 'create it with `qcbench data crops --out STORE …`',
+    );
+  }
+  let info: CropStoreInfo;
+  try {
+    info = JSON.parse(readFileSync(metaFile, 'utf8'));
+  } catch (e) {
+    throw storeError(path, 'has an unreadable qcbench.json', 'recreate the store', e);
+  }
+  if (info.format !== FORMAT || !info.complete) throw storeError(path, 'is not a complete qcbench crop store', 'recreate it with `qcbench data crops`');
+  const store = new FileSystemStore(path);
+  let arr: zarr.Array<zarr.DataType, FileSystemStore>;
+  try {
+    arr = await zarr.open.v3(zarr.root(store).resolve('crops'), { kind: 'array' });
+  } catch (e) {
+    throw storeError(path, 'has no readable crops array', 'recreate the store', e);
+  }
+  const C = info.channels.length;
+  const S = info.size;
+  const want = [info.count, C, S, S];
+  if (arr.dtype !== 'uint8' || arr.shape.join() !== want.join() || arr.chunks[0] !== info.chunk) {
+    throw new QcbError('QCB_STORE', `crops array is ${arr.dtype} [${arr.shape}] but qcbench.json says uint8 [${want}]`, {
+      file: join(path, 'crops', 'zarr.json'),
+      value: arr.shape,
+      allowed: `[${want}]`,
+      fix: 'the store was modified or copied incompletely: recreate it',
+    });
+  }
+  const table = parseCsv(readFileSync(join(path, 'crops.csv'), 'utf8'), join(path, 'crops.csv'));
+  if (table.rows.length !== info.count || table.malformed.length) {
+    throw new QcbError('QCB_STORE', `crops.csv has ${table.rows.length} rows (${table.malformed.length} malformed) for ${info.count} crops`, {
+      file: join(path, 'crops.csv'),
+      fix: 'the store was modified or copied incompletely: recreate it',
+    });
+  }
+  const meta: CropMeta[] = table.rows.map(({ values: v }) => {
+    const metadata: Record<string, string> = {};
+    for (const k of info.metadata_columns) metadata[k] = v[k] ?? '';
+    return {
+      crop_id: v.crop_id,
+      index: Number(v.index),
+      plate: v.plate,
+      well: v.well,
+      site: Number(v.site),
+      field_id: v.field_id,
+      x: Number(v.x),
+      y: Number(v.y),
+      area: Number(v.area),
+      source_files: v.source_files,
+      metadata,
+    };
+  });
+  const per = C * S * S;
+  const cacheMax = opts.cacheChunks ?? 8;
+  const cache = new Map<number, Promise<Uint8Array>>();
+  const chunk = (k: number): Promise<Uint8Array> => {
+    const hit = cache.get(k);
+    if (hit) {
+      cache.delete(k);
+      cache.set(k, hit);
+      return hit;
+    }
+    const p = arr.getChunk([k, 0, 0, 0]).then((c) => c.data as Uint8Array);
+    cache.set(k, p);
+    if (cache.size > cacheMax) cache.delete(cache.keys().next().value as number);
+    return p;
+  };
+  const check = (i: number) => {
+    if (!Number.isInteger(i) || i < 0 || i >= info.count) {
+      throw new QcbError('QCB_STORE', `crop index ${i} out of range`, { file: path, allowed: `0 … ${info.count - 1}`, fix: 'ask for indices within the store' });
+    }
+  };
+  return {
+    path,
+    info,
+    count: info.count,
+    channels: info.channels,
+    size: S,
+    hash: info.hash,
+    meta,
+    async read(start, end) {
+      if (end < start) throw new QcbError('QCB_STORE', `read(${start}, ${end}): end before start`, { file: path, fix: 'pass start ≤ end' });
+      if (end === start) return new Uint8Array(0);
+      check(start);
+      check(end - 1);
+      const out = new Uint8Array((end - start) * per);
+      for (let k = Math.floor(start / CHUNK); k * CHUNK < end; k++) {
+        const data = await chunk(k);
+        const a = Math.max(start, k * CHUNK);
+        const b = Math.min(end, (k + 1) * CHUNK);
+        out.set(data.subarray((a - k * CHUNK) * per, (b - k * CHUNK) * per), (a - start) * per);
+      }
+      return out;
+    },
+    async readIndices(idx) {
+      idx.forEach(check);
+      const out = new Uint8Array(idx.length * per);
+      const byChunk = new Map<number, number[]>();
+      idx.forEach((i, j) => {
+        const k = Math.floor(i / CHUNK);
+        const l = byChunk.get(k);
+        if (l) l.push(j);
+        else byChunk.set(k, [j]);
+      });
+      for (const [k, js] of byChunk) {
+        const data = await chunk(k);
+        for (const j of js) {
+          const o = (idx[j] - k * CHUNK) * per;
+          out.set(data.subarray(o, o + per), j * per);
+        }
+      }
+      return out;
+    },
+  };
+}

@@ -1,0 +1,174 @@
+/**
+ * Feature extraction through an encoder's ONNX graph in onnxruntime, in batches: uint8 crops N×C×S×S → float in
+ * [0, 1] → the encoder's normalisation (x − mean) / std per channel → `features` N×D. A frozen encoder's features
+ * are computed once per (encoder, crops) and shared by kNN and the linear probe (paper §3.3 tasks 1–2).
+ */
+import { QcbError } from '../errors.js';
+import { loadSession, ortF32 } from '../engine/runtime/session.js';
+import type { EncoderGraph, Preprocess } from '../encoders/types.js';
+import type { Logger } from '../util/log.js';
+
+/** Crops in memory: N×C×S×S uint8, channel-major per crop (the crop store's layout). */
+export interface CropSet {
+  data: Uint8Array;
+  n: number;
+  channels: number;
+  size: number;
+}
+
+/** N×D float32 features, row-major. */
+export interface Features {
+  data: Float32Array;
+  rows: number;
+  cols: number;
+}
+
+/** A CropSet of the given rows (copied). */
+export function selectCrops(c: CropSet, rows: readonly number[]): CropSet {
+  const per = c.channels * c.size * c.size;
+  const data = new Uint8Array(rows.length * per);
+  rows.forEach((r, i) => data.set(c.data.subarray(r * per, (r + 1) * per), i * per));
+  return { data, n: rows.length, channels: c.channels, size: c.size };
+}
+
+/**
+ * Crops `rows` of `c` as the encoder's float input, count×3×T×T (T = `targetSize` or S): scaled to [0, 1],
+ * normalised per channel, grey crops replicated to 3 channels, bilinear resize (half-pixel centres, as
+ * torchvision's `Resize` without antialias) when T ≠ S.
+ */
+export function cropsToInput(c: CropSet, rows: readonly number[], pre: Preprocess, targetSize?: number): Float32Array {
+  if (c.channels !== 3 && c.channels !== 1) {
+    throw new QcbError('QCB_STORE', `crops have ${c.channels} channels; encoders take 3 (RGB composite, paper §3.1) or 1 (replicated)`, {
+      key: 'channels',
+      value: c.channels,
+      allowed: '1 or 3',
+      fix: 'extract crops with 3 channels (e.g. DNA, actin, mitochondria as in the paper) or a single channel',
+    });
+  }
+  const S = c.size;
+  const T = targetSize ?? S;
+  const plane = S * S;
+  const out = new Float32Array(rows.length * 3 * T * T);
+  const inv255 = 1 / 255;
+  rows.forEach((r, i) => {
+    for (let ch = 0; ch < 3; ch++) {
+      const src = r * c.channels * plane + (c.channels === 1 ? 0 : ch) * plane;
+      const dst = (i * 3 + ch) * T * T;
+      const m = pre.mean[ch] ?? 0;
+      const s = 1 / (pre.std[ch] ?? 1);
+      if (T === S) {
+        for (let k = 0; k < plane; k++) out[dst + k] = (c.data[src + k] * inv255 - m) * s;
+      } else {
+        const sc = S / T;
+        for (let y = 0; y < T; y++) {
+          const fy = Math.min(Math.max((y + 0.5) * sc - 0.5, 0), S - 1);
+          const y0 = Math.floor(fy);
+          const y1 = Math.min(y0 + 1, S - 1);
+          const wy = fy - y0;
+          for (let x = 0; x < T; x++) {
+            const fx = Math.min(Math.max((x + 0.5) * sc - 0.5, 0), S - 1);
+            const x0 = Math.floor(fx);
+            const x1 = Math.min(x0 + 1, S - 1);
+            const wx = fx - x0;
+            const v =
+              (1 - wy) * ((1 - wx) * c.data[src + y0 * S + x0] + wx * c.data[src + y0 * S + x1]) +
+              wy * ((1 - wx) * c.data[src + y1 * S + x0] + wx * c.data[src + y1 * S + x1]);
+            out[dst + y * T + x] = (v * inv255 - m) * s;
+          }
+        }
+      }
+    }
+  });
+  return out;
+}
+
+export interface ExtractOptions {
+  /** Crops per onnxruntime run (default 64). */
+  batchSize?: number;
+  threads?: number;
+  log?: Logger;
+  /** Progress label (default "features"). */
+  label?: string;
+}
+
+/**
+ * Runs the encoder over all crops.
+ * @returns N×D features (D = `eg.dim`)
+ * @throws QCB_NAN_LOSS-free: QCB_FEED if the encoder's features are not finite (a diverged pretraining)
+ */
+export async function extractFeatures(eg: EncoderGraph, pre: Preprocess, crops: CropSet, o: ExtractOptions = {}): Promise<Features> {
+  const bs = Math.max(1, o.batchSize ?? 64);
+  const session = await loadSession(eg.graph, { intraOpNumThreads: o.threads });
+  const T = eg.inputSize ?? crops.size;
+  const D = eg.dim;
+  const out = new Float32Array(crops.n * D);
+  const prog = o.log && crops.n > bs ? o.log.startProgress(o.label ?? 'features', crops.n, 'crops') : undefined;
+  for (let s = 0; s < crops.n; s += bs) {
+    const rows = Array.from({ length: Math.min(bs, crops.n - s) }, (_, i) => s + i);
+    const x = cropsToInput(crops, rows, pre, T);
+    const r = await session.run({ input: ortF32(x, [rows.length, 3, T, T]) }, ['features']);
+    const f = r.features.data as Float32Array;
+    if (f.length !== rows.length * D) {
+      throw new QcbError('QCB_ONNX_GRAPH', `the encoder returned ${f.length / rows.length} features per crop, expected ${D}`, { key: 'features', fix: 'check the encoder file' });
+    }
+    out.set(f, s * D);
+    prog?.tick(rows.length);
+  }
+  prog?.finish();
+  for (let i = 0; i < out.length; i++) {
+    if (!Number.isFinite(out[i])) {
+      throw new QcbError('QCB_FEED', `the encoder's features contain ${out[i]} (crop ${Math.floor(i / D)})`, {
+        key: 'features',
+        fix: 'the encoder is broken (a diverged pretraining gives NaN weights): retrain or re-export it',
+      });
+    }
+  }
+  return { data: out, rows: crops.n, cols: D };
+}
+
+/**
+ * Paper Fig. 1's RGB composite for a Cell Painting store: red = WGA + phalloidin (Ph_golgi / AGP / actin),
+ * green = MitoTracker (Mito; Tubulin on BBBC021), blue = Hoechst (DNA). Names compared case-insensitively.
+ */
+const RGB_PREFERENCES: readonly (readonly string[])[] = [
+  ['ph_golgi', 'agp', 'actin', 'wga'],
+  ['mito', 'mitotracker', 'tubulin'],
+  ['hoechst', 'dapi', 'dna'],
+];
+
+/**
+ * Which store channels feed the encoder's 3 input channels: `requested` names (3, or 1 to replicate), else all of a
+ * 1- or 3-channel store, else the paper's composite by channel name.
+ * @throws QCB_STORE naming the store's channels and the `--channels` fix
+ */
+export function chooseChannels(storeChannels: readonly string[], requested?: readonly string[]): number[] {
+  const lower = storeChannels.map((c) => c.toLowerCase());
+  const fail = (why: string) =>
+    new QcbError('QCB_STORE', why, {
+      key: '--channels',
+      value: requested ?? storeChannels,
+      allowed: storeChannels.join(', '),
+      fix: `name 3 of the store's channels in R,G,B order (e.g. --channels ${storeChannels.slice(0, 3).join(',')}) or 1 to replicate`,
+    });
+  if (requested && requested.length) {
+    if (requested.length !== 3 && requested.length !== 1) throw fail(`give 1 or 3 channels, got ${requested.length}`);
+    return requested.map((r) => {
+      const i = lower.indexOf(r.toLowerCase());
+      if (i < 0) throw fail(`channel '${r}' is not in the store`);
+      return i;
+    });
+  }
+  if (storeChannels.length === 1 || storeChannels.length === 3) return storeChannels.map((_, i) => i);
+  const idx = RGB_PREFERENCES.map((prefs) => lower.findIndex((c) => prefs.includes(c)));
+  if (idx.some((i) => i < 0)) throw fail(`the store has ${storeChannels.length} channels (${storeChannels.join(', ')}) and no DNA / actin / mitochondria set to compose RGB from`);
+  return idx;
+}
+
+/** Keeps channels `idx` (in that order) of n×C×S×S crops: n×|idx|×S×S. */
+export function pickChannels(data: Uint8Array, n: number, channels: number, size: number, idx: readonly number[]): CropSet {
+  const plane = size * size;
+  if (idx.length === channels && idx.every((c, i) => c === i)) return { data, n, channels, size };
+  const out = new Uint8Array(n * idx.length * plane);
+  for (let k = 0; k < n; k++) idx.forEach((c, j) => out.set(data.subarray((k * channels + c) * plane, (k * channels + c + 1) * plane), (k * idx.length + j) * plane));
+  return { data: out, n, channels: idx.length, size };
+}

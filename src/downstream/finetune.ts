@@ -1,0 +1,129 @@
+/**
+ * Fine-tuning (Masud et al. 2022 §3.3, task 3): "a dense linear layer with 2 output classes as in the previous
+ * settings. However, this time we did not freeze the encoder network … We trained the models for 50 epochs. The
+ * learning rate was 0.001 with a momentum of 0.9 with a SGD optimizer … a step scheduler with a gamma value of 0.1 at
+ * 25 on 40 epochs."
+ *
+ * The encoder graph plus a linear head and softmax cross-entropy are compiled into one training step by the engine
+ * (autodiff + SGD in ONNX) and run in onnxruntime; BatchNorm trains with batch statistics (PyTorch's `model.train()`),
+ * and the exported inference graph (running statistics) predicts the test crops. Batches of one crop are skipped:
+ * BatchNorm needs two samples for a batch statistic (PyTorch raises there).
+ */
+import { QcbError } from '../errors.js';
+import { GraphBuilder } from '../engine/ir/builder.js';
+import type { Graph } from '../engine/ir/graph.js';
+import { loadSession, ortF32 } from '../engine/runtime/session.js';
+import { cloneGraph } from '../engine/train/compile.js';
+import { inferenceGraph } from '../engine/train/export-inference.js';
+import { Sgd } from '../engine/train/optim/sgd.js';
+import { Trainer } from '../engine/train/trainer.js';
+import type { EncoderGraph, Preprocess } from '../encoders/types.js';
+import { FINETUNE } from '../protocol/defaults.js';
+import type { Logger } from '../util/log.js';
+import { type CropSet, cropsToInput } from './features.js';
+import { appendCrossEntropy, appendLinearHead, CLASSES, classIndices, type HeadTrainSettings, multiStepLr, oneHot, permutation, predictionsFromLogits } from './head.js';
+
+/** Paper §3.3 defaults (from src/protocol/defaults.ts). */
+export const FINETUNE_DEFAULTS: HeadTrainSettings = {
+  epochs: FINETUNE.epochs,
+  batch_size: FINETUNE.batch_size,
+  lr: FINETUNE.lr,
+  momentum: FINETUNE.momentum,
+  weight_decay: FINETUNE.weight_decay,
+  milestones: [...FINETUNE.milestones],
+  gamma: FINETUNE.gamma,
+};
+
+export interface FinetuneOptions {
+  seed: number;
+  settings?: Partial<HeadTrainSettings>;
+  threads?: number;
+  log?: Logger;
+}
+
+/** A fine-tuned classifier: the inference graph `input` N×3×T×T → `logits` N×2, and its training curve. */
+export interface FinetuneModel {
+  graph: Graph;
+  inputSize: number;
+  preprocess: Preprocess;
+  classes: readonly string[];
+  /** Mean training loss per epoch. */
+  lossCurve: number[];
+  images_per_second: number;
+}
+
+/**
+ * Fine-tunes the whole encoder with a linear head on the training crops.
+ * @param eg the encoder (not modified)
+ * @param crops N×C×S×S training crops, `labels` their N labels
+ */
+export async function trainFinetune(eg: EncoderGraph, pre: Preprocess, crops: CropSet, labels: readonly string[], o: FinetuneOptions): Promise<FinetuneModel> {
+  const s = { ...FINETUNE_DEFAULTS, ...o.settings };
+  if (crops.n !== labels.length) throw new QcbError('QCB_FEED', `${crops.n} crops but ${labels.length} labels`, { key: 'labels', fix: 'give one label per training crop' });
+  if (crops.n < 2) throw new QcbError('QCB_ANNOTATIONS', `fine-tuning needs at least 2 training images, got ${crops.n}`, { key: 'budget', fix: 'use a label budget of at least one image per class' });
+  const K = CLASSES.length;
+  const y = classIndices(labels);
+  const T = eg.inputSize ?? crops.size;
+  const g = cloneGraph(eg.graph);
+  g.inputs = g.inputs.map((v) => (v.name === 'input' ? { ...v, shape: ['N', 3, T, T] } : v));
+  const b = new GraphBuilder(g);
+  const yin = b.input('qcb_y', 'float32', ['N', K]);
+  const head = appendLinearHead(b, 'features', eg.dim, K, o.seed, 'qcb_head.');
+  g.outputs = [];
+  b.output(head.logits, 'logits');
+  b.output(appendCrossEntropy(b, 'logits', yin), 'qcb_loss');
+  b.build();
+  const trainable = eg.params ? [...eg.params, ...head.params] : undefined;
+  const trainer = await Trainer.create(
+    { graph: g, loss: 'qcb_loss', trainable, optimizer: new Sgd({ momentum: s.momentum, weightDecay: s.weight_decay }) },
+    { intraOpNumThreads: o.threads },
+  );
+  const lossCurve: number[] = [];
+  const prog = o.log?.startProgress('fine-tuning', s.epochs * crops.n, 'images');
+  const t0 = Date.now();
+  let seen = 0;
+  for (let epoch = 0; epoch < s.epochs; epoch++) {
+    const lr = multiStepLr(s.lr, epoch, s.milestones, s.gamma);
+    const perm = permutation(crops.n, (o.seed * 1_000_003 + epoch) >>> 0);
+    let sum = 0;
+    let cnt = 0;
+    for (let st = 0; st < perm.length; st += s.batch_size) {
+      const rows = perm.slice(st, st + s.batch_size);
+      if (rows.length < 2) continue;
+      const x = cropsToInput(crops, rows, pre, T);
+      const r = await trainer.step(
+        { input: { dtype: 'float32', dims: [rows.length, 3, T, T], data: x }, qcb_y: { dtype: 'float32', dims: [rows.length, K], data: oneHot(y, rows, K) } },
+        lr,
+      );
+      sum += r.loss * rows.length;
+      cnt += rows.length;
+      seen += rows.length;
+      prog?.tick(rows.length, `loss ${r.loss.toFixed(3)}`);
+    }
+    lossCurve.push(cnt ? sum / cnt : Number.NaN);
+  }
+  prog?.finish('fine-tuning: done');
+  const seconds = (Date.now() - t0) / 1000;
+  const graph = inferenceGraph(trainer, { outputs: ['logits'] });
+  return { graph, inputSize: T, preprocess: pre, classes: CLASSES, lossCurve, images_per_second: seen / Math.max(seconds, 1e-9) };
+}
+
+/** N×K logits of a fine-tuned model on crops, in batches. */
+export async function finetuneLogits(m: FinetuneModel, crops: CropSet, o: { threads?: number; batchSize?: number } = {}): Promise<Float32Array> {
+  const session = await loadSession(m.graph, { intraOpNumThreads: o.threads });
+  const K = m.classes.length;
+  const bs = Math.max(1, o.batchSize ?? 64);
+  const T = m.inputSize;
+  const out = new Float32Array(crops.n * K);
+  for (let st = 0; st < crops.n; st += bs) {
+    const rows = Array.from({ length: Math.min(bs, crops.n - st) }, (_, i) => st + i);
+    const r = await session.run({ input: ortF32(cropsToInput(crops, rows, m.preprocess, T), [rows.length, 3, T, T]) }, ['logits']);
+    out.set(r.logits.data as Float32Array, st * K);
+  }
+  return out;
+}
+
+/** Predicted labels and abnormal-class probabilities for test crops. */
+export async function predictFinetune(m: FinetuneModel, crops: CropSet, o: { threads?: number } = {}): Promise<{ pred: string[]; score: number[] }> {
+  return predictionsFromLogits(await finetuneLogits(m, crops, o), m.classes);
+}

@@ -1,0 +1,176 @@
+/**
+ * kNN downstream task (paper §3.3, task 1): k-nearest-neighbour classification (k = 5) of the frozen encoder's pooled
+ * features, no training. Neighbour search uses `ml-knn`'s k-d tree (exact Euclidean search); the vote is done here so
+ * that ties in distance and in votes resolve deterministically and the abnormal score is available for the AUC.
+ */
+import KNN from 'ml-knn';
+import { QcbError } from '../errors.js';
+
+/** A feature matrix: N rows of D values, or one flat row-major buffer with its shape (N×D). */
+export type FeatureMatrix = readonly ArrayLike<number>[] | { data: ArrayLike<number>; rows: number; cols: number };
+
+export interface KnnOptions {
+  /** Number of neighbours (paper: 5). */
+  k?: number;
+  /**
+   * Feature preprocessing: `raw` (default, as the paper: Euclidean distance on the encoder output) or `l2` (each row
+   * scaled to unit length first, i.e. cosine-distance ranking, common for SSL features).
+   */
+  normalize?: 'raw' | 'l2';
+  /** Vote weights: `uniform` (default, as the paper) or `distance` (1/distance, as sklearn's weights='distance'). */
+  weighting?: 'uniform' | 'distance';
+  /** Class whose vote share is the score (default `abnormal` if present among the labels, else the second sorted label). */
+  positiveClass?: string;
+}
+
+export interface KnnResult {
+  /** Predicted label per test row. */
+  pred: string[];
+  /** Share of the (weighted) vote that went to the positive class per test row, in [0, 1]: the AUC score. */
+  score: number[];
+  /** Indices into the training rows of each test row's neighbours, nearest first (ties by index). */
+  neighbours: number[][];
+  /** The positive class used for `score`. */
+  positiveClass: string;
+  /** k actually used (min(k, training rows)). */
+  k: number;
+}
+
+/**
+ * Classifies test rows by their k nearest training rows.
+ * @param trainX N×D training features
+ * @param trainY N labels
+ * @param testX M×D test features
+ * @returns predictions and positive-class scores for the M test rows. A vote tie (even k, or distance weights) goes to
+ *   the class of the nearest neighbour.
+ */
+export function knnClassify(
+  trainX: FeatureMatrix,
+  trainY: readonly string[],
+  testX: FeatureMatrix,
+  opts: KnnOptions = {},
+): KnnResult {
+  const k0 = opts.k ?? 5;
+  if (!Number.isInteger(k0) || k0 < 1) {
+    throw new QcbError('QCB_USAGE', 'k must be a positive integer', {
+      key: 'k',
+      value: k0,
+      allowed: 'an integer ≥ 1',
+      fix: 'set tasks.knn.k to a positive integer (the paper uses 5)',
+    });
+  }
+  const l2 = (opts.normalize ?? 'raw') === 'l2';
+  const train = toRows(trainX, l2, 'train');
+  const test = toRows(testX, l2, 'test');
+  if (train.length !== trainY.length) {
+    throw new QcbError('QCB_FEED', `kNN got ${train.length} training rows but ${trainY.length} labels`, {
+      key: 'labels',
+      fix: 'give one label per training feature row',
+    });
+  }
+  if (train.length === 0) {
+    throw new QcbError('QCB_ANNOTATIONS', 'kNN has no training images', {
+      key: 'budget',
+      fix: 'use a label budget of at least one image per class',
+    });
+  }
+  const d = train[0].length;
+  for (const [name, rows] of [
+    ['train', train],
+    ['test', test],
+  ] as const) {
+    for (const r of rows) {
+      if (r.length !== d) {
+        throw new QcbError('QCB_FEED', `kNN ${name} features have ${r.length} columns, expected ${d}`, {
+          key: `${name}X`,
+          fix: 'compute training and test features with the same encoder',
+        });
+      }
+    }
+  }
+  const labels = [...new Set(trainY)].sort();
+  const positive = opts.positiveClass ?? (labels.includes('abnormal') ? 'abnormal' : labels[labels.length - 1]);
+  const k = Math.min(k0, train.length);
+  // Labels handed to ml-knn are row indices: its k-d tree appends them to each point, so every neighbour it returns
+  // carries the index of its training row.
+  const model = new KNN(
+    train,
+    train.map((_, i) => i),
+    { k },
+  );
+  const weighting = opts.weighting ?? 'uniform';
+  const pred: string[] = [];
+  const score: number[] = [];
+  const neighbours: number[][] = [];
+  for (const row of test) {
+    const found = model.kdTree
+      .nearest(row, k)
+      .map(([p, dist]) => ({ i: p[p.length - 1], dist }))
+      .sort((a, b) => a.dist - b.dist || a.i - b.i);
+    const weights = voteWeights(
+      found.map((f) => f.dist),
+      weighting,
+    );
+    const votes = new Map<string, number>();
+    let total = 0;
+    found.forEach((f, j) => {
+      votes.set(trainY[f.i], (votes.get(trainY[f.i]) ?? 0) + weights[j]);
+      total += weights[j];
+    });
+    let best = trainY[found[0].i];
+    let bestVotes = votes.get(best) ?? 0;
+    for (const c of labels) {
+      const v = votes.get(c) ?? 0;
+      if (v > bestVotes + 1e-12) {
+        best = c;
+        bestVotes = v;
+      }
+    }
+    pred.push(best);
+    score.push(total > 0 ? (votes.get(positive) ?? 0) / total : 0);
+    neighbours.push(found.map((f) => f.i));
+  }
+  return { pred, score, neighbours, positiveClass: positive, k };
+}
+
+/** Uniform weights, or 1/distance; exact matches (distance 0) take all the weight, as in scikit-learn. */
+function voteWeights(dist: number[], weighting: 'uniform' | 'distance'): number[] {
+  if (weighting === 'uniform') return dist.map(() => 1);
+  if (dist.some((x) => x === 0)) return dist.map((x) => (x === 0 ? 1 : 0));
+  return dist.map((x) => 1 / x);
+}
+
+/** Plain number[] rows (ml-knn appends to each row), optionally L2-normalised; rejects non-finite values. */
+function toRows(x: FeatureMatrix, l2: boolean, name: string): number[][] {
+  let rows: number[][];
+  if ('data' in x && 'rows' in x) {
+    if (x.data.length !== x.rows * x.cols) {
+      throw new QcbError('QCB_FEED', `kNN ${name} buffer has ${x.data.length} values, expected ${x.rows}×${x.cols}`, {
+        key: `${name}X`,
+        fix: 'pass the feature buffer with its true shape',
+      });
+    }
+    rows = [];
+    for (let r = 0; r < x.rows; r++) rows.push(Array.from({ length: x.cols }, (_, c) => x.data[r * x.cols + c]));
+  } else {
+    rows = (x as readonly ArrayLike<number>[]).map((r) => Array.from(r));
+  }
+  for (const r of rows) {
+    let ss = 0;
+    for (const v of r) {
+      if (!Number.isFinite(v)) {
+        throw new QcbError('QCB_FEED', `kNN ${name} features contain a non-finite value`, {
+          key: `${name}X`,
+          value: v,
+          fix: 'check the encoder: its features must be finite (a NaN often means a diverged pretraining)',
+        });
+      }
+      ss += v * v;
+    }
+    if (l2 && ss > 0) {
+      const inv = 1 / Math.sqrt(ss);
+      for (let i = 0; i < r.length; i++) r[i] *= inv;
+    }
+  }
+  return rows;
+}

@@ -1,0 +1,158 @@
+/**
+ * Expands a protocol into cells (encoder × task × budget × seed × train set × test set) and computes every stage's
+ * content hash: a cell's id hashes its resolved settings and the hashes of its inputs (data, annotations, encoder),
+ * so a re-run computes only what changed, and two machines agree on ids without talking to each other.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { ENCODERS, type EncoderName, SSL_METHODS } from '../protocol/catalog.js';
+import type { DatasetConfig, Protocol } from '../protocol/schema.js';
+import type { CellKey } from './results.js';
+import { contentHash } from '../util/fs.js';
+
+/**
+ * Versions of the code that produces each stage's output. Bump one when a change alters that stage's results, so
+ * cached artifacts made by older code are not reused.
+ */
+export const STAGE_VERSIONS = { data: 1, pretrain: 1, features: 1, train: 1, cell: 1 } as const;
+
+/** One cell of a run, with everything needed to compute it. */
+export interface CellPlan {
+  id: string;
+  key: CellKey;
+  /** Index in the protocol's deterministic cell order (shards take `index % n === i`). */
+  index: number;
+  /** Names of the evaluation blocks that asked for this cell. */
+  blocks: string[];
+  /** Settings hashed into the id. */
+  settings: Record<string, unknown>;
+  /** Hash of the trained model (encoder + head) this cell evaluates; cells differing only in test set share it. */
+  trainId: string;
+  encoderId: string;
+}
+
+function fileHash(path: string | undefined): string | null {
+  if (!path || !existsSync(path)) return null;
+  const st = statSync(path);
+  if (st.isDirectory()) return `dir:${path}`;
+  // Content hash for small files (tables, annotations); size + mtime for large ones (weights), which are read once.
+  if (st.size <= 64 * 2 ** 20) return createHash('sha256').update(readFileSync(path)).digest('hex');
+  return `size:${st.size}:mtime:${Math.round(st.mtimeMs)}`;
+}
+
+/** Identity of a dataset's crops: what generates or lists its fields, how crops are cut. Cheap to compute. */
+export function datasetId(p: Protocol, name: string): string {
+  const ds: DatasetConfig = p.data.datasets[name];
+  const table = ds.image_table && ds.root ? (isAbsolute(ds.image_table) ? ds.image_table : join(ds.root, ds.image_table)) : undefined;
+  return contentHash({
+    v: STAGE_VERSIONS.data,
+    format: ds.format,
+    synth: ds.format === 'synthetic' ? ds.synth : undefined,
+    root: ds.format === 'synthetic' ? undefined : ds.root,
+    table: fileHash(table),
+    centres: fileHash(ds.centres),
+    channels: ds.channels ?? null,
+    dna: ds.dna_channel ?? null,
+    crop_size: p.data.crop_size,
+  });
+}
+
+/** Identity of an encoder as the run will use it. */
+export function encoderId(p: Protocol, encoder: EncoderName): string {
+  const entry = ENCODERS[encoder];
+  const base = { encoder, crop_size: p.data.crop_size };
+  if ((SSL_METHODS as readonly string[]).includes(encoder)) {
+    const { methods, knn_monitor: _k, log_every: _l, ...pre } = p.pretrain;
+    return contentHash({
+      ...base,
+      v: STAGE_VERSIONS.pretrain,
+      pretrain: pre,
+      method: methods[encoder as keyof typeof methods],
+      data: datasetId(p, p.data.pretrain_on),
+    });
+  }
+  if (entry.kind === 'tl') {
+    const dir = process.env.QCBENCH_WEIGHTS ?? '';
+    return contentHash({ ...base, weights: entry.weights, dir });
+  }
+  if (entry.kind === 'supervised-synthetic') return contentHash({ ...base, v: STAGE_VERSIONS.pretrain, fractaldb: 1 });
+  return contentHash(base);
+}
+
+/** Expands the protocol into its cells, in a deterministic order, deduplicated across evaluation blocks. */
+export function expandCells(p: Protocol): CellPlan[] {
+  const byId = new Map<string, CellPlan>();
+  const order: CellPlan[] = [];
+  const annHash = new Map<string, string | null>();
+  const ann = (set: string) => {
+    if (!annHash.has(set)) annHash.set(set, fileHash(p.data.datasets[set]?.annotations));
+    return annHash.get(set) ?? null;
+  };
+  const encIds = new Map<string, string>();
+  p.evaluations.forEach((ev, evIndex) => {
+    const block = ev.name ?? `evaluation-${evIndex}`;
+    for (const encoder of ev.encoders ?? p.encoders) {
+      if (!encIds.has(encoder)) encIds.set(encoder, encoderId(p, encoder));
+      const encId = encIds.get(encoder)!;
+      for (const task of ev.tasks) {
+        for (const budget of ev.budgets) {
+          for (const seed of p.seeds) {
+            const key: CellKey = { encoder, task, budget, seed, train_set: ev.train_set, test_set: ev.test_set };
+            const taskSettings = task === 'knn' ? p.tasks.knn : { ...p.tasks[task], line_search: p.tasks.line_search };
+            const trainSettings = {
+              v: STAGE_VERSIONS.train,
+              encoder: encId,
+              task,
+              budget,
+              seed,
+              train_data: datasetId(p, ev.train_set),
+              train_annotations: ann(ev.train_set),
+              crop_size: p.data.crop_size,
+              settings: taskSettings,
+            };
+            const trainId = contentHash(trainSettings);
+            const settings = {
+              v: STAGE_VERSIONS.cell,
+              train: trainId,
+              test_data: datasetId(p, ev.test_set),
+              test_annotations: ann(ev.test_set),
+              bootstrap: p.metrics.bootstrap,
+            };
+            const id = contentHash({ key, settings }).slice(0, 24);
+            const existing = byId.get(id);
+            if (existing) {
+              if (!existing.blocks.includes(block)) existing.blocks.push(block);
+              continue;
+            }
+            const plan: CellPlan = {
+              id,
+              key,
+              index: order.length,
+              blocks: [block],
+              settings: { ...settings, task: taskSettings, crop_size: p.data.crop_size },
+              trainId: trainId.slice(0, 24),
+              encoderId: encId.slice(0, 24),
+            };
+            byId.set(id, plan);
+            order.push(plan);
+          }
+        }
+      }
+    }
+  });
+  return order;
+}
+
+/**
+ * Parses `--shard i/n`: shard i of n, 0-based (0 ≤ i < n), as Kubernetes' JOB_COMPLETION_INDEX and a SLURM array
+ * `--array=0-(n-1)` count. Returns null when malformed.
+ */
+export function parseShard(s: string): { index: number; count: number } | null {
+  const m = /^(\d+)\/(\d+)$/.exec(s.trim());
+  if (!m) return null;
+  const index = Number(m[1]);
+  const count = Number(m[2]);
+  if (count < 1 || index >= count) return null;
+  return { index, count };
+}

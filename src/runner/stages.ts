@@ -1,0 +1,304 @@
+/**
+ * The real stage graph behind every cell:
+ *
+ *   dataset  (synthetic generation when absent → nuclei centres → Zarr crop store)   cache/stores/<datasetId>
+ *   encoder  (SSL pretraining, FractalDB pretraining, ImageNet weights, random init)  cache/encoders/<encoderId>
+ *   features (frozen encoders: every annotated crop of a data set, once per encoder)  in memory per worker
+ *   task     (kNN / linear probe / fine-tuning with the cell's label budget and seed)
+ *   metrics  (weighted accuracy, F1, AUC with bootstrap intervals, confusion, recall per artefact type)
+ *
+ * Heavy artifacts are content-addressed in `<workdir>/cache` and claimed while computed, so a crop store or an SSL
+ * encoder is made once for every cell, run, worker and shard that needs it.
+ */
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Annotation, readAnnotations, sampleLabelBudget } from '../data/annotations.js';
+import { openCropStore, type CropStore } from '../data/store/crop-store.js';
+import { synthesizeScreen } from '../data/synth/screen.js';
+import type { CropSet, Features } from '../downstream/features.js';
+import { extractFeatures } from '../downstream/features.js';
+import { resolveTask } from '../downstream/registry.js';
+import { resolveEncoder } from '../encoders/registry.js';
+import type { EncoderGraph, Preprocess } from '../encoders/types.js';
+import { QcbError } from '../errors.js';
+import { evaluate } from '../metrics/classification.js';
+import { ENCODERS, SSL_METHODS } from '../protocol/catalog.js';
+import type { DatasetConfig } from '../protocol/schema.js';
+import { pretrain } from '../ssl/pretrain.js';
+import { contentHash } from '../util/fs.js';
+import { type CellPlan, datasetId, encoderId } from './cells.js';
+import { extractDatasetCrops } from './extract.js';
+import type { Prediction } from './results.js';
+import type { CellOutcome, StageContext, Stages } from './stage-types.js';
+
+/** A data set ready for cells: its crop store and annotations. */
+interface DatasetHandle {
+  name: string;
+  store: CropStore;
+  annotations: Annotation[];
+  annotationsFile: string;
+  /** crop_id → store index. */
+  index: Map<string, number>;
+}
+
+/** A loaded encoder. */
+interface EncoderHandle {
+  eg: EncoderGraph;
+  preprocess: Preprocess;
+  /** Pretraining record id, for SSL / FractalDB encoders. */
+  pretrain?: string;
+}
+
+/** Per-process caches: a worker runs many cells of the same encoders and data sets. */
+class Memo {
+  datasets = new Map<string, Promise<DatasetHandle>>();
+  encoders = new Map<string, Promise<EncoderHandle>>();
+  features = new Map<string, Promise<Features>>();
+  crops = new Map<string, Promise<CropSet>>();
+}
+
+export function createStages(): Stages {
+  const memo = new Memo();
+  return { cell: (ctx, cell, onStage) => computeCell(ctx, memo, cell, onStage) };
+}
+
+function once<T>(map: Map<string, Promise<T>>, key: string, make: () => Promise<T>): Promise<T> {
+  let p = map.get(key);
+  if (!p) {
+    p = make();
+    map.set(key, p);
+    // A failure is not cached: the next cell may succeed (e.g. after a transient error).
+    p.catch(() => map.delete(key));
+  }
+  return p;
+}
+
+/** Generates (synthetic) and crops a data set into a content-addressed store; reads its annotations. */
+async function ensureDataset(ctx: StageContext, memo: Memo, name: string): Promise<DatasetHandle> {
+  return once(memo.datasets, name, async () => {
+    const ds: DatasetConfig = ctx.p.data.datasets[name];
+    const id = datasetId(ctx.p, name).slice(0, 24);
+    if (ds.format === 'synthetic') {
+      const s = ds.synth;
+      await synthesizeScreen({
+        domain: s.domain,
+        out: ds.root!,
+        plates: s.plates,
+        wells: s.wells,
+        sites: s.sites,
+        seed: s.seed,
+        width: s.width,
+        height: s.height,
+        abnormalFraction: s.abnormal_fraction,
+      });
+    }
+    const { path } = await ctx.cache.ensure('stores', id, (tmp) => extractDatasetCrops(ctx, name, ds, tmp), {
+      onWait: () => ctx.log.info(`waiting for another worker to finish the crop store of ${name}`),
+    });
+    const store = await openCropStore(path);
+    if (!ds.annotations)
+      throw new QcbError('QCB_ANNOTATIONS', `data set '${name}' has no annotations file`, {
+        file: ctx.p.source.file,
+        key: `data.datasets.${name}.annotations`,
+        fix: 'annotate crops in the format of annotations/README.md and name the file here',
+      });
+    const annotations = readAnnotations(ds.annotations);
+    const index = new Map(store.meta.map((m) => [m.crop_id, m.index]));
+    const missing = annotations.filter((a) => !index.has(a.crop_id));
+    if (missing.length)
+      throw new QcbError('QCB_ANNOTATIONS', `${missing.length} annotated crop(s) are not in the crop store of '${name}'`, {
+        file: ds.annotations,
+        key: 'crop_id',
+        value: missing.slice(0, 3).map((a) => a.crop_id),
+        fix: `annotate crops of this store (ids as in ${join(path, 'crops.csv')}); crops are cut at the nuclei centres, so use the same centres table and crop size`,
+      });
+    return { name, store, annotations, annotationsFile: ds.annotations, index };
+  });
+}
+
+/** Loads (and for SSL / FractalDB, first trains) an encoder; content-addressed in cache/encoders. */
+async function ensureEncoder(ctx: StageContext, memo: Memo, name: string, onStage: (s: string) => void): Promise<EncoderHandle> {
+  return once(memo.encoders, name, async () => {
+    const entry = resolveEncoder(name);
+    const id = encoderId(ctx.p, name as keyof typeof ENCODERS).slice(0, 24);
+    const base = {
+      cropSize: ctx.p.data.crop_size,
+      seed: 0,
+      threads: ctx.threads,
+      log: ctx.log,
+      cacheDir: join(ctx.cache.root, 'fractaldb'),
+    };
+    if ((SSL_METHODS as readonly string[]).includes(name)) {
+      onStage(`pretraining ${name}`);
+      const pre = await ensurePretrained(ctx, memo, name, id);
+      const eg = await entry.load({ ...base, pretrained: pre.onnx });
+      return { eg, preprocess: eg.preprocess ?? entry.preprocess, pretrain: pre.recordId };
+    }
+    if (entry.kind === 'supervised-synthetic') onStage(`pretraining ${name} on generated fractals`);
+    const eg = await entry.load(base);
+    return { eg, preprocess: eg.preprocess ?? entry.preprocess };
+  });
+}
+
+/** SSL pretraining on the protocol's `pretrain_on` crops; the exported encoder is cached by content hash. */
+async function ensurePretrained(
+  ctx: StageContext,
+  memo: Memo,
+  method: string,
+  id: string,
+): Promise<{ onnx: string; recordId: string }> {
+  const p = ctx.p;
+  const ds = await ensureDataset(ctx, memo, p.data.pretrain_on);
+  const { path } = await ctx.cache.ensure(
+    'encoders',
+    id,
+    async (tmp) => {
+      // Training works in a stable folder so a killed run resumes from its last epoch checkpoint.
+      const work = join(ctx.cache.root, 'pretrain-work', id);
+      mkdirSync(work, { recursive: true });
+      const store = ds.store;
+      const res = await pretrain({
+        method,
+        hyper: p.pretrain.methods[method as keyof typeof p.pretrain.methods] as Record<string, number>,
+        source: {
+          count: store.count,
+          channels: store.channels.length,
+          size: store.size,
+          id: `${store.path}#${store.hash}`,
+          read: (indices) => store.readIndices([...indices]),
+        },
+        outDir: work,
+        epochs: p.pretrain.epochs,
+        batchSize: p.pretrain.batch_size,
+        lr: p.pretrain.lr,
+        momentum: p.pretrain.momentum,
+        weightDecay: p.pretrain.weight_decay,
+        optimizer: p.pretrain.optimizer === 'lars' ? 'lars' : 'sgd',
+        warmupEpochs: p.pretrain.warmup_epochs,
+        seed: 0,
+        maxImagesPerEpoch: p.pretrain.max_images_per_epoch ?? undefined,
+        threads: ctx.threads,
+        logEvery: p.pretrain.log_every,
+        log: ctx.log,
+      });
+      mkdirSync(tmp, { recursive: true });
+      copyFileSync(res.onnx, join(tmp, 'encoder.onnx'));
+      copyFileSync(res.recordFile, join(tmp, 'pretrain.json'));
+    },
+    { onWait: () => ctx.log.info(`waiting for another worker to finish pretraining ${method}`) },
+  );
+  // The pretraining record goes into the results directory too: reports read only results.
+  const record = JSON.parse(readFileSync(join(path, 'pretrain.json'), 'utf8'));
+  const recordId = id;
+  if (!ctx.results.has('pretrain', `${recordId}.json`))
+    ctx.results.writeJson('pretrain', `${recordId}.json`, { ...record, id: recordId, encoder: method });
+  return { onnx: join(path, 'encoder.onnx'), recordId };
+}
+
+/** Crops of the given annotation rows, in memory (cached per data set and row list). */
+async function cropsOf(memo: Memo, ds: DatasetHandle, rows: Annotation[]): Promise<CropSet> {
+  const key = `${ds.name}:${contentHash(rows.map((r) => r.crop_id)).slice(0, 16)}`;
+  return once(memo.crops, key, async () => {
+    const idx = rows.map((r) => ds.index.get(r.crop_id)!);
+    const data = await ds.store.readIndices(idx);
+    return { data, n: idx.length, channels: ds.store.channels.length, size: ds.store.size };
+  });
+}
+
+function selectFeatureRows(f: Features, rows: number[]): Features {
+  const data = new Float32Array(rows.length * f.cols);
+  rows.forEach((r, i) => data.set(f.data.subarray(r * f.cols, (r + 1) * f.cols), i * f.cols));
+  return { data, rows: rows.length, cols: f.cols };
+}
+
+async function computeCell(
+  ctx: StageContext,
+  memo: Memo,
+  cell: CellPlan,
+  onStage: (stage: string) => void,
+): Promise<CellOutcome> {
+  const { key } = cell;
+  const timing: Record<string, number> = {};
+  const t = () => Date.now();
+  let t0 = t();
+  onStage('data');
+  const trainDs = await ensureDataset(ctx, memo, key.train_set);
+  const testDs = key.test_set === key.train_set ? trainDs : await ensureDataset(ctx, memo, key.test_set);
+  timing.data = (t() - t0) / 1000;
+
+  const trainPool = trainDs.annotations.filter((a) => a.split === 'train');
+  const trainRows = sampleLabelBudget(trainPool, key.budget, key.seed, trainDs.annotationsFile);
+  const testRows = testDs.annotations.filter((a) => a.split === 'test');
+  if (testRows.length === 0)
+    throw new QcbError('QCB_ANNOTATIONS', `data set '${testDs.name}' has no test annotations`, {
+      file: testDs.annotationsFile,
+      key: 'split',
+      fix: 'mark some annotated crops as split=test',
+    });
+
+  t0 = t();
+  onStage('encoder');
+  const enc = await ensureEncoder(ctx, memo, key.encoder, onStage);
+  timing.encoder = (t() - t0) / 1000;
+
+  const task = resolveTask(key.task);
+  const [trainCrops, testCrops] = await Promise.all([cropsOf(memo, trainDs, trainRows), cropsOf(memo, testDs, testRows)]);
+  let features: { train: Features; test: Features } | undefined;
+  if (task.frozen) {
+    t0 = t();
+    onStage('features');
+    // Every annotated crop of a data set once per encoder; budgets and seeds select rows.
+    const all = async (ds: DatasetHandle) =>
+      once(memo.features, `${key.encoder}:${ds.name}`, async () =>
+        extractFeatures(enc.eg, enc.preprocess, await cropsOf(memo, ds, ds.annotations), {
+          threads: ctx.threads,
+          log: ctx.log,
+          label: `features ${key.encoder} ${ds.name}`,
+        }),
+      );
+    const pos = (ds: DatasetHandle, rows: Annotation[]) => {
+      const at = new Map(ds.annotations.map((a, i) => [a.crop_id, i]));
+      return rows.map((r) => at.get(r.crop_id)!);
+    };
+    const [ftr, fte] = await Promise.all([all(trainDs), all(testDs)]);
+    features = { train: selectFeatureRows(ftr, pos(trainDs, trainRows)), test: selectFeatureRows(fte, pos(testDs, testRows)) };
+    timing.features = (t() - t0) / 1000;
+  }
+
+  t0 = t();
+  onStage(key.task);
+  const out = await task.run({
+    eg: enc.eg,
+    preprocess: enc.preprocess,
+    train: { crops: trainCrops, labels: trainRows.map((a) => a.label), ids: trainRows.map((a) => a.crop_id) },
+    test: { crops: testCrops, labels: testRows.map((a) => a.label), ids: testRows.map((a) => a.crop_id) },
+    seed: key.seed,
+    settings: ctx.p.tasks[key.task as 'knn' | 'linear' | 'finetune'] as unknown as Record<string, unknown>,
+    lineSearch: key.task === 'knn' ? undefined : ctx.p.tasks.line_search,
+    features,
+    threads: ctx.threads,
+    log: ctx.log,
+  });
+  timing.task = (t() - t0) / 1000;
+
+  const predictions: Prediction[] = testRows.map((a, i) => ({
+    crop_id: a.crop_id,
+    label: a.label,
+    pred: out.pred[i],
+    score: out.score[i],
+    ...(a.label === 'abnormal' && a.artefact_type && a.artefact_type !== 'none' ? { artefact_type: a.artefact_type } : {}),
+  }));
+  if (predictions.some((p) => !Number.isFinite(p.score)))
+    throw new QcbError('QCB_NAN_LOSS', `the ${key.task} model produced non-finite scores`, {
+      fix: 'lower the learning rate (tasks.<task>.lr) or check the crops for empty channels',
+    });
+  const metrics = evaluate(predictions, {
+    classes: ['normal', 'abnormal'],
+    positiveClass: 'abnormal',
+    bootstrap: ctx.p.metrics.bootstrap,
+    seed: key.seed,
+    nTrain: trainRows.length,
+  });
+  return { metrics, predictions, pretrain: enc.pretrain, timing };
+}
+

@@ -1,0 +1,73 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadOnnxEncoder } from '../../src/encoders/onnx-file.js';
+import { IMAGENET_PREPROCESS } from '../../src/encoders/types.js';
+import { extractFeatures, type Features } from '../../src/downstream/features.js';
+import { linearInit } from '../../src/downstream/head.js';
+import { predictLinear, trainLinear } from '../../src/downstream/linear.js';
+import { accuracy } from '../../src/metrics/classification.js';
+import { synthCrops } from './synth-crops.js';
+
+const FIX = fileURLToPath(new URL('../../../shared/fixtures/onnx/', import.meta.url));
+
+test('linear: one SGD step equals the hand-computed cross-entropy gradient step (PyTorch init, momentum)', async () => {
+  const x: Features = { data: Float32Array.from([1, 2, -1, 0.5, 0, 1, -2, 1, 0.5]), rows: 3, cols: 3 };
+  const labels = ['normal', 'abnormal', 'abnormal'];
+  const lr = 0.1;
+  const m = await trainLinear(x, labels, { seed: 4, settings: { epochs: 1, batch_size: 3, lr, momentum: 0.9, milestones: [] } });
+  const { weight, bias } = linearInit(3, 2, 4);
+  const w = weight.data as Float32Array;
+  const b = bias.data as Float32Array;
+  const gw = new Float64Array(6);
+  const gb = new Float64Array(2);
+  for (let i = 0; i < 3; i++) {
+    const z = [0, 1].map((k) => b[k] + w[k * 3] * x.data[i * 3] + w[k * 3 + 1] * x.data[i * 3 + 1] + w[k * 3 + 2] * x.data[i * 3 + 2]);
+    const mx = Math.max(...z);
+    const e = z.map((v) => Math.exp(v - mx));
+    const p = e.map((v) => v / (e[0] + e[1]));
+    const y = labels[i] === 'abnormal' ? 1 : 0;
+    for (let k = 0; k < 2; k++) {
+      const d = (p[k] - (k === y ? 1 : 0)) / 3;
+      gb[k] += d;
+      for (let j = 0; j < 3; j++) gw[k * 3 + j] += d * x.data[i * 3 + j];
+    }
+  }
+  for (let i = 0; i < 6; i++) assert.ok(Math.abs(m.weight[i] - (w[i] - lr * gw[i])) < 1e-6, `weight ${i}`);
+  for (let k = 0; k < 2; k++) assert.ok(Math.abs(m.bias[k] - (b[k] - lr * gb[k])) < 1e-6, `bias ${k}`);
+});
+
+test('linear: the head learns a linearly separable labelling of real encoder features', async () => {
+  const { crops } = synthCrops(96, 32, 2);
+  const eg = loadOnnxEncoder(join(FIX, 'vgg_small_tv.onnx'), 32);
+  const f = await extractFeatures(eg, IMAGENET_PREPROCESS, crops, { threads: 1, batchSize: 32 });
+  assert.equal(f.cols, 128);
+  // labels from a hyperplane through the median of the features' first principal-ish direction (their mean vector)
+  const mean = new Float64Array(f.cols);
+  for (let i = 0; i < f.rows; i++) for (let j = 0; j < f.cols; j++) mean[j] += f.data[i * f.cols + j] / f.rows;
+  const proj = Array.from({ length: f.rows }, (_, i) => {
+    let s = 0;
+    for (let j = 0; j < f.cols; j++) s += (f.data[i * f.cols + j] - mean[j]) * (j % 2 ? 1 : -1);
+    return s;
+  });
+  const med = [...proj].sort((a, b) => a - b)[Math.floor(f.rows / 2)];
+  const labels = proj.map((p) => (p >= med ? 'abnormal' : 'normal'));
+  // standardise features (a frozen encoder's features often are), train on 64, test on 32
+  const std = new Float64Array(f.cols);
+  for (let i = 0; i < f.rows; i++) for (let j = 0; j < f.cols; j++) std[j] += (f.data[i * f.cols + j] - mean[j]) ** 2 / f.rows;
+  const z = Float32Array.from(f.data, (v, k) => (v - mean[k % f.cols]) / Math.sqrt(std[k % f.cols] + 1e-12));
+  const take = (a: number, b: number): Features => ({ data: z.slice(a * f.cols, b * f.cols), rows: b - a, cols: f.cols });
+  const m = await trainLinear(take(0, 64), labels.slice(0, 64), { seed: 1, settings: { lr: 0.01 } });
+  assert.equal(m.lossCurve.length, 150);
+  assert.ok(m.lossCurve[149] < 0.5 * m.lossCurve[0], `loss ${m.lossCurve[0]} → ${m.lossCurve[149]}`);
+  const trainAcc = accuracy(labels.slice(0, 64), predictLinear(m, take(0, 64)).pred);
+  const p = predictLinear(m, take(64, 96));
+  const testAcc = accuracy(labels.slice(64), p.pred);
+  assert.ok(trainAcc >= 95, `train accuracy ${trainAcc}`);
+  assert.ok(testAcc >= 80, `test accuracy ${testAcc}`);
+  assert.ok(p.score.every((s) => s >= 0 && s <= 1));
+  // the score orders the test set: abnormal rows score higher on average
+  const avg = (l: string) => p.score.filter((_, i) => labels[64 + i] === l).reduce((a, b) => a + b, 0) / p.score.filter((_, i) => labels[64 + i] === l).length;
+  assert.ok(avg('abnormal') > avg('normal'));
+});

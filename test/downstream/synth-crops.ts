@@ -1,0 +1,44 @@
+/**
+ * Test helper: real crops from the synthetic screen generator (src/data/synth), cut around the generated nuclei
+ * centres and empty positions, as an RGB composite (Ph_golgi → R, Mito → G, Hoechst → B, paper Fig. 1), 12-bit values
+ * scaled to 8 bits. Labels are the generator's ground truth (normal / abnormal).
+ */
+import { DOMAINS, renderField } from '../../src/data/synth/index.js';
+import type { CropSet } from '../../src/downstream/features.js';
+
+export interface LabelledCrops {
+  crops: CropSet;
+  labels: string[];
+  types: string[];
+}
+
+/** Up to `n` crops of side `size`, balanced between normal and abnormal, from fields rendered with `seed`. */
+export function synthCrops(n: number, size: number, seed: number): LabelledCrops {
+  const profile = DOMAINS.u2os;
+  const order = ['Ph_golgi', 'Mito', 'Hoechst'].map((name) => profile.channels.findIndex((c) => c.name === name));
+  const perClass = Math.ceil(n / 2);
+  const got: Record<string, { data: Uint8Array; type: string }[]> = { normal: [], abnormal: [] };
+  const W = 320;
+  const H = 256;
+  for (let f = 0; f < 60 && (got.normal.length < perClass || got.abnormal.length < perClass); f++) {
+    const field = renderField({ profile, width: W, height: H, seed: seed * 1000 + f, densityMultiplier: 1, abnormalFraction: 0.6, cropSize: size });
+    for (const o of field.objects) {
+      const x0 = o.x - size / 2;
+      const y0 = o.y - size / 2;
+      if (x0 < 0 || y0 < 0 || x0 + size > W || y0 + size > H) continue;
+      if (got[o.label].length >= perClass) continue;
+      const d = new Uint8Array(3 * size * size);
+      order.forEach((ch, c) => {
+        const img = field.channels[ch];
+        for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) d[c * size * size + y * size + x] = Math.min(255, img[(y0 + y) * W + x0 + x] >> (4 + profile.bitShift));
+      });
+      got[o.label].push({ data: d, type: o.artefact });
+    }
+  }
+  const items: { data: Uint8Array; type: string; label: string }[] = [];
+  for (let i = 0; i < perClass; i++) for (const l of ['normal', 'abnormal']) if (got[l][i]) items.push({ ...got[l][i], label: l });
+  const take = items.slice(0, n);
+  const data = new Uint8Array(take.length * 3 * size * size);
+  take.forEach((t, i) => data.set(t.data, i * 3 * size * size));
+  return { crops: { data, n: take.length, channels: 3, size }, labels: take.map((t) => t.label), types: take.map((t) => t.type) };
+}

@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { resolveProtocol } from '../../src/protocol/resolve.js';
+import { expandCells, parseShard } from '../../src/runner/cells.js';
+
+const PROTOCOLS = new URL('../../protocols/', import.meta.url).pathname;
+
+test('the full protocol expands to Tables 1-3 × 3 seeds', () => {
+  const p = resolveProtocol(join(PROTOCOLS, 'full.yaml'), { env: {} });
+  const cells = expandCells(p);
+  // 9 encoders × 3 seeds × (3 tasks at 350 + 4 budgets + 1 domain shift) = 216
+  assert.equal(cells.length, 216);
+  assert.equal(new Set(cells.map((c) => c.id)).size, cells.length, 'ids are unique');
+  cells.forEach((c, i) => assert.equal(c.index, i));
+  const shift = cells.filter((c) => c.key.test_set === 'bbbc021');
+  assert.equal(shift.length, 27);
+  // The domain-shift cell and the in-domain fine-tune at 350 evaluate one trained model.
+  const a = cells.find((c) => c.key.encoder === 'simclr' && c.key.task === 'finetune' && c.key.budget === 350 && c.key.seed === 0 && c.key.test_set === 'bbbc022');
+  const b = shift.find((c) => c.key.encoder === 'simclr' && c.key.seed === 0);
+  assert.ok(a && b);
+  assert.equal(a.trainId, b.trainId);
+  assert.notEqual(a.id, b.id);
+});
+
+test('ids are stable and follow settings; ablation cells equal the full run cells they share', () => {
+  const full = expandCells(resolveProtocol(join(PROTOCOLS, 'full.yaml'), { env: {} }));
+  const again = expandCells(resolveProtocol(join(PROTOCOLS, 'full.yaml'), { env: {}, cwd: tmpdir() }));
+  assert.deepEqual(full.map((c) => c.id), again.map((c) => c.id));
+  const lb = expandCells(resolveProtocol(join(PROTOCOLS, 'label-budget.yaml'), { env: {} }));
+  const fullIds = new Set(full.map((c) => c.id));
+  assert.ok(lb.every((c) => fullIds.has(c.id)), 'label-budget reuses the full run cells');
+  const d = mkdtempSync(join(tmpdir(), 'qcb-cells-'));
+  const f = join(d, 'p.yaml');
+  writeFileSync(f, `version: 1\nextends: ${join(PROTOCOLS, 'full.yaml')}\nname: x\ntasks:\n  finetune: { lr: 0.01 }\n`);
+  const changed = expandCells(resolveProtocol(f, { env: {} }));
+  const ft = (cs: typeof full) => cs.filter((c) => c.key.task === 'finetune').map((c) => c.id);
+  const kn = (cs: typeof full) => cs.filter((c) => c.key.task === 'knn').map((c) => c.id);
+  assert.ok(ft(changed).every((id) => !fullIds.has(id)), 'fine-tune cells change with their lr');
+  assert.deepEqual(kn(changed), kn(full), 'kNN cells do not depend on fine-tune settings');
+});
+
+test('shards partition the cells', () => {
+  assert.deepEqual(parseShard('0/4'), { index: 0, count: 4 });
+  assert.equal(parseShard('4/4'), null);
+  assert.equal(parseShard('a/b'), null);
+  const cells = expandCells(resolveProtocol(join(PROTOCOLS, 'quick.yaml'), { env: {} }));
+  const n = 3;
+  const parts = Array.from({ length: n }, (_, i) => cells.filter((c) => c.index % n === i).map((c) => c.id));
+  assert.equal(parts.flat().length, cells.length);
+  assert.equal(new Set(parts.flat()).size, cells.length);
+});

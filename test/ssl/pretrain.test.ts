@@ -1,0 +1,96 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveEncoder } from '../../src/encoders/registry.js';
+import { resnet18Graph } from '../../src/encoders/resnet18.js';
+import { loadSession, ortF32 } from '../../src/engine/runtime/session.js';
+import { randu } from '../../src/engine/ir/builder.js';
+import { readCheckpoint, warmupCosineLr, writeCheckpoint } from '../../src/ssl/pretrain.js';
+import { importOnnx } from '../../src/engine/onnx/import.js';
+import { shortPretrain } from './_pretrain-case.js';
+
+test('warm-up cosine schedule: linear warm-up from the start lr, cosine to the minimum', () => {
+  const total = 100;
+  const w = 10;
+  assert.equal(warmupCosineLr(0, total, w, 0.001, 3e-5, 0), 3e-5);
+  assert.ok(Math.abs(warmupCosineLr(9, total, w, 0.001, 3e-5, 0) - 0.001) < 1e-12);
+  assert.ok(Math.abs(warmupCosineLr(10, total, w, 0.001, 3e-5, 0) - 0.001) < 1e-12);
+  assert.ok(Math.abs(warmupCosineLr(55, total, w, 0.001, 3e-5, 0) - 0.0005) < 1e-12);
+  assert.ok(warmupCosineLr(99, total, w, 0.001, 3e-5, 0) < 1e-6);
+  for (let s = 1; s < w; s++) assert.ok(warmupCosineLr(s, total, w, 0.001, 3e-5, 0) > warmupCosineLr(s - 1, total, w, 0.001, 3e-5, 0));
+  for (let s = w + 1; s < total; s++) assert.ok(warmupCosineLr(s, total, w, 0.001, 3e-5, 0) < warmupCosineLr(s - 1, total, w, 0.001, 3e-5, 0));
+});
+
+test('checkpoints round-trip tensors and metadata; a damaged file is refused', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qcb-ckpt-'));
+  try {
+    const p = join(dir, 'c.qcbckpt');
+    const a = randu([3, 5], -1, 1, 2);
+    const flags = { dtype: 'uint8' as const, dims: [4], data: Uint8Array.of(1, 0, 1, 1) };
+    writeCheckpoint(p, { epoch: 3, settings_hash: 'abc' }, new Map([['w', a], ['machinery::filled', flags]]));
+    const r = readCheckpoint(p);
+    assert.deepEqual(r.meta, { epoch: 3, settings_hash: 'abc' });
+    assert.deepEqual(r.tensors.get('w')!.dims, [3, 5]);
+    assert.deepEqual(Array.from(r.tensors.get('w')!.data as Float32Array), Array.from(a.data as Float32Array));
+    assert.deepEqual(Array.from(r.tensors.get('machinery::filled')!.data as Uint8Array), [1, 0, 1, 1]);
+    const bytes = readFileSync(p);
+    writeFileSync(p, bytes.subarray(0, bytes.length - 8));
+    assert.throws(() => readCheckpoint(p), (e: Error & { code?: string }) => e.code === 'QCB_FILE_TRUNCATED');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('pretraining resumes from its last checkpoint to the same result; the export is a working encoder', async () => {
+  const settings = { epochs: 2, batchSize: 8, maxImagesPerEpoch: 16, lr: 0.02 } as const;
+  // uninterrupted run
+  const full = await shortPretrain('simclr', settings);
+  // interrupted run: fails at the first step of epoch 2, after epoch 1's checkpoint
+  const dir = mkdtempSync(join(tmpdir(), 'qcb-ssl-resume-'));
+  try {
+    await assert.rejects(
+      shortPretrain('simclr', {
+        ...settings,
+        outDir: dir,
+        onStep: (p) => {
+          if (p.epoch === 1) throw new Error('simulated crash');
+        },
+      }),
+      /simulated crash/,
+    );
+    const resumed = await shortPretrain('simclr', { ...settings, outDir: dir });
+    assert.equal(resumed.res.resumedFromEpoch, 0);
+    assert.equal(resumed.res.record.loss.length, full.res.record.loss.length);
+    resumed.res.record.loss.forEach((p, i) => assert.ok(Math.abs(p.loss - full.res.record.loss[i].loss) < 1e-3 * Math.abs(p.loss), `step ${i}: ${p.loss} vs ${full.res.record.loss[i].loss}`));
+    const a = importOnnx(resumed.res.onnx);
+    const b = importOnnx(full.res.onnx);
+    for (const k of ['conv1.weight', 'layer4.1.bn2.running_var']) {
+      const x = a.initializers.get(k)!.data as Float32Array;
+      const y = b.initializers.get(k)!.data as Float32Array;
+      let d = 0;
+      for (let i = 0; i < x.length; i++) d = Math.max(d, Math.abs(x[i] - y[i]));
+      assert.ok(d < 1e-4, `${k} differs by ${d}`);
+    }
+
+    // the export: input N×3×S×S → features N×512, any batch and crop size, trained weights, readable by the registry
+    const init = resnet18Graph({ seed: 1 }).graph.initializers.get('conv1.weight')!.data as Float32Array;
+    const trained = b.initializers.get('conv1.weight')!.data as Float32Array;
+    assert.ok(trained.some((v, i) => Math.abs(v - init[i]) > 1e-6), 'weights changed by training');
+    const sess = await loadSession(readFileSync(full.res.onnx), { noCache: true });
+    for (const [n, s] of [[3, 32], [2, 64]]) {
+      const out = await sess.run({ input: ortF32(randu([n, 3, s, s], -1, 1, 4).data as Float32Array, [n, 3, s, s]) }, ['features']);
+      assert.deepEqual(out.features.dims, [n, 512]);
+      assert.ok((out.features.data as Float32Array).every(Number.isFinite));
+    }
+    const enc = resolveEncoder(full.res.onnx);
+    assert.equal(enc.kind, 'ssl');
+    const eg = await enc.load({ cropSize: 32, seed: 1 });
+    assert.equal(eg.dim, 512);
+    assert.deepEqual(eg.preprocess?.mean, [0.485, 0.456, 0.406]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    full.cleanup();
+  }
+});
