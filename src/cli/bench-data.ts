@@ -147,7 +147,7 @@ export async function benchData(o: { fields?: number; workers?: number; log?: Lo
 }
 
 export const command: Command = {
-  name: 'bench-data',
+  name: 'data',
   summary: 'benchmark crop extraction (fields/s) and crop-store reads (crops/s)',
   usage: `qcbench bench data [--fields N] [--workers N] [--json]
 

@@ -24,6 +24,9 @@ export const COMMANDS = {
   report: sub('build tables, charts and the HTML report from a results directory', () => import('./report.js')),
   status: sub('done / pending / failed cells of a run', () => import('./status.js')),
   validate: sub('resolve and check protocol files; runs nothing', () => import('./validate.js')),
+  pretrain: sub('self-supervised pretraining of a ResNet18 on a crop store', () => import('./pretrain.js')),
+  eval: sub('one downstream task (knn | linear | finetune) for one encoder', () => import('./eval.js')),
+  'second-order': sub('quadratic neurons (Fan et al. 2017): two spirals, concentric rings', () => import('./second-order.js')),
   env: sub('show Node, engine, execution providers, threads and package versions', () => import('./env.js')),
 } satisfies Record<string, CommandEntry>;
 
@@ -33,6 +36,8 @@ export const GROUPS = {
     summary: 'synthetic screens, crop stores, montages',
     subs: {
       synth: sub('generate a synthetic screen in the BBBC022 / BBBC021 layout', () => import('./data-synth.js')),
+      crops: sub('cut single-cell crops around nuclei into a Zarr crop store', () => import('./data-crops.js')),
+      show: sub('a montage of crops from a store, optionally by label', () => import('./data-show.js')),
     },
   },
   encoder: {
@@ -41,10 +46,19 @@ export const GROUPS = {
       verify: sub('features and gradients of an ONNX encoder against a torch reference', () => import('./encoder-verify.js')),
     },
   },
+  weights: {
+    summary: 'ImageNet weights of the transfer-learning encoders',
+    subs: {
+      check: sub('are the weights present, loadable, of the right output size?', () => import('./weights-check.js')),
+      fetch: sub('download weights (needs network; never done at run time)', () => import('./weights-fetch.js')),
+    },
+  },
   bench: {
     summary: 'measure throughput and memory on this machine',
     subs: {
       engine: sub('ResNet18 training and feature-extraction images/s, RSS, ratio to PyTorch', () => import('./bench-engine.js')),
+      data: sub('crop extraction fields/s, store reads, augmentation crops/s', () => import('./bench-data.js')),
+      ssl: sub('SSL pretraining images/s per method and the loss overhead', () => import('./bench-ssl.js')),
     },
   },
 } satisfies Record<string, GroupEntry>;

@@ -4,13 +4,14 @@
  * in the BBBC022 or BBBC021 layout, with nuclei.csv and ground_truth.csv; optionally samples an annotation file
  * from its ground truth.
  */
-import { parseArgs } from 'node:util';
+
 import { join } from 'node:path';
-import { QcbError } from '../errors.js';
+import { parseArgs } from 'node:util';
 import { makeAnnotationsFromGroundTruth, writeAnnotations } from '../data/annotations.js';
-import { DEFAULT_ANNOTATION_SAMPLING, annotationComments } from '../data/synth/default-annotations.js';
+import { annotationComments, DEFAULT_ANNOTATION_SAMPLING } from '../data/synth/default-annotations.js';
 import { DOMAINS, type SynthDomain } from '../data/synth/domains.js';
 import { QUICK_SCREENS, synthesizeScreen } from '../data/synth/screen.js';
+import { QcbError } from '../errors.js';
 import { lookup } from '../util/suggest.js';
 import type { Command } from './types.js';
 
@@ -40,41 +41,56 @@ Options (defaults: the quick screen):
   --annotations FILE     also sample an annotation file from the ground truth (u2os: 240+240, 350 train / 130
                          test; mcf7: 100+100, all test; see annotations/README.md)
   --annotation-seed N    seed of that sampling (default 1)
+  --workers N            worker threads rendering fields (default: cores, at most 4); output does not depend on it
   --json                 print the summary as JSON on stdout
 
 Exit codes: 0 ok, 2 bad arguments or an output folder holding another screen.`;
+
+function parse(args: string[]) {
+  return parseArgs({
+    args,
+    options: {
+      domain: { type: 'string' },
+      out: { type: 'string' },
+      plates: { type: 'string' },
+      wells: { type: 'string' },
+      sites: { type: 'string' },
+      seed: { type: 'string' },
+      width: { type: 'string' },
+      height: { type: 'string' },
+      'abnormal-fraction': { type: 'string' },
+      'crop-size': { type: 'string' },
+      annotations: { type: 'string' },
+      'annotation-seed': { type: 'string' },
+      workers: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+}
 
 export const command: Command = {
   name: 'synth',
   summary: 'generate a synthetic HCS screen (BBBC022 / BBBC021 layout) with per-crop ground truth',
   usage,
   async run(args, ctx) {
-    let values;
+    let parsed: ReturnType<typeof parse>;
     try {
-      ({ values } = parseArgs({
-        args,
-        options: {
-          domain: { type: 'string' },
-          out: { type: 'string' },
-          plates: { type: 'string' },
-          wells: { type: 'string' },
-          sites: { type: 'string' },
-          seed: { type: 'string' },
-          width: { type: 'string' },
-          height: { type: 'string' },
-          'abnormal-fraction': { type: 'string' },
-          'crop-size': { type: 'string' },
-          annotations: { type: 'string' },
-          'annotation-seed': { type: 'string' },
-          json: { type: 'boolean', default: false },
-        },
-      }));
+      parsed = parse(args);
     } catch (e) {
       throw new QcbError('QCB_USAGE', (e as Error).message, { fix: 'see qcbench data synth --help', cause: e });
     }
+    const values = parsed.values;
+    if (values.help) {
+      process.stdout.write(`${usage}\n`);
+      return 0;
+    }
     if (!values.domain || !values.out) {
       const key = !values.domain ? '--domain' : '--out';
-      throw new QcbError('QCB_USAGE', `missing ${key}`, { key, fix: 'qcbench data synth --domain u2os|mcf7 --out DIR' });
+      throw new QcbError('QCB_USAGE', `missing ${key}`, {
+        key,
+        fix: 'qcbench data synth --domain u2os|mcf7 --out DIR',
+      });
     }
     lookup(DOMAINS, values.domain, 'synthetic domain', { key: '--domain' });
     const domain = values.domain as SynthDomain;
@@ -102,10 +118,14 @@ export const command: Command = {
       height: num('height', values.height),
       abnormalFraction: num('abnormal-fraction', values['abnormal-fraction'], false),
       cropSize: num('crop-size', values['crop-size']),
+      workers: num('workers', values.workers),
     });
     let annotations: string | undefined;
     if (values.annotations) {
-      const sampling = { ...DEFAULT_ANNOTATION_SAMPLING[domain], seed: num('annotation-seed', values['annotation-seed']) ?? 1 };
+      const sampling = {
+        ...DEFAULT_ANNOTATION_SAMPLING[domain],
+        seed: num('annotation-seed', values['annotation-seed']) ?? 1,
+      };
       const rows = makeAnnotationsFromGroundTruth(join(r.out, 'ground_truth.csv'), sampling);
       writeAnnotations(values.annotations, rows, annotationComments(r.options, sampling));
       annotations = values.annotations;

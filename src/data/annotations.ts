@@ -14,7 +14,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import { closest } from '../util/suggest.js';
 import { parseCsv } from './datasets/csv-parse.js';
 import { ARTEFACT_TYPES } from './synth/artefacts.js';
-import { Rng, deriveSeed } from './synth/prng.js';
+import { deriveSeed, Rng } from './synth/prng.js';
 
 export type Label = 'normal' | 'abnormal';
 export type Split = 'train' | 'test';
@@ -55,7 +55,13 @@ export function parseAnnotations(text: string, file: string): Annotation[] {
   const body = lines.map((l) => (l.trimStart().startsWith('#') ? '' : l)).join('\n');
   const t = parseCsv(body, file);
   const bad = (line: number, column: string, value: unknown, allowed: string, fix: string, what: string): never => {
-    throw new QcbError('QCB_ANNOTATIONS', `${file}:${line}: ${what}`, { file, key: `line ${line}, column ${column}`, value, allowed, fix });
+    throw new QcbError('QCB_ANNOTATIONS', `${file}:${line}: ${what}`, {
+      file,
+      key: `line ${line}, column ${column}`,
+      value,
+      allowed,
+      fix,
+    });
   };
   const missing = ANNOTATION_COLUMNS.filter((c) => !t.header.includes(c));
   if (missing.length) {
@@ -69,18 +75,39 @@ export function parseAnnotations(text: string, file: string): Annotation[] {
   }
   if (t.malformed.length) {
     const m = t.malformed[0];
-    bad(m.line, '*', m.reason, `${t.header.length} comma-separated cells`, 'quote cells that contain commas and give every line all columns', 'malformed line');
+    bad(
+      m.line,
+      '*',
+      m.reason,
+      `${t.header.length} comma-separated cells`,
+      'quote cells that contain commas and give every line all columns',
+      'malformed line',
+    );
   }
   const out: Annotation[] = [];
   const seen = new Map<string, number>();
   for (const { line, values } of t.rows) {
     const crop_id = (values.crop_id ?? '').trim();
     if (!CROP_ID.test(crop_id)) {
-      bad(line, 'crop_id', crop_id, '<plate>_<well>_s<site>_<x>_<y> with integer site, x and y', "use the crop ids of the crop store's crops.csv", 'bad crop id');
+      bad(
+        line,
+        'crop_id',
+        crop_id,
+        '<plate>_<well>_s<site>_<x>_<y> with integer site, x and y',
+        "use the crop ids of the crop store's crops.csv",
+        'bad crop id',
+      );
     }
     const prev = seen.get(crop_id);
     if (prev !== undefined) {
-      bad(line, 'crop_id', crop_id, 'each crop once', `remove one of the two rows (the first is on line ${prev})`, `crop ${crop_id} is annotated twice`);
+      bad(
+        line,
+        'crop_id',
+        crop_id,
+        'each crop once',
+        `remove one of the two rows (the first is on line ${prev})`,
+        `crop ${crop_id} is annotated twice`,
+      );
     }
     seen.set(crop_id, line);
     const label = (values.label ?? '').trim();
@@ -88,19 +115,41 @@ export function parseAnnotations(text: string, file: string): Annotation[] {
       bad(line, 'label', label, 'normal, abnormal', hint(label, ['normal', 'abnormal']), 'bad label');
     }
     const split = (values.split ?? '').trim();
-    if (split !== 'train' && split !== 'test') bad(line, 'split', split, 'train, test', hint(split, ['train', 'test']), 'bad split');
+    if (split !== 'train' && split !== 'test')
+      bad(line, 'split', split, 'train, test', hint(split, ['train', 'test']), 'bad split');
     let artefact = (values.artefact_type ?? '').trim();
     if (label === 'normal') {
       if (artefact === '') artefact = 'none';
       if (artefact !== 'none') {
-        bad(line, 'artefact_type', artefact, "'none' for normal crops", "write 'none', or label the crop abnormal", 'a normal crop with an artefact type');
+        bad(
+          line,
+          'artefact_type',
+          artefact,
+          "'none' for normal crops",
+          "write 'none', or label the crop abnormal",
+          'a normal crop with an artefact type',
+        );
       }
     } else if (!ANNOTATION_ARTEFACT_TYPES.includes(artefact)) {
-      bad(line, 'artefact_type', artefact, ANNOTATION_ARTEFACT_TYPES.join(', '), hint(artefact, ANNOTATION_ARTEFACT_TYPES), 'unknown artefact type for an abnormal crop');
+      bad(
+        line,
+        'artefact_type',
+        artefact,
+        ANNOTATION_ARTEFACT_TYPES.join(', '),
+        hint(artefact, ANNOTATION_ARTEFACT_TYPES),
+        'unknown artefact type for an abnormal crop',
+      );
     }
     const source = (values.source ?? '').trim();
     if (!/^[A-Za-z0-9_.-]+(:[^\s,]+)?$/.test(source)) {
-      bad(line, 'source', source, "'synthetic-ground-truth' or 'manual:<annotator>' (no spaces)", 'say who labelled the crop, e.g. manual:jdoe', 'bad source');
+      bad(
+        line,
+        'source',
+        source,
+        "'synthetic-ground-truth' or 'manual:<annotator>' (no spaces)",
+        'say who labelled the crop, e.g. manual:jdoe',
+        'bad source',
+      );
     }
     out.push({ crop_id, label: label as Label, artefact_type: artefact, split: split as Split, source });
   }
@@ -137,7 +186,9 @@ export function readAnnotations(path: string): Annotation[] {
 /** The CSV text of annotations (train rows first, then test; crop ids sorted), with optional `#` comment lines. */
 export function formatAnnotations(rows: Annotation[], comments: string[] = []): string {
   const order = (s: Split) => (s === 'train' ? 0 : 1);
-  const sorted = [...rows].sort((a, b) => order(a.split) - order(b.split) || (a.crop_id < b.crop_id ? -1 : a.crop_id > b.crop_id ? 1 : 0));
+  const sorted = [...rows].sort(
+    (a, b) => order(a.split) - order(b.split) || (a.crop_id < b.crop_id ? -1 : a.crop_id > b.crop_id ? 1 : 0),
+  );
   const lines = [...comments.map((c) => `# ${c}`), ANNOTATION_COLUMNS.join(',')];
   for (const r of sorted) lines.push([r.crop_id, r.label, r.artefact_type, r.split, r.source].join(','));
   return `${lines.join('\n')}\n`;
@@ -190,12 +241,24 @@ export function makeAnnotationsFromGroundTruth(groundTruthCsv: string, opts: Sam
 }
 
 /** {@link makeAnnotationsFromGroundTruth} on the text of a ground truth table (`file` names it in errors). */
-export function annotationsFromGroundTruthText(text: string, groundTruthCsv: string, opts: SamplingOptions): Annotation[] {
+export function annotationsFromGroundTruthText(
+  text: string,
+  groundTruthCsv: string,
+  opts: SamplingOptions,
+): Annotation[] {
   const { abnormal, normal, train, test } = opts;
   const fail = (key: string, value: unknown, allowed: string, fix: string, msg: string): never => {
     throw new QcbError('QCB_ANNOTATIONS', msg, { file: groundTruthCsv, key, value, allowed, fix });
   };
-  if (abnormal !== normal || abnormal + normal !== train + test || train % 2 || test % 2 || abnormal < 0 || train < 0 || test < 0) {
+  if (
+    abnormal !== normal ||
+    abnormal + normal !== train + test ||
+    train % 2 ||
+    test % 2 ||
+    abnormal < 0 ||
+    train < 0 ||
+    test < 0
+  ) {
     fail(
       'abnormal/normal/train/test',
       { abnormal, normal, train, test },
@@ -206,7 +269,14 @@ export function annotationsFromGroundTruthText(text: string, groundTruthCsv: str
   }
   const t = parseCsv(text, groundTruthCsv);
   for (const c of ['crop_id', 'x', 'y', 'label', 'artefact_type']) {
-    if (!t.header.includes(c)) fail('header', t.header, 'crop_id, plate, well, site, x, y, label, artefact_type', 'point at a ground_truth.csv written by qcbench data synth', `ground truth lacks column ${c}`);
+    if (!t.header.includes(c))
+      fail(
+        'header',
+        t.header,
+        'crop_id, plate, well, site, x, y, label, artefact_type',
+        'point at a ground_truth.csv written by qcbench data synth',
+        `ground truth lacks column ${c}`,
+      );
   }
   const cropSize = opts.cropSize ?? 0;
   const field = opts.field;
@@ -241,7 +311,13 @@ export function annotationsFromGroundTruthText(text: string, groundTruthCsv: str
     new Rng(deriveSeed(opts.seed, 'annotations', label)).shuffle(pool);
     const n = label === 'abnormal' ? abnormal : normal;
     for (let i = 0; i < n; i++) {
-      rows.push({ crop_id: pool[i].crop_id, label, artefact_type: pool[i].artefact, split: i < train / 2 ? 'train' : 'test', source });
+      rows.push({
+        crop_id: pool[i].crop_id,
+        label,
+        artefact_type: pool[i].artefact,
+        split: i < train / 2 ? 'train' : 'test',
+        source,
+      });
     }
   }
   return rows;
@@ -264,7 +340,12 @@ function readSynthMeta(groundTruthCsv: string): { width: number; height: number;
  * crops from the `train` split, drawn by seed. Nested: for one seed, the subset of a smaller budget is contained
  * in that of a larger one (both are prefixes of the same seeded order). Throws QCB_ANNOTATIONS if a class is short.
  */
-export function sampleLabelBudget(annotations: Annotation[], budget: number, seed: number, file = 'annotations'): Annotation[] {
+export function sampleLabelBudget(
+  annotations: Annotation[],
+  budget: number,
+  seed: number,
+  file = 'annotations',
+): Annotation[] {
   if (!Number.isInteger(budget) || budget < 2) {
     throw new QcbError('QCB_ANNOTATIONS', `label budget ${budget} is not an integer ≥ 2`, {
       file,
@@ -281,13 +362,17 @@ export function sampleLabelBudget(annotations: Annotation[], budget: number, see
       .filter((a) => a.split === 'train' && a.label === label)
       .sort((a, b) => (a.crop_id < b.crop_id ? -1 : 1));
     if (pool.length < n) {
-      throw new QcbError('QCB_ANNOTATIONS', `label budget ${budget} needs ${n} ${label} training crops, the file has ${pool.length}`, {
-        file,
-        key: 'budget',
-        value: budget,
-        allowed: `at most ${2 * pool.length} with this file`,
-        fix: 'lower the budget or annotate more training crops',
-      });
+      throw new QcbError(
+        'QCB_ANNOTATIONS',
+        `label budget ${budget} needs ${n} ${label} training crops, the file has ${pool.length}`,
+        {
+          file,
+          key: 'budget',
+          value: budget,
+          allowed: `at most ${2 * pool.length} with this file`,
+          fix: 'lower the budget or annotate more training crops',
+        },
+      );
     }
     new Rng(deriveSeed(seed, 'label-budget', label)).shuffle(pool);
     out.push(...pool.slice(0, n));

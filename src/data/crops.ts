@@ -1,5 +1,5 @@
 import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { ERROR_CODES, QcbError, asQcbError } from '../errors.js';
 import { type Logger, logger as defaultLogger } from '../util/log.js';
@@ -38,6 +38,8 @@ export interface CropSettings {
   border: BorderPolicy;
   normalisation: Normalisation;
   segment: SegmentOptions;
+  /** Source files are recorded relative to this folder (the dataset root) when given. */
+  sourceRoot?: string;
 }
 
 /** The crops of one field: n×C×S×S uint8 plus one metadata row per crop. */
@@ -100,7 +102,7 @@ export async function processField(field: Field, s: CropSettings, centres?: Nucl
   const out = new Uint8Array(nuclei.length * per);
   const metas: Omit<CropMeta, 'index'>[] = [];
   const seen = new Set<string>();
-  const sources = s.channels.map((c) => field.channels[c]).join(';');
+  const sources = s.channels.map((c) => (s.sourceRoot ? relative(s.sourceRoot, field.channels[c]) : field.channels[c])).join(';');
   const rowIdx = new Int32Array(S);
   const colIdx = new Int32Array(S);
   for (const n of nuclei) {
@@ -321,6 +323,7 @@ export async function extractCrops(o: ExtractOptions): Promise<ExtractSummary> {
     border: o.border ?? 'skip',
     normalisation: o.normalisation ?? { kind: 'percentile', lo: 0.1, hi: 99.9 },
     segment: o.segment ?? {},
+    sourceRoot: fs.root,
   };
   if (!Number.isInteger(settings.size) || settings.size < 8) {
     throw new QcbError('QCB_USAGE', `crop size ${settings.size} is too small`, { key: '--size', value: settings.size, allowed: 'an integer ≥ 8', fix: 'use e.g. --size 128' });

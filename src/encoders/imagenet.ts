@@ -5,7 +5,7 @@
  *
  * Weights come from the weights folder (see weights.ts): an ONNX export (any torchvision/timm export; a classifier is
  * cut off at the pooled features) or timm/torchvision safetensors mapped onto the engine's own builders (ResNet18,
- * VGG16; ConvNeXt-Tiny from ONNX only). Without weights this throws QCB_WEIGHTS_MISSING with the fix command: never
+ * VGG16, ConvNeXt-Tiny: resnet18.ts, vgg16.ts, convnext.ts). Without weights this throws QCB_WEIGHTS_MISSING with the fix command: never
  * random weights under an ImageNet name.
  */
 import { QcbError } from '../errors.js';
@@ -13,6 +13,7 @@ import { GraphBuilder } from '../engine/ir/builder.js';
 import { contentHash } from '../util/fs.js';
 import { readFileSync } from 'node:fs';
 import { loadOnnxEncoder } from './onnx-file.js';
+import { buildConvNext, CONVNEXT_TINY, torchvisionToTimm } from './convnext.js';
 import { buildResNet18 } from './resnet18.js';
 import { applyStateDict, parseSafetensors } from './safetensors.js';
 import type { EncoderGraph, EncoderLoadOptions } from './types.js';
@@ -33,10 +34,9 @@ function builderGraph(name: ImageNetName, cropSize: number): { b: GraphBuilder; 
     b.output(r.features, 'features');
     return { b, params: r.params, buffers: [], bnNodes: [] };
   }
-  throw new QcbError('QCB_FILE_FORMAT', `safetensors weights are not supported for '${name}': the engine has no ${name} builder yet`, {
-    key: name,
-    fix: `export ${name} to ONNX (torch.onnx.export of timm.create_model('${name}', pretrained=True, num_classes=0)) and put it at ${WEIGHTS[name].onnx} in the weights folder`,
-  });
+  const r = buildConvNext(b, input, { seed: 0, config: CONVNEXT_TINY });
+  b.output(r.features, 'features');
+  return { b, params: r.params, buffers: [], bnNodes: [] };
 }
 
 /**
@@ -59,6 +59,8 @@ export async function loadImageNetEncoder(name: ImageNetName, opts: EncoderLoadO
   }
   const bytes = readFileSync(found.path);
   const sd = parseSafetensors(bytes, found.path);
+  // torchvision's ConvNeXt names differ from timm's (the builder's): rename
+  if (name === 'convnext_tiny' && [...sd.tensors.keys()].some((k) => /(^|\.)features\.0\.0\.weight$/.test(k))) sd.tensors = torchvisionToTimm(sd.tensors);
   const { b, params, buffers, bnNodes } = builderGraph(name, opts.cropSize);
   const unused = applyStateDict(b.graph, sd, [...params, ...buffers], found.path);
   const graph = b.build();

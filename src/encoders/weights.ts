@@ -64,7 +64,7 @@ export const WEIGHTS = {
     url: 'https://huggingface.co/timm/convnext_tiny.fb_in1k/resolve/main/model.safetensors',
     source: 'timm convnext_tiny.fb_in1k (Liu et al. 2022 ImageNet-1k weights)',
     minBytes: 100_000_000,
-    safetensorsSupported: false,
+    safetensorsSupported: true,
     probe: { name: 'stages.3.blocks.2.conv_dw.weight', shape: [768, 1, 7, 7] },
   },
 } as const satisfies Record<ImageNetName, WeightsSpec>;

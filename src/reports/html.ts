@@ -172,7 +172,8 @@ function recallHtml(r: RecallTable, files: { label: string; href: string }[]): s
     out.push('</tr>');
   }
   out.push('</tbody></table></div></details>');
-  if (files.length) out.push(`<p class="files">${files.map((f) => `<a href="${esc(f.href)}">${esc(f.label)}</a>`).join(' · ')}</p>`);
+  if (files.length)
+    out.push(`<p class="files">${files.map((f) => `<a href="${esc(f.href)}">${esc(f.label)}</a>`).join(' · ')}</p>`);
   out.push('</section>');
   return out.join('\n');
 }

@@ -728,7 +728,8 @@ export interface RecallTable {
  */
 export function buildRecallTable(agg: Aggregate): RecallTable | undefined {
   const types = new Set<string>();
-  for (const g of agg.groups) for (const c of g.done) for (const t of Object.keys(c.metrics?.recall_by_type ?? {})) types.add(t);
+  for (const g of agg.groups)
+    for (const c of g.done) for (const t of Object.keys(c.metrics?.recall_by_type ?? {})) types.add(t);
   if (!types.size) return undefined;
   const sorted = [...types].sort();
   const rows: RecallTable['rows'] = [];
@@ -779,13 +780,27 @@ export function recallMarkdown(r: RecallTable): string {
 
 /** CSV of the recall table in long form: one line per group and artefact type. */
 export function recallCsv(r: RecallTable): string {
-  const lines = ['encoder,encoder_label,task,train_set,test_set,budget,artefact_type,seeds,recall_mean,recall_sd,images'];
+  const lines = [
+    'encoder,encoder_label,task,train_set,test_set,budget,artefact_type,seeds,recall_mean,recall_sd,images',
+  ];
   for (const { group: g, recall } of r.rows) {
     for (const t of r.types) {
       const x = recall[t];
       if (!x) continue;
       lines.push(
-        [g.key.encoder, g.label, g.key.task, g.key.train_set, g.key.test_set, g.key.budget, t, x.n, x.mean, x.sd, x.images]
+        [
+          g.key.encoder,
+          g.label,
+          g.key.task,
+          g.key.train_set,
+          g.key.test_set,
+          g.key.budget,
+          t,
+          x.n,
+          x.mean,
+          x.sd,
+          x.images,
+        ]
           .map(csvField)
           .join(','),
       );

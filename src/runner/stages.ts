@@ -90,6 +90,8 @@ async function ensureDataset(ctx: StageContext, memo: Memo, name: string): Promi
         width: s.width,
         height: s.height,
         abnormalFraction: s.abnormal_fraction,
+        // The ground truth says whether an artefact shows in a crop of this side.
+        cropSize: ctx.p.data.crop_size,
       });
     }
     const { path } = await ctx.cache.ensure('stores', id, (tmp) => extractDatasetCrops(ctx, name, ds, tmp), {

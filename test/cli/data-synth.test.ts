@@ -1,8 +1,8 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { command } from '../../src/cli/data-synth.js';
 import { readAnnotations } from '../../src/data/annotations.js';
 import { QcbError } from '../../src/errors.js';
@@ -15,7 +15,20 @@ test('qcbench data synth writes a screen and a domain-shift annotation file; a r
   try {
     const out = join(dir, 'mcf7');
     const ann = join(dir, 'ann.csv');
-    const args = ['--domain', 'mcf7', '--out', out, '--wells', '1', '--sites', '4', '--abnormal-fraction', '0.6', '--seed', '3'];
+    const args = [
+      '--domain',
+      'mcf7',
+      '--out',
+      out,
+      '--wells',
+      '1',
+      '--sites',
+      '4',
+      '--abnormal-fraction',
+      '0.6',
+      '--seed',
+      '3',
+    ];
     assert.equal(await command.run([...args, '--annotations', ann], ctx), 0);
     assert.ok(existsSync(join(out, 'BBBC021_v1_image.csv')));
     assert.ok(existsSync(join(out, 'synth.json')));
@@ -40,7 +53,8 @@ test('bad arguments are QCB_USAGE / QCB_UNKNOWN_NAME errors (exit code 2) naming
   for (const [args, code, key] of cases) {
     await assert.rejects(
       () => command.run(args, ctx),
-      (e: unknown) => e instanceof QcbError && e.code === code && e.exitCode === 2 && (key === '' || e.context.key === key),
+      (e: unknown) =>
+        e instanceof QcbError && e.code === code && e.exitCode === 2 && (key === '' || e.context.key === key),
       args.join(' '),
     );
   }

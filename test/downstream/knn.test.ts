@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import KNN from 'ml-knn';
 import sharp from 'sharp';
-import { knnClassify } from '../../src/downstream/knn.js';
+import { KD_TREE_MAX_DIM, knnClassify } from '../../src/downstream/knn.js';
 import { mulberry32 } from '../../src/metrics/bootstrap.js';
 import { accuracy, weightedRocAuc } from '../../src/metrics/classification.js';
 
@@ -108,32 +108,54 @@ test('kNN is at chance on real tiles with labels unrelated to the image', async 
   assert.ok(auc > 30 && auc < 70, `auc ${auc}`);
 });
 
-test('neighbours equal a brute-force search and the vote equals ml-knn predict on Gaussian data', () => {
+test('neighbours equal a brute-force search and the vote equals ml-knn predict (k-d tree and scan paths)', () => {
   const rng = mulberry32(2);
   const gauss = () => Math.sqrt(-2 * Math.log(rng() + 1e-12)) * Math.cos(2 * Math.PI * rng());
-  const D = 16;
-  const mk = (n: number, shift: number) =>
-    Array.from({ length: n }, () => Array.from({ length: D }, () => gauss() + shift));
-  const trainX = [...mk(40, 0), ...mk(40, 0.6)];
-  const trainY = trainX.map((_, i) => (i < 40 ? 'normal' : 'abnormal'));
-  const testX = [...mk(25, 0), ...mk(25, 0.6)];
-  const r = knnClassify(trainX, trainY, testX, { k: 5 });
-  const ref = new KNN(trainX, trainY, { k: 5 }).predict(testX);
-  assert.deepEqual(r.pred, ref);
-  testX.forEach((q, j) => {
-    const d = trainX
-      .map((p, i) => ({ i, d: Math.hypot(...p.map((v, t) => v - q[t])) }))
-      .sort((a, b) => a.d - b.d || a.i - b.i)
-      .slice(0, 5)
-      .map((x) => x.i);
-    assert.deepEqual(r.neighbours[j], d);
-    const frac = d.filter((i) => trainY[i] === 'abnormal').length / 5;
-    assert.equal(r.score[j], frac);
-  });
-  // flat buffer input gives the same answer as rows
-  const flat = { data: Float32Array.from(trainX.flat()), rows: 80, cols: D };
-  const r2 = knnClassify(flat, trainY, { data: Float32Array.from(testX.flat()), rows: 50, cols: D });
-  assert.deepEqual(r2.pred, r.pred);
+  // 16-d uses ml-knn's k-d tree, 64-d the exact scan (KD_TREE_MAX_DIM = 16)
+  for (const D of [KD_TREE_MAX_DIM, 64]) {
+    const mk = (n: number, shift: number) =>
+      Array.from({ length: n }, () => Array.from({ length: D }, () => gauss() + shift));
+    const trainX = [...mk(40, 0), ...mk(40, 0.6)];
+    const trainY = trainX.map((_, i) => (i < 40 ? 'normal' : 'abnormal'));
+    const testX = [...mk(25, 0), ...mk(25, 0.6)];
+    const r = knnClassify(trainX, trainY, testX, { k: 5 });
+    const ref = new KNN(trainX, trainY, { k: 5 }).predict(testX);
+    assert.deepEqual(r.pred, ref, `D=${D}`);
+    testX.forEach((q, j) => {
+      const d = trainX
+        .map((p, i) => ({ i, d: Math.hypot(...p.map((v, t) => v - q[t])) }))
+        .sort((a, b) => a.d - b.d || a.i - b.i)
+        .slice(0, 5)
+        .map((x) => x.i);
+      assert.deepEqual(r.neighbours[j], d, `D=${D} query ${j}`);
+      const frac = d.filter((i) => trainY[i] === 'abnormal').length / 5;
+      assert.equal(r.score[j], frac);
+    });
+    // flat buffer input gives the same answer as rows
+    const flat = { data: Float32Array.from(trainX.flat()), rows: 80, cols: D };
+    const r2 = knnClassify(flat, trainY, { data: Float32Array.from(testX.flat()), rows: 50, cols: D });
+    assert.deepEqual(
+      r2.pred,
+      knnClassify(
+        Array.from({ length: 80 }, (_, i) => Array.from(flat.data.subarray(i * D, (i + 1) * D))),
+        trainY,
+        Array.from({ length: 50 }, (_, i) => Array.from(Float32Array.from(testX[i]))),
+      ).pred,
+    );
+  }
+});
+
+test('duplicate training rows tie in distance and resolve by row index on both search paths', () => {
+  for (const D of [2, 40]) {
+    const row = Array.from({ length: D }, (_, i) => i / D);
+    const far = row.map((v) => v + 10);
+    const trainX = [far, row, row, row, far];
+    const trainY = ['normal', 'abnormal', 'normal', 'abnormal', 'normal'];
+    const r = knnClassify(trainX, trainY, [row], { k: 2 });
+    assert.deepEqual(r.neighbours[0], [1, 2], `D=${D}`);
+    // 1–1 vote: the nearest (lowest index among equals) wins
+    assert.equal(r.pred[0], 'abnormal');
+  }
 });
 
 test('L2 normalisation makes kNN scale-invariant; distance weighting favours the nearest rows', () => {

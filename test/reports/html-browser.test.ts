@@ -24,7 +24,7 @@ test('the HTML report opens offline in headless Chromium without console errors 
     const res = join(root, 'results');
     await makeResults(res, {
       encoders: ['vgg16', 'simclr', 'barlow_twins', 'random-resnet18', 'resnet18-fractaldb'],
-        bootstrap: 20,
+      bootstrap: 20,
       skipTl: true,
       seeds: [0, 1, 2],
       failed: 1,

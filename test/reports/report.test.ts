@@ -102,6 +102,20 @@ test('full-size results: tables carry mean ± sd over seeds, the paper figures a
         `${id}.tex must be plain ASCII for pdfLaTeX`,
       );
     }
+    // recall per artefact type: mean over seeds of each cell's recall
+    const rec = readFileSync(join(out, 'tables/recall-by-type.csv'), 'utf8').trim().split('\n');
+    const oof = rec.find((l) => l.startsWith('simclr,SimCLR,knn,bbbc022,bbbc022,350,out-of-focus,3,'))!;
+    assert.ok(oof, 'SimCLR kNN out-of-focus recall line');
+    const expRecall = meanSd(
+      cells
+        .filter((c) => c.key.encoder === 'simclr' && c.key.task === 'knn')
+        .map((c) => c.metrics!.recall_by_type!['out-of-focus'].recall),
+    ).mean;
+    assert.ok(Math.abs(Number(oof.split(',')[8]) - expRecall) < 1e-5);
+    assert.match(
+      readFileSync(join(out, 'tables/recall-by-type.md'), 'utf8'),
+      /\| debris \| out-of-focus \| saturated \|/,
+    );
     // per-seed cells with bootstrap intervals
     const cellsCsv = readFileSync(join(out, 'tables/cells.csv'), 'utf8').trim().split('\n');
     assert.equal(cellsCsv.length, 1 + 239);

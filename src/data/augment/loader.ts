@@ -8,11 +8,11 @@
  * Every view of every batch has its own seed (seed, epoch, batch, view), so the data a run sees does not depend on
  * timing, prefetch depth or the number of workers.
  */
-import { Worker } from 'node:worker_threads';
 import { QcbError } from '../../errors.js';
-import { Rng, deriveSeed } from '../synth/prng.js';
-import { type AugmentOptions, DEFAULT_AUGMENT, NO_AUGMENT, augmentBatch } from './transforms.js';
-import type { AugmentJob, AugmentReply } from './worker.js';
+import { WorkerPool } from '../synth/pool.js';
+import { deriveSeed, Rng } from '../synth/prng.js';
+import { type AugmentOptions, augmentBatch, DEFAULT_AUGMENT, NO_AUGMENT } from './transforms.js';
+import type { AugmentJob } from './worker.js';
 
 /** What the loader needs from a crop store: N crops of C×S×S uint8, read by index. */
 export interface CropSource {
@@ -34,10 +34,14 @@ export class ArrayCropSource implements CropSource {
   ) {
     const per = channels * size * size;
     if (per === 0 || data.length % per !== 0) {
-      throw new QcbError('QCB_STORE', `${data.length} bytes are not a whole number of ${channels}×${size}×${size} crops`, {
-        value: data.length,
-        fix: 'pass crops as uint8 N×C×S×S',
-      });
+      throw new QcbError(
+        'QCB_STORE',
+        `${data.length} bytes are not a whole number of ${channels}×${size}×${size} crops`,
+        {
+          value: data.length,
+          fix: 'pass crops as uint8 N×C×S×S',
+        },
+      );
     }
     this.count = data.length / per;
   }
@@ -48,7 +52,10 @@ export class ArrayCropSource implements CropSource {
     for (let i = 0; i < idx.length; i++) {
       const j = idx[i];
       if (!Number.isInteger(j) || j < 0 || j >= this.count) {
-        throw new QcbError('QCB_STORE', `crop index ${j} out of range [0, ${this.count})`, { value: j, fix: 'use indices from 0 to count − 1' });
+        throw new QcbError('QCB_STORE', `crop index ${j} out of range [0, ${this.count})`, {
+          value: j,
+          fix: 'use indices from 0 to count − 1',
+        });
       }
       out.set(this.data.subarray(j * per, (j + 1) * per), i * per);
     }
@@ -112,7 +119,7 @@ export class BatchLoader implements AsyncIterable<Batch> {
   private nextIndex = 0;
   private order: number[] = [];
   private orderEpoch = -1;
-  private pool?: AugmentPool;
+  private pool?: WorkerPool<AugmentJob, Float32Array[]>;
   private closed = false;
 
   constructor(
@@ -120,7 +127,12 @@ export class BatchLoader implements AsyncIterable<Batch> {
     opts: BatchLoaderOptions,
   ) {
     const bad = (key: string, value: unknown, allowed: string) => {
-      throw new QcbError('QCB_USAGE', `batch loader option ${key} must be ${allowed}`, { key, value, allowed, fix: `set ${key} to ${allowed}` });
+      throw new QcbError('QCB_USAGE', `batch loader option ${key} must be ${allowed}`, {
+        key,
+        value,
+        allowed,
+        fix: `set ${key} to ${allowed}`,
+      });
     };
     if (!Number.isInteger(opts.batchSize) || opts.batchSize < 1) bad('batchSize', opts.batchSize, 'a positive integer');
     this.batchSize = opts.batchSize;
@@ -146,7 +158,8 @@ export class BatchLoader implements AsyncIterable<Batch> {
     }
     const workers = opts.workers ?? 0;
     if (!Number.isInteger(workers) || workers < 0) bad('workers', workers, 'a non-negative integer');
-    if (workers > 0) this.pool = new AugmentPool(workers);
+    if (workers > 0)
+      this.pool = new WorkerPool(new URL('./worker.ts', import.meta.url), workers, (r) => r.views as Float32Array[]);
   }
 
   /** The next batch, or null after the last epoch. */
@@ -213,58 +226,8 @@ export class BatchLoader implements AsyncIterable<Batch> {
     const n = indices.length;
     const seeds = Array.from({ length: this.views }, (_, v) => deriveSeed(this.seed, 'augment', epoch, index, v));
     const views = this.pool
-      ? await this.pool.run(crops, n, channels, size, seeds, this.options)
+      ? await this.pool.run({ crops, n, channels, size, seeds, options: this.options })
       : seeds.map((s) => augmentBatch(crops, n, channels, size, new Rng(s), this.options));
     return { epoch, index, step: epoch * this.batchesPerEpoch + index, indices, n, channels, size, views };
-  }
-}
-
-/** A small pool of augmentation worker threads (jobs go to the least busy worker). */
-class AugmentPool {
-  private readonly workers: { w: Worker; busy: number }[] = [];
-  private readonly pending = new Map<number, { resolve: (v: Float32Array[]) => void; reject: (e: Error) => void }>();
-  private nextId = 0;
-
-  constructor(n: number) {
-    // Workers do not inherit the tsx loader: a tiny ESM bootstrap registers it, then imports the TypeScript worker.
-    const api = import.meta.resolve('tsx/esm/api');
-    const entry = new URL('./worker.ts', import.meta.url).href;
-    const code = `import { register } from ${JSON.stringify(api)}; register(); await import(${JSON.stringify(entry)});`;
-    for (let i = 0; i < n; i++) {
-      const w = new Worker(new URL(`data:text/javascript,${encodeURIComponent(code)}`));
-      const slot = { w, busy: 0 };
-      w.on('message', (r: AugmentReply) => {
-        slot.busy--;
-        // An idle worker must not keep the process alive (a caller that forgets close() still exits).
-        if (slot.busy === 0) w.unref();
-        const p = this.pending.get(r.id);
-        this.pending.delete(r.id);
-        if (!p) return;
-        if (r.views) p.resolve(r.views);
-        else p.reject(new QcbError('QCB_INTERNAL', `augmentation worker failed: ${r.error}`, { fix: 'please report this with the command you ran' }));
-      });
-      w.on('error', (e) => {
-        for (const p of this.pending.values()) p.reject(e);
-        this.pending.clear();
-      });
-      w.unref();
-      this.workers.push(slot);
-    }
-  }
-
-  run(crops: Uint8Array, n: number, channels: number, size: number, seeds: number[], options: AugmentOptions): Promise<Float32Array[]> {
-    const slot = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
-    const id = this.nextId++;
-    slot.busy++;
-    slot.w.ref();
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      const job: AugmentJob = { id, crops, n, channels, size, seeds, options };
-      slot.w.postMessage(job);
-    });
-  }
-
-  async close(): Promise<void> {
-    await Promise.all(this.workers.map((s) => s.w.terminate()));
   }
 }

@@ -132,7 +132,11 @@ export function normalisation(o: AugmentOptions, channels: number): { k: Float32
   for (let c = 0; c < channels; c++) {
     const std = pick(o.std, 'std', c);
     if (!(std > 0)) {
-      throw new QcbError('QCB_USAGE', `augmentation std must be positive, got ${std}`, { key: 'std', value: std, fix: 'use a positive std such as 0.25' });
+      throw new QcbError('QCB_USAGE', `augmentation std must be positive, got ${std}`, {
+        key: 'std',
+        value: std,
+        fix: 'use a positive std such as 0.25',
+      });
     }
     k[c] = 1 / (255 * std);
     off[c] = -pick(o.mean, 'mean', c) / std;
@@ -258,7 +262,12 @@ interface Scratch {
 let scratchCache: Scratch | undefined;
 /** Buffers reused across calls (the loader warps thousands of crops of one size). */
 function getScratch(S: number, channels: number): Scratch {
-  if (!scratchCache || scratchCache.tmp.length < S * S * channels || scratchCache.h.length < S * S || scratchCache.xa.length < S) {
+  if (
+    !scratchCache ||
+    scratchCache.tmp.length < S * S * channels ||
+    scratchCache.h.length < S * S ||
+    scratchCache.xa.length < S
+  ) {
     scratchCache = {
       tmp: new Uint8Array(S * S * channels),
       h: new Float32Array(S * S),
@@ -288,14 +297,19 @@ export function augmentBatch(
 ): Float32Array {
   const per = channels * size * size;
   if (crops.length < n * per) {
-    throw new QcbError('QCB_STORE', `batch of ${n} crops of ${channels}×${size}×${size} needs ${n * per} bytes, got ${crops.length}`, {
-      value: crops.length,
-      fix: 'read crops from a store whose channels and size match the loader',
-    });
+    throw new QcbError(
+      'QCB_STORE',
+      `batch of ${n} crops of ${channels}×${size}×${size} needs ${n * per} bytes, got ${crops.length}`,
+      {
+        value: crops.length,
+        fix: 'read crops from a store whose channels and size match the loader',
+      },
+    );
   }
   const dst = out ?? new Float32Array(n * per);
   const norm = normalisation(o, channels);
-  for (let i = 0; i < n; i++) warpCrop(crops, i * per, dst, i * per, channels, size, sampleTransform(rng, size, o), norm);
+  for (let i = 0; i < n; i++)
+    warpCrop(crops, i * per, dst, i * per, channels, size, sampleTransform(rng, size, o), norm);
   return dst;
 }
 

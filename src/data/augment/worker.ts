@@ -28,7 +28,10 @@ export interface AugmentReply {
 parentPort?.on('message', (job: AugmentJob) => {
   try {
     const views = job.seeds.map((s) => augmentBatch(job.crops, job.n, job.channels, job.size, new Rng(s), job.options));
-    parentPort?.postMessage({ id: job.id, views } satisfies AugmentReply, views.map((v) => v.buffer as ArrayBuffer));
+    parentPort?.postMessage(
+      { id: job.id, views } satisfies AugmentReply,
+      views.map((v) => v.buffer as ArrayBuffer),
+    );
   } catch (e) {
     parentPort?.postMessage({ id: job.id, error: e instanceof Error ? e.message : String(e) } satisfies AugmentReply);
   }

@@ -488,3 +488,38 @@ export async function openCropStore(path: string, opts: { cacheChunks?: number }
     },
   };
 }
+
+/**
+ * Finds crops by id (`<plate>_<well>_s<site>_<x>_<y>`): exact ids first, otherwise the nearest crop of the same field
+ * within `tolerance` pixels (segmented centres differ by a pixel or two from annotated or ground-truth centres).
+ * Returns the crop index per requested id, or -1 when nothing matches.
+ */
+export function findCrops(meta: CropMeta[], ids: string[], tolerance = 6): number[] {
+  const exact = new Map<string, number>();
+  const byField = new Map<string, CropMeta[]>();
+  for (const m of meta) {
+    exact.set(m.crop_id, m.index);
+    const key = `${m.plate}_${m.well}_s${m.site}`;
+    const l = byField.get(key);
+    if (l) l.push(m);
+    else byField.set(key, [m]);
+  }
+  return ids.map((id) => {
+    const hit = exact.get(id);
+    if (hit !== undefined) return hit;
+    const m = /^(.*)_(-?\d+)_(-?\d+)$/.exec(id);
+    if (!m) return -1;
+    const x = Number(m[2]);
+    const y = Number(m[3]);
+    let best = -1;
+    let bestD = tolerance;
+    for (const c of byField.get(m[1]) ?? []) {
+      const d = Math.hypot(c.x - x, c.y - y);
+      if (d <= bestD) {
+        bestD = d;
+        best = c.index;
+      }
+    }
+    return best;
+  });
+}

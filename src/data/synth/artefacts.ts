@@ -13,7 +13,13 @@ export const FIELD_ARTEFACTS = ['blur', 'noise', 'saturation', 'haze'] as const 
 export type FieldArtefact = (typeof FIELD_ARTEFACTS)[number];
 
 /** Artefacts that hit one cell and its surroundings. */
-export const CELL_ARTEFACTS = ['debris', 'dead', 'saturation', 'blur', 'haze'] as const satisfies readonly ArtefactType[];
+export const CELL_ARTEFACTS = [
+  'debris',
+  'dead',
+  'saturation',
+  'blur',
+  'haze',
+] as const satisfies readonly ArtefactType[];
 export type CellArtefact = (typeof CELL_ARTEFACTS)[number];
 
 /** Relative frequency of cell-level artefacts (debris and dead cells are the most common in real screens). */

@@ -5,9 +5,15 @@
  * design (100 + 100, all test). Generation is deterministic, so these files stay valid for the screens that
  * `qcbench data synth` writes with default options; a test regenerates them and compares.
  */
-import { type Annotation, DOMAIN_SHIFT_SAMPLING, PAPER_SAMPLING, annotationsFromGroundTruthText, formatAnnotations } from '../annotations.js';
+import {
+  type Annotation,
+  annotationsFromGroundTruthText,
+  DOMAIN_SHIFT_SAMPLING,
+  formatAnnotations,
+  PAPER_SAMPLING,
+} from '../annotations.js';
 import type { SynthDomain } from './domains.js';
-import { QUICK_SCREENS, SYNTH_VERSION, type ResolvedSynthOptions, screenGroundTruth } from './screen.js';
+import { QUICK_SCREENS, type ResolvedSynthOptions, SYNTH_VERSION, screenGroundTruth } from './screen.js';
 
 /** Sampling design and seed of each domain's default annotation file. */
 export const DEFAULT_ANNOTATION_SAMPLING = {
@@ -16,7 +22,10 @@ export const DEFAULT_ANNOTATION_SAMPLING = {
 } satisfies Record<SynthDomain, { abnormal: number; normal: number; train: number; test: number; seed: number }>;
 
 /** Annotations sampled from a screen's ground truth with the domain's default design (by default, the quick screen). */
-export function defaultSyntheticAnnotations(domain: SynthDomain, screen: ResolvedSynthOptions = QUICK_SCREENS[domain]): Annotation[] {
+export function defaultSyntheticAnnotations(
+  domain: SynthDomain,
+  screen: ResolvedSynthOptions = QUICK_SCREENS[domain],
+): Annotation[] {
   const text = screenGroundTruth(screen);
   return annotationsFromGroundTruthText(text, `synthetic ${domain} ground truth`, {
     ...DEFAULT_ANNOTATION_SAMPLING[domain],
@@ -26,7 +35,10 @@ export function defaultSyntheticAnnotations(domain: SynthDomain, screen: Resolve
 }
 
 /** The header comments that say which screen and sampling an annotation file comes from. */
-export function annotationComments(screen: ResolvedSynthOptions, sampling: { abnormal: number; normal: number; train: number; test: number; seed: number }): string[] {
+export function annotationComments(
+  screen: ResolvedSynthOptions,
+  sampling: { abnormal: number; normal: number; train: number; test: number; seed: number },
+): string[] {
   return [
     `qcbench synthetic screen v${SYNTH_VERSION}: domain ${screen.domain}, ${screen.plates} plate(s) x ${screen.wells} wells x ${screen.sites} sites, ${screen.width}x${screen.height}, seed ${screen.seed}, abnormal fraction ${screen.abnormalFraction}, crop ${screen.cropSize}`,
     `sampling: ${sampling.abnormal} abnormal + ${sampling.normal} normal, ${sampling.train} train / ${sampling.test} test (50% normal in each), seed ${sampling.seed}; crops whose square lies inside the field`,
@@ -37,5 +49,8 @@ export function annotationComments(screen: ResolvedSynthOptions, sampling: { abn
 /** The text of the shipped annotation file for a domain. */
 export function defaultSyntheticAnnotationFile(domain: SynthDomain): string {
   const screen = QUICK_SCREENS[domain];
-  return formatAnnotations(defaultSyntheticAnnotations(domain, screen), annotationComments(screen, DEFAULT_ANNOTATION_SAMPLING[domain]));
+  return formatAnnotations(
+    defaultSyntheticAnnotations(domain, screen),
+    annotationComments(screen, DEFAULT_ANNOTATION_SAMPLING[domain]),
+  );
 }

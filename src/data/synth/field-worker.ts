@@ -19,8 +19,14 @@ export interface FieldReply {
 parentPort?.on('message', (job: FieldJob) => {
   try {
     const field = renderField(job.spec);
-    parentPort?.postMessage({ id: job.id, field } satisfies FieldReply, field.channels.map((c) => c.buffer as ArrayBuffer));
+    parentPort?.postMessage(
+      { id: job.id, field } satisfies FieldReply,
+      field.channels.map((c) => c.buffer as ArrayBuffer),
+    );
   } catch (e) {
-    parentPort?.postMessage({ id: job.id, error: e instanceof Error ? (e.stack ?? e.message) : String(e) } satisfies FieldReply);
+    parentPort?.postMessage({
+      id: job.id,
+      error: e instanceof Error ? (e.stack ?? e.message) : String(e),
+    } satisfies FieldReply);
   }
 });

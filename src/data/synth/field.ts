@@ -16,8 +16,8 @@ import {
   pickWeighted,
 } from './artefacts.js';
 import type { ChannelRole, DomainProfile } from './domains.js';
-import { NormalTable, clamp, fbm, gaussianBlur, valueNoise } from './noise.js';
-import { Rng, deriveSeed } from './prng.js';
+import { clamp, fbm, gaussianBlur, NormalTable, valueNoise } from './noise.js';
+import { deriveSeed, Rng } from './prng.js';
 
 /** Everything that decides one field. */
 export interface FieldSpec {
@@ -103,7 +103,8 @@ export function renderField(spec: FieldSpec): RenderedField {
   const drawn: FieldArtefact | null = rng.chance(clamp(0.22 * f, 0, 0.3))
     ? pickWeighted(FIELD_ARTEFACT_WEIGHTS, rng.next())
     : null;
-  const fieldArtefact = spec.fieldArtefact === undefined ? drawn : spec.fieldArtefact === 'none' ? null : spec.fieldArtefact;
+  const fieldArtefact =
+    spec.fieldArtefact === undefined ? drawn : spec.fieldArtefact === 'none' ? null : spec.fieldArtefact;
 
   // --- empty positions: holes in the monolayer large enough for a crop with no cell in its middle.
   const expected = (profile.density * spec.densityMultiplier * W * H) / 1e6;
@@ -449,11 +450,14 @@ function drawCell(
             const mem = dC > -5 && dC < 4 ? 1 - (dC * dC) / 25 : 0;
             let fib = 0.5 + 0.5 * Math.sin(fw * (dxc * fa + dyc * fs) + 6 * tm);
             fib *= fib;
-            fib *= fib * fib;
+            fib = fib * fib * fib; // sharpen: sin^6
             const g = c.golgi;
             const gd2 = (px - g.x) ** 2 + (py - g.y) ** 2;
             const golgi = gd2 < g.s2x9 ? Math.exp(-gd2 * g.inv) * (1.1 + 1.6 * tf) : 0;
-            val = 0.4 * mem * mem * (0.7 + 1.2 * tf) + cyto * (0.14 + 0.3 * ridge[idx] + 0.25 * fib * fibreMask(tm)) + 1.3 * golgi * (1 - mN);
+            val =
+              0.4 * mem * mem * (0.7 + 1.2 * tf) +
+              cyto * (0.14 + 0.3 * ridge[idx] + 0.25 * fib * fibreMask(tm)) +
+              1.3 * golgi * (1 - mN);
             break;
           }
           case MITO:
@@ -481,7 +485,7 @@ function drawCell(
             const cortex = dC > -3 && dC < 3.5 ? 1 - (dC * dC) / 12.25 : 0;
             let fib = 0.5 + 0.5 * Math.sin(fw * (dxc * fa + dyc * fs) + 6 * tm);
             fib *= fib;
-            fib *= fib * fib;
+            fib = fib * fib * fib; // sharpen: sin^6
             val = 0.95 * cortex * cortex * (0.75 + 0.8 * tf) + cyto * (0.12 + 0.35 * fib * fibreMask(tm));
             break;
           }
@@ -562,7 +566,12 @@ function planArtefact(c: Cell, owner: number, rng: Rng): ArtefactPlan {
     const y = c.y + d * Math.sin(angle);
     const speck = rng.chance(0.6);
     const size = speck ? rng.uniform(3, 12) : rng.uniform(25, 70);
-    return { footprint: { type, x, y, radius: speck ? size : size / 2, owner }, shape: speck ? 'speck' : 'fibre', size, angle };
+    return {
+      footprint: { type, x, y, radius: speck ? size : size / 2, owner },
+      shape: speck ? 'speck' : 'fibre',
+      size,
+      angle,
+    };
   }
   if (type === 'haze') {
     const s = rng.uniform(14, 32);
@@ -731,7 +740,8 @@ function groundTruth(
       artefact,
     });
   }
-  for (const e of empties) objects.push({ x: e.x, y: e.y, kind: 'empty', area: 0, label: 'abnormal', artefact: 'empty' });
+  for (const e of empties)
+    objects.push({ x: e.x, y: e.y, kind: 'empty', area: 0, label: 'abnormal', artefact: 'empty' });
   // Raster order: the order a segmentation would list them in, and stable across runs.
   objects.sort((p, q) => p.y - q.y || p.x - q.x);
   return objects;

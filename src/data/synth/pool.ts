@@ -33,7 +33,11 @@ export class WorkerPool<Job extends { id: number }, Result> {
         this.pending.delete(reply.id);
         if (!p) return;
         if (reply.error !== undefined) {
-          p.reject(new QcbError('QCB_INTERNAL', `worker thread failed: ${reply.error}`, { fix: 'please report this with the command you ran' }));
+          p.reject(
+            new QcbError('QCB_INTERNAL', `worker thread failed: ${reply.error}`, {
+              fix: 'please report this with the command you ran',
+            }),
+          );
           return;
         }
         try {

@@ -10,6 +10,7 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { QcbError } from '../../errors.js';
 import { contentHash, writeFileAtomic, writeJsonAtomic } from '../../util/fs.js';
@@ -19,18 +20,20 @@ import { encodeTiff16 } from '../io/tiff.js';
 import { cropId } from '../types.js';
 import { FIELD_ARTEFACTS, type FieldArtefact } from './artefacts.js';
 import { DOMAINS, type SynthDomain } from './domains.js';
-import { type SynthObject, renderField } from './field.js';
+import { type FieldSpec, type RenderedField, renderField, type SynthObject } from './field.js';
+import type { FieldJob } from './field-worker.js';
 import {
   BBBC021_HEADER,
   BBBC022_CHANNEL_COLUMNS,
   BBBC022_HEADER,
-  TREATMENTS,
   csvLine,
   plateName,
+  TREATMENTS,
   uuid,
   wellNames,
 } from './layout.js';
-import { Rng, deriveSeed } from './prng.js';
+import { WorkerPool } from './pool.js';
+import { deriveSeed, Rng } from './prng.js';
 
 /** Bump when the generator's output changes for the same options (invalidates manifests and annotations). */
 export const SYNTH_VERSION = 3;
@@ -55,6 +58,8 @@ export interface SynthOptions {
   abnormalFraction?: number;
   /** Crop side the ground truth is judged for (default 128, the paper's). */
   cropSize?: number;
+  /** Worker threads rendering fields (default: the available cores, at most 4; 1 renders on the main thread). */
+  workers?: number;
 }
 
 /** The resolved options, as recorded in the manifest. */
@@ -113,8 +118,28 @@ export interface SynthResult {
  * × 8 wells × 2 sites of 1280×1024. Seed 1, abnormal fraction 0.25, crops of 128.
  */
 export const QUICK_SCREENS = {
-  u2os: { domain: 'u2os', plates: 1, wells: 8, sites: 4, seed: 1, width: 696, height: 520, abnormalFraction: 0.25, cropSize: 128 },
-  mcf7: { domain: 'mcf7', plates: 1, wells: 8, sites: 2, seed: 1, width: 1280, height: 1024, abnormalFraction: 0.25, cropSize: 128 },
+  u2os: {
+    domain: 'u2os',
+    plates: 1,
+    wells: 8,
+    sites: 4,
+    seed: 1,
+    width: 696,
+    height: 520,
+    abnormalFraction: 0.25,
+    cropSize: 128,
+  },
+  mcf7: {
+    domain: 'mcf7',
+    plates: 1,
+    wells: 8,
+    sites: 2,
+    seed: 1,
+    width: 1280,
+    height: 1024,
+    abnormalFraction: 0.25,
+    cropSize: 128,
+  },
 } satisfies Record<SynthDomain, ResolvedSynthOptions>;
 
 /** Fills defaults and validates (QCB_USAGE with the option name and the allowed range). */
@@ -182,7 +207,10 @@ export interface PlannedField {
  * The fields of a screen with their seeds, per-well targets and planned whole-field artefacts (shared by the
  * generator and screenGroundTruth; exported so tests and reports can compare per-well QC results with the plan).
  */
-export function planScreen(o: ResolvedSynthOptions): { fields: PlannedField[]; wells: Omit<WellSummary, 'abnormalFraction' | 'objects'>[] } {
+export function planScreen(o: ResolvedSynthOptions): {
+  fields: PlannedField[];
+  wells: Omit<WellSummary, 'abnormalFraction' | 'objects'>[];
+} {
   const profile = DOMAINS[o.domain];
   const wells = wellNames(o.wells);
   const fields: PlannedField[] = [];
@@ -204,7 +232,19 @@ export function planScreen(o: ResolvedSynthOptions): { fields: PlannedField[]; w
       for (let site = 1; site <= o.sites; site++) {
         imageNumber++;
         const seed = deriveSeed(o.seed, 'field', o.domain, plate, well, site);
-        fields.push({ plateIndex: pi, plate, wellIndex: wi, well, site, imageNumber, seed, target, densityMultiplier, fieldArtefact: 'none', cellTarget: target });
+        fields.push({
+          plateIndex: pi,
+          plate,
+          wellIndex: wi,
+          well,
+          site,
+          imageNumber,
+          seed,
+          target,
+          densityMultiplier,
+          fieldArtefact: 'none',
+          cellTarget: target,
+        });
       }
     }
     planFieldArtefacts(fields.slice(first), o, new Rng(deriveSeed(o.seed, 'field-artefacts', plate)));
@@ -244,7 +284,17 @@ function planFieldArtefacts(fields: PlannedField[], o: ResolvedSynthOptions, rng
 const GT_HEADER = csvLine(['crop_id', 'plate', 'well', 'site', 'x', 'y', 'label', 'artefact_type', 'kind']);
 
 function gtLine(f: PlannedField, obj: SynthObject): string {
-  return csvLine([cropId(f.plate, f.well, f.site, obj.x, obj.y), f.plate, f.well, f.site, obj.x, obj.y, obj.label, obj.artefact, obj.kind]);
+  return csvLine([
+    cropId(f.plate, f.well, f.site, obj.x, obj.y),
+    f.plate,
+    f.well,
+    f.site,
+    obj.x,
+    obj.y,
+    obj.label,
+    obj.artefact,
+    obj.kind,
+  ]);
 }
 
 /**
@@ -327,102 +377,129 @@ export async function synthesizeScreen(opts: SynthOptions): Promise<SynthResult>
   const madeDirs = new Set<string>();
   const progress = logger.startProgress(`synth ${o.domain}`, plan.fields.length, 'fields');
 
-  for (const f of plan.fields) {
-    const { plate, well, site, wellIndex: wi } = f;
-    const treatment = wi === 0 ? TREATMENTS[0] : TREATMENTS[1 + ((wi - 1) % (TREATMENTS.length - 1))];
-    const field = renderField({
-      profile,
-      width: o.width,
-      height: o.height,
-      seed: f.seed,
-      densityMultiplier: f.densityMultiplier,
-      abnormalFraction: f.cellTarget,
-      cropSize: o.cropSize,
-      fieldArtefact: f.fieldArtefact,
-    });
-    if (field.fieldArtefact) fieldArtefacts[field.fieldArtefact] = (fieldArtefacts[field.fieldArtefact] ?? 0) + 1;
-    const nameRng = new Rng(deriveSeed(f.seed, 'names'));
-    const names: string[] = [];
-    for (let k = 0; k < profile.channels.length; k++) {
-      const ch = profile.channels[k];
-      const name =
-        profile.layout === 'bbbc022'
-          ? `IXMtest_${well}_s${site}_w${ch.wavelength}${uuid(nameRng)}.tif`
-          : `${well}_s${site}_w${ch.wavelength}${uuid(nameRng)}.tif`;
-      const rel = `${plate}/${name}`;
-      // Plain asynchronous writes overlap the disk with rendering the next field. No per-file fsync: completeness
-      // is vouched for by the manifest, written last and atomically; an interrupted run has none and starts over.
-      if (!madeDirs.has(plate)) {
-        await mkdir(join(out, plate), { recursive: true });
-        madeDirs.add(plate);
+  const specOf = (f: PlannedField): FieldSpec => ({
+    profile,
+    width: o.width,
+    height: o.height,
+    seed: f.seed,
+    densityMultiplier: f.densityMultiplier,
+    abnormalFraction: f.cellTarget,
+    cropSize: o.cropSize,
+    fieldArtefact: f.fieldArtefact,
+  });
+  // Fields render in worker threads (a window of 2 per worker in flight) and are written in plan order, so the
+  // output does not depend on the number of workers.
+  const nWorkers = Math.min(opts.workers ?? defaultWorkers(), plan.fields.length);
+  const pool =
+    nWorkers > 1
+      ? new WorkerPool<FieldJob, RenderedField>(
+          new URL('./field-worker.ts', import.meta.url),
+          nWorkers,
+          (r) => r.field as RenderedField,
+        )
+      : undefined;
+  const inFlight: Promise<RenderedField>[] = [];
+  let launched = 0;
+  const launch = () => {
+    while (pool && launched < plan.fields.length && inFlight.length < 2 * nWorkers) {
+      inFlight.push(pool.run({ spec: specOf(plan.fields[launched++]) }));
+    }
+  };
+  try {
+    for (const f of plan.fields) {
+      const { plate, well, site, wellIndex: wi } = f;
+      const treatment = wi === 0 ? TREATMENTS[0] : TREATMENTS[1 + ((wi - 1) % (TREATMENTS.length - 1))];
+      launch();
+      const field = pool ? await (inFlight.shift() as Promise<RenderedField>) : renderField(specOf(f));
+      launch();
+      if (field.fieldArtefact) fieldArtefacts[field.fieldArtefact] = (fieldArtefacts[field.fieldArtefact] ?? 0) + 1;
+      const nameRng = new Rng(deriveSeed(f.seed, 'names'));
+      const names: string[] = [];
+      for (let k = 0; k < profile.channels.length; k++) {
+        const ch = profile.channels[k];
+        const name =
+          profile.layout === 'bbbc022'
+            ? `IXMtest_${well}_s${site}_w${ch.wavelength}${uuid(nameRng)}.tif`
+            : `${well}_s${site}_w${ch.wavelength}${uuid(nameRng)}.tif`;
+        const rel = `${plate}/${name}`;
+        // Plain asynchronous writes overlap the disk with rendering the next field. No per-file fsync: completeness
+        // is vouched for by the manifest, written last and atomically; an interrupted run has none and starts over.
+        if (!madeDirs.has(plate)) {
+          await mkdir(join(out, plate), { recursive: true });
+          madeDirs.add(plate);
+        }
+        pending.push(writeFile(join(out, rel), encodeTiff16(o.width, o.height, field.channels[k])));
+        files.push(rel);
+        names.push(name);
       }
-      pending.push(writeFile(join(out, rel), encodeTiff16(o.width, o.height, field.channels[k])));
-      files.push(rel);
-      names.push(name);
-    }
-    const byName = (n: string) => names[profile.channels.findIndex((c) => c.name === n)];
-    if (profile.layout === 'bbbc022') {
-      if (!plateLines.has(plate)) plateLines.set(plate, [csvLine(BBBC022_HEADER)]);
-      plateLines.get(plate)?.push(
-        csvLine([
-          f.imageNumber,
-          ...BBBC022_CHANNEL_COLUMNS.map(byName),
-          treatment.role,
-          treatment.role === 'mock' ? 'DMSO' : `BRD-SYNTH-${String(wi).padStart(4, '0')}`,
-          treatment.concentration,
-          `SYNTH-${plate}`,
-          treatment.smiles,
-          well,
-          plate,
-          treatment.compound,
-          'qcbench synthetic',
-          site,
-          0,
-          ...BBBC022_CHANNEL_COLUMNS.map(() => `${plate}/`),
-        ]),
-      );
-    } else {
-      const path = `Week1/${plate}`;
-      bbbc021Lines.push(
-        csvLine([
-          f.plateIndex + 1,
-          f.imageNumber,
-          byName('DAPI'),
-          path,
-          byName('Tubulin'),
-          path,
-          byName('Actin'),
-          path,
-          plate,
-          well,
-          1,
-          treatment.compound,
-          treatment.concentration,
-        ]),
-      );
-    }
-    const wkey = `${plate}|${well}`;
-    const ws = perWell.get(wkey) ?? { objects: 0, abnormal: 0 };
-    perWell.set(wkey, ws);
-    let objectNumber = 0;
-    for (const obj of field.objects) {
-      objectNumber++;
-      nucleiLines.push(csvLine([f.imageNumber, objectNumber, plate, well, site, obj.x, obj.y, obj.area]));
-      gtLines.push(gtLine(f, obj));
-      count(obj, artefacts);
-      if (obj.kind === 'cell') cells++;
-      else empties++;
-      ws.objects++;
-      if (obj.label === 'abnormal') {
-        abnormal++;
-        ws.abnormal++;
+      const byName = (n: string) => names[profile.channels.findIndex((c) => c.name === n)];
+      if (profile.layout === 'bbbc022') {
+        if (!plateLines.has(plate)) plateLines.set(plate, [csvLine(BBBC022_HEADER)]);
+        plateLines
+          .get(plate)
+          ?.push(
+            csvLine([
+              f.imageNumber,
+              ...BBBC022_CHANNEL_COLUMNS.map(byName),
+              treatment.role,
+              treatment.role === 'mock' ? 'DMSO' : `BRD-SYNTH-${String(wi).padStart(4, '0')}`,
+              treatment.concentration,
+              `SYNTH-${plate}`,
+              treatment.smiles,
+              well,
+              plate,
+              treatment.compound,
+              'qcbench synthetic',
+              site,
+              0,
+              ...BBBC022_CHANNEL_COLUMNS.map(() => `${plate}/`),
+            ]),
+          );
+      } else {
+        const path = `Week1/${plate}`;
+        bbbc021Lines.push(
+          csvLine([
+            f.plateIndex + 1,
+            f.imageNumber,
+            byName('DAPI'),
+            path,
+            byName('Tubulin'),
+            path,
+            byName('Actin'),
+            path,
+            plate,
+            well,
+            1,
+            treatment.compound,
+            treatment.concentration,
+          ]),
+        );
       }
+      const wkey = `${plate}|${well}`;
+      const ws = perWell.get(wkey) ?? { objects: 0, abnormal: 0 };
+      perWell.set(wkey, ws);
+      let objectNumber = 0;
+      for (const obj of field.objects) {
+        objectNumber++;
+        nucleiLines.push(csvLine([f.imageNumber, objectNumber, plate, well, site, obj.x, obj.y, obj.area]));
+        gtLines.push(gtLine(f, obj));
+        count(obj, artefacts);
+        if (obj.kind === 'cell') cells++;
+        else empties++;
+        ws.objects++;
+        if (obj.label === 'abnormal') {
+          abnormal++;
+          ws.abnormal++;
+        }
+      }
+      progress.tick(1);
+      // Bound the images held in memory while their writes are in flight.
+      while (pending.length > 3 * profile.channels.length) await pending.shift();
     }
-    progress.tick(1);
-    // Bound the images held in memory while their writes are in flight.
-    while (pending.length > 3 * profile.channels.length) await pending.shift();
+    await Promise.all(pending);
+  } finally {
+    await pool?.close();
   }
-  await Promise.all(pending);
   for (const [plate, lines] of plateLines) {
     const rel = `${plate}_image.csv`;
     writeFileAtomic(join(out, rel), `${lines.join('\n')}\n`);
@@ -469,6 +546,10 @@ export async function synthesizeScreen(opts: SynthOptions): Promise<SynthResult>
   // The manifest stores paths relative to `out` so a screen can be moved; `out` is filled in on reading.
   writeJsonAtomic(manifestPath, { hash, result: { ...result, out: relative(out, out) || '.' } });
   return result;
+}
+
+function defaultWorkers(): number {
+  return Math.max(1, Math.min(4, availableParallelism()));
 }
 
 function readManifest(path: string): { hash: string; result: SynthResult } {

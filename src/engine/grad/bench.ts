@@ -184,3 +184,55 @@ export async function benchConvGrad(spec: ConvBenchSpec = {}): Promise<ConvBench
   add('dW', 'Conv over transposed tensors', await time(g, { x: xD, dy: yD }, runs, threads));
   return rows;
 }
+
+/**
+ * Depthwise k×k conv (group = C = K) formulations in onnxruntime: the rule's dW (a grouped Conv over transposed
+ * tensors: X as 1×(C·N)×H×W, dY as C×N×Ho×Wo filters) against k² Slice·Mul·ReduceSum.
+ */
+export async function benchDepthwiseGrad(spec: ConvBenchSpec = {}): Promise<ConvBenchRow[]> {
+  const { N = 64, C = 96, H = 32, k = 7, runs = 5, threads } = spec;
+  const pad = Math.floor(k / 2);
+  const Ho = H;
+  const flops = 2 * N * C * k * k * Ho * Ho;
+  const geo: ConvGeometry = { inSize: [H, H], outSize: [Ho, Ho], kernel: [k, k], strides: [1, 1], dilations: [1, 1], padBegin: [pad, pad], padEnd: [pad, pad] };
+  const xD = [N, C, H, H];
+  const wD = [C, 1, k, k];
+  const rows: ConvBenchRow[] = [];
+  const add = (pass: string, formulation: string, ms: number) => rows.push({ pass, formulation, ms: Math.round(ms * 10) / 10, gflops: Math.round((flops / ms / 1e6) * 10) / 10 });
+  const build = (body: (b: GraphBuilder, e: GradEmitter) => string): Graph => {
+    const b = new GraphBuilder('bench');
+    b.input('x', 'float32', xD);
+    b.input('dy', 'float32', xD);
+    b.input('w', 'float32', wD);
+    inferShapes(b.graph);
+    const out = body(b, emitterFor(b));
+    b.graph.outputs = [{ name: out, dtype: 'float32' }];
+    return b.graph;
+  };
+  const feeds = { x: xD, dy: xD, w: wD };
+  add('forward', 'depthwise Conv', await time(build((b) => b.conv('x', 'w', undefined, { pads: [pad, pad, pad, pad], group: C })), feeds, runs, threads));
+  add('dX', 'rule (depthwise Conv, flipped W)', await time(build((_b, e) => convInputGrad(e, 'dy', 'w', geo, C)), feeds, runs, threads));
+  add('dW', 'rule: grouped Conv over transposed tensors', await time(build((_b, e) => convWeightGrad(e, 'x', 'dy', geo, C, wD)), feeds, runs, threads));
+  add(
+    'dW',
+    'k² Slice·Mul·ReduceSum',
+    await time(
+      build((b, e) => {
+        const xp = b.op1('Pad', ['x', ints(e, [0, 0, pad, pad, 0, 0, pad, pad])]);
+        const parts: string[] = [];
+        for (let i = 0; i < k; i++) {
+          for (let j = 0; j < k; j++) {
+            const sl = b.op1('Slice', [xp, ints(e, [i, j]), ints(e, [i + Ho, j + Ho]), ints(e, [2, 3])]);
+            const red = b.op1('ReduceSum', [b.mul(sl, 'dy'), ints(e, [0, 2, 3])], { keepdims: 0 });
+            parts.push(b.op1('Unsqueeze', [red, ints(e, [1])]));
+          }
+        }
+        return b.op1('Reshape', [b.op1('Concat', parts, { axis: 1 }), ints(e, wD)]);
+      }),
+      feeds,
+      runs,
+      threads,
+    ),
+  );
+  return rows;
+}

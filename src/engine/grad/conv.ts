@@ -6,7 +6,7 @@
  * with the flipped, group-transposed W (faster than ConvTranspose in onnxruntime), else ConvTranspose(dY, W). dW is
  * GEMM-shaped, never a Conv over transposed tensors (2–4× slower): for large output planes an im2col by a one-hot
  * depthwise Conv + per-image MatMul + ReduceSum over N; for small planes X transposed once, k² strided Slices and
- * one Gemm over N·Ho·Wo. Depthwise convs use k² Mul+ReduceSum (no GEMM to batch); 1×1 convs reduce to one Gemm.
+ * one Gemm over N·Ho·Wo. Depthwise convs use one grouped Conv over transposed tensors; 1×1 convs reduce to one MatMul/Gemm.
  */
 import type { Dim, Node } from '../ir/graph.js';
 import { attr } from '../ir/graph.js';
@@ -131,7 +131,7 @@ export function convInputGrad(g: GradEmitter, dY: string, w: string, geo: ConvGe
 
 /**
  * dL/dW of a convolution: x N×C×H×W (un-padded input), dY N×K×Ho×Wo, W K×(C/group)×k… . GEMM formulation (see file
- * comment); depthwise (group = C = K) uses k² Mul+ReduceSum.
+ * comment); depthwise (group = C, any channel multiplier) uses a grouped Conv over transposed tensors.
  */
 export function convWeightGrad(g: GradEmitter, x: string, dY: string, geo: ConvGeometry, group: number, wShape: number[]): string {
   const s = geo.inSize.length;
@@ -152,15 +152,25 @@ export function convWeightGrad(g: GradEmitter, x: string, dY: string, geo: ConvG
     return g.op('Slice', [src, ints(g, starts), ints(g, ends), ints(g, spatialAxes), ints(g, geo.strides)])[0];
   };
 
-  if (group === C && K === C && group > 1) {
-    // Depthwise: dW[c,0,o] = Σ_{n,p} dY[n,c,p]·Xpad[n,c,p·s+o·d].
-    const parts = offsets.map((off) => {
-      const prod = g.op('Mul', [sliceAt(xp, off), dY])[0];
-      const red = g.op('ReduceSum', [prod, ints(g, [0, ...spatialAxes])], { keepdims: attr.int(0) })[0];
-      return offsets.length > 1 ? g.op('Unsqueeze', [red, ints(g, [1])])[0] : red;
-    });
-    const stacked = parts.length > 1 ? g.op('Concat', parts, { axis: attr.int(1) })[0] : parts[0];
-    return g.op('Reshape', [stacked, ints(g, wShape)])[0];
+  if (group === C && Cg === 1 && group > 1) {
+    // Depthwise (channel multiplier m = K/C): dW[c·m+j,0,o] = Σ_{n,p} dY[n,c·m+j,p]·Xpad[n,c,p·s+o·d] is a grouped
+    // Conv of X as 1×(C·N)×H×W with dY as C·m filters of N channels (spatial Ho×Wo), its dilation the forward stride
+    // and its stride the forward dilation: one op, ~5× faster in onnxruntime than k² Slice·Mul·ReduceSum.
+    const xt = g.op('Transpose', [x], { perm: attr.ints([1, 0, ...spatialAxes]) })[0]; // C×N×H×W
+    const x1 = g.op('Reshape', [xt, ints(g, [1, -1, ...geo.inSize])])[0];
+    const dyt = g.op('Transpose', [dY], { perm: attr.ints([1, 0, ...spatialAxes]) })[0]; // K×N×Ho×Wo
+    let dw = g.op('Conv', [x1, dyt], {
+      kernel_shape: attr.ints(geo.outSize),
+      strides: attr.ints(geo.dilations),
+      dilations: attr.ints(geo.strides),
+      group: attr.int(C),
+      pads: attr.ints([...geo.padBegin, ...geo.padEnd]),
+    })[0]; // 1×K×k'… with k' ≥ k (tail positions no window reaches)
+    const full = geo.inSize.map((n, i) => Math.floor((n + geo.padBegin[i] + geo.padEnd[i] - (geo.outSize[i] - 1) * geo.strides[i] - 1) / geo.dilations[i]) + 1);
+    if (full.some((f, i) => f !== geo.kernel[i])) {
+      dw = g.op('Slice', [dw, ints(g, geo.kernel.map(() => 0)), ints(g, geo.kernel), ints(g, spatialAxes)])[0];
+    }
+    return g.op('Reshape', [dw, ints(g, wShape)])[0];
   }
 
   const KK = offsets.length;

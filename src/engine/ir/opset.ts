@@ -2,7 +2,7 @@
  * Opset upgrade of a graph, in place. Backward graphs use opset-17 operators (ScatterElements with `reduction`,
  * opset 16), so a model exported at opset 13 (PyTorch's default) must be raised before autodiff appends nodes.
  * From opset 13 on, raising to 17 changes no semantics of the operators exporters emit; older graphs get the
- * attribute → input moves of opsets 10–13 (Slice, Pad, Clip, Squeeze, Unsqueeze, ReduceSum, Split).
+ * attribute → input moves of opsets 10–13 (Slice, Pad, Clip, Dropout, Squeeze, Unsqueeze, ReduceSum, Split).
  */
 import { QcbError } from '../../errors.js';
 import { GraphBuilder } from './builder.js';
@@ -65,6 +65,14 @@ export function upgradeOpset(graph: Graph, target = 17): void {
         if (from < 13) {
           const split = ints(take('split'));
           if (split) n.inputs = [n.inputs[0], b.ints(split)];
+        }
+        break;
+      case 'Dropout':
+        // opset 12 moved ratio to an input (and training_mode); before 7 there was is_test
+        if (from < 12) {
+          const r = take('ratio');
+          delete n.attrs.is_test;
+          if (r && r.type === 'float') n.inputs = [n.inputs[0], b.scalar(r.value)];
         }
         break;
       case 'BatchNormalization':

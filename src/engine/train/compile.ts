@@ -33,6 +33,12 @@ export interface TrainStepSpec {
    * bias is trainable (a frozen encoder keeps its BN in inference mode, as in a linear probe).
    */
   bnTraining?: boolean | ((n: Node) => boolean);
+  /**
+   * Dropout active during training steps (default true, as PyTorch's `model.train()`): each Dropout node gets
+   * `training_mode = true` and a mask output; the session's `seed` makes it reproducible. Inference export keeps
+   * Dropout inactive.
+   */
+  dropoutTraining?: boolean;
 }
 
 /** A tensor carried between steps: fed as `input`, returned as `output`. */
@@ -122,6 +128,7 @@ export function compileTrainStep(spec: TrainStepSpec): CompiledStep {
   const sel = spec.bnTraining;
   const bnSelect = (n: Node) => (typeof sel === 'function' ? sel(n) : typeof sel === 'boolean' ? sel : tset.has(n.inputs[1]) || tset.has(n.inputs[2]));
   const bnUpdates = lowerBatchNormTraining(g, bnSelect);
+  if (spec.dropoutTraining ?? true) enableDropout(g);
 
   // trainable parameters and running stats become inputs
   const promote = (name: string) => {
@@ -189,6 +196,20 @@ export function compileTrainStep(spec: TrainStepSpec): CompiledStep {
 
   const dataInputs = forward.inputs.filter((v) => !tset.has(v.name));
   return { graph: g, forward, loss: spec.loss, dataInputs, lr, extraOutputs, params, state, frozen };
+}
+
+/** Switches every Dropout node to training mode (ratio and training_mode inputs, mask output). */
+function enableDropout(g: Graph): void {
+  const b = new GraphBuilder(g);
+  for (const n of g.nodes) {
+    if (n.opType !== 'Dropout' || n.domain !== '') continue;
+    const ratioAttr = n.attrs.ratio;
+    delete n.attrs.ratio;
+    const ratio = n.inputs[1] || b.scalar(ratioAttr && ratioAttr.type === 'float' ? ratioAttr.value : 0.5);
+    const on = b.constant({ dtype: 'bool', dims: [], data: Uint8Array.of(1) }, 'dropout_training');
+    n.inputs = [n.inputs[0], ratio, on];
+    if (!n.outputs[1]) n.outputs[1] = b.fresh(`${n.outputs[0]}_mask`);
+  }
 }
 
 /** Removes nodes whose outputs no graph output needs, and unused initializers. */

@@ -1,9 +1,9 @@
-import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ArrayCropSource, BatchLoader, type Batch } from '../../../src/data/augment/index.js';
+import { after, before, test } from 'node:test';
+import { ArrayCropSource, type Batch, BatchLoader } from '../../../src/data/augment/index.js';
 import { readDataset } from '../../../src/data/datasets/index.js';
 import { readTiffFile } from '../../../src/data/io/tiff.js';
 import { synthesizeScreen } from '../../../src/data/synth/index.js';
@@ -24,7 +24,11 @@ before(async () => {
   out = mkdtempSync(join(tmpdir(), 'qcb-loader-'));
   await synthesizeScreen({ domain: 'u2os', out, plates: 1, wells: 2, sites: 1, width: 320, height: 256, seed: 2 });
   const fs = readDataset('bbbc022', { root: out, strict: true });
-  const rows = readFileSync(join(out, 'nuclei.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
+  const rows = readFileSync(join(out, 'nuclei.csv'), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split(','));
   const crops: number[] = [];
   for (const field of fs.fields) {
     const imgs = CHANNELS.map((c) => {
@@ -70,11 +74,24 @@ test('an epoch visits every crop once in a seeded order; drop_last drops the rem
   assert.equal(all.length, 2 * Math.ceil(n / bs));
   const e0 = all.filter((b) => b.epoch === 0).flatMap((b) => b.indices);
   const e1 = all.filter((b) => b.epoch === 1).flatMap((b) => b.indices);
-  assert.deepEqual([...e0].sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i));
-  assert.deepEqual([...e1].sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i));
+  assert.deepEqual(
+    [...e0].sort((a, b) => a - b),
+    Array.from({ length: n }, (_, i) => i),
+  );
+  assert.deepEqual(
+    [...e1].sort((a, b) => a - b),
+    Array.from({ length: n }, (_, i) => i),
+  );
   assert.notDeepEqual(e0, e1, 'each epoch has its own order');
-  assert.notDeepEqual(e0, Array.from({ length: n }, (_, i) => i), 'shuffled');
-  assert.deepEqual(all.map((b) => b.step), all.map((_, i) => i));
+  assert.notDeepEqual(
+    e0,
+    Array.from({ length: n }, (_, i) => i),
+    'shuffled',
+  );
+  assert.deepEqual(
+    all.map((b) => b.step),
+    all.map((_, i) => i),
+  );
 
   const dropped = await collect(new BatchLoader(source, { batchSize: bs, seed: 1, epochs: 1 }));
   assert.equal(dropped.length, Math.floor(n / bs));
@@ -82,7 +99,11 @@ test('an epoch visits every crop once in a seeded order; drop_last drops the rem
 });
 
 test('two views per crop: normalised float32 N×C×S×S, different augmentations of the same crop', async () => {
-  const loader = new BatchLoader(source, { batchSize: 8, seed: 3, augment: { shiftScaleP: 0, mean: [0.5], std: [0.25] } });
+  const loader = new BatchLoader(source, {
+    batchSize: 8,
+    seed: 3,
+    augment: { shiftScaleP: 0, mean: [0.5], std: [0.25] },
+  });
   const b = await loader.next();
   await loader.close();
   assert.ok(b);
@@ -94,8 +115,13 @@ test('two views per crop: normalised float32 N×C×S×S, different augmentations
     // dihedral views are permutations of the crop's pixels, channel by channel
     const rawSum = raw.subarray(i * per, (i + 1) * per).reduce((s: number, x: number) => s + x, 0);
     for (const v of b.views as Float32Array[]) {
-      const back: number[] = Array.from(v.subarray(i * per, (i + 1) * per), (x: number) => Math.round((x * 0.25 + 0.5) * 255));
-      assert.equal(back.reduce((s, x) => s + x, 0), rawSum);
+      const back: number[] = Array.from(v.subarray(i * per, (i + 1) * per), (x: number) =>
+        Math.round((x * 0.25 + 0.5) * 255),
+      );
+      assert.equal(
+        back.reduce((s, x) => s + x, 0),
+        rawSum,
+      );
     }
     if (b.views[0].subarray(i * per, (i + 1) * per).some((x, j) => x !== b.views[1][i * per + j])) differing++;
   }
@@ -137,10 +163,16 @@ test('prefetch: the next batches are prepared while the consumer works', async (
 });
 
 test('bad options and short sources give clear errors', () => {
-  assert.throws(() => new BatchLoader(source, { batchSize: 0 }), (e: unknown) => e instanceof QcbError && e.code === 'QCB_USAGE' && e.context.key === 'batchSize');
+  assert.throws(
+    () => new BatchLoader(source, { batchSize: 0 }),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_USAGE' && e.context.key === 'batchSize',
+  );
   assert.throws(
     () => new BatchLoader(source, { batchSize: source.count + 1 }),
     (e: unknown) => e instanceof QcbError && e.code === 'QCB_STORE' && /dropLast/.test(String(e.context.fix)),
   );
-  assert.throws(() => new ArrayCropSource(new Uint8Array(10), 3, 4), (e: unknown) => e instanceof QcbError && e.code === 'QCB_STORE');
+  assert.throws(
+    () => new ArrayCropSource(new Uint8Array(10), 3, 4),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_STORE',
+  );
 });

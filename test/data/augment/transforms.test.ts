@@ -1,15 +1,15 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import {
+  augmentBatch,
   DEFAULT_AUGMENT,
   NO_AUGMENT,
-  type ViewTransform,
-  augmentBatch,
   normalisation,
   reflect,
   sampleTransform,
   toAffine,
   twoViews,
+  type ViewTransform,
   warpCrop,
 } from '../../../src/data/augment/index.js';
 import { Rng } from '../../../src/data/synth/prng.js';
@@ -39,7 +39,10 @@ function referenceWarp(src: Uint8Array, t: ViewTransform, mean: number, std: num
         const fy = Math.max(0, sy - y0);
         const at = (xx: number, yy: number) => src[c * S * S + reflect(yy, S) * S + reflect(xx, S)];
         const v =
-          at(x0, y0) * (1 - fx) * (1 - fy) + at(x0 + 1, y0) * fx * (1 - fy) + at(x0, y0 + 1) * (1 - fx) * fy + at(x0 + 1, y0 + 1) * fx * fy;
+          at(x0, y0) * (1 - fx) * (1 - fy) +
+          at(x0 + 1, y0) * fx * (1 - fy) +
+          at(x0, y0 + 1) * (1 - fx) * fy +
+          at(x0 + 1, y0 + 1) * fx * fy;
         out[c * S * S + y * S + x] = (v / 255 - mean) / std;
       }
     }
@@ -61,10 +64,14 @@ test('the eight symmetries of the square are exact pixel permutations, all equal
       const out = new Float32Array(C * S * S);
       warpCrop(src, 0, out, 0, C, S, t, norm);
       const ref = referenceWarp(src, t, 0.5, 0.25);
-      for (let j = 0; j < out.length; j++) assert.ok(Math.abs(out[j] - ref[j]) < 1e-5, `symmetry ${JSON.stringify(t)} at ${j}`);
+      for (let j = 0; j < out.length; j++)
+        assert.ok(Math.abs(out[j] - ref[j]) < 1e-5, `symmetry ${JSON.stringify(t)} at ${j}`);
       // a permutation: same multiset of values
       const back = Array.from(out, (v) => Math.round((v * 0.25 + 0.5) * 255)).sort((a, b) => a - b);
-      assert.deepEqual(back, Array.from(src).sort((a, b) => a - b));
+      assert.deepEqual(
+        back,
+        Array.from(src).sort((a, b) => a - b),
+      );
     }
   }
   assert.equal(seen.size, 8, 'rotation × flip × transpose gives the dihedral group');
@@ -77,7 +84,7 @@ test('known symmetries: a 90° rotation, a flip and a transpose move pixels wher
   const find = (t: ViewTransform) => {
     const out = new Float32Array(C * S * S);
     warpCrop(src, 0, out, 0, C, 16, t, normalisation({ ...DEFAULT_AUGMENT, mean: [0], std: [1 / 255] }, C));
-    const i = out.findIndex((v) => v === 200);
+    const i = out.indexOf(200);
     return [i % S, Math.floor(i / S)];
   };
   const id = { a: 1, b: 0, c: 0, d: 1, scale: 1, dx: 0, dy: 0 };
@@ -101,7 +108,10 @@ test('shift and scale: separable bilinear resampling equals the per-pixel refere
     for (let j = 0; j < out.length; j++) max = Math.max(max, Math.abs(out[j] - ref[j]));
     assert.ok(max < 1e-3, `max error ${max} for ${JSON.stringify(t)}`);
   }
-  assert.deepEqual([-2, -1, 0, 15, 16, 17].map((i) => reflect(i, 16)), [2, 1, 0, 15, 14, 13]);
+  assert.deepEqual(
+    [-2, -1, 0, 15, 16, 17].map((i) => reflect(i, 16)),
+    [2, 1, 0, 15, 14, 13],
+  );
 });
 
 test('normalisation: per-channel mean/std; NO_AUGMENT leaves geometry alone; bad std/mean lengths refused', () => {
@@ -112,7 +122,10 @@ test('normalisation: per-channel mean/std; NO_AUGMENT leaves geometry alone; bad
     const c = Math.floor(i / (S * S)) % C;
     assert.ok(Math.abs(out[i] - (src[i] / 255 - o.mean[c]) / o.std[c]) < 1e-5);
   }
-  assert.throws(() => augmentBatch(src, 2, C, S, new Rng(1), { ...o, std: [0.2, 0.2] }), /std has 2 values for 3 channels/);
+  assert.throws(
+    () => augmentBatch(src, 2, C, S, new Rng(1), { ...o, std: [0.2, 0.2] }),
+    /std has 2 values for 3 channels/,
+  );
   assert.throws(() => augmentBatch(src, 2, C, S, new Rng(1), { ...o, std: [0] }), /positive/);
   assert.throws(() => augmentBatch(src.subarray(0, 10), 2, C, S, new Rng(1)), /needs/);
 });

@@ -1,7 +1,7 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DOMAINS, renderField } from '../../../src/data/synth/index.js';
+import { test } from 'node:test';
 import type { FieldSpec, RenderedField } from '../../../src/data/synth/index.js';
+import { DOMAINS, renderField } from '../../../src/data/synth/index.js';
 
 const base: FieldSpec = {
   profile: DOMAINS.u2os,
@@ -71,7 +71,10 @@ test('field-level artefacts: blur lowers sharpness, saturation clips, noise rais
   const clean = render({});
   const blur = render({ fieldArtefact: 'blur' });
   assert.equal(blur.fieldArtefact, 'blur');
-  assert.deepEqual(blur.objects.map((o) => o.artefact), blur.objects.map(() => 'blur'));
+  assert.deepEqual(
+    blur.objects.map((o) => o.artefact),
+    blur.objects.map(() => 'blur'),
+  );
   assert.ok(sharpness(blur.channels[0], 320) < 0.6 * sharpness(clean.channels[0], 320));
 
   const sat = render({ fieldArtefact: 'saturation' });

@@ -1,12 +1,12 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { QcbError } from '../../../src/errors.js';
+import { test } from 'node:test';
 import { readDataset } from '../../../src/data/datasets/index.js';
 import { readTiffFile } from '../../../src/data/io/tiff.js';
-import { QUICK_SCREENS, planScreen, screenGroundTruth, synthesizeScreen } from '../../../src/data/synth/index.js';
+import { planScreen, QUICK_SCREENS, screenGroundTruth, synthesizeScreen } from '../../../src/data/synth/index.js';
+import { QcbError } from '../../../src/errors.js';
 
 process.env.QCBENCH_LOG_QUIET = '1';
 
@@ -66,7 +66,10 @@ test('u2os screen: BBBC022 layout that the BBBC022 reader loads, 12-bit values, 
     assert.equal(ids.size, gt.length, 'crop ids are unique');
     for (let i = 0; i < gt.length; i++) {
       const n = nuclei[i];
-      assert.equal(gt[i].crop_id, `${n.Metadata_Plate}_${n.Metadata_Well}_s${n.Metadata_Site}_${n.Location_Center_X}_${n.Location_Center_Y}`);
+      assert.equal(
+        gt[i].crop_id,
+        `${n.Metadata_Plate}_${n.Metadata_Well}_s${n.Metadata_Site}_${n.Location_Center_X}_${n.Location_Center_Y}`,
+      );
       const x = Number(n.Location_Center_X);
       const y = Number(n.Location_Center_Y);
       assert.ok(x >= 0 && x < 320 && y >= 0 && y < 256);
@@ -106,16 +109,20 @@ test('mcf7 screen: BBBC021 layout (12-bit shifted into 16 bits), moa table, the 
   }
 });
 
-test('deterministic by seed, skip-if-complete, other options refused', async () => {
+test('deterministic by seed whatever the worker threads, skip-if-complete, other options refused', async () => {
   const a = mkdtempSync(join(tmpdir(), 'qcb-synth-'));
   const b = mkdtempSync(join(tmpdir(), 'qcb-synth-'));
   try {
     const opts = { domain: 'u2os', plates: 1, wells: 2, sites: 1, width: 200, height: 160, seed: 3 } as const;
-    const ra = await synthesizeScreen({ ...opts, out: a });
-    const rb = await synthesizeScreen({ ...opts, out: b });
+    const ra = await synthesizeScreen({ ...opts, out: a, workers: 1 });
+    const rb = await synthesizeScreen({ ...opts, out: b, workers: 2 });
     assert.deepEqual(ra.files, rb.files, 'same file names (UUIDs come from the seed)');
     for (const f of ra.files) assert.ok(readFileSync(join(a, f)).equals(readFileSync(join(b, f))), `${f} differs`);
-    assert.equal(screenGroundTruth(opts), readFileSync(join(a, 'ground_truth.csv'), 'utf8'), 'ground truth without pixels');
+    assert.equal(
+      screenGroundTruth(opts),
+      readFileSync(join(a, 'ground_truth.csv'), 'utf8'),
+      'ground truth without pixels',
+    );
 
     const other = mkdtempSync(join(tmpdir(), 'qcb-synth-'));
     const rc = await synthesizeScreen({ ...opts, seed: 4, out: other });
@@ -146,9 +153,16 @@ test('deterministic by seed, skip-if-complete, other options refused', async () 
 test('quick screens: every artefact type occurs, per-well abnormal fractions follow the planned targets', () => {
   for (const domain of ['u2os', 'mcf7'] as const) {
     const o = QUICK_SCREENS[domain];
-    const rows = screenGroundTruth(o).trim().split('\n').slice(1).map((l) => l.split(','));
+    const rows = screenGroundTruth(o)
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(','));
     const types = new Set(rows.filter((r) => r[6] === 'abnormal').map((r) => r[7]));
-    const expected = domain === 'u2os' ? ['blur', 'saturation', 'debris', 'noise', 'empty', 'haze', 'dead'] : ['blur', 'saturation', 'debris', 'empty', 'haze', 'dead'];
+    const expected =
+      domain === 'u2os'
+        ? ['blur', 'saturation', 'debris', 'noise', 'empty', 'haze', 'dead']
+        : ['blur', 'saturation', 'debris', 'empty', 'haze', 'dead'];
     for (const t of expected) assert.ok(types.has(t), `${domain}: no ${t} crops`);
     const plan = planScreen(o);
     assert.equal(plan.fields.length, o.plates * o.wells * o.sites);

@@ -65,6 +65,11 @@ test('Conv depthwise stride 1 (dX: depthwise Conv with the flipped kernel)', asy
   await conv({ x: [2, 4, 6, 6], w: [4, 1, 5, 5], attrs: { group: 4, pads: [2, 1, 2, 3] } });
 });
 
+test('Conv depthwise with stride, dilation, asymmetric pads and unused tail rows', async () => {
+  await conv({ x: [2, 3, 10, 8], w: [3, 1, 3, 3], attrs: { group: 3, strides: [2, 3], dilations: [2, 1], pads: [1, 0, 0, 2] } });
+  await conv({ x: [1, 2, 9, 9], w: [4, 1, 2, 2], attrs: { group: 2, strides: [3, 3] } });
+});
+
 test('Conv depthwise with channel multiplier 2', async () => {
   await conv({ x: [2, 3, 6, 6], w: [6, 1, 3, 3], attrs: { group: 3, pads: [1, 1, 1, 1] } });
 });
@@ -101,4 +106,17 @@ test('ConvTranspose stride 2, pads 1, output_padding 1, bias', async () => {
 
 test('ConvTranspose groups 2 and dilation 2', async () => {
   await conv({ op: 'ConvTranspose', x: [1, 4, 4, 5], w: [4, 3, 2, 2], attrs: { group: 2, dilations: [2, 2], strides: [1, 2] } });
+});
+
+test('Conv1d and MaxPool1d / AveragePool1d (spatial rank 1)', async () => {
+  await conv({ x: [2, 3, 9], w: [4, 3, 3], bias: true, attrs: { strides: [2], pads: [1, 0] } });
+  await conv({ x: [2, 3, 9], w: [4, 3, 3], attrs: { pads: [1, 1] } });
+  for (const op of ['MaxPool', 'AveragePool']) {
+    await checkGrad({
+      build: (b) => b.op1(op, [b.input('x', 'float32', ['N', 3, 9])], { kernel_shape: [3], strides: [2], pads: [1, 1] }),
+      wrt: ['x'],
+      feeds: { x: randTensor([2, 3, 9], 9) },
+      eps: 1e-3,
+    });
+  }
 });

@@ -155,3 +155,24 @@ test('gradients through training-mode BatchNormalization (lowered to primitives)
   const cbNew = out[cb.output].data as Float32Array;
   assert.ok(cbNew.every((v, i) => Math.abs(v - (cb.init.data as Float32Array)[i]) < 1e-5));
 });
+
+test('Dropout is active in training steps (mask × 1/(1−p) in the gradient) and inactive in the exported model', async () => {
+  const D = 2000;
+  const b = new GraphBuilder('drop');
+  const x = b.input('x', 'float32', [D]);
+  const h = b.op('Dropout', [b.mul(x, b.param('w', full([D], 1))), b.scalar(0.25)], {}, 1)[0];
+  b.output(h, 'out');
+  b.output(b.reduceSum(h, undefined, false), 'loss');
+  const g = b.build();
+  const tr = await Trainer.create({ graph: g, loss: 'loss', optimizer: new Sgd() }, { seed: 7 });
+  await tr.step({ x: full([D], 1) }, 1); // w' = w − dL/dw = 1 − mask/(1−0.25)
+  const w = tr.getParams().get('w')!.data as Float32Array;
+  const dropped = w.filter((v) => v === 1).length;
+  const kept = w.filter((v) => Math.abs(v - (1 - 1 / 0.75)) < 1e-6).length;
+  assert.equal(dropped + kept, D);
+  assert.ok(dropped > D * 0.18 && dropped < D * 0.32, `dropped ${dropped} of ${D}`);
+  const ig = (await import('../../../src/engine/train/export-inference.js')).inferenceGraph(tr, { outputs: ['out'] });
+  const s = await loadSession(ig, { noCache: true });
+  const out = (await s.run({ x: toOrt(full([D], 1)) })).out.data as Float32Array;
+  assert.deepEqual(Array.from(out), Array.from(w)); // x = 1: out = w exactly, nothing dropped or rescaled
+});

@@ -1,0 +1,50 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { QcbError } from '../../src/errors.js';
+import { writeBenchFields } from '../../src/cli/bench-data.js';
+import { command as crops } from '../../src/cli/data-crops.js';
+import { command as show } from '../../src/cli/data-show.js';
+import { openCropStore } from '../../src/data/store/crop-store.js';
+import { Logger } from '../../src/util/log.js';
+
+process.env.QCBENCH_LOG_QUIET = '1';
+const ctx = { log: new Logger({ quiet: true }) };
+
+async function code(p: Promise<number>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof QcbError, String(e));
+    return e.code;
+  }
+  return 'ok';
+}
+
+test('data crops (csv layout, sharded) → store; data show → montage PNG + tile table; bad arguments exit 2', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qcb-cli-'));
+  writeBenchFields(join(dir, 'screen'), 4, { width: 260, height: 200, nucleiPerField: 20, seed: 9 });
+  const out = join(dir, 'store');
+  const common = ['--dataset', 'csv', '--root', join(dir, 'screen'), '--out', out, '--size', '48', '--workers', '0', '--json'];
+  assert.equal(await crops.run([...common, '--shard', '1/2'], ctx), 0);
+  assert.ok(!existsSync(join(out, 'qcbench.json')));
+  assert.equal(await crops.run([...common, '--shard', '2/2'], ctx), 0); // the last shard merges
+  assert.ok(existsSync(join(out, 'qcbench.json')));
+  assert.ok(!existsSync(join(out, 'parts')));
+  const st = await openCropStore(out);
+  assert.ok(st.count > 10);
+  assert.deepEqual(st.channels, ['dna', 'actin', 'mito']);
+  const png = join(dir, 'm.png');
+  assert.equal(await show.run([out, '--n', '9', '--out', png], ctx), 0);
+  const meta = await sharp(png).metadata();
+  assert.equal(meta.width, 3 * 48 + 4 * 2);
+  assert.equal(readFileSync(join(dir, 'm.csv'), 'utf8').trim().split('\n').length, 10);
+  assert.equal(await code(crops.run(['--dataset', 'bbbc02', '--root', dir, '--out', join(dir, 'x')], ctx)), 'QCB_UNKNOWN_NAME');
+  assert.equal(await code(crops.run([...common, '--border', 'wrap'], ctx)), 'QCB_USAGE');
+  assert.equal(await code(crops.run([...common, '--normalise', 'fixed:dna=0:100'], ctx)), 'QCB_USAGE'); // no range for actin/mito
+  assert.equal(await code(show.run([join(dir, 'nothing')], ctx)), 'QCB_STORE');
+  assert.equal(await code(show.run([out, '--label', 'abnormal'], ctx)), 'QCB_USAGE'); // --label needs --annotations
+});

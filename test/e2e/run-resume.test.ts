@@ -1,0 +1,151 @@
+/**
+ * End to end through the real CLI and every real stage (synthetic screen → crops → encoder → kNN / linear probe →
+ * metrics → report): a run killed with SIGKILL midway resumes to the same results as an uninterrupted run with no cell
+ * computed twice; two shards into one directory equal the unsharded run; `qcbench report` is byte-identical.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { before, test } from 'node:test';
+import { makeAnnotationsFromGroundTruth, writeAnnotations } from '../../src/data/annotations.js';
+import { synthesizeScreen } from '../../src/data/synth/screen.js';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const BIN = join(ROOT, 'bin', 'qcbench.js');
+const base = mkdtempSync(join(tmpdir(), 'qcb-e2e-'));
+const protocol = join(base, 'tiny.yaml');
+
+before(async () => {
+  const screen = join(base, 'screen');
+  // A tiny screen: 1 plate × 4 wells × 2 sites of 320×256 (u2os, BBBC022 layout).
+  await synthesizeScreen({ domain: 'u2os', out: screen, wells: 4, sites: 2, width: 320, height: 256, seed: 3, cropSize: 32, abnormalFraction: 0.4 });
+  const ann = makeAnnotationsFromGroundTruth(join(screen, 'ground_truth.csv'), { abnormal: 16, normal: 16, train: 20, test: 12, seed: 1 });
+  writeAnnotations(join(base, 'ann.csv'), ann);
+  writeFileSync(
+    protocol,
+    `version: 1
+name: tiny
+seeds: [0, 1]
+encoders: [random-resnet18]
+data:
+  crop_size: 32
+  pretrain_on: s
+  datasets:
+    s:
+      format: synthetic
+      root: screen
+      annotations: ann.csv
+      synth: { domain: u2os, wells: 4, sites: 2, width: 320, height: 256, seed: 3, abnormal_fraction: 0.4 }
+tasks:
+  linear: { epochs: 6, milestones: [4] }
+metrics: { bootstrap: 50 }
+evaluations:
+  - tasks: [knn, linear]
+    budgets: [8, 20]
+`,
+  );
+});
+
+function qcbench(args: string[], workdir: string) {
+  const extra = args[0] === 'run' ? ['--workdir', workdir, '--threads', '1'] : [];
+  const r = spawnSync(process.execPath, [BIN, ...args, ...extra], {
+    cwd: base,
+    encoding: 'utf8',
+    env: { ...process.env, CI: '1' },
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function cellRecords(workdir: string): Map<string, { status: string; metrics: unknown; predictions: unknown }> {
+  const dir = join(workdir, 'results', 'tiny', 'cells');
+  return new Map(
+    readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => {
+        const r = JSON.parse(readFileSync(join(dir, f), 'utf8'));
+        return [r.id, { status: r.status, metrics: r.metrics, predictions: r.predictions }];
+      }),
+  );
+}
+
+function doneLines(workdir: string): string[] {
+  const log = join(workdir, 'results', 'tiny', 'log.jsonl');
+  return readFileSync(log, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((r) => typeof r.msg === 'string' && r.msg.startsWith('done '))
+    .map((r) => r.cell);
+}
+
+test('a run killed with SIGKILL resumes to the same results, computing no cell twice', { timeout: 600_000 }, async () => {
+  const full = join(base, 'w-full');
+  const r = qcbench(['run', protocol, '--no-report'], full);
+  assert.equal(r.code, 0, r.err);
+  const reference = cellRecords(full);
+  assert.equal(reference.size, 8, '1 encoder × 2 tasks × 2 budgets × 2 seeds');
+  for (const v of reference.values()) assert.equal(v.status, 'done');
+
+  const killed = join(base, 'w-killed');
+  const child: ChildProcess = spawn(process.execPath, [BIN, 'run', protocol, '--no-report', '--workdir', killed, '--threads', '1'], {
+    cwd: base,
+    stdio: 'ignore',
+    env: { ...process.env, CI: '1' },
+  });
+  const cells = join(killed, 'results', 'tiny', 'cells');
+  const exited = new Promise((res) => child.on('exit', res));
+  for (let i = 0; i < 1200; i++) {
+    if (existsSync(cells) && readdirSync(cells).filter((f) => f.endsWith('.json')).length >= 3) break;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  child.kill('SIGKILL');
+  await exited;
+  const before = readdirSync(cells).filter((f) => f.endsWith('.json')).length;
+  assert.ok(before >= 3 && before < 8, `killed midway (${before} of 8 cells finished)`);
+
+  const resumed = qcbench(['run', protocol, '--no-report'], killed);
+  assert.equal(resumed.code, 0, resumed.err);
+  const after = cellRecords(killed);
+  assert.deepEqual([...after.keys()].sort(), [...reference.keys()].sort());
+  for (const [id, rec] of reference) assert.deepEqual(after.get(id), rec, `cell ${id} equals the uninterrupted run`);
+  const done = doneLines(killed);
+  assert.equal(done.length, 8);
+  assert.equal(new Set(done).size, 8, 'no cell computed twice');
+
+  const again = qcbench(['run', protocol, '--no-report'], killed);
+  assert.equal(again.code, 0);
+  assert.equal(doneLines(killed).length, 8, 'a finished run computes nothing');
+});
+
+test('two shards into one directory equal the unsharded run; report is byte-identical', { timeout: 600_000 }, async () => {
+  const sharded = join(base, 'w-sharded');
+  for (const s of ['0/2', '1/2']) {
+    const r = qcbench(['run', protocol, '--shard', s, '--no-report'], sharded);
+    assert.equal(r.code, 0, r.err);
+  }
+  const full = join(base, 'w-full');
+  assert.deepEqual(cellRecords(sharded), cellRecords(full));
+  const status = qcbench(['status', '--results', join(sharded, 'results', 'tiny'), '--json'], sharded);
+  const st = JSON.parse(status.out);
+  assert.equal(st.done, 8);
+  assert.equal(st.pending, 0);
+
+  const outs = ['a', 'b', 'c'].map((x) => join(base, `report-${x}`));
+  const rep = (results: string, out: string) => {
+    mkdirSync(out, { recursive: true });
+    const r = qcbench(['report', '--results', results, '--out', out], sharded);
+    assert.equal(r.code, 0, r.err);
+  };
+  rep(join(sharded, 'results', 'tiny'), outs[0]);
+  rep(join(sharded, 'results', 'tiny'), outs[1]);
+  rep(join(full, 'results', 'tiny'), outs[2]);
+  const tables = readdirSync(join(outs[0], 'tables')).sort();
+  assert.ok(tables.some((f) => f.endsWith('.md')) && tables.some((f) => f.endsWith('.csv')));
+  for (const f of tables) {
+    const a = readFileSync(join(outs[0], 'tables', f));
+    assert.ok(a.equals(readFileSync(join(outs[1], 'tables', f))), `${f}: report regenerates byte-identical`);
+    assert.ok(a.equals(readFileSync(join(outs[2], 'tables', f))), `${f}: sharded equals unsharded`);
+  }
+});
