@@ -5,8 +5,8 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { QcbError } from '../errors.js';
 import { type BenchResult, benchEngine } from '../engine/bench.js';
+import { QcbError } from '../errors.js';
 import type { Command } from './types.js';
 
 const DEFAULT_MODEL = fileURLToPath(new URL('../../../shared/fixtures/onnx/resnet18_tv.onnx', import.meta.url));
@@ -33,7 +33,12 @@ Options:
 function posInt(v: string | undefined, key: string, d: number): number {
   if (v === undefined) return d;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new QcbError('QCB_USAGE', `${key} must be a positive integer, got '${v}'`, { key, value: v, allowed: 'a positive integer' });
+  if (!Number.isInteger(n) || n < 1)
+    throw new QcbError('QCB_USAGE', `${key} must be a positive integer, got '${v}'`, {
+      key,
+      value: v,
+      allowed: 'a positive integer',
+    });
   return n;
 }
 
@@ -57,7 +62,11 @@ export const command: Command = {
     });
     const model = values.model ?? DEFAULT_MODEL;
     if (!existsSync(model)) {
-      throw new QcbError('QCB_FILE_NOT_FOUND', `model not found: ${model}`, { file: model, key: '--model', fix: 'pass --model with an exported encoder (.onnx)' });
+      throw new QcbError('QCB_FILE_NOT_FOUND', `model not found: ${model}`, {
+        file: model,
+        key: '--model',
+        fix: 'pass --model with an exported encoder (.onnx)',
+      });
     }
     const r: BenchResult = await benchEngine({
       model,
@@ -79,12 +88,17 @@ export const command: Command = {
       `engine   train ${f(r.train_img_s)} img/s   features ${f(r.features_img_s)} img/s   peak RSS ${r.peak_rss_gb.toFixed(2)} GB   (compile ${r.compile_seconds.toFixed(1)} s)`,
     ];
     if (r.torch && 'train_img_s' in r.torch) {
-      lines.push(`pytorch  train ${f(r.torch.train_img_s)} img/s   features ${f(r.torch.features_img_s)} img/s   peak RSS ${r.torch.peak_rss_gb.toFixed(2)} GB   (${r.torch.version}, ${r.torch.python})`);
+      lines.push(
+        `pytorch  train ${f(r.torch.train_img_s)} img/s   features ${f(r.torch.features_img_s)} img/s   peak RSS ${r.torch.peak_rss_gb.toFixed(2)} GB   (${r.torch.version}, ${r.torch.python})`,
+      );
       lines.push(`ratio    train ${r.ratio_train!.toFixed(2)}×   features ${r.ratio_features!.toFixed(2)}×`);
     } else if (r.torch) lines.push(`pytorch  skipped: ${r.torch.error}`);
     if (r.profile) {
       lines.push('time per operator (one profiled step):');
-      for (const p of r.profile.slice(0, 12)) lines.push(`  ${p.op.padEnd(20)} ${p.ms.toFixed(0).padStart(7)} ms  ${(100 * p.share).toFixed(1).padStart(5)}%  (${p.count} nodes)`);
+      for (const p of r.profile.slice(0, 12))
+        lines.push(
+          `  ${p.op.padEnd(20)} ${p.ms.toFixed(0).padStart(7)} ms  ${(100 * p.share).toFixed(1).padStart(5)}%  (${p.count} nodes)`,
+        );
     }
     process.stdout.write(`${lines.join('\n')}\n`);
     return 0;

@@ -13,7 +13,13 @@ import type { Command } from './types.js';
 function posInt(v: string | undefined, key: string, d: number | undefined): number | undefined {
   if (v === undefined) return d;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new QcbError('QCB_USAGE', `${key} must be a positive integer, got '${v}'`, { key, value: v, allowed: 'a positive integer', fix: `e.g. ${key} 32` });
+  if (!Number.isInteger(n) || n < 1)
+    throw new QcbError('QCB_USAGE', `${key} must be a positive integer, got '${v}'`, {
+      key,
+      value: v,
+      allowed: 'a positive integer',
+      fix: `e.g. ${key} 32`,
+    });
   return n;
 }
 
@@ -58,7 +64,10 @@ is two views) and the loss overhead in percent (target ≤ 10%); for DeepCluster
       process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
       return 0;
     }
-    const lines = [`SSL pretraining, ResNet18 ${r.size}×${r.size}, batch ${r.batch} (two views each)`, 'method          img/s   step s   baseline s   loss overhead   k-means/step'];
+    const lines = [
+      `SSL pretraining, ResNet18 ${r.size}×${r.size}, batch ${r.batch} (two views each)`,
+      'method          img/s   step s   baseline s   loss overhead   k-means/step',
+    ];
     for (const row of r.rows) {
       lines.push(
         `${row.method.padEnd(14)} ${row.images_per_second.toFixed(1).padStart(6)}   ${row.step_seconds.toFixed(3).padStart(6)}   ${row.baseline_step_seconds.toFixed(3).padStart(10)}   ${`${row.loss_overhead_percent.toFixed(1)}%`.padStart(13)}   ${row.kmeans_overhead_percent === undefined ? '' : `${row.kmeans_overhead_percent.toFixed(1)}%`}`,

@@ -2,11 +2,11 @@
  * `qcbench data crops`: fields (BBBC022 / BBBC021 / generic CSV) → nuclei → single-cell crops in a Zarr crop store.
  */
 import { parseArgs } from 'node:util';
-import { QcbError } from '../errors.js';
-import { type BorderPolicy, type Normalisation, extractCrops, mergeShards } from '../data/crops.js';
+import { type BorderPolicy, extractCrops, mergeShards, type Normalisation } from '../data/crops.js';
 import { DATASETS, readDataset } from '../data/datasets/index.js';
 import { readCellProfilerCentres } from '../data/nuclei/cellprofiler.js';
 import type { Compression } from '../data/store/crop-store.js';
+import { QcbError } from '../errors.js';
 import { lookup } from '../util/suggest.js';
 import type { CliContext, Command } from './types.js';
 
@@ -52,7 +52,13 @@ Exit codes: 0 ok (skipped fields are listed, not fatal), 1 run failure, 2 bad in
 
 function parseShard(v: string): { index: number; count: number } {
   const m = /^(\d+)\/(\d+)$/.exec(v);
-  if (!m) throw new QcbError('QCB_USAGE', `bad --shard '${v}'`, { key: '--shard', value: v, allowed: 'I/N, 1 ≤ I ≤ N', fix: 'e.g. --shard 1/4' });
+  if (!m)
+    throw new QcbError('QCB_USAGE', `bad --shard '${v}'`, {
+      key: '--shard',
+      value: v,
+      allowed: 'I/N, 1 ≤ I ≤ N',
+      fix: 'e.g. --shard 1/4',
+    });
   return { index: Number(m[1]), count: Number(m[2]) };
 }
 
@@ -62,7 +68,12 @@ function parseNormalise(v: string, channels: string[] | undefined): Normalisatio
     const lo = pm[1] === undefined ? 0.1 : Number(pm[1]);
     const hi = pm[2] === undefined ? 99.9 : Number(pm[2]);
     if (!(lo >= 0 && hi <= 100 && lo < hi)) {
-      throw new QcbError('QCB_USAGE', `bad percentiles in --normalise '${v}'`, { key: '--normalise', value: v, allowed: '0 ≤ LO < HI ≤ 100', fix: 'e.g. --normalise percentile:0.1,99.9' });
+      throw new QcbError('QCB_USAGE', `bad percentiles in --normalise '${v}'`, {
+        key: '--normalise',
+        value: v,
+        allowed: '0 ≤ LO < HI ≤ 100',
+        fix: 'e.g. --normalise percentile:0.1,99.9',
+      });
     }
     return { kind: 'percentile', lo, hi };
   }
@@ -71,23 +82,77 @@ function parseNormalise(v: string, channels: string[] | undefined): Normalisatio
     for (const part of v.slice(6).split(',')) {
       const m = /^([^=]+)=(-?[\d.]+):(-?[\d.]+)$/.exec(part.trim());
       if (!m || !(Number(m[3]) > Number(m[2]))) {
-        throw new QcbError('QCB_USAGE', `bad range '${part}' in --normalise`, { key: '--normalise', value: v, allowed: 'fixed:CH=MIN:MAX,… with MIN < MAX', fix: 'e.g. --normalise fixed:Hoechst=100:4000,Mito=100:3000,Ph_golgi=100:3500' });
+        throw new QcbError('QCB_USAGE', `bad range '${part}' in --normalise`, {
+          key: '--normalise',
+          value: v,
+          allowed: 'fixed:CH=MIN:MAX,… with MIN < MAX',
+          fix: 'e.g. --normalise fixed:Hoechst=100:4000,Mito=100:3000,Ph_golgi=100:3500',
+        });
       }
       ranges[m[1]] = { min: Number(m[2]), max: Number(m[3]) };
     }
     for (const c of channels ?? []) {
-      if (!ranges[c]) throw new QcbError('QCB_USAGE', `--normalise fixed: has no range for channel ${c}`, { key: '--normalise', value: v, fix: `add ${c}=MIN:MAX` });
+      if (!ranges[c])
+        throw new QcbError('QCB_USAGE', `--normalise fixed: has no range for channel ${c}`, {
+          key: '--normalise',
+          value: v,
+          fix: `add ${c}=MIN:MAX`,
+        });
     }
     return { kind: 'fixed', ranges };
   }
-  throw new QcbError('QCB_USAGE', `bad --normalise '${v}'`, { key: '--normalise', value: v, allowed: 'percentile[:LO,HI] | fixed:CH=MIN:MAX,…', fix: 'e.g. --normalise percentile:0.1,99.9' });
+  throw new QcbError('QCB_USAGE', `bad --normalise '${v}'`, {
+    key: '--normalise',
+    value: v,
+    allowed: 'percentile[:LO,HI] | fixed:CH=MIN:MAX,…',
+    fix: 'e.g. --normalise percentile:0.1,99.9',
+  });
 }
 
 function int(v: string | undefined, name: string, min: number): number | undefined {
   if (v === undefined) return undefined;
   const x = Number(v);
-  if (!Number.isInteger(x) || x < min) throw new QcbError('QCB_USAGE', `--${name} must be an integer ≥ ${min}`, { key: `--${name}`, value: v, fix: `e.g. --${name} ${Math.max(min, 1) * 2}` });
+  if (!Number.isInteger(x) || x < min)
+    throw new QcbError('QCB_USAGE', `--${name} must be an integer ≥ ${min}`, {
+      key: `--${name}`,
+      value: v,
+      fix: `e.g. --${name} ${Math.max(min, 1) * 2}`,
+    });
   return x;
+}
+
+function parse(args: string[]) {
+  try {
+    return parseArgs({
+      args,
+      allowPositionals: false,
+      options: {
+        dataset: { type: 'string' },
+        root: { type: 'string' },
+        out: { type: 'string' },
+        table: { type: 'string', multiple: true },
+        channels: { type: 'string' },
+        'dna-channel': { type: 'string' },
+        size: { type: 'string' },
+        border: { type: 'string' },
+        normalise: { type: 'string' },
+        diameter: { type: 'string' },
+        centres: { type: 'string' },
+        shard: { type: 'string' },
+        merge: { type: 'string' },
+        strict: { type: 'boolean' },
+        workers: { type: 'string' },
+        batch: { type: 'string' },
+        compression: { type: 'string' },
+        'no-resume': { type: 'boolean' },
+        overwrite: { type: 'boolean' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (e) {
+    throw new QcbError('QCB_USAGE', (e as Error).message, { fix: 'see `qcbench data crops --help`' });
+  }
 }
 
 export const command: Command = {
@@ -95,80 +160,97 @@ export const command: Command = {
   summary: 'cut single-cell crops around nuclei into a Zarr crop store (BBBC022 / BBBC021 / CSV)',
   usage,
   async run(args: string[], ctx: CliContext): Promise<number> {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args,
-        allowPositionals: false,
-        options: {
-          dataset: { type: 'string' },
-          root: { type: 'string' },
-          out: { type: 'string' },
-          table: { type: 'string', multiple: true },
-          channels: { type: 'string' },
-          'dna-channel': { type: 'string' },
-          size: { type: 'string' },
-          border: { type: 'string' },
-          normalise: { type: 'string' },
-          diameter: { type: 'string' },
-          centres: { type: 'string' },
-          shard: { type: 'string' },
-          merge: { type: 'string' },
-          strict: { type: 'boolean' },
-          workers: { type: 'string' },
-          batch: { type: 'string' },
-          compression: { type: 'string' },
-          'no-resume': { type: 'boolean' },
-          overwrite: { type: 'boolean' },
-          json: { type: 'boolean' },
-          help: { type: 'boolean', short: 'h' },
-        },
-      }));
-    } catch (e) {
-      throw new QcbError('QCB_USAGE', (e as Error).message, { fix: 'see `qcbench data crops --help`' });
-    }
+    const values = parse(args);
     if (values.help) {
       process.stdout.write(`${usage}\n`);
       return 0;
     }
-    if (!values.out) throw new QcbError('QCB_USAGE', 'missing --out STORE', { key: '--out', fix: 'name the crop store to write, e.g. --out crops/bbbc022.zarr' });
+    if (!values.out)
+      throw new QcbError('QCB_USAGE', 'missing --out STORE', {
+        key: '--out',
+        fix: 'name the crop store to write, e.g. --out crops/bbbc022.zarr',
+      });
     const mergeN = int(values.merge, 'merge', 1);
     if (mergeN !== undefined) {
       await mergeShards(values.out, mergeN, { log: ctx.log });
       if (values.json) process.stdout.write(`${JSON.stringify({ store: values.out, merged: true })}\n`);
       return 0;
     }
-    if (!values.dataset) throw new QcbError('QCB_USAGE', 'missing --dataset', { key: '--dataset', allowed: Object.keys(DATASETS).join(', '), fix: 'e.g. --dataset bbbc022' });
+    if (!values.dataset)
+      throw new QcbError('QCB_USAGE', 'missing --dataset', {
+        key: '--dataset',
+        allowed: Object.keys(DATASETS).join(', '),
+        fix: 'e.g. --dataset bbbc022',
+      });
     lookup(DATASETS, values.dataset, 'dataset layout', { key: '--dataset' });
-    if (!values.root) throw new QcbError('QCB_USAGE', 'missing --root DIR', { key: '--root', fix: 'point --root at the folder holding the image tables and plate folders' });
+    if (!values.root)
+      throw new QcbError('QCB_USAGE', 'missing --root DIR', {
+        key: '--root',
+        fix: 'point --root at the folder holding the image tables and plate folders',
+      });
     const border = (values.border ?? 'skip') as BorderPolicy;
     if (!['skip', 'pad', 'reflect'].includes(border)) {
-      throw new QcbError('QCB_USAGE', `bad --border '${values.border}'`, { key: '--border', value: values.border, allowed: 'skip, pad, reflect', fix: 'e.g. --border skip' });
+      throw new QcbError('QCB_USAGE', `bad --border '${values.border}'`, {
+        key: '--border',
+        value: values.border,
+        allowed: 'skip, pad, reflect',
+        fix: 'e.g. --border skip',
+      });
     }
     const compression = (values.compression ?? 'none') as Compression;
     if (!['none', 'gzip'].includes(compression)) {
-      throw new QcbError('QCB_USAGE', `bad --compression '${values.compression}'`, { key: '--compression', value: values.compression, allowed: 'none, gzip', fix: 'e.g. --compression gzip' });
-    }
-    const channels = values.channels?.split(',').map((s) => s.trim()).filter(Boolean);
-    const strict = Boolean(values.strict);
-    const fieldSet = readDataset(values.dataset, { root: values.root, tables: values.table, channels, dnaChannel: values['dna-channel'], strict });
-    if (fieldSet.fields.length === 0) {
-      throw new QcbError('QCB_CHANNEL_MISSING', `no usable field in ${fieldSet.root} (${fieldSet.skipped.length} skipped)`, {
-        file: fieldSet.skipped[0]?.file ?? fieldSet.root,
-        fix: 'check --root and --channels; the first problem is shown above',
+      throw new QcbError('QCB_USAGE', `bad --compression '${values.compression}'`, {
+        key: '--compression',
+        value: values.compression,
+        allowed: 'none, gzip',
+        fix: 'e.g. --compression gzip',
       });
     }
-    for (const s of fieldSet.skipped.slice(0, 5)) ctx.log.warn('field left out', { field: s.field_id || undefined, file: s.file, row: s.row, code: s.code });
-    if (fieldSet.skipped.length > 5) ctx.log.warn(`… ${fieldSet.skipped.length - 5} more fields left out (see skipped.csv)`);
+    const channels = values.channels
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    const strict = Boolean(values.strict);
+    const fieldSet = readDataset(values.dataset, {
+      root: values.root,
+      tables: values.table,
+      channels,
+      dnaChannel: values['dna-channel'],
+      strict,
+    });
+    if (fieldSet.fields.length === 0) {
+      throw new QcbError(
+        'QCB_CHANNEL_MISSING',
+        `no usable field in ${fieldSet.root} (${fieldSet.skipped.length} skipped)`,
+        {
+          file: fieldSet.skipped[0]?.file ?? fieldSet.root,
+          fix: 'check --root and --channels; the first problem is shown above',
+        },
+      );
+    }
+    for (const s of fieldSet.skipped.slice(0, 5))
+      ctx.log.warn('field left out', { field: s.field_id || undefined, file: s.file, row: s.row, code: s.code });
+    if (fieldSet.skipped.length > 5)
+      ctx.log.warn(`… ${fieldSet.skipped.length - 5} more fields left out (see skipped.csv)`);
     let centres: Map<string, { x: number; y: number; area: number }[]> | undefined;
     if (values.centres) {
       const c = readCellProfilerCentres(values.centres, fieldSet.fields);
       centres = c.centres;
-      ctx.log.info('nucleus centres imported', { file: values.centres, objects: c.rows - c.unmatched, fields: c.centres.size, unmatched: c.unmatched });
+      ctx.log.info('nucleus centres imported', {
+        file: values.centres,
+        objects: c.rows - c.unmatched,
+        fields: c.centres.size,
+        unmatched: c.unmatched,
+      });
     }
     const diameter = values.diameter === undefined ? undefined : Number(values.diameter);
     if (diameter !== undefined && !(diameter >= 4)) {
-      throw new QcbError('QCB_USAGE', `bad --diameter '${values.diameter}'`, { key: '--diameter', value: values.diameter, allowed: 'a number of pixels ≥ 4', fix: 'e.g. --diameter 30' });
+      throw new QcbError('QCB_USAGE', `bad --diameter '${values.diameter}'`, {
+        key: '--diameter',
+        value: values.diameter,
+        allowed: 'a number of pixels ≥ 4',
+        fix: 'e.g. --diameter 30',
+      });
     }
     const ac = new AbortController();
     const onSigint = () => {

@@ -4,9 +4,9 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { QcbError } from '../errors.js';
 import { readAnnotations } from '../data/annotations.js';
-import { findCrops, openCropStore, type CropStore } from '../data/store/crop-store.js';
+import { type CropStore, findCrops, openCropStore } from '../data/store/crop-store.js';
+import { QcbError } from '../errors.js';
 import type { CliContext, Command } from './types.js';
 
 const usage = `qcbench data show STORE [--n 64] [--out montage.png] [--label normal|abnormal --annotations FILE] [--seed N] [--cols N]
@@ -18,7 +18,13 @@ as grey. --label picks crops of that label in an annotation file (matched by cro
 same field within 6 px).`;
 
 /** Composes crops (n×C×S×S uint8) into an RGB grid with 2-px gaps; returns raw RGB and its size. */
-export function montage(crops: Uint8Array, n: number, C: number, S: number, cols: number): { rgb: Uint8Array; width: number; height: number } {
+export function montage(
+  crops: Uint8Array,
+  n: number,
+  C: number,
+  S: number,
+  cols: number,
+): { rgb: Uint8Array; width: number; height: number } {
   const gap = 2;
   const rows = Math.max(1, Math.ceil(n / cols));
   const width = cols * S + (cols + 1) * gap;
@@ -55,12 +61,23 @@ export function montage(crops: Uint8Array, n: number, C: number, S: number, cols
 }
 
 /** Picks crop indices: by label from annotations, else evenly spaced or seeded-random. */
-export function pickCrops(store: CropStore, n: number, o: { seed?: number; label?: string; annotations?: string }): number[] {
+export function pickCrops(
+  store: CropStore,
+  n: number,
+  o: { seed?: number; label?: string; annotations?: string },
+): number[] {
   let pool: number[];
   if (o.label) {
-    if (!o.annotations) throw new QcbError('QCB_USAGE', '--label needs --annotations FILE', { key: '--annotations', fix: 'pass the annotation CSV that labels the crops' });
+    if (!o.annotations)
+      throw new QcbError('QCB_USAGE', '--label needs --annotations FILE', {
+        key: '--annotations',
+        fix: 'pass the annotation CSV that labels the crops',
+      });
     const ann = readAnnotations(o.annotations).filter((a) => a.label === o.label);
-    pool = findCrops(store.meta, ann.map((a) => a.crop_id)).filter((i) => i >= 0);
+    pool = findCrops(
+      store.meta,
+      ann.map((a) => a.crop_id),
+    ).filter((i) => i >= 0);
     if (pool.length === 0) {
       throw new QcbError('QCB_ANNOTATIONS', `no ${o.label} crop of the annotations is in the store`, {
         file: o.annotations,
@@ -83,53 +100,89 @@ export function pickCrops(store: CropStore, n: number, o: { seed?: number; label
   return Array.from({ length: n }, (_, k) => pool[Math.floor((k * pool.length) / n)]);
 }
 
+function parse(args: string[]) {
+  try {
+    return parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        n: { type: 'string' },
+        out: { type: 'string' },
+        label: { type: 'string' },
+        annotations: { type: 'string' },
+        seed: { type: 'string' },
+        cols: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    throw new QcbError('QCB_USAGE', (e as Error).message, { fix: 'see `qcbench data show --help`' });
+  }
+}
+
 export const command: Command = {
   name: 'show',
   summary: 'write a PNG montage of crops from a crop store (optionally one label)',
   usage,
   async run(args: string[], ctx: CliContext): Promise<number> {
-    let values;
-    let positionals: string[];
-    try {
-      ({ values, positionals } = parseArgs({
-        args,
-        allowPositionals: true,
-        options: {
-          n: { type: 'string' },
-          out: { type: 'string' },
-          label: { type: 'string' },
-          annotations: { type: 'string' },
-          seed: { type: 'string' },
-          cols: { type: 'string' },
-          help: { type: 'boolean', short: 'h' },
-        },
-      }));
-    } catch (e) {
-      throw new QcbError('QCB_USAGE', (e as Error).message, { fix: 'see `qcbench data show --help`' });
-    }
+    const { values, positionals } = parse(args);
     if (values.help) {
       process.stdout.write(`${usage}\n`);
       return 0;
     }
-    if (positionals.length !== 1) throw new QcbError('QCB_USAGE', 'give exactly one crop store', { value: positionals, fix: 'qcbench data show STORE --out montage.png' });
+    if (positionals.length !== 1)
+      throw new QcbError('QCB_USAGE', 'give exactly one crop store', {
+        value: positionals,
+        fix: 'qcbench data show STORE --out montage.png',
+      });
     const n = Number(values.n ?? 64);
-    if (!Number.isInteger(n) || n < 1 || n > 4096) throw new QcbError('QCB_USAGE', `bad --n '${values.n}'`, { key: '--n', value: values.n, allowed: '1 … 4096', fix: 'e.g. --n 64' });
+    if (!Number.isInteger(n) || n < 1 || n > 4096)
+      throw new QcbError('QCB_USAGE', `bad --n '${values.n}'`, {
+        key: '--n',
+        value: values.n,
+        allowed: '1 … 4096',
+        fix: 'e.g. --n 64',
+      });
     if (values.label && !['normal', 'abnormal'].includes(values.label)) {
-      throw new QcbError('QCB_USAGE', `bad --label '${values.label}'`, { key: '--label', value: values.label, allowed: 'normal, abnormal', fix: 'e.g. --label abnormal' });
+      throw new QcbError('QCB_USAGE', `bad --label '${values.label}'`, {
+        key: '--label',
+        value: values.label,
+        allowed: 'normal, abnormal',
+        fix: 'e.g. --label abnormal',
+      });
     }
     const seed = values.seed === undefined ? undefined : Number(values.seed);
     const store = await openCropStore(positionals[0]);
-    if (store.count === 0) throw new QcbError('QCB_STORE', 'the crop store is empty', { file: store.path, fix: 'check the extraction log and skipped.csv' });
+    if (store.count === 0)
+      throw new QcbError('QCB_STORE', 'the crop store is empty', {
+        file: store.path,
+        fix: 'check the extraction log and skipped.csv',
+      });
     const idx = pickCrops(store, n, { seed, label: values.label, annotations: values.annotations });
     const cols = values.cols ? Number(values.cols) : Math.ceil(Math.sqrt(idx.length));
-    if (!Number.isInteger(cols) || cols < 1) throw new QcbError('QCB_USAGE', `bad --cols '${values.cols}'`, { key: '--cols', value: values.cols, fix: 'e.g. --cols 8' });
+    if (!Number.isInteger(cols) || cols < 1)
+      throw new QcbError('QCB_USAGE', `bad --cols '${values.cols}'`, {
+        key: '--cols',
+        value: values.cols,
+        fix: 'e.g. --cols 8',
+      });
     const crops = await store.readIndices(idx);
     const m = montage(crops, idx.length, store.channels.length, store.size, cols);
     const out = values.out ?? 'montage.png';
-    await sharp(m.rgb, { raw: { width: m.width, height: m.height, channels: 3 } }).png().toFile(out);
+    await sharp(m.rgb, { raw: { width: m.width, height: m.height, channels: 3 } })
+      .png()
+      .toFile(out);
     const csv = `${out.replace(/\.png$/i, '')}.csv`;
-    writeFileSync(csv, `row,col,index,crop_id\n${idx.map((i, k) => `${Math.floor(k / cols)},${k % cols},${i},${store.meta[i].crop_id}`).join('\n')}\n`);
-    ctx.log.info('montage written', { file: out, crops: idx.length, channels: store.channels.slice(0, 3).join('/'), tiles: csv });
+    writeFileSync(
+      csv,
+      `row,col,index,crop_id\n${idx.map((i, k) => `${Math.floor(k / cols)},${k % cols},${i},${store.meta[i].crop_id}`).join('\n')}\n`,
+    );
+    ctx.log.info('montage written', {
+      file: out,
+      crops: idx.length,
+      channels: store.channels.slice(0, 3).join('/'),
+      tiles: csv,
+    });
     return 0;
   },
 };

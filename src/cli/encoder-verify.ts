@@ -4,9 +4,9 @@
  * largest reference magnitude). Exit 0 when within tolerance, 1 (QCB_VERIFY_FAILED) otherwise, 2 for bad input.
  */
 import { parseArgs } from 'node:util';
-import { QcbError } from '../errors.js';
 import { defaultThreads } from '../engine/runtime/session.js';
 import { FEATURE_TOL, GRAD_TOL, KINK_TOL, verifyEncoder } from '../engine/verify.js';
+import { QcbError } from '../errors.js';
 import type { Command } from './types.js';
 
 const usage = `qcbench encoder verify --onnx M.onnx --ref M.ref.json [--json] [--threads N]
@@ -48,7 +48,11 @@ export const command: Command = {
     }
     const threads = values.threads === undefined ? defaultThreads() : Number(values.threads);
     if (!Number.isInteger(threads) || threads < 1) {
-      throw new QcbError('QCB_USAGE', `--threads must be a positive integer, got '${values.threads}'`, { key: '--threads', value: values.threads, allowed: 'a positive integer' });
+      throw new QcbError('QCB_USAGE', `--threads must be a positive integer, got '${values.threads}'`, {
+        key: '--threads',
+        value: values.threads,
+        allowed: 'a positive integer',
+      });
     }
     const r = await verifyEncoder(values.onnx, values.ref, { intraOpNumThreads: threads });
     if (values.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
@@ -56,7 +60,10 @@ export const command: Command = {
       const lines = [
         `model      ${r.model}`,
         `reference  ${r.reference}`,
-        ...r.items.map((i) => `${i.ok ? 'ok  ' : 'FAIL'}  ${i.name.padEnd(48)} [${i.shape.join('×')}]  rel ${i.relError.toExponential(2)}  (tol ${i.tolerance})`),
+        ...r.items.map(
+          (i) =>
+            `${i.ok ? 'ok  ' : 'FAIL'}  ${i.name.padEnd(48)} [${i.shape.join('×')}]  rel ${i.relError.toExponential(2)}  (tol ${i.tolerance})`,
+        ),
         `${r.ok ? 'PASS' : 'FAIL'}  features ${r.features.toExponential(2)}, grad_input ${r.gradInput.toExponential(2)}, weights ${r.weights.toExponential(2)}  (${r.seconds.toFixed(2)} s)`,
       ];
       if (!r.ok && r.nearKinks.length > 0) {
@@ -69,16 +76,20 @@ export const command: Command = {
     }
     if (!r.ok) {
       const bad = r.items.filter((i) => !i.ok);
-      const err = new QcbError('QCB_VERIFY_FAILED', `${bad.length} of ${r.items.length} checks are above tolerance: ${bad.map((i) => `${i.name} ${i.relError.toExponential(2)}`).join(', ')}`, {
-        file: r.model,
-        key: bad[0].name,
-        value: bad[0].relError,
-        allowed: `features ≤ ${FEATURE_TOL}, gradients ≤ ${GRAD_TOL}`,
-        fix:
-          r.nearKinks.length > 0
-            ? `ReLU inputs within ${KINK_TOL} of 0 make the gradient ill-conditioned on this input (see the note); check with another reference input before reporting`
-            : 'an operator of this model is computed or differentiated wrongly: report it with the model and reference files',
-      });
+      const err = new QcbError(
+        'QCB_VERIFY_FAILED',
+        `${bad.length} of ${r.items.length} checks are above tolerance: ${bad.map((i) => `${i.name} ${i.relError.toExponential(2)}`).join(', ')}`,
+        {
+          file: r.model,
+          key: bad[0].name,
+          value: bad[0].relError,
+          allowed: `features ≤ ${FEATURE_TOL}, gradients ≤ ${GRAD_TOL}`,
+          fix:
+            r.nearKinks.length > 0
+              ? `ReLU inputs within ${KINK_TOL} of 0 make the gradient ill-conditioned on this input (see the note); check with another reference input before reporting`
+              : 'an operator of this model is computed or differentiated wrongly: report it with the model and reference files',
+        },
+      );
       ctx.log.error(err.format());
       return err.exitCode;
     }

@@ -6,15 +6,9 @@
  */
 import { extname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type Annotation, readAnnotations, sampleLabelBudget } from '../data/annotations.js';
-import { openCropStore } from '../data/store/crop-store.js';
-import { resolveEncoder } from '../encoders/registry.js';
-import { chooseChannels, pickChannels } from '../downstream/features.js';
-import { resolveTask, type TaskSplit } from '../downstream/registry.js';
+import { evaluateCell } from '../downstream/cell.js';
 import { QcbError } from '../errors.js';
-import { evaluate } from '../metrics/classification.js';
 import { LINE_SEARCH } from '../protocol/defaults.js';
-import type { Prediction } from '../runner/results.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import type { Command } from './types.js';
 
@@ -35,6 +29,8 @@ Options:
   --test-store STORE  read the test crops from another store (domain shift, paper §4.3)
   --pretrained FILE   encoder.onnx exported by \`qcbench pretrain\` (SSL encoders)
   --weights DIR       ImageNet weights folder (default $QCBENCH_WEIGHTS or ~/.cache/qcbench/weights)
+  --encoder-opt K=V   encoder setting, repeatable (resnet18-fractaldb: categories, instances, epochs, lr, …)
+  --cache DIR         where encoders trained here are cached (FractalDB; default beside the weights folder)
   --channels A,B,C    store channels fed as R,G,B (default: all of a 1/3-channel store, else Ph_golgi,Mito,Hoechst)
   --line-search       choose the learning rate on a validation split of the training set (${LINE_SEARCH.lr.join(', ')})
   --epochs N --lr X --batch N --k N   override the task's paper defaults
@@ -50,14 +46,24 @@ names the command that fetches them).`;
 function posInt(v: string | undefined, key: string, min = 1): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new QcbError('QCB_USAGE', `${key} must be an integer ≥ ${min}, got '${v}'`, { key, value: v, allowed: `an integer ≥ ${min}` });
+  if (!Number.isInteger(n) || n < min)
+    throw new QcbError('QCB_USAGE', `${key} must be an integer ≥ ${min}, got '${v}'`, {
+      key,
+      value: v,
+      allowed: `an integer ≥ ${min}`,
+    });
   return n;
 }
 
 function posNum(v: string | undefined, key: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!(n > 0) || !Number.isFinite(n)) throw new QcbError('QCB_USAGE', `${key} must be a positive number, got '${v}'`, { key, value: v, allowed: 'a positive number' });
+  if (!(n > 0) || !Number.isFinite(n))
+    throw new QcbError('QCB_USAGE', `${key} must be a positive number, got '${v}'`, {
+      key,
+      value: v,
+      allowed: 'a positive number',
+    });
   return n;
 }
 
@@ -83,6 +89,8 @@ export const command: Command = {
         pretrained: { type: 'string' },
         weights: { type: 'string' },
         channels: { type: 'string' },
+        'encoder-opt': { type: 'string', multiple: true },
+        cache: { type: 'string' },
         'line-search': { type: 'boolean', default: false },
         epochs: { type: 'string' },
         lr: { type: 'string' },
@@ -97,7 +105,10 @@ export const command: Command = {
     });
     for (const k of ['encoder', 'task', 'annotations', 'store'] as const) {
       if (!values[k]) {
-        throw new QcbError('QCB_USAGE', `missing --${k}`, { key: `--${k}`, fix: 'qcbench eval --encoder resnet18 --task linear --annotations annotations.csv --store crops/' });
+        throw new QcbError('QCB_USAGE', `missing --${k}`, {
+          key: `--${k}`,
+          fix: 'qcbench eval --encoder resnet18 --task linear --annotations annotations.csv --store crops/',
+        });
       }
     }
     const seed = posInt(values.seed, '--seed', 0) ?? 0;
@@ -113,110 +124,87 @@ export const command: Command = {
     if (lr !== undefined) settings.lr = lr;
     if (batch !== undefined) settings.batch_size = batch;
     if (k !== undefined) settings.k = k;
-    const task = resolveTask(values.task!);
-    const encoder = resolveEncoder(values.encoder!);
-    const log = ctx.log;
-
-    // annotations → train (budget) / test rows
-    const annFile = values.annotations!;
-    const all = readAnnotations(annFile);
-    const trainAll = all.filter((a) => a.split === 'train');
-    const train: Annotation[] = budget === undefined ? trainAll : sampleLabelBudget(all, budget, seed, annFile);
-    const test = all.filter((a) => a.split === 'test');
-    if (train.length === 0 || test.length === 0) {
-      throw new QcbError('QCB_ANNOTATIONS', `the annotation file has ${train.length} training and ${test.length} test crops; eval needs both`, {
-        file: annFile,
-        key: 'split',
-        fix: 'mark crops split=train and split=test in the annotation file',
-      });
-    }
-
-    // crops from the store(s)
-    const t0 = Date.now();
-    const store = await openCropStore(values.store!);
-    const testStore = values['test-store'] ? await openCropStore(values['test-store']) : store;
-    const requested = values.channels ? values.channels.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
-    const readSplit = async (s: typeof store, rows: Annotation[], which: string): Promise<TaskSplit> => {
-      const index = new Map(s.meta.map((m) => [m.crop_id, m.index]));
-      const missing = rows.filter((r) => !index.has(r.crop_id));
-      if (missing.length) {
-        throw new QcbError('QCB_ANNOTATIONS', `${missing.length} ${which} crop(s) of the annotation file are not in the crop store ${s.path} (e.g. ${missing[0].crop_id})`, {
-          file: annFile,
-          key: 'crop_id',
-          value: missing.slice(0, 5).map((m) => m.crop_id),
-          fix: which === 'test' && !values['test-store'] ? 'use the store the annotations were made on, or --test-store for a domain-shift test set' : 'use the store the annotations were made on',
+    const encoderSettings: Record<string, unknown> = {};
+    for (const kv of values['encoder-opt'] ?? []) {
+      const m = kv.match(/^([A-Za-z_][\w.]*)=(.*)$/);
+      if (!m)
+        throw new QcbError('QCB_USAGE', `--encoder-opt must be KEY=VALUE, got '${kv}'`, {
+          key: '--encoder-opt',
+          value: kv,
+          allowed: 'KEY=VALUE (numbers, true/false, JSON lists)',
         });
+      let v: unknown = m[2];
+      try {
+        v = JSON.parse(m[2]);
+      } catch {
+        // a plain string
       }
-      const data = await s.readIndices(rows.map((r) => index.get(r.crop_id)!));
-      const crops = pickChannels(data, rows.length, s.channels.length, s.size, chooseChannels(s.channels, requested));
-      return { crops, labels: rows.map((r) => r.label), ids: rows.map((r) => r.crop_id) };
-    };
-    const trainSplit = await readSplit(store, train, 'training');
-    const testSplit = await readSplit(testStore, test, 'test');
-    if (store.size !== testStore.size) {
-      throw new QcbError('QCB_IMAGE_SIZE', `train crops are ${store.size}×${store.size}, test crops ${testStore.size}×${testStore.size}`, { file: testStore.path, fix: 'extract both stores with the same crop size' });
+      encoderSettings[m[1]] = v;
     }
-    const tRead = (Date.now() - t0) / 1000;
-
-    // encoder
-    const t1 = Date.now();
-    const eg = await encoder.load({ cropSize: store.size, seed, weightsDir: values.weights, pretrained: values.pretrained, threads, log });
-    const tLoad = (Date.now() - t1) / 1000;
-    const preprocess = eg.preprocess ?? encoder.preprocess;
-    log.info(`encoder ${encoder.name}`, { label: encoder.label, kind: encoder.kind, dim: eg.dim });
-
-    const out = await task.run({
-      eg,
-      preprocess,
-      train: trainSplit,
-      test: testSplit,
+    const r = await evaluateCell({
+      encoder: values.encoder!,
+      task: values.task!,
+      annotations: values.annotations!,
+      store: values.store!,
+      testStore: values['test-store'],
+      budget,
       seed,
-      settings,
-      lineSearch: values['line-search'] ? { enabled: true, val_fraction: LINE_SEARCH.val_fraction, lr: LINE_SEARCH.lr } : undefined,
+      channels: values.channels
+        ? values.channels
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : undefined,
+      taskSettings: settings,
+      encoderSettings,
+      lineSearch: values['line-search']
+        ? { enabled: true, val_fraction: LINE_SEARCH.val_fraction, lr: LINE_SEARCH.lr }
+        : undefined,
+      weightsDir: values.weights,
+      cacheDir: values.cache,
+      pretrained: values.pretrained,
       threads,
-      log,
+      bootstrap,
+      log: ctx.log,
     });
-    const predictions: Prediction[] = test.map((a, i) => ({
-      crop_id: a.crop_id,
-      label: a.label,
-      pred: out.pred[i],
-      score: out.score[i],
-      ...(a.label === 'abnormal' && a.artefact_type && a.artefact_type !== 'none' ? { artefact_type: a.artefact_type } : {}),
-    }));
-    const metrics = evaluate(predictions, { classes: ['normal', 'abnormal'], bootstrap, seed, nTrain: train.length });
-    const result = {
-      encoder: { name: encoder.name, label: encoder.label, kind: encoder.kind, dim: eg.dim, source: eg.source },
-      task: task.name,
-      budget: budget ?? null,
-      seed,
-      metrics,
-      settings: out.settings,
-      line_search: out.lineSearch ? { best: out.lineSearch.best, scores: out.lineSearch.scores, n_val: out.lineSearch.valRows.length } : undefined,
-      loss_curve: out.lossCurve,
-      timing: { read: tRead, encoder: tLoad, ...out.timing },
-    };
+    const { predictions, ...result } = r;
+    const { metrics } = r;
     if (values.predictions) {
       const f = values.predictions;
       if (extname(f).toLowerCase() === '.json') writeJsonAtomic(f, predictions);
       else {
-        const lines = ['crop_id,label,pred,score,artefact_type', ...predictions.map((p) => [p.crop_id, p.label, p.pred, p.score.toFixed(6), p.artefact_type ?? ''].map(String).map(csvCell).join(','))];
+        const lines = [
+          'crop_id,label,pred,score,artefact_type',
+          ...predictions.map((p) =>
+            [p.crop_id, p.label, p.pred, p.score.toFixed(6), p.artefact_type ?? ''].map(String).map(csvCell).join(','),
+          ),
+        ];
         writeFileAtomic(f, `${lines.join('\n')}\n`);
       }
     }
     if (values.out) writeJsonAtomic(values.out, result);
     if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     else {
-      const ci = (m: 'accuracy' | 'f1' | 'auc') => (metrics.ci95 ? `  [${metrics.ci95[m][0].toFixed(1)}–${metrics.ci95[m][1].toFixed(1)}]` : '');
+      const ci = (m: 'accuracy' | 'f1' | 'auc') =>
+        metrics.ci95 ? `  [${metrics.ci95[m][0].toFixed(1)}–${metrics.ci95[m][1].toFixed(1)}]` : '';
       const lines = [
-        `encoder   ${encoder.name} (${encoder.label}, ${encoder.kind}), ${eg.dim}-d`,
-        `task      ${task.name}  train ${train.length}${budget !== undefined ? ` (budget ${budget})` : ''}  test ${test.length}  seed ${seed}`,
+        `encoder   ${r.encoder.name} (${r.encoder.label}, ${r.encoder.kind}), ${r.encoder.dim}-d`,
+        `task      ${r.task}  train ${metrics.n_train}${budget !== undefined ? ` (budget ${budget})` : ''}  test ${metrics.n_test}  seed ${seed}`,
         `accuracy  ${metrics.accuracy.toFixed(2)}${ci('accuracy')}`,
         `F1        ${metrics.f1.toFixed(2)}${ci('f1')}`,
         `AUC       ${metrics.auc.toFixed(2)}${ci('auc')}`,
         `confusion ${metrics.classes.map((c, i) => `${c}: ${metrics.confusion[i].join('/')}`).join('  ')}  (rows true, columns ${metrics.classes.join('/')})`,
       ];
-      if (out.lineSearch) lines.push(`line search lr ${out.lineSearch.scores.map((s) => `${s.value}: F1 ${s.f1.toFixed(1)}`).join(', ')} → ${out.lineSearch.best}`);
-      if (metrics.recall_by_type) lines.push(`recall by artefact  ${Object.entries(metrics.recall_by_type).map(([t, r]) => `${t} ${r.recall.toFixed(0)}% (${r.n})`).join(', ')}`);
+      if (r.line_search)
+        lines.push(
+          `line search lr ${r.line_search.scores.map((s) => `${s.value}: F1 ${s.f1.toFixed(1)}`).join(', ')} → ${r.line_search.best}`,
+        );
+      if (metrics.recall_by_type)
+        lines.push(
+          `recall by artefact  ${Object.entries(metrics.recall_by_type)
+            .map(([t, r]) => `${t} ${r.recall.toFixed(0)}% (${r.n})`)
+            .join(', ')}`,
+        );
       process.stdout.write(`${lines.join('\n')}\n`);
     }
     return 0;

@@ -15,7 +15,11 @@ function num(v: string | undefined, key: string, int = false): number | undefine
   if (v === undefined) return undefined;
   const x = Number(v);
   if (!Number.isFinite(x) || (int && !Number.isInteger(x))) {
-    throw new QcbError('QCB_USAGE', `--${key} must be ${int ? 'an integer' : 'a number'}, got '${v}'`, { key: `--${key}`, value: v, fix: `pass a number, e.g. --${key} ${int ? 5 : 0.001}` });
+    throw new QcbError('QCB_USAGE', `--${key} must be ${int ? 'an integer' : 'a number'}, got '${v}'`, {
+      key: `--${key}`,
+      value: v,
+      fix: `pass a number, e.g. --${key} ${int ? 5 : 0.001}`,
+    });
   }
   return x;
 }
@@ -27,7 +31,11 @@ function parseSets(sets: string[]): Record<string, number> {
     const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.+)$/.exec(s);
     const v = m ? Number(m[2]) : NaN;
     if (!m || !Number.isFinite(v)) {
-      throw new QcbError('QCB_USAGE', `--set takes name=number, got '${s}'`, { key: '--set', value: s, fix: 'e.g. --set temperature=0.1 --set num_prototypes=100' });
+      throw new QcbError('QCB_USAGE', `--set takes name=number, got '${s}'`, {
+        key: '--set',
+        value: s,
+        fix: 'e.g. --set temperature=0.1 --set num_prototypes=100',
+      });
     }
     out[m[1]] = v;
   }
@@ -36,7 +44,8 @@ function parseSets(sets: string[]): Record<string, number> {
 
 export const command: Command = {
   name: 'pretrain',
-  summary: 'SSL pretraining of the ResNet18 encoder on a crop store (SimCLR, Barlow Twins, VICReg, DeepClusterV2, SwAV)',
+  summary:
+    'SSL pretraining of the ResNet18 encoder on a crop store (SimCLR, Barlow Twins, VICReg, DeepClusterV2, SwAV)',
   usage: `qcbench pretrain --method NAME --store STORE --out DIR [options]
 
 Trains a torchvision ResNet18 (engine-built) with an SSL method on the crops of STORE (two augmented views per
@@ -94,13 +103,28 @@ Exit codes: 0 done, 1 training failed (e.g. QCB_NAN_LOSS), 2 bad input.`,
       },
     });
     for (const k of ['method', 'store', 'out'] as const) {
-      if (!values[k]) throw new QcbError('QCB_USAGE', `pretrain needs --${k}`, { key: `--${k}`, fix: 'qcbench pretrain --method simclr --store STORE --out DIR' });
+      if (!values[k])
+        throw new QcbError('QCB_USAGE', `pretrain needs --${k}`, {
+          key: `--${k}`,
+          fix: 'qcbench pretrain --method simclr --store STORE --out DIR',
+        });
     }
     const method = getMethod(values.method!);
     const opt = values.optimizer ?? 'sgd';
-    if (opt !== 'sgd' && opt !== 'lars') throw new QcbError('QCB_USAGE', `unknown optimizer '${opt}'`, { key: '--optimizer', value: opt, allowed: 'sgd, lars', fix: 'use --optimizer sgd or lars' });
+    if (opt !== 'sgd' && opt !== 'lars')
+      throw new QcbError('QCB_USAGE', `unknown optimizer '${opt}'`, {
+        key: '--optimizer',
+        value: opt,
+        allowed: 'sgd, lars',
+        fix: 'use --optimizer sgd or lars',
+      });
     const store = await openCropStore(values.store!);
-    const channels = values.channels ? values.channels.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
+    const channels = values.channels
+      ? values.channels
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : undefined;
     const source = storeCropSource(store, channels);
     let monitor: KnnMonitor | undefined;
     if (values.monitor) {
@@ -118,7 +142,11 @@ Exit codes: 0 done, 1 training failed (e.g. QCB_NAN_LOSS), 2 bad input.`,
         labels.push(a.label);
       }
       if (train.length === 0 || test.length === 0) {
-        throw new QcbError('QCB_ANNOTATIONS', `${values.monitor} has no train or no test crops of store ${store.path}`, { file: values.monitor, fix: 'use annotations made for this store (crop ids of its crops.csv)' });
+        throw new QcbError(
+          'QCB_ANNOTATIONS',
+          `${values.monitor} has no train or no test crops of store ${store.path}`,
+          { file: values.monitor, fix: 'use annotations made for this store (crop ids of its crops.csv)' },
+        );
       }
       const data = await source.read(rows);
       monitor = { crops: { data, n: rows.length, channels: source.channels, size: source.size }, labels, train, test };
@@ -145,10 +173,13 @@ Exit codes: 0 done, 1 training failed (e.g. QCB_NAN_LOSS), 2 bad input.`,
     if (values.json) process.stdout.write(`${JSON.stringify(res.record, null, 2)}\n`);
     else {
       const l = res.record.loss;
-      ctx.log.info(`${method.label}: loss ${l[0]?.loss.toFixed(4)} → ${l[l.length - 1]?.loss.toFixed(4)}, ${res.record.images_per_second.toFixed(1)} images/s`, {
-        encoder: res.onnx,
-        record: res.recordFile,
-      });
+      ctx.log.info(
+        `${method.label}: loss ${l[0]?.loss.toFixed(4)} → ${l[l.length - 1]?.loss.toFixed(4)}, ${res.record.images_per_second.toFixed(1)} images/s`,
+        {
+          encoder: res.onnx,
+          record: res.recordFile,
+        },
+      );
     }
     return 0;
   },

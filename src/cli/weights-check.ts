@@ -35,7 +35,11 @@ export const command: Command = {
     });
     const size = values.size === undefined ? 64 : Number(values.size);
     if (!Number.isInteger(size) || size < 8) {
-      throw new QcbError('QCB_USAGE', `--size must be an integer ≥ 8, got '${values.size}'`, { key: '--size', value: values.size, allowed: 'an integer ≥ 8' });
+      throw new QcbError('QCB_USAGE', `--size must be an integer ≥ 8, got '${values.size}'`, {
+        key: '--size',
+        value: values.size,
+        allowed: 'an integer ≥ 8',
+      });
     }
     const names = (positionals.length ? positionals : Object.keys(WEIGHTS)).map((n) => {
       lookup(WEIGHTS, n, 'ImageNet encoder', { key: 'NAME' });
@@ -58,7 +62,10 @@ export const command: Command = {
       }
       process.stdout.write(`${lines.join('\n')}\n`);
     }
-    if (!ok) ctx.log.debug('weights check: not all encoders are ready', { missing: results.filter((r) => r.status !== 'ok').map((r) => r.name) });
+    if (!ok)
+      ctx.log.debug('weights check: not all encoders are ready', {
+        missing: results.filter((r) => r.status !== 'ok').map((r) => r.name),
+      });
     return ok ? EXIT.ok : EXIT.badInput;
   },
 };

@@ -56,16 +56,28 @@ export const command: Command = {
     lookup(WEIGHTS, positionals[0], 'ImageNet encoder', { key: 'NAME' });
     const name = positionals[0] as ImageNetName;
     if (values.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(values.sha256)) {
-      throw new QcbError('QCB_USAGE', '--sha256 must be 64 hexadecimal digits', { key: '--sha256', value: values.sha256, allowed: '64 hex digits' });
+      throw new QcbError('QCB_USAGE', '--sha256 must be 64 hexadecimal digits', {
+        key: '--sha256',
+        value: values.sha256,
+        allowed: '64 hex digits',
+      });
     }
     const dir = weightsDir(values.dir);
-    const r = await fetchWeights(name, { dir, url: values.url, sha256: values.sha256, force: values.force, log: ctx.log });
+    const r = await fetchWeights(name, {
+      dir,
+      url: values.url,
+      sha256: values.sha256,
+      force: values.force,
+      log: ctx.log,
+    });
     const note = WEIGHTS[name].safetensorsSupported
       ? undefined
       : `the engine has no ${name} builder to map safetensors onto yet: put an ONNX export at ${dir}/${WEIGHTS[name].onnx} (see README)`;
     if (values.json) process.stdout.write(`${JSON.stringify({ name, ...r, note }, null, 2)}\n`);
     else {
-      process.stdout.write(`${r.present ? 'present' : 'fetched'}  ${name}  ${r.path}  ${r.bytes} bytes  sha256 ${r.sha256}\n`);
+      process.stdout.write(
+        `${r.present ? 'present' : 'fetched'}  ${name}  ${r.path}  ${r.bytes} bytes  sha256 ${r.sha256}\n`,
+      );
       if (note) process.stdout.write(`note: ${note}\n`);
     }
     return 0;

@@ -1,10 +1,10 @@
 import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { ERROR_CODES, QcbError, asQcbError } from '../errors.js';
-import { type Logger, logger as defaultLogger } from '../util/log.js';
+import { asQcbError, ERROR_CODES, QcbError } from '../errors.js';
+import { logger as defaultLogger, type Logger } from '../util/log.js';
 import { csvCell } from './datasets/csv-parse.js';
-import { readImage, extractChannel } from './io/image.js';
+import { extractChannel, readImage } from './io/image.js';
 import { type IntensityRange, percentileRanges, toUint8 } from './io/normalize.js';
 import { type Nucleus, type SegmentOptions, segmentNuclei } from './nuclei/segment.js';
 import { type Compression, CropStoreWriter, openCropStore } from './store/crop-store.js';
@@ -59,10 +59,17 @@ export async function processField(field: Field, s: CropSettings, centres?: Nucl
     s.channels.map(async (c, k) => {
       const path = field.channels[c];
       if (!path) {
-        throw new QcbError('QCB_CHANNEL_MISSING', `field ${field.field_id} has no ${c} image`, { key: c, fix: 'check --channels against the table' });
+        throw new QcbError('QCB_CHANNEL_MISSING', `field ${field.field_id} has no ${c} image`, {
+          key: c,
+          fix: 'check --channels against the table',
+        });
       }
       if (!existsSync(path)) {
-        throw new QcbError('QCB_CHANNEL_MISSING', `field ${field.field_id}: ${c} image not found`, { file: path, key: c, fix: 'restore the file or check --root' });
+        throw new QcbError('QCB_CHANNEL_MISSING', `field ${field.field_id}: ${c} image not found`, {
+          file: path,
+          key: c,
+          fix: 'restore the file or check --root',
+        });
       }
       const img = await readImage(path);
       imgs[k] = img.channels > 1 ? extractChannel(img, 0) : img; // a grey image saved as RGB: its first channel
@@ -72,13 +79,17 @@ export async function processField(field: Field, s: CropSettings, centres?: Nucl
   const H = imgs[0].height;
   for (let k = 1; k < imgs.length; k++) {
     if (imgs[k].width !== W || imgs[k].height !== H) {
-      throw new QcbError('QCB_IMAGE_SIZE', `field ${field.field_id}: ${s.channels[k]} is ${imgs[k].width}×${imgs[k].height} but ${s.channels[0]} is ${W}×${H}`, {
-        file: field.channels[s.channels[k]],
-        key: s.channels[k],
-        value: [imgs[k].width, imgs[k].height],
-        allowed: `${W}×${H}`,
-        fix: 'all channels of a field must come from the same acquisition; fix the table row',
-      });
+      throw new QcbError(
+        'QCB_IMAGE_SIZE',
+        `field ${field.field_id}: ${s.channels[k]} is ${imgs[k].width}×${imgs[k].height} but ${s.channels[0]} is ${W}×${H}`,
+        {
+          file: field.channels[s.channels[k]],
+          key: s.channels[k],
+          value: [imgs[k].width, imgs[k].height],
+          allowed: `${W}×${H}`,
+          fix: 'all channels of a field must come from the same acquisition; fix the table row',
+        },
+      );
     }
   }
   const dnaIdx = s.channels.indexOf(s.dnaChannel);
@@ -90,7 +101,11 @@ export async function processField(field: Field, s: CropSettings, centres?: Nucl
     if (s.normalisation.kind === 'percentile') range = percentileRanges(img, s.normalisation.lo, s.normalisation.hi)[0];
     else {
       const r = s.normalisation.ranges[name];
-      if (!r) throw new QcbError('QCB_USAGE', `no fixed intensity range for channel ${name}`, { key: name, fix: 'give a range for every channel' });
+      if (!r)
+        throw new QcbError('QCB_USAGE', `no fixed intensity range for channel ${name}`, {
+          key: name,
+          fix: 'give a range for every channel',
+        });
       range = r;
     }
     return toUint8(img, 0, range);
@@ -102,7 +117,9 @@ export async function processField(field: Field, s: CropSettings, centres?: Nucl
   const out = new Uint8Array(nuclei.length * per);
   const metas: Omit<CropMeta, 'index'>[] = [];
   const seen = new Set<string>();
-  const sources = s.channels.map((c) => (s.sourceRoot ? relative(s.sourceRoot, field.channels[c]) : field.channels[c])).join(';');
+  const sources = s.channels
+    .map((c) => (s.sourceRoot ? relative(s.sourceRoot, field.channels[c]) : field.channels[c]))
+    .join(';');
   const rowIdx = new Int32Array(S);
   const colIdx = new Int32Array(S);
   for (const n of nuclei) {
@@ -115,7 +132,7 @@ export async function processField(field: Field, s: CropSettings, centres?: Nucl
     const y0 = yc - half;
     const inside = x0 >= 0 && y0 >= 0 && x0 + S <= W && y0 + S <= H;
     if (!inside && s.border === 'skip') continue;
-    if (!inside && (s.border === 'reflect' && (W < 2 || H < 2))) continue;
+    if (!inside && s.border === 'reflect' && (W < 2 || H < 2)) continue;
     seen.add(id);
     const base = metas.length * per;
     if (inside) {
@@ -206,7 +223,11 @@ export class FieldPool {
         if (!p) return;
         if (r.result) p.resolve(r.result);
         else if (r.error) {
-          const e = new QcbError((r.error.code in ERROR_CODES ? r.error.code : 'QCB_INTERNAL') as keyof typeof ERROR_CODES, r.error.message, r.error.context);
+          const e = new QcbError(
+            (r.error.code in ERROR_CODES ? r.error.code : 'QCB_INTERNAL') as keyof typeof ERROR_CODES,
+            r.error.message,
+            r.error.context,
+          );
           p.reject(e);
         }
       });
@@ -233,17 +254,22 @@ export class FieldPool {
   }
 }
 
-
 /** Handles one job inside a worker thread (see crops-worker.ts). */
 export async function handleJob(job: Job): Promise<{ reply: Reply; transfer: ArrayBuffer[] }> {
   try {
     const r = await processField(job.field, job.settings, job.centres);
     const crops = r.crops.slice(); // own buffer of exactly the crops, transferred without copying
-    return { reply: { id: job.id, result: { crops, metas: r.metas, nuclei: r.nuclei } }, transfer: [crops.buffer as ArrayBuffer] };
+    return {
+      reply: { id: job.id, result: { crops, metas: r.metas, nuclei: r.nuclei } },
+      transfer: [crops.buffer as ArrayBuffer],
+    };
   } catch (e) {
     const q = asQcbError(e);
     const { cause: _c, ...context } = q.context;
-    return { reply: { id: job.id, error: { code: q.code, message: q.message, context: context as Record<string, unknown> } }, transfer: [] };
+    return {
+      reply: { id: job.id, error: { code: q.code, message: q.message, context: context as Record<string, unknown> } },
+      transfer: [],
+    };
   }
 }
 
@@ -266,6 +292,8 @@ export interface ExtractOptions {
   strict?: boolean;
   /** Worker threads (default 2; 0 = in-process). */
   workers?: number;
+  /** An already started pool to use instead (not closed here): benchmarks keep start-up out of the timing. */
+  pool?: FieldPool;
   /** Fields per checkpoint (default 16). */
   batchFields?: number;
   compression?: Compression;
@@ -302,7 +330,12 @@ const SKIPPED_HEADER = 'field_id,file,row,code,message\n';
 /** The fields of shard `index` (1-based) of `count`: a contiguous range, so merged order = unsharded order. */
 export function shardRange(n: number, index: number, count: number): [number, number] {
   if (!Number.isInteger(index) || !Number.isInteger(count) || count < 1 || index < 1 || index > count) {
-    throw new QcbError('QCB_USAGE', `bad shard ${index}/${count}`, { key: '--shard', value: `${index}/${count}`, allowed: 'i/n with 1 ≤ i ≤ n', fix: 'e.g. --shard $((SLURM_ARRAY_TASK_ID + 1))/$SLURM_ARRAY_TASK_COUNT' });
+    throw new QcbError('QCB_USAGE', `bad shard ${index}/${count}`, {
+      key: '--shard',
+      value: `${index}/${count}`,
+      allowed: 'i/n with 1 ≤ i ≤ n',
+      fix: 'e.g. --shard $((SLURM_ARRAY_TASK_ID + 1))/$SLURM_ARRAY_TASK_COUNT',
+    });
   }
   return [Math.floor(((index - 1) * n) / count), Math.floor((index * n) / count)];
 }
@@ -326,13 +359,35 @@ export async function extractCrops(o: ExtractOptions): Promise<ExtractSummary> {
     sourceRoot: fs.root,
   };
   if (!Number.isInteger(settings.size) || settings.size < 8) {
-    throw new QcbError('QCB_USAGE', `crop size ${settings.size} is too small`, { key: '--size', value: settings.size, allowed: 'an integer ≥ 8', fix: 'use e.g. --size 128' });
+    throw new QcbError('QCB_USAGE', `crop size ${settings.size} is too small`, {
+      key: '--size',
+      value: settings.size,
+      allowed: 'an integer ≥ 8',
+      fix: 'use e.g. --size 128',
+    });
   }
   const shard = o.shard ?? { index: 1, count: 1 };
   const [from, to] = shardRange(fs.fields.length, shard.index, shard.count);
   const fields = fs.fields.slice(from, to);
   const sharded = shard.count > 1;
   const storePath = sharded ? partPath(o.out, shard.index, shard.count) : resolve(o.out);
+  if (sharded && !o.overwrite && existsSync(join(storePath, 'qcbench.json'))) {
+    // A requeued array task whose shard already finished: nothing to extract, only (maybe) the merge is left.
+    const done = await openCropStore(storePath);
+    log.info('shard already complete', { store: storePath, crops: done.count });
+    const merged = (o.autoMerge ?? true) && (await mergeShards(o.out, shard.count, { log, ifComplete: true }));
+    return {
+      store: merged ? resolve(o.out) : storePath,
+      fields: fields.length,
+      crops: done.count,
+      skipped: [],
+      seconds: (Date.now() - t0) / 1000,
+      fieldsPerSecond: 0,
+      merged,
+      resumedFrom: fields.length,
+      interrupted: false,
+    };
+  }
   const metadataColumns = [...new Set(fs.fields.flatMap((f) => Object.keys(f.metadata)))];
   const writer = await CropStoreWriter.create(storePath, {
     channels: settings.channels,
@@ -341,7 +396,13 @@ export async function extractCrops(o: ExtractOptions): Promise<ExtractSummary> {
     normalisation: settings.normalisation as unknown as Record<string, unknown>,
     dataset: fs.dataset,
     sourceRoot: fs.root,
-    params: { border: settings.border, dnaChannel: settings.dnaChannel, segment: settings.segment, centres: o.centres ? 'imported' : 'segmented', fields: fs.fields.length },
+    params: {
+      border: settings.border,
+      dnaChannel: settings.dnaChannel,
+      segment: settings.segment,
+      centres: o.centres ? 'imported' : 'segmented',
+      fields: fs.fields.length,
+    },
     metadataColumns,
     resume: o.resume ?? true,
     overwrite: o.overwrite,
@@ -350,11 +411,17 @@ export async function extractCrops(o: ExtractOptions): Promise<ExtractSummary> {
   let done = state?.fieldsDone ?? 0;
   const resumedFrom = done;
   const skipped: SkippedField[] = state?.skipped ?? [];
-  if (resumedFrom > 0) log.info('resuming crop extraction', { store: storePath, fieldsDone: done, crops: writer.length });
+  if (resumedFrom > 0)
+    log.info('resuming crop extraction', { store: storePath, fieldsDone: done, crops: writer.length });
   const nWorkers = o.workers ?? 2;
-  const pool = nWorkers > 0 && fields.length - done > 1 ? new FieldPool(nWorkers) : undefined;
+  const ownPool = !o.pool && nWorkers > 0 && fields.length - done > 1 ? new FieldPool(nWorkers) : undefined;
+  const pool = o.pool ?? ownPool;
   const batch = Math.max(1, o.batchFields ?? 16);
-  const progress = log.startProgress(sharded ? `crops (shard ${shard.index}/${shard.count})` : 'crops', fields.length, 'fields');
+  const progress = log.startProgress(
+    sharded ? `crops (shard ${shard.index}/${shard.count})` : 'crops',
+    fields.length,
+    'fields',
+  );
   if (done) progress.tick(done);
   try {
     while (done < fields.length) {
@@ -384,18 +451,49 @@ export async function extractCrops(o: ExtractOptions): Promise<ExtractSummary> {
     }
   } finally {
     progress.finish();
-    await pool?.close();
+    await ownPool?.close();
   }
   if (done < fields.length) {
     const seconds = (Date.now() - t0) / 1000;
-    log.warn('crop extraction interrupted; rerun the same command to resume', { store: storePath, fieldsDone: done, of: fields.length });
-    return { store: storePath, fields: done, crops: writer.length, skipped, seconds, fieldsPerSecond: (done - resumedFrom) / Math.max(seconds, 1e-3), merged: false, resumedFrom, interrupted: true };
+    log.warn('crop extraction interrupted; rerun the same command to resume', {
+      store: storePath,
+      fieldsDone: done,
+      of: fields.length,
+    });
+    return {
+      store: storePath,
+      fields: done,
+      crops: writer.length,
+      skipped,
+      seconds,
+      fieldsPerSecond: (done - resumedFrom) / Math.max(seconds, 1e-3),
+      merged: false,
+      resumedFrom,
+      interrupted: true,
+    };
   }
   const allSkipped = [...fs.skipped.filter(() => shard.index === 1), ...skipped];
-  writeFileSync(join(storePath, 'skipped.csv'), SKIPPED_HEADER + allSkipped.map((s) => [s.field_id, s.file, s.row ?? '', s.code, s.message].map((v) => csvCell(String(v).replace(/[\r\n]+/g, ' '))).join(',')).join('\n') + (allSkipped.length ? '\n' : ''));
+  writeFileSync(
+    join(storePath, 'skipped.csv'),
+    SKIPPED_HEADER +
+      allSkipped
+        .map((s) =>
+          [s.field_id, s.file, s.row ?? '', s.code, s.message]
+            .map((v) => csvCell(String(v).replace(/[\r\n]+/g, ' ')))
+            .join(','),
+        )
+        .join('\n') +
+      (allSkipped.length ? '\n' : ''),
+  );
   const info = await writer.finish({ shard: sharded ? `${shard.index}/${shard.count}` : undefined });
   const seconds = (Date.now() - t0) / 1000;
-  log.info('crops written', { store: storePath, fields: fields.length, crops: info.count, skipped: allSkipped.length, seconds: Number(seconds.toFixed(1)) });
+  log.info('crops written', {
+    store: storePath,
+    fields: fields.length,
+    crops: info.count,
+    skipped: allSkipped.length,
+    seconds: Number(seconds.toFixed(1)),
+  });
   let merged = !sharded;
   if (sharded && (o.autoMerge ?? true)) merged = await mergeShards(o.out, shard.count, { log, ifComplete: true });
   return {
@@ -415,7 +513,11 @@ export async function extractCrops(o: ExtractOptions): Promise<ExtractSummary> {
  * Concatenates the part stores OUT/parts/shard-i-of-n (i = 1…n) into OUT, in shard order, then removes the parts.
  * With `ifComplete`, returns false (doing nothing) while some part is unfinished or another process merges.
  */
-export async function mergeShards(out: string, count: number, opts: { log?: Logger; ifComplete?: boolean; keepParts?: boolean } = {}): Promise<boolean> {
+export async function mergeShards(
+  out: string,
+  count: number,
+  opts: { log?: Logger; ifComplete?: boolean; keepParts?: boolean } = {},
+): Promise<boolean> {
   const log = opts.log ?? defaultLogger;
   out = resolve(out);
   const parts = Array.from({ length: count }, (_, i) => partPath(out, i + 1, count));
@@ -425,7 +527,10 @@ export async function mergeShards(out: string, count: number, opts: { log?: Logg
       log.info('shard done; waiting for the other shards before merging', { unfinished: missing.length });
       return false;
     }
-    throw new QcbError('QCB_STORE', `${missing.length} of ${count} shards are not finished`, { file: missing[0], fix: 'run the missing shards (same options), then merge' });
+    throw new QcbError('QCB_STORE', `${missing.length} of ${count} shards are not finished`, {
+      file: missing[0],
+      fix: 'run the missing shards (same options), then merge',
+    });
   }
   if (existsSync(join(out, 'qcbench.json'))) return true;
   const lock = join(out, 'parts', '.merge.lock');
@@ -434,15 +539,25 @@ export async function mergeShards(out: string, count: number, opts: { log?: Logg
     fd = openSync(lock, 'wx');
   } catch {
     if (opts.ifComplete) return false;
-    throw new QcbError('QCB_STORE', 'another process is merging the shards', { file: lock, fix: 'wait for it, or delete the lock file if that process died' });
+    throw new QcbError('QCB_STORE', 'another process is merging the shards', {
+      file: lock,
+      fix: 'wait for it, or delete the lock file if that process died',
+    });
   }
   closeSync(fd);
   try {
     const stores = await Promise.all(parts.map((p) => openCropStore(p)));
     const first = stores[0].info;
     for (const s of stores) {
-      if (s.info.channels.join() !== first.channels.join() || s.info.size !== first.size || JSON.stringify(s.info.normalisation) !== JSON.stringify(first.normalisation)) {
-        throw new QcbError('QCB_STORE', 'shards were extracted with different settings', { file: s.path, fix: 'rerun all shards with the same options' });
+      if (
+        s.info.channels.join() !== first.channels.join() ||
+        s.info.size !== first.size ||
+        JSON.stringify(s.info.normalisation) !== JSON.stringify(first.normalisation)
+      ) {
+        throw new QcbError('QCB_STORE', 'shards were extracted with different settings', {
+          file: s.path,
+          fix: 'rerun all shards with the same options',
+        });
       }
     }
     const { shard: _s, ...params } = first.params;
@@ -464,7 +579,13 @@ export async function mergeShards(out: string, count: number, opts: { log?: Logg
         await w.append(await s.read(a, b), s.meta.slice(a, b));
       }
       const sk = join(s.path, 'skipped.csv');
-      if (existsSync(sk)) skippedLines.push(...readFileSync(sk, 'utf8').split('\n').slice(1).filter((l) => l));
+      if (existsSync(sk))
+        skippedLines.push(
+          ...readFileSync(sk, 'utf8')
+            .split('\n')
+            .slice(1)
+            .filter((l) => l),
+        );
     }
     writeFileSync(join(out, 'skipped.csv'), SKIPPED_HEADER + skippedLines.map((l) => `${l}\n`).join(''));
     const info = await w.finish();

@@ -27,7 +27,9 @@ export interface Features {
 export function selectCrops(c: CropSet, rows: readonly number[]): CropSet {
   const per = c.channels * c.size * c.size;
   const data = new Uint8Array(rows.length * per);
-  rows.forEach((r, i) => data.set(c.data.subarray(r * per, (r + 1) * per), i * per));
+  rows.forEach((r, i) => {
+    data.set(c.data.subarray(r * per, (r + 1) * per), i * per);
+  });
   return { data, n: rows.length, channels: c.channels, size: c.size };
 }
 
@@ -38,12 +40,16 @@ export function selectCrops(c: CropSet, rows: readonly number[]): CropSet {
  */
 export function cropsToInput(c: CropSet, rows: readonly number[], pre: Preprocess, targetSize?: number): Float32Array {
   if (c.channels !== 3 && c.channels !== 1) {
-    throw new QcbError('QCB_STORE', `crops have ${c.channels} channels; encoders take 3 (RGB composite, paper §3.1) or 1 (replicated)`, {
-      key: 'channels',
-      value: c.channels,
-      allowed: '1 or 3',
-      fix: 'extract crops with 3 channels (e.g. DNA, actin, mitochondria as in the paper) or a single channel',
-    });
+    throw new QcbError(
+      'QCB_STORE',
+      `crops have ${c.channels} channels; encoders take 3 (RGB composite, paper §3.1) or 1 (replicated)`,
+      {
+        key: 'channels',
+        value: c.channels,
+        allowed: '1 or 3',
+        fix: 'extract crops with 3 channels (e.g. DNA, actin, mitochondria as in the paper) or a single channel',
+      },
+    );
   }
   const S = c.size;
   const T = targetSize ?? S;
@@ -94,9 +100,15 @@ export interface ExtractOptions {
 /**
  * Runs the encoder over all crops.
  * @returns N×D features (D = `eg.dim`)
- * @throws QCB_NAN_LOSS-free: QCB_FEED if the encoder's features are not finite (a diverged pretraining)
+ * @throws QCB_FEED if the encoder's features are not finite (a diverged pretraining), QCB_STORE for crops with
+ *   neither 1 nor 3 channels
  */
-export async function extractFeatures(eg: EncoderGraph, pre: Preprocess, crops: CropSet, o: ExtractOptions = {}): Promise<Features> {
+export async function extractFeatures(
+  eg: EncoderGraph,
+  pre: Preprocess,
+  crops: CropSet,
+  o: ExtractOptions = {},
+): Promise<Features> {
   const bs = Math.max(1, o.batchSize ?? 64);
   const session = await loadSession(eg.graph, { intraOpNumThreads: o.threads });
   const T = eg.inputSize ?? crops.size;
@@ -109,7 +121,11 @@ export async function extractFeatures(eg: EncoderGraph, pre: Preprocess, crops: 
     const r = await session.run({ input: ortF32(x, [rows.length, 3, T, T]) }, ['features']);
     const f = r.features.data as Float32Array;
     if (f.length !== rows.length * D) {
-      throw new QcbError('QCB_ONNX_GRAPH', `the encoder returned ${f.length / rows.length} features per crop, expected ${D}`, { key: 'features', fix: 'check the encoder file' });
+      throw new QcbError(
+        'QCB_ONNX_GRAPH',
+        `the encoder returned ${f.length / rows.length} features per crop, expected ${D}`,
+        { key: 'features', fix: 'check the encoder file' },
+      );
     }
     out.set(f, s * D);
     prog?.tick(rows.length);
@@ -150,7 +166,7 @@ export function chooseChannels(storeChannels: readonly string[], requested?: rea
       allowed: storeChannels.join(', '),
       fix: `name 3 of the store's channels in R,G,B order (e.g. --channels ${storeChannels.slice(0, 3).join(',')}) or 1 to replicate`,
     });
-  if (requested && requested.length) {
+  if (requested?.length) {
     if (requested.length !== 3 && requested.length !== 1) throw fail(`give 1 or 3 channels, got ${requested.length}`);
     return requested.map((r) => {
       const i = lower.indexOf(r.toLowerCase());
@@ -160,15 +176,28 @@ export function chooseChannels(storeChannels: readonly string[], requested?: rea
   }
   if (storeChannels.length === 1 || storeChannels.length === 3) return storeChannels.map((_, i) => i);
   const idx = RGB_PREFERENCES.map((prefs) => lower.findIndex((c) => prefs.includes(c)));
-  if (idx.some((i) => i < 0)) throw fail(`the store has ${storeChannels.length} channels (${storeChannels.join(', ')}) and no DNA / actin / mitochondria set to compose RGB from`);
+  if (idx.some((i) => i < 0))
+    throw fail(
+      `the store has ${storeChannels.length} channels (${storeChannels.join(', ')}) and no DNA / actin / mitochondria set to compose RGB from`,
+    );
   return idx;
 }
 
 /** Keeps channels `idx` (in that order) of n×C×S×S crops: n×|idx|×S×S. */
-export function pickChannels(data: Uint8Array, n: number, channels: number, size: number, idx: readonly number[]): CropSet {
+export function pickChannels(
+  data: Uint8Array,
+  n: number,
+  channels: number,
+  size: number,
+  idx: readonly number[],
+): CropSet {
   const plane = size * size;
   if (idx.length === channels && idx.every((c, i) => c === i)) return { data, n, channels, size };
   const out = new Uint8Array(n * idx.length * plane);
-  for (let k = 0; k < n; k++) idx.forEach((c, j) => out.set(data.subarray((k * channels + c) * plane, (k * channels + c + 1) * plane), (k * idx.length + j) * plane));
+  for (let k = 0; k < n; k++) {
+    idx.forEach((c, j) => {
+      out.set(data.subarray((k * channels + c) * plane, (k * channels + c + 1) * plane), (k * idx.length + j) * plane);
+    });
+  }
   return { data: out, n, channels: idx.length, size };
 }

@@ -21,7 +21,17 @@ import type { EncoderGraph, Preprocess } from '../encoders/types.js';
 import { FINETUNE } from '../protocol/defaults.js';
 import type { Logger } from '../util/log.js';
 import { type CropSet, cropsToInput } from './features.js';
-import { appendCrossEntropy, appendLinearHead, CLASSES, classIndices, type HeadTrainSettings, multiStepLr, oneHot, permutation, predictionsFromLogits } from './head.js';
+import {
+  appendCrossEntropy,
+  appendLinearHead,
+  CLASSES,
+  classIndices,
+  type HeadTrainSettings,
+  multiStepLr,
+  oneHot,
+  permutation,
+  predictionsFromLogits,
+} from './head.js';
 
 /** Paper §3.3 defaults (from src/protocol/defaults.ts). */
 export const FINETUNE_DEFAULTS: HeadTrainSettings = {
@@ -57,10 +67,24 @@ export interface FinetuneModel {
  * @param eg the encoder (not modified)
  * @param crops N×C×S×S training crops, `labels` their N labels
  */
-export async function trainFinetune(eg: EncoderGraph, pre: Preprocess, crops: CropSet, labels: readonly string[], o: FinetuneOptions): Promise<FinetuneModel> {
+export async function trainFinetune(
+  eg: EncoderGraph,
+  pre: Preprocess,
+  crops: CropSet,
+  labels: readonly string[],
+  o: FinetuneOptions,
+): Promise<FinetuneModel> {
   const s = { ...FINETUNE_DEFAULTS, ...o.settings };
-  if (crops.n !== labels.length) throw new QcbError('QCB_FEED', `${crops.n} crops but ${labels.length} labels`, { key: 'labels', fix: 'give one label per training crop' });
-  if (crops.n < 2) throw new QcbError('QCB_ANNOTATIONS', `fine-tuning needs at least 2 training images, got ${crops.n}`, { key: 'budget', fix: 'use a label budget of at least one image per class' });
+  if (crops.n !== labels.length)
+    throw new QcbError('QCB_FEED', `${crops.n} crops but ${labels.length} labels`, {
+      key: 'labels',
+      fix: 'give one label per training crop',
+    });
+  if (crops.n < 2)
+    throw new QcbError('QCB_ANNOTATIONS', `fine-tuning needs at least 2 training images, got ${crops.n}`, {
+      key: 'budget',
+      fix: 'use a label budget of at least one image per class',
+    });
   const K = CLASSES.length;
   const y = classIndices(labels);
   const T = eg.inputSize ?? crops.size;
@@ -75,8 +99,13 @@ export async function trainFinetune(eg: EncoderGraph, pre: Preprocess, crops: Cr
   b.build();
   const trainable = eg.params ? [...eg.params, ...head.params] : undefined;
   const trainer = await Trainer.create(
-    { graph: g, loss: 'qcb_loss', trainable, optimizer: new Sgd({ momentum: s.momentum, weightDecay: s.weight_decay }) },
-    { intraOpNumThreads: o.threads },
+    {
+      graph: g,
+      loss: 'qcb_loss',
+      trainable,
+      optimizer: new Sgd({ momentum: s.momentum, weightDecay: s.weight_decay }),
+    },
+    { intraOpNumThreads: o.threads, noCache: true },
   );
   const lossCurve: number[] = [];
   const prog = o.log?.startProgress('fine-tuning', s.epochs * crops.n, 'images');
@@ -92,7 +121,10 @@ export async function trainFinetune(eg: EncoderGraph, pre: Preprocess, crops: Cr
       if (rows.length < 2) continue;
       const x = cropsToInput(crops, rows, pre, T);
       const r = await trainer.step(
-        { input: { dtype: 'float32', dims: [rows.length, 3, T, T], data: x }, qcb_y: { dtype: 'float32', dims: [rows.length, K], data: oneHot(y, rows, K) } },
+        {
+          input: { dtype: 'float32', dims: [rows.length, 3, T, T], data: x },
+          qcb_y: { dtype: 'float32', dims: [rows.length, K], data: oneHot(y, rows, K) },
+        },
         lr,
       );
       sum += r.loss * rows.length;
@@ -105,25 +137,49 @@ export async function trainFinetune(eg: EncoderGraph, pre: Preprocess, crops: Cr
   prog?.finish('fine-tuning: done');
   const seconds = (Date.now() - t0) / 1000;
   const graph = inferenceGraph(trainer, { outputs: ['logits'] });
-  return { graph, inputSize: T, preprocess: pre, classes: CLASSES, lossCurve, images_per_second: seen / Math.max(seconds, 1e-9) };
+  await trainer.session.session.release();
+  return {
+    graph,
+    inputSize: T,
+    preprocess: pre,
+    classes: CLASSES,
+    lossCurve,
+    images_per_second: seen / Math.max(seconds, 1e-9),
+  };
 }
 
 /** N×K logits of a fine-tuned model on crops, in batches. */
-export async function finetuneLogits(m: FinetuneModel, crops: CropSet, o: { threads?: number; batchSize?: number } = {}): Promise<Float32Array> {
-  const session = await loadSession(m.graph, { intraOpNumThreads: o.threads });
+export async function finetuneLogits(
+  m: FinetuneModel,
+  crops: CropSet,
+  o: { threads?: number; batchSize?: number } = {},
+): Promise<Float32Array> {
+  // every fine-tuned model is unique: an uncached session, released after use, keeps long runs from growing
+  const session = await loadSession(m.graph, { intraOpNumThreads: o.threads, noCache: true });
   const K = m.classes.length;
   const bs = Math.max(1, o.batchSize ?? 64);
   const T = m.inputSize;
   const out = new Float32Array(crops.n * K);
-  for (let st = 0; st < crops.n; st += bs) {
-    const rows = Array.from({ length: Math.min(bs, crops.n - st) }, (_, i) => st + i);
-    const r = await session.run({ input: ortF32(cropsToInput(crops, rows, m.preprocess, T), [rows.length, 3, T, T]) }, ['logits']);
-    out.set(r.logits.data as Float32Array, st * K);
+  try {
+    for (let st = 0; st < crops.n; st += bs) {
+      const rows = Array.from({ length: Math.min(bs, crops.n - st) }, (_, i) => st + i);
+      const r = await session.run(
+        { input: ortF32(cropsToInput(crops, rows, m.preprocess, T), [rows.length, 3, T, T]) },
+        ['logits'],
+      );
+      out.set(r.logits.data as Float32Array, st * K);
+    }
+  } finally {
+    await session.session.release();
   }
   return out;
 }
 
 /** Predicted labels and abnormal-class probabilities for test crops. */
-export async function predictFinetune(m: FinetuneModel, crops: CropSet, o: { threads?: number } = {}): Promise<{ pred: string[]; score: number[] }> {
+export async function predictFinetune(
+  m: FinetuneModel,
+  crops: CropSet,
+  o: { threads?: number } = {},
+): Promise<{ pred: string[]; score: number[] }> {
   return predictionsFromLogits(await finetuneLogits(m, crops, o), m.classes);
 }

@@ -34,13 +34,23 @@ export function linearInit(inF: number, outF: number, seed: number): { weight: T
   for (let i = 0; i < w.length; i++) w[i] = (2 * rnd() - 1) * bound;
   const bi = new Float32Array(outF);
   for (let i = 0; i < outF; i++) bi[i] = (2 * rnd() - 1) * bound;
-  return { weight: { dtype: 'float32', dims: [outF, inF], data: w }, bias: { dtype: 'float32', dims: [outF], data: bi } };
+  return {
+    weight: { dtype: 'float32', dims: [outF, inF], data: w },
+    bias: { dtype: 'float32', dims: [outF], data: bi },
+  };
 }
 
 /**
  * Appends logits = features·Wᵀ + b (features N×D → logits N×K), parameters `<prefix>weight` K×D, `<prefix>bias` K.
  */
-export function appendLinearHead(b: GraphBuilder, features: string, inF: number, classes: number, seed: number, prefix = 'head.'): { logits: string; params: string[] } {
+export function appendLinearHead(
+  b: GraphBuilder,
+  features: string,
+  inF: number,
+  classes: number,
+  seed: number,
+  prefix = 'head.',
+): { logits: string; params: string[] } {
   const { weight, bias } = linearInit(inF, classes, seed);
   const w = b.param(`${prefix}weight`, weight);
   const bb = b.param(`${prefix}bias`, bias);
@@ -79,7 +89,12 @@ export function classIndices(labels: readonly string[], classes: readonly string
   labels.forEach((l, i) => {
     const k = classes.indexOf(l);
     if (k < 0) {
-      throw new QcbError('QCB_ANNOTATIONS', `label '${l}' is not one of the classes`, { key: 'label', value: l, allowed: classes.join(', '), fix: 'label every annotated crop normal or abnormal' });
+      throw new QcbError('QCB_ANNOTATIONS', `label '${l}' is not one of the classes`, {
+        key: 'label',
+        value: l,
+        allowed: classes.join(', '),
+        fix: 'label every annotated crop normal or abnormal',
+      });
     }
     out[i] = k;
   });
@@ -110,7 +125,10 @@ export function softmaxScores(logits: Float32Array, k: number, pos = 1): number[
 }
 
 /** Predicted labels and abnormal scores from N×K logits (argmax; ties go to the lower index). */
-export function predictionsFromLogits(logits: Float32Array, classes: readonly string[] = CLASSES): { pred: string[]; score: number[] } {
+export function predictionsFromLogits(
+  logits: Float32Array,
+  classes: readonly string[] = CLASSES,
+): { pred: string[]; score: number[] } {
   const k = classes.length;
   const score = softmaxScores(logits, k, classes.indexOf('abnormal') >= 0 ? classes.indexOf('abnormal') : k - 1);
   const pred: string[] = [];

@@ -38,9 +38,15 @@ export interface LineSearchResult {
  * Stratified split of training rows: per class, ⌈fraction·n_c⌉ rows (at least 1, at most n_c − 1) go to validation.
  * Classes with a single row stay in the fit part. Seeded.
  */
-export function stratifiedSplit(labels: readonly string[], fraction: number, seed: number): { fit: number[]; val: number[] } {
+export function stratifiedSplit(
+  labels: readonly string[],
+  fraction: number,
+  seed: number,
+): { fit: number[]; val: number[] } {
   const byClass = new Map<string, number[]>();
-  labels.forEach((l, i) => byClass.set(l, [...(byClass.get(l) ?? []), i]));
+  labels.forEach((l, i) => {
+    byClass.set(l, [...(byClass.get(l) ?? []), i]);
+  });
   const fit: number[] = [];
   const val: number[] = [];
   for (const [c, rows] of [...byClass].sort(([a], [b]) => a.localeCompare(b))) {
@@ -54,15 +60,29 @@ export function stratifiedSplit(labels: readonly string[], fraction: number, see
 
 /** Runs the line search (see module doc). @throws QCB_ANNOTATIONS when the training set is too small to split */
 export async function lineSearch(o: LineSearchOptions): Promise<LineSearchResult> {
-  if (o.grid.length === 0) throw new QcbError('QCB_PROTOCOL_VALUE', 'the line-search grid is empty', { key: 'line_search.lr', fix: 'list at least one learning rate' });
+  if (o.grid.length === 0)
+    throw new QcbError('QCB_PROTOCOL_VALUE', 'the line-search grid is empty', {
+      key: 'line_search.lr',
+      fix: 'list at least one learning rate',
+    });
   const frac = o.valFraction ?? 0.2;
-  if (!(frac > 0 && frac < 1)) throw new QcbError('QCB_PROTOCOL_VALUE', 'line_search.val_fraction must be in (0, 1)', { key: 'line_search.val_fraction', value: frac, allowed: '0 < fraction < 1', fix: 'use e.g. 0.2' });
+  if (!(frac > 0 && frac < 1))
+    throw new QcbError('QCB_PROTOCOL_VALUE', 'line_search.val_fraction must be in (0, 1)', {
+      key: 'line_search.val_fraction',
+      value: frac,
+      allowed: '0 < fraction < 1',
+      fix: 'use e.g. 0.2',
+    });
   const { fit, val } = stratifiedSplit(o.labels, frac, o.seed);
   if (val.length === 0 || fit.length === 0) {
-    throw new QcbError('QCB_ANNOTATIONS', `the training set (${o.labels.length} images) is too small to carve a validation split`, {
-      key: 'line_search',
-      fix: 'disable the line search for this label budget or use at least two images per class',
-    });
+    throw new QcbError(
+      'QCB_ANNOTATIONS',
+      `the training set (${o.labels.length} images) is too small to carve a validation split`,
+      {
+        key: 'line_search',
+        fix: 'disable the line search for this label budget or use at least two images per class',
+      },
+    );
   }
   const yVal = val.map((i) => o.labels[i]);
   const classes = [...new Set([...CLASSES, ...o.labels])];

@@ -16,7 +16,17 @@ import { Trainer } from '../engine/train/trainer.js';
 import { LINEAR } from '../protocol/defaults.js';
 import type { Logger } from '../util/log.js';
 import type { Features } from './features.js';
-import { appendCrossEntropy, appendLinearHead, CLASSES, classIndices, type HeadTrainSettings, multiStepLr, oneHot, permutation, predictionsFromLogits } from './head.js';
+import {
+  appendCrossEntropy,
+  appendLinearHead,
+  CLASSES,
+  classIndices,
+  type HeadTrainSettings,
+  multiStepLr,
+  oneHot,
+  permutation,
+  predictionsFromLogits,
+} from './head.js';
 
 /** Paper §3.3 defaults (from src/protocol/defaults.ts). */
 export const LINEAR_DEFAULTS: HeadTrainSettings = {
@@ -47,7 +57,9 @@ export interface LinearOptions {
 
 function rowsOf(f: Features, rows: readonly number[]): Float32Array {
   const out = new Float32Array(rows.length * f.cols);
-  rows.forEach((r, i) => out.set(f.data.subarray(r * f.cols, (r + 1) * f.cols), i * f.cols));
+  rows.forEach((r, i) => {
+    out.set(f.data.subarray(r * f.cols, (r + 1) * f.cols), i * f.cols);
+  });
   return out;
 }
 
@@ -58,8 +70,16 @@ function rowsOf(f: Features, rows: readonly number[]): Float32Array {
  */
 export async function trainLinear(x: Features, labels: readonly string[], o: LinearOptions): Promise<LinearModel> {
   const s = { ...LINEAR_DEFAULTS, ...o.settings };
-  if (x.rows !== labels.length) throw new QcbError('QCB_FEED', `${x.rows} feature rows but ${labels.length} labels`, { key: 'labels', fix: 'give one label per training crop' });
-  if (x.rows === 0) throw new QcbError('QCB_ANNOTATIONS', 'the linear head has no training images', { key: 'budget', fix: 'use a label budget of at least one image per class' });
+  if (x.rows !== labels.length)
+    throw new QcbError('QCB_FEED', `${x.rows} feature rows but ${labels.length} labels`, {
+      key: 'labels',
+      fix: 'give one label per training crop',
+    });
+  if (x.rows === 0)
+    throw new QcbError('QCB_ANNOTATIONS', 'the linear head has no training images', {
+      key: 'budget',
+      fix: 'use a label budget of at least one image per class',
+    });
   const K = CLASSES.length;
   const y = classIndices(labels);
   const b = new GraphBuilder('linear_head');
@@ -69,8 +89,14 @@ export async function trainLinear(x: Features, labels: readonly string[], o: Lin
   b.output(logits, 'logits');
   b.output(appendCrossEntropy(b, 'logits', yin), 'loss');
   const trainer = await Trainer.create(
-    { graph: b.build(), loss: 'loss', trainable: params, optimizer: new Sgd({ momentum: s.momentum, weightDecay: s.weight_decay }) },
-    { intraOpNumThreads: o.threads ?? 1 },
+    {
+      graph: b.build(),
+      loss: 'loss',
+      trainable: params,
+      optimizer: new Sgd({ momentum: s.momentum, weightDecay: s.weight_decay }),
+    },
+    // a fresh step model per training: uncached, released below, so line searches and long runs do not accumulate
+    { intraOpNumThreads: o.threads ?? 1, noCache: true },
   );
   const lossCurve: number[] = [];
   for (let epoch = 0; epoch < s.epochs; epoch++) {
@@ -89,13 +115,28 @@ export async function trainLinear(x: Features, labels: readonly string[], o: Lin
     lossCurve.push(sum / x.rows);
   }
   const p = trainer.getParams();
-  o.log?.debug('linear head trained', { epochs: s.epochs, first_loss: lossCurve[0], last_loss: lossCurve[lossCurve.length - 1] });
-  return { weight: Float32Array.from(p.get(params[0])!.data as Float32Array), bias: Float32Array.from(p.get(params[1])!.data as Float32Array), dim: x.cols, classes: CLASSES, lossCurve };
+  await trainer.session.session.release();
+  o.log?.debug('linear head trained', {
+    epochs: s.epochs,
+    first_loss: lossCurve[0],
+    last_loss: lossCurve[lossCurve.length - 1],
+  });
+  return {
+    weight: Float32Array.from(p.get(params[0])!.data as Float32Array),
+    bias: Float32Array.from(p.get(params[1])!.data as Float32Array),
+    dim: x.cols,
+    classes: CLASSES,
+    lossCurve,
+  };
 }
 
 /** Logits N×K of a trained head (plain JS: a 2×D matrix-vector product per row). */
 export function linearLogits(m: LinearModel, x: Features): Float32Array {
-  if (x.cols !== m.dim) throw new QcbError('QCB_FEED', `features have ${x.cols} columns, the head expects ${m.dim}`, { key: 'features', fix: 'use the same encoder for training and test features' });
+  if (x.cols !== m.dim)
+    throw new QcbError('QCB_FEED', `features have ${x.cols} columns, the head expects ${m.dim}`, {
+      key: 'features',
+      fix: 'use the same encoder for training and test features',
+    });
   const K = m.classes.length;
   const out = new Float32Array(x.rows * K);
   const d = x.data;

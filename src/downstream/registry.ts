@@ -63,24 +63,38 @@ export interface DownstreamTask {
   run(ctx: TaskContext): Promise<TaskOutput>;
 }
 
-async function frozenFeatures(ctx: TaskContext, timing: Record<string, number>): Promise<{ train: Features; test: Features }> {
+async function frozenFeatures(
+  ctx: TaskContext,
+  timing: Record<string, number>,
+): Promise<{ train: Features; test: Features }> {
   if (ctx.features) return ctx.features;
   const t0 = Date.now();
-  const train = await extractFeatures(ctx.eg, ctx.preprocess, ctx.train.crops, { threads: ctx.threads, log: ctx.log, label: 'features (train)' });
-  const test = await extractFeatures(ctx.eg, ctx.preprocess, ctx.test.crops, { threads: ctx.threads, log: ctx.log, label: 'features (test)' });
+  const train = await extractFeatures(ctx.eg, ctx.preprocess, ctx.train.crops, {
+    threads: ctx.threads,
+    log: ctx.log,
+    label: 'features (train)',
+  });
+  const test = await extractFeatures(ctx.eg, ctx.preprocess, ctx.test.crops, {
+    threads: ctx.threads,
+    log: ctx.log,
+    label: 'features (test)',
+  });
   timing.features = (Date.now() - t0) / 1000;
   return { train, test };
 }
 
 function rowsOf(f: Features, rows: readonly number[]): Features {
   const data = new Float32Array(rows.length * f.cols);
-  rows.forEach((r, i) => data.set(f.data.subarray(r * f.cols, (r + 1) * f.cols), i * f.cols));
+  rows.forEach((r, i) => {
+    data.set(f.data.subarray(r * f.cols, (r + 1) * f.cols), i * f.cols);
+  });
   return { data, rows: rows.length, cols: f.cols };
 }
 
 function headSettings(defaults: HeadTrainSettings, s: Record<string, unknown> = {}): HeadTrainSettings {
   const out = { ...defaults };
-  for (const k of Object.keys(defaults) as (keyof HeadTrainSettings)[]) if (s[k] !== undefined) (out as Record<string, unknown>)[k] = s[k];
+  for (const k of Object.keys(defaults) as (keyof HeadTrainSettings)[])
+    if (s[k] !== undefined) (out as Record<string, unknown>)[k] = s[k];
   return out;
 }
 
@@ -118,13 +132,22 @@ const linear: DownstreamTask = {
         valFraction: ctx.lineSearch.val_fraction,
         seed: ctx.seed,
         evaluate: async (fit, val, lr) => {
-          const m = await trainLinear(rowsOf(f.train, fit), fit.map((i) => ctx.train.labels[i]), { seed: ctx.seed, settings: { ...s, lr }, threads: ctx.threads });
+          const m = await trainLinear(
+            rowsOf(f.train, fit),
+            fit.map((i) => ctx.train.labels[i]),
+            { seed: ctx.seed, settings: { ...s, lr }, threads: ctx.threads },
+          );
           return predictLinear(m, rowsOf(f.train, val)).pred;
         },
       });
       s.lr = ls.best;
     }
-    const m = await trainLinear(f.train, ctx.train.labels, { seed: ctx.seed, settings: s, threads: ctx.threads, log: ctx.log });
+    const m = await trainLinear(f.train, ctx.train.labels, {
+      seed: ctx.seed,
+      settings: s,
+      threads: ctx.threads,
+      log: ctx.log,
+    });
     timing.train = (Date.now() - t0) / 1000;
     const p = predictLinear(m, f.test);
     return { ...p, settings: { ...s }, lossCurve: m.lossCurve, lineSearch: ls, timing };
@@ -147,18 +170,35 @@ const finetune: DownstreamTask = {
         valFraction: ctx.lineSearch.val_fraction,
         seed: ctx.seed,
         evaluate: async (fit, val, lr) => {
-          const m = await trainFinetune(ctx.eg, ctx.preprocess, selectCrops(ctx.train.crops, fit), fit.map((i) => ctx.train.labels[i]), { seed: ctx.seed, settings: { ...s, lr }, threads: ctx.threads });
+          const m = await trainFinetune(
+            ctx.eg,
+            ctx.preprocess,
+            selectCrops(ctx.train.crops, fit),
+            fit.map((i) => ctx.train.labels[i]),
+            { seed: ctx.seed, settings: { ...s, lr }, threads: ctx.threads },
+          );
           return (await predictFinetune(m, selectCrops(ctx.train.crops, val), { threads: ctx.threads })).pred;
         },
       });
       s.lr = ls.best;
     }
-    const m = await trainFinetune(ctx.eg, ctx.preprocess, ctx.train.crops, ctx.train.labels, { seed: ctx.seed, settings: s, threads: ctx.threads, log: ctx.log });
+    const m = await trainFinetune(ctx.eg, ctx.preprocess, ctx.train.crops, ctx.train.labels, {
+      seed: ctx.seed,
+      settings: s,
+      threads: ctx.threads,
+      log: ctx.log,
+    });
     timing.train = (Date.now() - t0) / 1000;
     const t1 = Date.now();
     const p = await predictFinetune(m, ctx.test.crops, { threads: ctx.threads });
     timing.predict = (Date.now() - t1) / 1000;
-    return { ...p, settings: { ...s, images_per_second: m.images_per_second }, lossCurve: m.lossCurve, lineSearch: ls, timing };
+    return {
+      ...p,
+      settings: { ...s, images_per_second: m.images_per_second },
+      lossCurve: m.lossCurve,
+      lineSearch: ls,
+      timing,
+    };
   },
 };
 

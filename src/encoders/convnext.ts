@@ -45,7 +45,11 @@ function fnv1a32(s: string): number {
  * @param input N×3×H×W float32 (H, W multiples of 32 keep every stage's size exact)
  * @returns N×dims[3] pooled, normalised features and the parameter names (timm state_dict order)
  */
-export function buildConvNext(b: GraphBuilder, input: string, opts: ConvNextOptions): { features: string; params: string[]; bnNodes: string[] } {
+export function buildConvNext(
+  b: GraphBuilder,
+  input: string,
+  opts: ConvNextOptions,
+): { features: string; params: string[]; bnNodes: string[] } {
   const cfg = opts.config ?? CONVNEXT_TINY;
   const params: string[] = [];
   const p = (name: string, t: Tensor) => {
@@ -53,12 +57,16 @@ export function buildConvNext(b: GraphBuilder, input: string, opts: ConvNextOpti
     return name;
   };
   const w = (name: string, dims: number[]) => p(name, randn(dims, 0.02, fnv1a32(`${opts.seed}:${name}`)));
-  const ln = (x: string, name: string, c: number) => b.layerNorm(x, p(`${name}.weight`, full([c], 1)), p(`${name}.bias`, zeros([c])), -1, 1e-6);
+  const ln = (x: string, name: string, c: number) =>
+    b.layerNorm(x, p(`${name}.weight`, full([c], 1)), p(`${name}.bias`, zeros([c])), -1, 1e-6);
   /** LayerNorm over channels of an N×C×H×W map. */
-  const ln2d = (x: string, name: string, c: number) => b.transpose(ln(b.transpose(x, [0, 2, 3, 1]), name, c), [0, 3, 1, 2]);
+  const ln2d = (x: string, name: string, c: number) =>
+    b.transpose(ln(b.transpose(x, [0, 2, 3, 1]), name, c), [0, 3, 1, 2]);
   /** Linear on the last axis: x·Wᵀ + b (W out×in, as torch). */
-  const linear = (x: string, name: string, inF: number, outF: number) => b.add(b.matMul(x, b.transpose(w(`${name}.weight`, [outF, inF]), [1, 0])), p(`${name}.bias`, zeros([outF])));
-  const gelu = (x: string) => b.mul(b.mul(x, b.scalar(0.5)), b.add(b.op1('Erf', [b.div(x, b.scalar(Math.SQRT2))]), b.scalar(1)));
+  const linear = (x: string, name: string, inF: number, outF: number) =>
+    b.add(b.matMul(x, b.transpose(w(`${name}.weight`, [outF, inF]), [1, 0])), p(`${name}.bias`, zeros([outF])));
+  const gelu = (x: string) =>
+    b.mul(b.mul(x, b.scalar(0.5)), b.add(b.op1('Erf', [b.div(x, b.scalar(Math.SQRT2))]), b.scalar(1)));
 
   const d0 = cfg.dims[0];
   let x = b.conv(input, w('stem.0.weight', [d0, 3, 4, 4]), p('stem.0.bias', zeros([d0])), { strides: [4, 4] });
@@ -68,12 +76,20 @@ export function buildConvNext(b: GraphBuilder, input: string, opts: ConvNextOpti
     const c = cfg.dims[s];
     if (s > 0) {
       x = ln2d(x, `stages.${s}.downsample.0`, cin);
-      x = b.conv(x, w(`stages.${s}.downsample.1.weight`, [c, cin, 2, 2]), p(`stages.${s}.downsample.1.bias`, zeros([c])), { strides: [2, 2] });
+      x = b.conv(
+        x,
+        w(`stages.${s}.downsample.1.weight`, [c, cin, 2, 2]),
+        p(`stages.${s}.downsample.1.bias`, zeros([c])),
+        { strides: [2, 2] },
+      );
     }
     for (let k = 0; k < depth; k++) {
       const m = `stages.${s}.blocks.${k}`;
       const shortcut = x;
-      let y = b.conv(x, w(`${m}.conv_dw.weight`, [c, 1, 7, 7]), p(`${m}.conv_dw.bias`, zeros([c])), { pads: [3, 3, 3, 3], group: c });
+      let y = b.conv(x, w(`${m}.conv_dw.weight`, [c, 1, 7, 7]), p(`${m}.conv_dw.bias`, zeros([c])), {
+        pads: [3, 3, 3, 3],
+        group: c,
+      });
       y = b.transpose(y, [0, 2, 3, 1]);
       y = ln(y, `${m}.norm`, c);
       y = gelu(linear(y, `${m}.mlp.fc1`, c, 4 * c));

@@ -30,7 +30,7 @@ import { weightsDir } from './weights.js';
 /** Bump when the generator or the training changes for the same settings (invalidates cached encoders). */
 export const FRACTALDB_VERSION = 1;
 
-/** Pretraining settings (protocol `encoders.resnet18-fractaldb.*` may override each). */
+/** Pretraining settings (EncoderLoadOptions.settings, e.g. a protocol `fractaldb:` block or `--encoder-opt`, override each). */
 export const FRACTALDB_DEFAULTS = {
   categories: 32,
   instances: 16,
@@ -67,10 +67,21 @@ function settingsFrom(o: EncoderLoadOptions): FractalDbSettings {
   const s = { ...FRACTALDB_DEFAULTS, ...(o.settings ?? {}) } as FractalDbSettings;
   for (const k of ['categories', 'instances', 'epochs', 'batch_size', 'max_maps', 'width'] as const) {
     if (!Number.isInteger(s[k]) || s[k] < 1) {
-      throw new QcbError('QCB_PROTOCOL_VALUE', `resnet18-fractaldb setting '${k}' must be a positive integer`, { key: `encoders.resnet18-fractaldb.${k}`, value: s[k], allowed: 'a positive integer', fix: `set ${k} to a positive integer` });
+      throw new QcbError('QCB_PROTOCOL_VALUE', `resnet18-fractaldb setting '${k}' must be a positive integer`, {
+        key: `fractaldb.${k}`,
+        value: s[k],
+        allowed: 'a positive integer',
+        fix: `set ${k} to a positive integer`,
+      });
     }
   }
-  if (s.categories < 2) throw new QcbError('QCB_PROTOCOL_VALUE', 'resnet18-fractaldb needs at least 2 categories', { key: 'encoders.resnet18-fractaldb.categories', value: s.categories, allowed: '≥ 2', fix: 'set categories to 2 or more' });
+  if (s.categories < 2)
+    throw new QcbError('QCB_PROTOCOL_VALUE', 'resnet18-fractaldb needs at least 2 categories', {
+      key: 'fractaldb.categories',
+      value: s.categories,
+      allowed: '≥ 2',
+      fix: 'set categories to 2 or more',
+    });
   return s;
 }
 
@@ -83,7 +94,9 @@ export function fractalCacheDir(o: EncoderLoadOptions): string {
  * Generates the fractal data set, pretrains the ResNet18 and exports it (or returns the cached export).
  * @returns the ONNX path and the pretraining record
  */
-export async function pretrainFractalDb(o: EncoderLoadOptions): Promise<{ onnx: string; record: FractalDbRecord; cached: boolean }> {
+export async function pretrainFractalDb(
+  o: EncoderLoadOptions,
+): Promise<{ onnx: string; record: FractalDbRecord; cached: boolean }> {
   const s = settingsFrom(o);
   const full = { ...s, crop_size: o.cropSize, seed: o.seed, version: FRACTALDB_VERSION };
   const id = contentHash(full).slice(0, 16);
@@ -96,8 +109,20 @@ export async function pretrainFractalDb(o: EncoderLoadOptions): Promise<{ onnx: 
   const log = o.log ?? defaultLogger;
   const S = o.cropSize;
   const t0 = Date.now();
-  const db = generateFractalDb({ categories: s.categories, instances: s.instances, size: S, seed: o.seed, maxMaps: s.max_maps, fillThreshold: s.fill_threshold });
-  log.info('FractalDB: generated fractal categories', { categories: s.categories, instances: s.instances, size: S, seconds: (Date.now() - t0) / 1000 });
+  const db = generateFractalDb({
+    categories: s.categories,
+    instances: s.instances,
+    size: S,
+    seed: o.seed,
+    maxMaps: s.max_maps,
+    fillThreshold: s.fill_threshold,
+  });
+  log.info('FractalDB: generated fractal categories', {
+    categories: s.categories,
+    instances: s.instances,
+    size: S,
+    seconds: (Date.now() - t0) / 1000,
+  });
 
   const K = s.categories;
   const b = new GraphBuilder('resnet18_fractaldb');
@@ -108,8 +133,14 @@ export async function pretrainFractalDb(o: EncoderLoadOptions): Promise<{ onnx: 
   const { logits, params: head } = appendLinearHead(b, 'features', 8 * s.width, K, o.seed + 1, 'fc.');
   b.output(appendCrossEntropy(b, logits, y), 'loss');
   const trainer = await Trainer.create(
-    { graph: b.build(), loss: 'loss', trainable: [...r.params, ...head], optimizer: new Sgd({ momentum: s.momentum, weightDecay: s.weight_decay }), extraOutputs: [logits] },
-    { intraOpNumThreads: o.threads },
+    {
+      graph: b.build(),
+      loss: 'loss',
+      trainable: [...r.params, ...head],
+      optimizer: new Sgd({ momentum: s.momentum, weightDecay: s.weight_decay }),
+      extraOutputs: [logits],
+    },
+    { intraOpNumThreads: o.threads, noCache: true },
   );
   const crops = { data: db.images, n: db.labels.length, channels: 3, size: S };
   const n = crops.n;
@@ -130,7 +161,10 @@ export async function pretrainFractalDb(o: EncoderLoadOptions): Promise<{ onnx: 
         oh[i * K + db.labels[row]] = 1;
       });
       const res = await trainer.step(
-        { input: { dtype: 'float32', dims: [rows.length, 3, S, S], data: x }, y: { dtype: 'float32', dims: [rows.length, K], data: oh } },
+        {
+          input: { dtype: 'float32', dims: [rows.length, 3, S, S], data: x },
+          y: { dtype: 'float32', dims: [rows.length, K], data: oh },
+        },
         lr,
       );
       const lg = res.outputs[logits].data as Float32Array;
@@ -165,8 +199,13 @@ export async function pretrainFractalDb(o: EncoderLoadOptions): Promise<{ onnx: 
       'qcbench.fractaldb': JSON.stringify(full),
     },
   });
+  await trainer.session.session.release();
   writeJsonAtomic(recFile, record);
-  log.info('FractalDB: encoder exported', { file: onnx, train_accuracy: record.train_accuracy.toFixed(1), images_per_second: record.images_per_second.toFixed(1) });
+  log.info('FractalDB: encoder exported', {
+    file: onnx,
+    train_accuracy: record.train_accuracy.toFixed(1),
+    images_per_second: record.images_per_second.toFixed(1),
+  });
   return { onnx, record, cached: false };
 }
 
@@ -177,6 +216,12 @@ export async function loadFractalDbResNet18(o: EncoderLoadOptions): Promise<Enco
   const { info: _info, ...rest } = eg;
   return {
     ...rest,
-    source: { ...eg.source, pretraining: 'supervised on synthetic fractals (FractalDB, Kataoka et al. 2020), not ImageNet', record: record.id, cached, train_accuracy: record.train_accuracy },
+    source: {
+      ...eg.source,
+      pretraining: 'supervised on synthetic fractals (FractalDB, Kataoka et al. 2020), not ImageNet',
+      record: record.id,
+      cached,
+      train_accuracy: record.train_accuracy,
+    },
   };
 }

@@ -21,7 +21,10 @@ import { buildVgg16 } from './vgg16.js';
 import { findWeights, type ImageNetName, WEIGHTS, weightsDir, weightsMissing } from './weights.js';
 
 /** Builds the engine graph an ImageNet safetensors file maps onto: input N×3×S×S → features N×D. */
-function builderGraph(name: ImageNetName, cropSize: number): { b: GraphBuilder; params: string[]; buffers: string[]; bnNodes: string[] } {
+function builderGraph(
+  name: ImageNetName,
+  cropSize: number,
+): { b: GraphBuilder; params: string[]; buffers: string[]; bnNodes: string[] } {
   const b = new GraphBuilder(name);
   const input = b.input('input', 'float32', ['N', 3, cropSize, cropSize]);
   if (name === 'resnet18') {
@@ -52,7 +55,10 @@ export async function loadImageNetEncoder(name: ImageNetName, opts: EncoderLoadO
   if (found.format === 'onnx') {
     const eg = loadOnnxEncoder(found.path, opts.cropSize);
     if (eg.dim !== spec.dim) {
-      opts.log?.warn(`${name}: ${found.path} gives ${eg.dim}-d features, ${name} gives ${spec.dim}-d; is it the right model?`, { file: found.path });
+      opts.log?.warn(
+        `${name}: ${found.path} gives ${eg.dim}-d features, ${name} gives ${spec.dim}-d; is it the right model?`,
+        { file: found.path },
+      );
     }
     const { info: _info, ...rest } = eg;
     return { ...rest, source: { ...eg.source, encoder: name, format: 'onnx', weights: 'imagenet' } };
@@ -60,7 +66,8 @@ export async function loadImageNetEncoder(name: ImageNetName, opts: EncoderLoadO
   const bytes = readFileSync(found.path);
   const sd = parseSafetensors(bytes, found.path);
   // torchvision's ConvNeXt names differ from timm's (the builder's): rename
-  if (name === 'convnext_tiny' && [...sd.tensors.keys()].some((k) => /(^|\.)features\.0\.0\.weight$/.test(k))) sd.tensors = torchvisionToTimm(sd.tensors);
+  if (name === 'convnext_tiny' && [...sd.tensors.keys()].some((k) => /(^|\.)features\.0\.0\.weight$/.test(k)))
+    sd.tensors = torchvisionToTimm(sd.tensors);
   const { b, params, buffers, bnNodes } = builderGraph(name, opts.cropSize);
   const unused = applyStateDict(b.graph, sd, [...params, ...buffers], found.path);
   const graph = b.build();
@@ -70,7 +77,14 @@ export async function loadImageNetEncoder(name: ImageNetName, opts: EncoderLoadO
     dim: spec.dim,
     params,
     bnNodes,
-    source: { file: found.path, sha256: contentHash(bytes), encoder: name, format: 'safetensors', weights: 'imagenet', unused_tensors: unused },
+    source: {
+      file: found.path,
+      sha256: contentHash(bytes),
+      encoder: name,
+      format: 'safetensors',
+      weights: 'imagenet',
+      unused_tensors: unused,
+    },
   };
 }
 
@@ -91,7 +105,10 @@ export interface WeightsCheck {
  * Checks an encoder's weights: present? loads (parsed, classifier cut, mapped onto the builder)? runs one forward pass
  * in onnxruntime on a `cropSize` input? gives the paper's feature width?
  */
-export async function checkWeights(name: ImageNetName, o: { weightsDir?: string; cropSize?: number; threads?: number } = {}): Promise<WeightsCheck> {
+export async function checkWeights(
+  name: ImageNetName,
+  o: { weightsDir?: string; cropSize?: number; threads?: number } = {},
+): Promise<WeightsCheck> {
   const dir = weightsDir(o.weightsDir);
   const spec = WEIGHTS[name];
   const found = findWeights(name, dir);
@@ -110,11 +127,22 @@ export async function checkWeights(name: ImageNetName, o: { weightsDir?: string;
     await session.session.release();
     const got = r.features.dims[1];
     if (got !== spec.dim) {
-      return { ...base, status: 'wrong-dim', dim: got, message: `gives ${got}-d features, ${name} gives ${spec.dim}`, fix: `replace ${found.path} with ${name} weights (qcbench weights fetch ${name})` };
+      return {
+        ...base,
+        status: 'wrong-dim',
+        dim: got,
+        message: `gives ${got}-d features, ${name} gives ${spec.dim}`,
+        fix: `replace ${found.path} with ${name} weights (qcbench weights fetch ${name})`,
+      };
     }
     return { ...base, status: 'ok', dim: got };
   } catch (e) {
     const q = e instanceof QcbError ? e : undefined;
-    return { ...base, status: 'broken', message: q ? `${q.code}: ${q.message}` : String(e), fix: q?.context.fix ?? `replace ${found.path} (qcbench weights fetch ${name})` };
+    return {
+      ...base,
+      status: 'broken',
+      message: q ? `${q.code}: ${q.message}` : String(e),
+      fix: q?.context.fix ?? `replace ${found.path} (qcbench weights fetch ${name})`,
+    };
   }
 }

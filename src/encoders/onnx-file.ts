@@ -47,7 +47,13 @@ export function preprocessFromMetadata(meta: Record<string, string>): Preprocess
   try {
     const mean = JSON.parse(m) as unknown;
     const std = JSON.parse(s) as unknown;
-    if (Array.isArray(mean) && Array.isArray(std) && mean.length === std.length && mean.every((v) => typeof v === 'number') && std.every((v) => typeof v === 'number' && v > 0)) {
+    if (
+      Array.isArray(mean) &&
+      Array.isArray(std) &&
+      mean.length === std.length &&
+      mean.every((v) => typeof v === 'number') &&
+      std.every((v) => typeof v === 'number' && v > 0)
+    ) {
       return { mean: mean as number[], std: std as number[] };
     }
   } catch {
@@ -91,7 +97,11 @@ function isDense(g: Graph, n: Node): boolean {
  * `features`. Mutates `g`.
  */
 export function cutAtFeatures(g: Graph, file?: string): { cut: OnnxEncoderInfo['cut']; featureValue: string } {
-  if (g.outputs.length === 0) throw new QcbError('QCB_ONNX_GRAPH', 'the model has no output', { file, fix: 'export the encoder with its features (or logits) as output' });
+  if (g.outputs.length === 0)
+    throw new QcbError('QCB_ONNX_GRAPH', 'the model has no output', {
+      file,
+      fix: 'export the encoder with its features (or logits) as output',
+    });
   const out = g.outputs[0].name;
   const outRank = rankOf(g, out);
   const dense = g.nodes.find((n) => isDense(g, n));
@@ -120,18 +130,33 @@ export function cutAtFeatures(g: Graph, file?: string): { cut: OnnxEncoderInfo['
     feat = out;
     cut = 'features';
   } else {
-    throw new QcbError('QCB_ONNX_GRAPH', `the model's output '${out}' has rank ${outRank ?? 'unknown'}; an encoder gives N×D features, N×C×H×W maps or N×classes logits`, {
-      file,
-      key: out,
-      fix: 'export the encoder (torch.onnx.export of the backbone, classifier removed, in eval mode)',
-    });
+    throw new QcbError(
+      'QCB_ONNX_GRAPH',
+      `the model's output '${out}' has rank ${outRank ?? 'unknown'}; an encoder gives N×D features, N×C×H×W maps or N×classes logits`,
+      {
+        file,
+        key: out,
+        fix: 'export the encoder (torch.onnx.export of the backbone, classifier removed, in eval mode)',
+      },
+    );
   }
   if (feat !== 'features') {
-    if (g.values.has('features') || g.initializers.has('features') || g.nodes.some((n) => n.outputs.includes('features'))) {
+    if (
+      g.values.has('features') ||
+      g.initializers.has('features') ||
+      g.nodes.some((n) => n.outputs.includes('features'))
+    ) {
       // an inner value is already called `features`: rename it out of the way
       renameValue(g, 'features', 'features__inner');
     }
-    g.nodes.push({ opType: 'Identity', domain: '', name: 'features_node', inputs: [feat], outputs: ['features'], attrs: {} });
+    g.nodes.push({
+      opType: 'Identity',
+      domain: '',
+      name: 'features_node',
+      inputs: [feat],
+      outputs: ['features'],
+      attrs: {},
+    });
   }
   g.outputs = [{ name: 'features', dtype: 'float32' }];
   pruneDead(g);
@@ -141,8 +166,22 @@ export function cutAtFeatures(g: Graph, file?: string): { cut: OnnxEncoderInfo['
 function appendGlobalPool(g: Graph, x: string): string {
   const pooled = `${x}::gap`;
   const flat = `${x}::gap_flat`;
-  g.nodes.push({ opType: 'GlobalAveragePool', domain: '', name: `${pooled}_node`, inputs: [x], outputs: [pooled], attrs: {} });
-  g.nodes.push({ opType: 'Flatten', domain: '', name: `${flat}_node`, inputs: [pooled], outputs: [flat], attrs: { axis: { type: 'int', value: 1 } } });
+  g.nodes.push({
+    opType: 'GlobalAveragePool',
+    domain: '',
+    name: `${pooled}_node`,
+    inputs: [x],
+    outputs: [pooled],
+    attrs: {},
+  });
+  g.nodes.push({
+    opType: 'Flatten',
+    domain: '',
+    name: `${flat}_node`,
+    inputs: [pooled],
+    outputs: [flat],
+    attrs: { axis: { type: 'int', value: 1 } },
+  });
   return flat;
 }
 
@@ -164,22 +203,34 @@ function renameValue(g: Graph, from: string, to: string): void {
  * Turns an imported graph into an encoder graph: one input `input` N×3×S×S, output `features` N×D, spatial size
  * relaxed to `cropSize` where possible. Does not mutate `src`.
  */
-export function encoderFromGraph(src: Graph, cropSize: number, file?: string): { eg: Omit<EncoderGraph, 'source'>; cut: OnnxEncoderInfo['cut']; featureValue: string; channels: number } {
+export function encoderFromGraph(
+  src: Graph,
+  cropSize: number,
+  file?: string,
+): { eg: Omit<EncoderGraph, 'source'>; cut: OnnxEncoderInfo['cut']; featureValue: string; channels: number } {
   const g = cloneGraph(src);
   const floats = g.inputs.filter((i) => i.dtype === 'float32' && (i.shape?.length ?? 4) === 4);
   if (g.inputs.length !== 1 || floats.length !== 1) {
-    throw new QcbError('QCB_ONNX_GRAPH', `an encoder needs exactly one float32 image input N×C×H×W; this model has ${g.inputs.map((i) => `${i.name} ${i.dtype} [${i.shape?.join('×') ?? '?'}]`).join(', ') || 'none'}`, {
-      file,
-      key: 'graph.input',
-      fix: 'export the encoder with a single image input (torch.onnx.export(model, torch.randn(1, 3, 128, 128), …))',
-    });
+    throw new QcbError(
+      'QCB_ONNX_GRAPH',
+      `an encoder needs exactly one float32 image input N×C×H×W; this model has ${g.inputs.map((i) => `${i.name} ${i.dtype} [${i.shape?.join('×') ?? '?'}]`).join(', ') || 'none'}`,
+      {
+        file,
+        key: 'graph.input',
+        fix: 'export the encoder with a single image input (torch.onnx.export(model, torch.randn(1, 3, 128, 128), …))',
+      },
+    );
   }
   const inp = g.inputs[0];
   if (inp.name !== 'input') renameValue(g, inp.name, 'input');
   inferShapes(g, { file });
   const channels = g.inputs[0].shape?.[1];
   if (typeof channels !== 'number') {
-    throw new QcbError('QCB_ONNX_GRAPH', 'the encoder input has no fixed channel count', { file, key: 'input', fix: 'export with a fixed number of channels (3)' });
+    throw new QcbError('QCB_ONNX_GRAPH', 'the encoder input has no fixed channel count', {
+      file,
+      key: 'input',
+      fix: 'export with a fixed number of channels (3)',
+    });
   }
   const { cut, featureValue } = cutAtFeatures(g, file);
   // relax the input to N×C×S×S when the graph's shapes allow it
@@ -192,18 +243,23 @@ export function encoderFromGraph(src: Graph, cropSize: number, file?: string): {
   try {
     inferShapes(relaxed, { file });
     const fs = relaxed.values.get('features')?.shape;
-    if (!fs || fs.length !== 2 || typeof fs[1] !== 'number') throw new Error('features lost their width');
+    // the batch axis must stay the batch (a hard-coded Reshape(-1, …) would silently fold space into it)
+    if (fs?.length !== 2 || typeof fs[1] !== 'number' || fs[0] !== 'N') throw new Error('features lost their shape');
     graph = relaxed;
   } catch {
     const h = native[2];
     const w = native[3];
     if (typeof h !== 'number' || h !== w) {
-      throw new QcbError('QCB_ONNX_GRAPH', `the encoder cannot take ${cropSize}×${cropSize} crops and has no fixed square input size to resize them to`, {
-        file,
-        key: 'input',
-        value: native,
-        fix: 'export the encoder with dynamic spatial axes, or for a fixed square size',
-      });
+      throw new QcbError(
+        'QCB_ONNX_GRAPH',
+        `the encoder cannot take ${cropSize}×${cropSize} crops and has no fixed square input size to resize them to`,
+        {
+          file,
+          key: 'input',
+          value: native,
+          fix: 'export the encoder with dynamic spatial axes, or for a fixed square size',
+        },
+      );
     }
     graph.inputs[0] = { ...graph.inputs[0], shape: ['N', channels, h, w] };
     graph.values.clear();
@@ -213,11 +269,15 @@ export function encoderFromGraph(src: Graph, cropSize: number, file?: string): {
   const fshape = graph.values.get('features')?.shape;
   const dim = fshape?.[1];
   if (typeof dim !== 'number') {
-    throw new QcbError('QCB_ONNX_GRAPH', `cannot determine the feature width of the encoder (features shape [${fshape?.join(', ') ?? '?'}])`, {
-      file,
-      key: 'features',
-      fix: 'export the encoder with a static feature width',
-    });
+    throw new QcbError(
+      'QCB_ONNX_GRAPH',
+      `cannot determine the feature width of the encoder (features shape [${fshape?.join(', ') ?? '?'}])`,
+      {
+        file,
+        key: 'features',
+        fix: 'export the encoder with a static feature width',
+      },
+    );
   }
   return { eg: { graph, dim, inputSize }, cut, featureValue, channels };
 }
@@ -231,18 +291,26 @@ export function loadOnnxEncoder(path: string, cropSize: number): EncoderGraph & 
   try {
     bytes = readFileSync(path);
   } catch (e) {
-    throw new QcbError('QCB_FILE_NOT_FOUND', `encoder file not found: ${path}`, { file: path, cause: e, fix: 'check the path given to --encoder' });
+    throw new QcbError('QCB_FILE_NOT_FOUND', `encoder file not found: ${path}`, {
+      file: path,
+      cause: e,
+      fix: 'check the path given to --encoder',
+    });
   }
   const src = importOnnx(bytes, { file: path });
   const { eg, cut, featureValue, channels } = encoderFromGraph(src, cropSize, path);
   if (channels !== 3) {
-    throw new QcbError('QCB_ONNX_GRAPH', `the encoder takes ${channels}-channel images; qcbench feeds 3-channel crops (paper §3.1)`, {
-      file: path,
-      key: 'input',
-      value: channels,
-      allowed: '3 input channels',
-      fix: 'export the encoder for 3-channel input',
-    });
+    throw new QcbError(
+      'QCB_ONNX_GRAPH',
+      `the encoder takes ${channels}-channel images; qcbench feeds 3-channel crops (paper §3.1)`,
+      {
+        file: path,
+        key: 'input',
+        value: channels,
+        allowed: '3 input channels',
+        fix: 'export the encoder for 3-channel input',
+      },
+    );
   }
   const metadata = readOnnxMetadata(bytes);
   const sha256 = contentHash(bytes);

@@ -16,6 +16,11 @@ export async function loadRandomResNet18(opts: EncoderLoadOptions): Promise<Enco
     dim,
     params: result.params,
     bnNodes: result.bnNodes,
-    source: { builder: 'resnet18', init: 'torchvision (kaiming_normal fan_out, BN 1/0)', seed: opts.seed, width: width ?? 64 },
+    source: {
+      builder: 'resnet18',
+      init: 'torchvision (kaiming_normal fan_out, BN 1/0)',
+      seed: opts.seed,
+      width: width ?? 64,
+    },
   };
 }

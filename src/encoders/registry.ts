@@ -15,12 +15,26 @@ import { loadFractalDbResNet18 } from './fractaldb.js';
 import { loadImageNetEncoder } from './imagenet.js';
 import { loadOnnxEncoder, preprocessFromMetadata, readOnnxMetadata } from './onnx-file.js';
 import { loadRandomResNet18 } from './random.js';
-import { type Encoder, type EncoderGraph, type EncoderLoadOptions, IMAGENET_PREPROCESS, type Preprocess } from './types.js';
+import {
+  type Encoder,
+  type EncoderGraph,
+  type EncoderLoadOptions,
+  IMAGENET_PREPROCESS,
+  type Preprocess,
+} from './types.js';
 import type { ImageNetName } from './weights.js';
 
 function imagenet(name: ImageNetName): Encoder {
   const c = CATALOG[name];
-  return { name, label: c.label, kind: c.kind, dim: c.dim, preprocess: IMAGENET_PREPROCESS, description: c.description, load: (o) => loadImageNetEncoder(name, o) };
+  return {
+    name,
+    label: c.label,
+    kind: c.kind,
+    dim: c.dim,
+    preprocess: IMAGENET_PREPROCESS,
+    description: c.description,
+    load: (o) => loadImageNetEncoder(name, o),
+  };
 }
 
 /** An SSL encoder: the inference ONNX exported by `qcbench pretrain --method <name>` (SSL engineer's src/ssl/). */
@@ -41,11 +55,15 @@ function ssl(name: SslMethodName): Encoder {
 
 async function loadSslEncoder(name: string, o: EncoderLoadOptions): Promise<EncoderGraph> {
   if (!o.pretrained || !existsSync(o.pretrained)) {
-    throw new QcbError('QCB_FILE_NOT_FOUND', `the '${name}' encoder is the output of SSL pretraining, ${o.pretrained ? `and ${o.pretrained} does not exist` : 'and no pretrained encoder file was given'}`, {
-      file: o.pretrained,
-      key: name,
-      fix: `run \`qcbench pretrain --method ${name} --store STORE --out DIR\` and pass DIR/encoder.onnx (qcbench eval --pretrained DIR/encoder.onnx), or let \`qcbench run\` pretrain it`,
-    });
+    throw new QcbError(
+      'QCB_FILE_NOT_FOUND',
+      `the '${name}' encoder is the output of SSL pretraining, ${o.pretrained ? `and ${o.pretrained} does not exist` : 'and no pretrained encoder file was given'}`,
+      {
+        file: o.pretrained,
+        key: name,
+        fix: `run \`qcbench pretrain --method ${name} --store STORE --out DIR\` and pass DIR/encoder.onnx (qcbench eval --pretrained DIR/encoder.onnx), or let \`qcbench run\` pretrain it`,
+      },
+    );
   }
   const eg = loadOnnxEncoder(o.pretrained, o.cropSize);
   const { info, ...rest } = eg;
@@ -101,7 +119,11 @@ export function resolveEncoder(nameOrPath: string): Encoder {
   if (Object.hasOwn(ENCODERS, nameOrPath)) return ENCODERS[nameOrPath as RegisteredEncoder];
   if (looksLikePath(nameOrPath) || existsSync(nameOrPath)) {
     if (!existsSync(nameOrPath)) {
-      throw new QcbError('QCB_FILE_NOT_FOUND', `encoder file not found: ${nameOrPath}`, { file: nameOrPath, key: '--encoder', fix: 'give an existing .onnx file or an encoder name' });
+      throw new QcbError('QCB_FILE_NOT_FOUND', `encoder file not found: ${nameOrPath}`, {
+        file: nameOrPath,
+        key: '--encoder',
+        fix: 'give an existing .onnx file or an encoder name',
+      });
     }
     const meta = readOnnxMetadata(readFileSync(nameOrPath));
     const pre: Preprocess = preprocessFromMetadata(meta) ?? IMAGENET_PREPROCESS;
@@ -111,6 +133,7 @@ export function resolveEncoder(nameOrPath: string): Encoder {
       name: basename(path).replace(/\.onnx$/i, ''),
       label: meta['qcbench.label'] || basename(path),
       kind,
+      // unknown until loaded: EncoderGraph.dim is the real width
       dim: 0,
       preprocess: pre,
       description: `ONNX encoder ${path}`,

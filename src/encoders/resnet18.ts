@@ -16,7 +16,7 @@
  * weights map onto the graph by name.
  */
 import { full, GraphBuilder, randn, zeros } from '../engine/ir/builder.js';
-import { attr } from '../engine/ir/graph.js';
+import { attr, type Graph } from '../engine/ir/graph.js';
 
 export interface ResNet18Options {
   /** Seed of the weight initialisation. */
@@ -69,12 +69,25 @@ export function buildResNet18(b: GraphBuilder, input: string, opts: ResNet18Opti
   const bnNodes: string[] = [];
   const seedOf = (name: string) => fnv1a32(`${opts.seed}:${name}`);
 
-  const conv = (x: string, module: string, cin: number, cout: number, k: number, stride: number, pad: number): string => {
+  const conv = (
+    x: string,
+    module: string,
+    cin: number,
+    cout: number,
+    k: number,
+    stride: number,
+    pad: number,
+  ): string => {
     const name = `${prefix}${module}.weight`;
     // kaiming_normal_(mode='fan_out', nonlinearity='relu'): gain √2, fan_out = cout·k·k
     const std = Math.sqrt(2 / (cout * k * k));
     params.push(b.param(name, randn([cout, cin, k, k], std, seedOf(name))));
-    return b.op1('Conv', [x, name], { kernel_shape: [k, k], strides: [stride, stride], pads: [pad, pad, pad, pad] }, `${prefix}${module}`);
+    return b.op1(
+      'Conv',
+      [x, name],
+      { kernel_shape: [k, k], strides: [stride, stride], pads: [pad, pad, pad, pad] },
+      `${prefix}${module}`,
+    );
   };
   const bn = (x: string, module: string, c: number): string => {
     const p = `${prefix}${module}`;
@@ -84,7 +97,12 @@ export function buildResNet18(b: GraphBuilder, input: string, opts: ResNet18Opti
     const variance = b.param(`${p}.running_var`, full([c], 1));
     params.push(scale, bias);
     buffers.push(mean, variance);
-    const y = b.op1('BatchNormalization', [x, scale, bias, mean, variance], { epsilon: attr.float(1e-5), momentum: attr.float(0.9) }, p);
+    const y = b.op1(
+      'BatchNormalization',
+      [x, scale, bias, mean, variance],
+      { epsilon: attr.float(1e-5), momentum: attr.float(0.9) },
+      p,
+    );
     bnNodes.push(b.graph.nodes[b.graph.nodes.length - 1].name);
     return y;
   };
@@ -127,7 +145,10 @@ export function buildResNet18(b: GraphBuilder, input: string, opts: ResNet18Opti
  * A standalone ResNet18 encoder graph: input `input` N×C×S×S float32 → output `features` N×512, BN in inference mode
  * (running statistics), torchvision initialisation. The random-init control and the starting point of SSL.
  */
-export function resnet18Graph(opts: ResNet18Options & { cropSize?: number | string }): { graph: ReturnType<GraphBuilder['build']>; result: ResNet18Result } {
+export function resnet18Graph(opts: ResNet18Options & { cropSize?: number | string }): {
+  graph: Graph;
+  result: ResNet18Result;
+} {
   const b = new GraphBuilder('resnet18');
   const s = opts.cropSize ?? 'S';
   const input = b.input('input', 'float32', ['N', opts.inChannels ?? 3, s, s]);

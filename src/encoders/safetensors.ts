@@ -46,7 +46,8 @@ export function parseSafetensors(bytes: Uint8Array, file = '<bytes>'): StateDict
   if (bytes.length < 8) throw fmtErr(file, `file is ${bytes.length} bytes long: too short for a safetensors header`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = Number(dv.getBigUint64(0, true));
-  if (n <= 1 || 8 + n > bytes.length) throw fmtErr(file, `header length ${n} does not fit in the ${bytes.length}-byte file`);
+  if (n <= 1 || 8 + n > bytes.length)
+    throw fmtErr(file, `header length ${n} does not fit in the ${bytes.length}-byte file`);
   let header: Record<string, unknown>;
   try {
     header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as Record<string, unknown>;
@@ -62,12 +63,18 @@ export function parseSafetensors(bytes: Uint8Array, file = '<bytes>'): StateDict
       continue;
     }
     const e = v as HeaderEntry;
-    if (!e || typeof e.dtype !== 'string' || !Array.isArray(e.shape) || !Array.isArray(e.data_offsets)) throw fmtErr(file, `entry '${name}' is malformed`, name);
+    if (!e || typeof e.dtype !== 'string' || !Array.isArray(e.shape) || !Array.isArray(e.data_offsets))
+      throw fmtErr(file, `entry '${name}' is malformed`, name);
     const bpe = BYTES[e.dtype];
     if (!bpe) throw fmtErr(file, `tensor '${name}' has dtype ${e.dtype}, which qcbench does not read`, name);
     const [b0, b1] = e.data_offsets;
     const count = e.shape.reduce((a, c) => a * c, 1);
-    if (b1 - b0 !== count * bpe || base + b1 > bytes.length) throw fmtErr(file, `tensor '${name}' data [${b0}, ${b1}) does not match its shape [${e.shape}] or lies past the end of the file (truncated?)`, name);
+    if (b1 - b0 !== count * bpe || base + b1 > bytes.length)
+      throw fmtErr(
+        file,
+        `tensor '${name}' data [${b0}, ${b1}) does not match its shape [${e.shape}] or lies past the end of the file (truncated?)`,
+        name,
+      );
     if (!['F32', 'F16', 'BF16', 'F64'].includes(e.dtype)) continue;
     const raw = bytes.subarray(base + b0, base + b1);
     const rdv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
@@ -94,13 +101,21 @@ export function readSafetensors(path: string): StateDict {
   try {
     bytes = readFileSync(path);
   } catch (e) {
-    throw new QcbError('QCB_FILE_NOT_FOUND', `weights file not found: ${path}`, { file: path, cause: e, fix: 'check the path' });
+    throw new QcbError('QCB_FILE_NOT_FOUND', `weights file not found: ${path}`, {
+      file: path,
+      cause: e,
+      fix: 'check the path',
+    });
   }
   return parseSafetensors(bytes, path);
 }
 
 /** Writes float32 tensors as a safetensors file (atomically), in the order given. */
-export function writeSafetensors(path: string, tensors: Map<string, Tensor>, metadata: Record<string, string> = {}): void {
+export function writeSafetensors(
+  path: string,
+  tensors: Map<string, Tensor>,
+  metadata: Record<string, string> = {},
+): void {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let off = 0;
@@ -150,13 +165,18 @@ export function applyStateDict(g: Graph, sd: StateDict, names: readonly string[]
     const cur = g.initializers.get(n);
     if (!cur) throw new QcbError('QCB_INTERNAL', `applyStateDict: '${n}' is not an initializer of the graph`);
     if (!t) missing.push(n);
-    else if (t.dims.join('×') !== cur.dims.join('×')) wrong.push(`${n} [${t.dims.join('×')}] (expected [${cur.dims.join('×')}])`);
+    else if (t.dims.join('×') !== cur.dims.join('×'))
+      wrong.push(`${n} [${t.dims.join('×')}] (expected [${cur.dims.join('×')}])`);
     else g.initializers.set(n, t);
   }
   if (missing.length || wrong.length) {
     const parts = [];
-    if (missing.length) parts.push(`${missing.length} tensor(s) missing (${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ', …' : ''})`);
-    if (wrong.length) parts.push(`${wrong.length} of another shape (${wrong.slice(0, 3).join(', ')}${wrong.length > 3 ? ', …' : ''})`);
+    if (missing.length)
+      parts.push(
+        `${missing.length} tensor(s) missing (${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ', …' : ''})`,
+      );
+    if (wrong.length)
+      parts.push(`${wrong.length} of another shape (${wrong.slice(0, 3).join(', ')}${wrong.length > 3 ? ', …' : ''})`);
     throw new QcbError('QCB_FILE_FORMAT', `the weights do not fit the architecture: ${parts.join('; ')}`, {
       file,
       key: missing[0] ?? wrong[0],

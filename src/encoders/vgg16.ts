@@ -10,13 +10,34 @@
 import { type GraphBuilder, randn, zeros } from '../engine/ir/builder.js';
 
 /** Configuration D: channels, or 'M' for a max pool. */
-export const VGG16_CFG = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M'] as const;
+export const VGG16_CFG = [
+  64,
+  64,
+  'M',
+  128,
+  128,
+  'M',
+  256,
+  256,
+  256,
+  'M',
+  512,
+  512,
+  512,
+  'M',
+  512,
+  512,
+  512,
+  'M',
+] as const;
 
 export interface Vgg16Options {
   seed: number;
   prefix?: string;
   /** Divides every width (tests build a narrow VGG16); default 1. */
   widthDivisor?: number;
+  /** Layer list (channels or 'M'); default configuration D (VGG16). */
+  cfg?: readonly (number | 'M')[];
 }
 
 function fnv1a32(s: string): number {
@@ -31,16 +52,20 @@ function fnv1a32(s: string): number {
 /**
  * Appends VGG16's conv part and a global average pool to `b`.
  * @param input N×3×H×W float32 value
- * @returns N×512 features and the trainable parameters (`features.<i>.weight|bias`, torchvision order)
+ * @returns N×512 features (N×last width for another `cfg`) and the trainable parameters (`features.<i>.weight|bias`, torchvision order)
  */
-export function buildVgg16(b: GraphBuilder, input: string, opts: Vgg16Options): { features: string; params: string[]; bnNodes: string[] } {
+export function buildVgg16(
+  b: GraphBuilder,
+  input: string,
+  opts: Vgg16Options,
+): { features: string; params: string[]; bnNodes: string[] } {
   const prefix = opts.prefix ?? '';
   const div = opts.widthDivisor ?? 1;
   const params: string[] = [];
   let x = input;
   let cin = 3;
   let idx = 0;
-  for (const c of VGG16_CFG) {
+  for (const c of opts.cfg ?? VGG16_CFG) {
     if (c === 'M') {
       x = b.op1('MaxPool', [x], { kernel_shape: [2, 2], strides: [2, 2] }, `${prefix}features.${idx}`);
       idx += 1;

@@ -8,7 +8,18 @@
  *   `<dir>/<name>.safetensors`   timm/torchvision weights, mapped onto the engine's own builder by state_dict name
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { QcbError } from '../errors.js';
@@ -75,7 +86,10 @@ export function weightsDir(override?: string): string {
 }
 
 /** The file found for an encoder, or undefined. */
-export function findWeights(name: ImageNetName, dir = weightsDir()): { path: string; format: 'onnx' | 'safetensors' } | undefined {
+export function findWeights(
+  name: ImageNetName,
+  dir = weightsDir(),
+): { path: string; format: 'onnx' | 'safetensors' } | undefined {
   const s = WEIGHTS[name];
   const onnx = join(dir, s.onnx);
   if (existsSync(onnx)) return { path: onnx, format: 'onnx' };
@@ -92,11 +106,15 @@ export function fetchCommand(name: ImageNetName): string {
 /** QCB_WEIGHTS_MISSING for an encoder: the reason, where we looked, and the exact fix command. */
 export function weightsMissing(name: ImageNetName, dir = weightsDir()): QcbError {
   const s = WEIGHTS[name];
-  return new QcbError('QCB_WEIGHTS_MISSING', `ImageNet weights for '${name}' are not present (looked for ${s.onnx} and ${s.safetensors} in ${dir})`, {
-    file: join(dir, s.onnx),
-    key: name,
-    fix: `run \`${fetchCommand(name)}\` (needs internet), or put an ONNX export of ${name} (classifier removed or not) at ${join(dir, s.onnx)}; set QCBENCH_WEIGHTS to use another folder`,
-  });
+  return new QcbError(
+    'QCB_WEIGHTS_MISSING',
+    `ImageNet weights for '${name}' are not present (looked for ${s.onnx} and ${s.safetensors} in ${dir})`,
+    {
+      file: join(dir, s.onnx),
+      key: name,
+      fix: `run \`${fetchCommand(name)}\` (needs internet), or put an ONNX export of ${name} (classifier removed or not) at ${join(dir, s.onnx)}; set QCBENCH_WEIGHTS to use another folder`,
+    },
+  );
 }
 
 /**
@@ -104,7 +122,10 @@ export function weightsMissing(name: ImageNetName, dir = weightsDir()): QcbError
  * is exactly as long as the header says, and the probe tensor is there with its shape.
  * @returns undefined when fine, else what is wrong
  */
-export function verifySafetensorsFile(path: string, probe: { name: string; shape: readonly number[] }): string | undefined {
+export function verifySafetensorsFile(
+  path: string,
+  probe: { name: string; shape: readonly number[] },
+): string | undefined {
   const fd = openSync(path, 'r');
   try {
     const size = statSync(path).size;
@@ -121,11 +142,14 @@ export function verifySafetensorsFile(path: string, probe: { name: string; shape
       return 'header is not JSON (not a safetensors file: an HTML error page?)';
     }
     let end = 0;
-    for (const [k, v] of Object.entries(header)) if (k !== '__metadata__' && v?.data_offsets) end = Math.max(end, v.data_offsets[1]);
-    if (8 + n + end !== size) return `data section is ${size - 8 - n} bytes, the header describes ${end} (truncated download?)`;
+    for (const [k, v] of Object.entries(header))
+      if (k !== '__metadata__' && v?.data_offsets) end = Math.max(end, v.data_offsets[1]);
+    if (8 + n + end !== size)
+      return `data section is ${size - 8 - n} bytes, the header describes ${end} (truncated download?)`;
     const p = header[probe.name];
     if (!p) return `tensor '${probe.name}' is missing: weights of another architecture?`;
-    if ((p.shape ?? []).join('×') !== probe.shape.join('×')) return `tensor '${probe.name}' is [${(p.shape ?? []).join('×')}], expected [${probe.shape.join('×')}]`;
+    if ((p.shape ?? []).join('×') !== probe.shape.join('×'))
+      return `tensor '${probe.name}' is [${(p.shape ?? []).join('×')}], expected [${probe.shape.join('×')}]`;
     return undefined;
   } finally {
     closeSync(fd);
@@ -187,9 +211,13 @@ export async function fetchWeights(name: ImageNetName, o: FetchOptions = {}): Pr
     res = await fetch(url, { redirect: 'follow', signal: AbortSignal.timeout(o.timeoutMs ?? 30 * 60 * 1000) });
   } catch (e) {
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    throw fail(`cannot download ${name} weights from ${url}: ${cause?.code ?? cause?.message ?? (e as Error).message} (offline?)`, e);
+    throw fail(
+      `cannot download ${name} weights from ${url}: ${cause?.code ?? cause?.message ?? (e as Error).message} (offline?)`,
+      e,
+    );
   }
-  if (!res.ok || !res.body) throw fail(`downloading ${name} weights from ${url} failed: HTTP ${res.status} ${res.statusText}`);
+  if (!res.ok || !res.body)
+    throw fail(`downloading ${name} weights from ${url} failed: HTTP ${res.status} ${res.statusText}`);
   const expectedLen = Number(res.headers.get('content-length') ?? '0') || undefined;
   mkdirSync(dir, { recursive: true });
   const part = `${target}.${process.pid}.${randomBytes(4).toString('hex')}.part`;
@@ -218,8 +246,10 @@ export async function fetchWeights(name: ImageNetName, o: FetchOptions = {}): Pr
     closeSync(fd);
     prog?.finish(`fetch ${name}: ${bytes} bytes`);
     const sha = h.digest('hex');
-    if (expectedLen !== undefined && bytes !== expectedLen) throw fail(`received ${bytes} bytes of ${expectedLen}: the download is incomplete`);
-    if (bytes < spec.minBytes) throw fail(`received ${bytes} bytes; ${name} weights are at least ${spec.minBytes} bytes`);
+    if (expectedLen !== undefined && bytes !== expectedLen)
+      throw fail(`received ${bytes} bytes of ${expectedLen}: the download is incomplete`);
+    if (bytes < spec.minBytes)
+      throw fail(`received ${bytes} bytes; ${name} weights are at least ${spec.minBytes} bytes`);
     const want = o.sha256 ?? spec.sha256;
     if (want && want.toLowerCase() !== sha) throw fail(`SHA-256 ${sha} does not match the expected ${want}`);
     const bad = verifySafetensorsFile(part, spec.probe);

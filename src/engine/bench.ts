@@ -4,7 +4,7 @@
  * images/s, feature extraction in images/s, peak RSS; and, where `python3 -c 'import torch'` works, the same step
  * and forward pass in PyTorch (same architecture: conv+bias, no BN) in a child process, for the ratio.
  */
-import { spawnSync } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,7 +48,9 @@ export interface BenchResult {
   peak_rss_gb: number;
   step_seconds: number[];
   compile_seconds: number;
-  torch?: { python: string; version: string; train_img_s: number; features_img_s: number; peak_rss_gb: number } | { error: string };
+  torch?:
+    | { python: string; version: string; train_img_s: number; features_img_s: number; peak_rss_gb: number }
+    | { error: string };
   ratio_train?: number;
   ratio_features?: number;
   profile?: OpShare[];
@@ -68,10 +70,16 @@ export function classifierGraph(model: string, size: number, classes = 10): Grap
   inferShapes(g, { file: model });
   const feat = g.outputs[0].name;
   const dim = g.values.get(feat)?.shape?.[1];
-  if (typeof dim !== 'number') throw new QcbError('QCB_ONNX_GRAPH', `features of ${model} have no static width`, { file: model });
+  if (typeof dim !== 'number')
+    throw new QcbError('QCB_ONNX_GRAPH', `features of ${model} have no static width`, { file: model });
   const b = new GraphBuilder(g);
   const y = b.input('labels_onehot', 'float32', [inp.shape[0], classes]);
-  const logits = b.gemm(feat, b.param('head.weight', randn([classes, dim], 0.01, 7)), b.param('head.bias', zeros([classes])), { transB: true });
+  const logits = b.gemm(
+    feat,
+    b.param('head.weight', randn([classes, dim], 0.01, 7)),
+    b.param('head.bias', zeros([classes])),
+    { transB: true },
+  );
   const ce = b.neg(b.reduceMean(b.reduceSum(b.mul(b.logSoftmax(logits), y), [1], false), undefined, false));
   b.output(ce, 'loss');
   return b.build();
@@ -89,72 +97,100 @@ export async function benchEngine(o: BenchOptions): Promise<BenchResult> {
   const threads = o.threads ?? 2;
   const log = o.onProgress ?? (() => {});
   const x = randu([B, 3, S, S], 0, 1, 1);
-  const y = fromArray(Array.from({ length: B * 10 }, (_, i) => (i % 10 === Math.floor(i / 10) % 10 ? 1 : 0)), [B, 10]);
+  const y = fromArray(
+    Array.from({ length: B * 10 }, (_, i) => (i % 10 === Math.floor(i / 10) % 10 ? 1 : 0)),
+    [B, 10],
+  );
 
-  // feature extraction
   const fg = importOnnx(o.model);
   fg.inputs[0].shape = [fg.inputs[0].shape?.[0] ?? 'N', 3, S, S];
   fg.values.clear();
   inferShapes(fg);
   const fs = await loadSession(fg, { intraOpNumThreads: threads, noCache: true });
   const xin = toOrt(x);
-  await fs.run({ [fg.inputs[0].name]: xin });
-  const ft: number[] = [];
-  for (let i = 0; i < Math.max(3, steps); i++) {
-    const t = performance.now();
-    await fs.run({ [fg.inputs[0].name]: xin });
-    ft.push((performance.now() - t) / 1000);
-  }
-  await fs.session.release();
-  const featuresImgS = B / median(ft);
-  log(`features: ${featuresImgS.toFixed(1)} img/s`);
-
-  // training
   const t0 = performance.now();
   const graph = classifierGraph(o.model, S);
   const spec = { graph, loss: 'loss', optimizer: new Sgd({ momentum: 0.9, weightDecay: 1e-4 }) };
   const tr = await Trainer.create(spec, { intraOpNumThreads: threads, noCache: true });
   const compileSeconds = (performance.now() - t0) / 1000;
   const feeds = { [graph.inputs[0].name]: x, labels_onehot: y };
-  await tr.step(feeds, 0.01);
-  const st: number[] = [];
-  for (let i = 0; i < steps; i++) {
-    const t = performance.now();
-    await tr.step(feeds, 0.01);
-    st.push((performance.now() - t) / 1000);
-    log(`train step ${i + 1}/${steps}: ${(B / st[i]).toFixed(1)} img/s`);
-  }
-  await tr.session.session.release();
-  const res: BenchResult = {
-    model: o.model,
-    batch: B,
-    size: S,
-    threads,
-    train_img_s: B / median(st),
-    features_img_s: featuresImgS,
-    peak_rss_gb: peakRssGb(),
-    step_seconds: st,
-    compile_seconds: compileSeconds,
-  };
 
-  if (o.profile) {
-    const prefix = join(tmpdir(), `qcbench-prof-${process.pid}`);
-    const ptr = await Trainer.create(spec, { intraOpNumThreads: threads, noCache: true, profileFilePrefix: prefix });
-    await ptr.step(feeds, 0.01);
-    ptr.session.endProfiling();
-    await ptr.session.session.release();
-    res.profile = readProfile(prefix);
-  }
-
-  if (o.torch ?? true) {
-    const t = runTorch(B, S, steps, threads);
-    res.torch = t;
-    if ('train_img_s' in t) {
-      res.ratio_train = res.train_img_s / t.train_img_s;
-      res.ratio_features = res.features_img_s / t.features_img_s;
+  // PyTorch runs in a child process that waits for commands, so that its steps interleave with ours: on a shared
+  // machine both sides then see the same load and the ratio stays meaningful even when absolute figures do not.
+  const peer = (o.torch ?? true) ? await TorchPeer.start(B, S, threads) : undefined;
+  // both runtimes' thread pools spin-wait for a while after work; a short idle gap before each timed call keeps one
+  // side's spinning threads from slowing the other
+  const settle = () => new Promise((r) => setTimeout(r, 100));
+  const torchOk = peer instanceof TorchPeer ? peer : undefined;
+  try {
+    const ft: number[] = [];
+    const tft: number[] = [];
+    await fs.run({ [fg.inputs[0].name]: xin });
+    await torchOk?.time('features');
+    for (let i = 0; i < Math.max(3, steps); i++) {
+      await settle();
+      const t = performance.now();
+      await fs.run({ [fg.inputs[0].name]: xin });
+      ft.push((performance.now() - t) / 1000);
+      await settle();
+      if (torchOk) tft.push(await torchOk.time('features'));
     }
+    await fs.session.release();
+    log(`features: ${(B / median(ft)).toFixed(1)} img/s${torchOk ? ` (PyTorch ${(B / median(tft)).toFixed(1)})` : ''}`);
+
+    await tr.step(feeds, 0.01);
+    await torchOk?.time('train');
+    const st: number[] = [];
+    const tst: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      await settle();
+      const t = performance.now();
+      await tr.step(feeds, 0.01);
+      st.push((performance.now() - t) / 1000);
+      await settle();
+      if (torchOk) tst.push(await torchOk.time('train'));
+      log(
+        `train step ${i + 1}/${steps}: ${(B / st[i]).toFixed(1)} img/s${torchOk ? ` (PyTorch ${(B / tst[i]).toFixed(1)})` : ''}`,
+      );
+    }
+    await tr.session.session.release();
+    const res: BenchResult = {
+      model: o.model,
+      batch: B,
+      size: S,
+      threads,
+      train_img_s: B / median(st),
+      features_img_s: B / median(ft),
+      peak_rss_gb: peakRssGb(),
+      step_seconds: st,
+      compile_seconds: compileSeconds,
+    };
+    if (torchOk) {
+      const fin = await torchOk.close();
+      res.torch = {
+        python: torchOk.python,
+        version: fin.version,
+        train_img_s: B / median(tst),
+        features_img_s: B / median(tft),
+        peak_rss_gb: fin.peak_rss_gb,
+      };
+      // ratio of paired medians: each engine step is compared with the PyTorch step run right after it
+      res.ratio_train = median(st.map((v, i) => tst[i] / v));
+      res.ratio_features = median(ft.map((v, i) => tft[i] / v));
+    } else if (peer && !(peer instanceof TorchPeer)) res.torch = peer;
+
+    if (o.profile) {
+      const prefix = join(tmpdir(), `qcbench-prof-${process.pid}`);
+      const ptr = await Trainer.create(spec, { intraOpNumThreads: threads, noCache: true, profileFilePrefix: prefix });
+      await ptr.step(feeds, 0.01);
+      ptr.session.endProfiling();
+      await ptr.session.session.release();
+      res.profile = readProfile(prefix);
+    }
+    return res;
+  } finally {
+    torchOk?.kill();
   }
-  return res;
 }
 
 /** Sums onnxruntime profile kernel times per operator type (the newest profile file with the prefix). */
@@ -164,7 +200,12 @@ function readProfile(prefix: string): OpShare[] {
   const files = readdirSync(dir).filter((f: string) => f.startsWith(base) && f.endsWith('.json'));
   if (files.length === 0) return [];
   const file = join(dir, files.sort().at(-1) as string);
-  const events = JSON.parse(readFileSync(file, 'utf8')) as { cat?: string; name: string; dur: number; args?: { op_name?: string } }[];
+  const events = JSON.parse(readFileSync(file, 'utf8')) as {
+    cat?: string;
+    name: string;
+    dur: number;
+    args?: { op_name?: string };
+  }[];
   for (const f of files) rmSync(join(dir, f), { force: true });
   const by = new Map<string, { ms: number; count: number }>();
   let total = 0;
@@ -177,16 +218,14 @@ function readProfile(prefix: string): OpShare[] {
     by.set(op, r);
     total += e.dur / 1000;
   }
-  return [...by]
-    .map(([op, r]) => ({ op, ms: r.ms, count: r.count, share: r.ms / total }))
-    .sort((a, b) => b.ms - a.ms);
+  return [...by].map(([op, r]) => ({ op, ms: r.ms, count: r.count, share: r.ms / total })).sort((a, b) => b.ms - a.ms);
 }
 
 /** The PyTorch side: ResNet18 (torchvision BasicBlock layout, conv with bias, no BN) + linear head, same step. */
-const TORCH_SCRIPT = String.raw`
+const TORCH_SCRIPT = `
 import sys, time, json, resource
 import torch, torch.nn as nn, torch.nn.functional as F
-B, S, steps, threads = map(int, sys.argv[1:5])
+B, S, threads = map(int, sys.argv[1:4])
 torch.set_num_threads(threads); torch.manual_seed(0)
 class Block(nn.Module):
     def __init__(s, cin, cout, stride):
@@ -211,32 +250,102 @@ class ResNet18(nn.Module):
 m = ResNet18()
 x = torch.rand(B, 3, S, S); y = torch.arange(B) % 10
 opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-def step():
+def train():
     opt.zero_grad(set_to_none=True); loss = F.cross_entropy(m(x), y); loss.backward(); opt.step()
-step()
-ts = []
-for _ in range(steps):
-    t = time.perf_counter(); step(); ts.append(time.perf_counter() - t)
-fs = []
-with torch.no_grad():
-    m.features(x)
-    for _ in range(max(3, steps)):
-        t = time.perf_counter(); m.features(x); fs.append(time.perf_counter() - t)
-med = lambda a: sorted(a)[len(a)//2] if len(a) % 2 else (sorted(a)[len(a)//2-1] + sorted(a)[len(a)//2]) / 2
-print(json.dumps({"version": torch.__version__, "train_img_s": B/med(ts), "features_img_s": B/med(fs),
-                  "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9}))
+def features():
+    with torch.no_grad(): m.features(x)
+print(json.dumps({"ready": True, "version": torch.__version__}), flush=True)
+for line in sys.stdin:
+    cmd = line.strip()
+    if cmd == "quit": break
+    t = time.perf_counter(); (train if cmd == "train" else features)(); dt = time.perf_counter() - t
+    print(json.dumps({"t": dt}), flush=True)
+print(json.dumps({"version": torch.__version__, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9}), flush=True)
 `;
 
-/** Runs the PyTorch comparison with the first python that imports torch; an error object when none does. */
-export function runTorch(B: number, S: number, steps: number, threads: number): { python: string; version: string; train_img_s: number; features_img_s: number; peak_rss_gb: number } | { error: string } {
-  const candidates = ['python3', '/usr/bin/python3'].filter((p, i) => i === 0 || existsSync(p));
-  for (const py of candidates) {
-    const probe = spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' });
-    if (probe.status !== 0) continue;
-    const r = spawnSync(py, ['-c', TORCH_SCRIPT, String(B), String(S), String(steps), String(threads)], { encoding: 'utf8', maxBuffer: 1 << 20 });
-    if (r.status !== 0) return { error: `PyTorch run failed: ${(r.stderr || '').trim().split('\n').at(-1)}` };
-    const j = JSON.parse(r.stdout.trim().split('\n').at(-1) as string);
-    return { python: py, ...j };
+/** A PyTorch child process that times one training step or forward pass per command (stdin/stdout JSON lines). */
+export class TorchPeer {
+  private buf = '';
+  private waiters: { resolve: (line: string) => void; reject: (e: Error) => void }[] = [];
+  private exited?: Error;
+  private lines: string[] = [];
+
+  private constructor(
+    private readonly child: ChildProcessWithoutNullStreams,
+    readonly python: string,
+  ) {
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => {
+      this.buf += d;
+      let k = this.buf.indexOf('\n');
+      while (k >= 0) {
+        const line = this.buf.slice(0, k);
+        this.buf = this.buf.slice(k + 1);
+        const w = this.waiters.shift();
+        if (w) w.resolve(line);
+        else this.lines.push(line);
+        k = this.buf.indexOf('\n');
+      }
+    });
+    child.on('exit', (code) => {
+      this.exited = new Error(`PyTorch process exited (${code})`);
+      for (const w of this.waiters.splice(0)) w.reject(this.exited);
+    });
   }
-  return { error: "no python3 with torch found (tried python3, /usr/bin/python3); install PyTorch to compare (e.g. Debian's python3-torch)" };
+
+  private next(): Promise<string> {
+    const l = this.lines.shift();
+    if (l !== undefined) return Promise.resolve(l);
+    if (this.exited) return Promise.reject(this.exited);
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ resolve, reject });
+    });
+  }
+
+  /**
+   * Starts the first python (python3, then /usr/bin/python3) that imports torch; returns an `{ error }` object when
+   * none does or the model cannot be built.
+   */
+  static async start(B: number, S: number, threads: number): Promise<TorchPeer | { error: string }> {
+    for (const py of ['python3', '/usr/bin/python3']) {
+      if (py.startsWith('/') && !existsSync(py)) continue;
+      if (spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' }).status !== 0) continue;
+      const child = spawn(py, ['-c', TORCH_SCRIPT, String(B), String(S), String(threads)], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let err = '';
+      child.stderr.setEncoding('utf8');
+      child.stderr.on('data', (d: string) => {
+        err += d;
+      });
+      const peer = new TorchPeer(child, py);
+      try {
+        JSON.parse(await peer.next());
+        return peer;
+      } catch {
+        child.kill();
+        return { error: `PyTorch failed to start: ${err.trim().split('\n').at(-1) ?? ''}` };
+      }
+    }
+    return {
+      error:
+        "no python3 with torch found (tried python3, /usr/bin/python3); install PyTorch to compare (e.g. Debian's python3-torch)",
+    };
+  }
+
+  /** Runs one 'train' step or one 'features' pass in PyTorch and returns its seconds. */
+  async time(kind: 'train' | 'features'): Promise<number> {
+    this.child.stdin.write(`${kind}\n`);
+    return (JSON.parse(await this.next()) as { t: number }).t;
+  }
+
+  /** Ends the process and returns its version and peak RSS. */
+  async close(): Promise<{ version: string; peak_rss_gb: number }> {
+    this.child.stdin.write('quit\n');
+    return JSON.parse(await this.next()) as { version: string; peak_rss_gb: number };
+  }
+
+  kill(): void {
+    if (this.child.exitCode === null) this.child.kill();
+  }
 }

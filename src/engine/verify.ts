@@ -56,12 +56,23 @@ export function verificationGraph(
   encoder: Graph,
   weights: string[],
   file?: string,
-): { graph: Graph; input: string; features: string; gradInput: string; weightGrads: Map<string, string>; kinkProbes: Map<string, string> } {
+): {
+  graph: Graph;
+  input: string;
+  features: string;
+  gradInput: string;
+  weightGrads: Map<string, string>;
+  kinkProbes: Map<string, string>;
+} {
   if (encoder.inputs.length !== 1 || encoder.outputs.length < 1) {
-    throw new QcbError('QCB_ONNX_GRAPH', `an encoder has one image input and a features output; this model has ${encoder.inputs.length} inputs`, {
-      file,
-      fix: 'export the encoder alone (input N×3×H×W → features N×D)',
-    });
+    throw new QcbError(
+      'QCB_ONNX_GRAPH',
+      `an encoder has one image input and a features output; this model has ${encoder.inputs.length} inputs`,
+      {
+        file,
+        fix: 'export the encoder alone (input N×3×H×W → features N×D)',
+      },
+    );
   }
   const g = encoder;
   upgradeOpset(g, 17); // backward graphs use opset-17 operators
@@ -69,11 +80,15 @@ export function verificationGraph(
   const features = g.outputs[0].name;
   for (const w of weights) {
     if (!g.initializers.has(w)) {
-      throw new QcbError('QCB_REFERENCE', `the reference lists a gradient for '${w}', which is not an initializer of the model`, {
-        file,
-        key: w,
-        fix: 'use the reference file made for this model',
-      });
+      throw new QcbError(
+        'QCB_REFERENCE',
+        `the reference lists a gradient for '${w}', which is not an initializer of the model`,
+        {
+          file,
+          key: w,
+          fix: 'use the reference file made for this model',
+        },
+      );
     }
   }
   const b = new GraphBuilder(g);
@@ -84,7 +99,10 @@ export function verificationGraph(
   const reluNodes = g.nodes.filter((n) => n.opType === 'Relu');
   const grads = appendBackward(g, loss, [input, ...weights]);
   const gradInput = grads.get(input)!;
-  g.outputs = [{ name: features, dtype: 'float32' }, { name: gradInput, dtype: 'float32' }];
+  g.outputs = [
+    { name: features, dtype: 'float32' },
+    { name: gradInput, dtype: 'float32' },
+  ];
   const weightGrads = new Map<string, string>();
   for (const w of weights) {
     const gw = grads.get(w)!;
@@ -103,7 +121,11 @@ export function verificationGraph(
 }
 
 /** Verifies an encoder ONNX file against its reference. Never throws for numeric mismatches: see `ok`. */
-export async function verifyEncoder(modelPath: string, refPath: string, rt: RuntimeOptions = {}): Promise<VerifyReport> {
+export async function verifyEncoder(
+  modelPath: string,
+  refPath: string,
+  rt: RuntimeOptions = {},
+): Promise<VerifyReport> {
   const t0 = performance.now();
   const ref: EncoderReference = readReference(refPath);
   const encoder = importOnnx(modelPath);

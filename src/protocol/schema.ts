@@ -71,6 +71,8 @@ const datasetSpec: Spec = {
         height: { kind: 'int', min: 64 },
         abnormal_fraction: { kind: 'number', min: 0, max: 0.9 },
         seed: { kind: 'int', min: 0 },
+        /** Crop side the ground truth is judged for: abnormal when an artefact reaches the central half (default 128). */
+        crop_size: { kind: 'int', min: 8 },
       },
     },
   },
@@ -236,6 +238,7 @@ export interface DatasetConfig {
     height?: number;
     abnormal_fraction?: number;
     seed?: number;
+    crop_size?: number;
   };
 }
 

@@ -43,10 +43,11 @@ export const CONFIG = {
     domainColor: '#555',
     tickColor: '#555',
     gridColor: '#ececec',
-    labelLimit: 220,
+    // no truncation: without node-canvas vega over-estimates text widths (≈ 0.8 em per character)
+    labelLimit: 0,
   },
-  legend: { labelFontSize: 11, titleFontSize: 11, titleFontWeight: 'normal', symbolSize: 90, labelLimit: 280 },
-  header: { labelFontSize: 12, titleFontSize: 12, labelFontWeight: 'normal', labelLimit: 220 },
+  legend: { labelFontSize: 11, titleFontSize: 11, titleFontWeight: 'normal', symbolSize: 90, labelLimit: 0 },
+  header: { labelFontSize: 12, titleFontSize: 12, labelFontWeight: 'normal', labelLimit: 0 },
   title: {
     fontSize: 14,
     fontWeight: 'normal',
@@ -105,7 +106,7 @@ export function buildCharts(agg: Aggregate, ref: Reference, pretrain: readonly P
   if (tasks) charts.push(tasks);
   const shift = domainShiftChart(done, ref, labels);
   if (shift) charts.push(shift);
-  charts.push(...pretrainCharts(pretrain, agg));
+  charts.push(...pretrainCharts(pretrain, agg, colorOf));
   charts.push(
     ...confusionCharts(
       agg.groups.filter((g) => g.done.length > 0),
@@ -252,7 +253,7 @@ function tasksChart(done: Group[], ref: Reference, labels: string[]): Chart | un
       facet: { column: { field: 'task', type: 'nominal', title: null, sort: taskOrder } },
       spec: {
         // wide enough for the facet header even with few encoders
-        width: Math.max(190, 24 * encOrder.length),
+        width: Math.max(230, 24 * encOrder.length),
         height: 240,
         layer: [
           {
@@ -360,7 +361,7 @@ function domainShiftChart(done: Group[], ref: Reference, labels: string[]): Char
   };
 }
 
-function pretrainCharts(pretrain: readonly PretrainRecord[], agg: Aggregate): Chart[] {
+function pretrainCharts(pretrain: readonly PretrainRecord[], agg: Aggregate, colorOf: Map<string, string>): Chart[] {
   if (!pretrain.length) return [];
   const methodLabel = (m: string) => agg.encoders.find((e) => e.encoder === m)?.label ?? encoderLabel(m);
   const values: Record<string, unknown>[] = [];
@@ -410,24 +411,34 @@ function pretrainCharts(pretrain: readonly PretrainRecord[], agg: Aggregate): Ch
   ];
   const mon: Record<string, unknown>[] = [];
   for (const p of pretrain) {
+    // the monitor runs after epoch e (0-based) and once before training (e = -1): plot epochs completed
     for (const k of p.knn_monitor ?? [])
-      mon.push({ method: methodLabel(p.method), run: p.id.slice(0, 12), epoch: k.epoch, accuracy: r4(k.accuracy) });
+      mon.push({ method: methodLabel(p.method), run: p.id.slice(0, 12), epoch: k.epoch + 1, accuracy: r4(k.accuracy) });
   }
   if (mon.length) {
     charts.push({
       name: 'pretrain-knn-monitor',
       title: 'kNN monitor during pretraining',
       caption:
-        'kNN accuracy on the annotated set after each pretraining epoch (the optional monitor), one line per run.',
+        'kNN accuracy on the annotated set after each pretraining epoch (the optional monitor; 0 = the encoder before pretraining), one line per run.',
       spec: top('kNN monitor during pretraining', 'accuracy on the annotated set per epoch', {
         width: 360,
         height: 220,
         data: { values: mon },
         mark: { type: 'line', point: true },
         encoding: {
-          x: { field: 'epoch', type: 'quantitative', title: 'Epoch', axis: { tickMinStep: 1, format: 'd' } },
+          x: { field: 'epoch', type: 'quantitative', title: 'Epochs completed', axis: { tickMinStep: 1, format: 'd' } },
           y: { field: 'accuracy', type: 'quantitative', title: 'kNN accuracy (%)', scale: { zero: false } },
-          color: { field: 'method', type: 'nominal', title: 'Method', sort: orderedMethods },
+          color: {
+            field: 'method',
+            type: 'nominal',
+            title: 'Method',
+            sort: orderedMethods,
+            scale: {
+              domain: orderedMethods,
+              range: orderedMethods.map((m, i) => colorOf.get(m) ?? PALETTE[(PALETTE.length - 1 - i) % PALETTE.length]),
+            },
+          },
           detail: { field: 'run', type: 'nominal' },
         },
       }),
@@ -493,7 +504,14 @@ function confusionCharts(groups: Group[], labels: string[]): Chart[] {
       caption: `Counts summed over seeds (rows: true class, columns: predicted class); colour = share of the true class. ${taskTitle(task)}, ${budget} training images, ${where}.`,
       spec: top(`Confusion matrices — ${taskTitle(task)}, ${budget} images`, `${where}; counts summed over seeds`, {
         data: { values },
-        facet: { field: 'encoder', type: 'nominal', title: null, sort: encOrder },
+        // long encoder labels would set every column's width: cap them (the tables carry the full label)
+        facet: {
+          field: 'encoder',
+          type: 'nominal',
+          title: null,
+          sort: encOrder,
+          header: { labelLimit: 200, labelFontSize: 11 },
+        },
         columns: 5,
         spacing: 14,
         resolve: { axis: { x: 'independent' } },

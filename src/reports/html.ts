@@ -247,8 +247,8 @@ export function buildHtml(input: HtmlInput): string {
     meta.push(
       `protocol <code>${esc(run.protocol.file)}</code> (version ${run.protocol.version}, hash ${esc(run.protocol.hash.slice(0, 12))})`,
     );
+    // no run timestamps: a sharded and an unsharded run of the same protocol give the same report
     meta.push(`qcbench ${esc(run.qcbench_version)}`);
-    meta.push(`run started ${esc(run.started_at)}`);
   }
   meta.push(
     `training sets: ${esc(agg.trainSets.join(', '))}; test sets: ${esc(agg.testSets.join(', '))}; seeds: ${agg.seeds.join(', ')}`,

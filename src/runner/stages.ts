@@ -15,8 +15,9 @@ import { join } from 'node:path';
 import { type Annotation, readAnnotations, sampleLabelBudget } from '../data/annotations.js';
 import { openCropStore, type CropStore } from '../data/store/crop-store.js';
 import { synthesizeScreen } from '../data/synth/screen.js';
-import type { CropSet, Features } from '../downstream/features.js';
-import { extractFeatures } from '../downstream/features.js';
+import sharp from 'sharp';
+import { montage } from '../cli/data-show.js';
+import { type CropSet, extractFeatures, type Features, selectCrops } from '../downstream/features.js';
 import { resolveTask } from '../downstream/registry.js';
 import { resolveEncoder } from '../encoders/registry.js';
 import type { EncoderGraph, Preprocess } from '../encoders/types.js';
@@ -25,7 +26,7 @@ import { evaluate } from '../metrics/classification.js';
 import { ENCODERS, SSL_METHODS } from '../protocol/catalog.js';
 import type { DatasetConfig } from '../protocol/schema.js';
 import { pretrain } from '../ssl/pretrain.js';
-import { contentHash } from '../util/fs.js';
+import { contentHash, writeFileAtomic } from '../util/fs.js';
 import { type CellPlan, datasetId, encoderId } from './cells.js';
 import { extractDatasetCrops } from './extract.js';
 import type { Prediction } from './results.js';
@@ -90,8 +91,9 @@ async function ensureDataset(ctx: StageContext, memo: Memo, name: string): Promi
         width: s.width,
         height: s.height,
         abnormalFraction: s.abnormal_fraction,
-        // The ground truth says whether an artefact shows in a crop of this side.
-        cropSize: ctx.p.data.crop_size,
+        // The ground truth marks a crop abnormal when an artefact reaches its central half: with the default 128 that
+        // is exactly what a 64-pixel crop (the quick protocol's) shows.
+        cropSize: s.crop_size,
       });
     }
     const { path } = await ctx.cache.ensure('stores', id, (tmp) => extractDatasetCrops(ctx, name, ds, tmp), {
@@ -301,6 +303,33 @@ async function computeCell(
     seed: key.seed,
     nTrain: trainRows.length,
   });
-  return { metrics, predictions, pretrain: enc.pretrain, timing };
+  const montage = await writeMontage(ctx, cell, testCrops, predictions);
+  return { metrics, predictions, pretrain: enc.pretrain, timing, ...(montage ? { montage } : {}) };
+}
+
+/** Misclassified test crops (at most 32: false negatives first) as a PNG for a person to look at. */
+async function writeMontage(
+  ctx: StageContext,
+  cell: CellPlan,
+  crops: CropSet,
+  predictions: Prediction[],
+): Promise<string | undefined> {
+  const wrong = predictions
+    .map((p, i) => ({ p, i }))
+    .filter(({ p }) => p.pred !== p.label)
+    .sort((a, b) => (a.p.label === b.p.label ? a.i - b.i : a.p.label === 'abnormal' ? -1 : 1))
+    .slice(0, 32);
+  if (wrong.length === 0) return undefined;
+  const sub = selectCrops(crops, wrong.map((w) => w.i));
+  const cols = Math.min(8, wrong.length);
+  const m = montage(sub.data, sub.n, sub.channels, sub.size, cols);
+  const png = await sharp(Buffer.from(m.rgb.buffer, m.rgb.byteOffset, m.rgb.length), {
+    raw: { width: m.width, height: m.height, channels: 3 },
+  })
+    .png({ compressionLevel: 6 })
+    .toBuffer();
+  const rel = `montages/${cell.id}.png`;
+  writeFileAtomic(join(ctx.p.results, rel), png);
+  return rel;
 }
 

@@ -11,8 +11,9 @@
  *   net_j = r_j·g_j + q_j + c_j,  o_j = σ(net_j)                                          (Eq. 3)
  * A first-order layer has only wr, br: net_j = r_j.
  */
-import { QcbError } from '../errors.js';
+
 import { mulberry32 } from '../engine/ir/builder.js';
+import { QcbError } from '../errors.js';
 
 /** 1 = ordinary (inner-product) neurons, 2 = quadratic neurons (Eq. 1). */
 export type Order = 1 | 2;
@@ -61,9 +62,8 @@ export function keysOf(order: Order): readonly ParamKey[] {
 
 /**
  * Initialisation:
- * - `random`: every weight N(0, (gain/√in)²), biases br, bg N(0, gain²/4)… see {@link initNet}; the paper's
- *   "randomly selected initial parameters".
- * - `first-order`: wr random as above, br = 0, wg = 0, bg = 1, wb = 0, c = 0 — the layer starts as an ordinary
+ * - `random`: the paper's "randomly selected initial parameters"; the distributions are given at {@link initNet}.
+ * - `first-order`: wr ~ N(0, gain²/in), br = 0, wg = 0, bg = 1, wb = 0, c = 0 — the layer starts as an ordinary
  *   inner-product layer (issue 7 item 1) and the quadratic terms grow only where the gradient asks for them.
  */
 export type InitMode = 'random' | 'first-order';
@@ -121,7 +121,17 @@ export function initNet(sizes: number[], order: Order, opts: InitOptions): NetPa
     const wr = fill(nout * nin, () => rn() * sd);
     let br = fill(nout, () => (mode === 'random' ? (rn() * gain) / 2 : 0));
     if (order === 1) {
-      layers.push({ order, in: nin, out: nout, wr, br, wg: new Float64Array(0), bg: new Float64Array(0), wb: new Float64Array(0), c: new Float64Array(0) });
+      layers.push({
+        order,
+        in: nin,
+        out: nout,
+        wr,
+        br,
+        wg: new Float64Array(0),
+        bg: new Float64Array(0),
+        wb: new Float64Array(0),
+        c: new Float64Array(0),
+      });
       continue;
     }
     const first = mode === 'first-order';
@@ -141,7 +151,15 @@ export function cloneNet(net: NetParams): NetParams {
     sizes: [...net.sizes],
     order: net.order,
     activation: net.activation,
-    layers: net.layers.map((l) => ({ ...l, wr: l.wr.slice(), br: l.br.slice(), wg: l.wg.slice(), bg: l.bg.slice(), wb: l.wb.slice(), c: l.c.slice() })),
+    layers: net.layers.map((l) => ({
+      ...l,
+      wr: l.wr.slice(),
+      br: l.br.slice(),
+      wg: l.wg.slice(),
+      bg: l.bg.slice(),
+      wb: l.wb.slice(),
+      c: l.c.slice(),
+    })),
   };
 }
 
@@ -183,7 +201,11 @@ export interface ForwardTrace {
 export function forward(net: NetParams, x: ArrayLike<number>, n: number): ForwardTrace {
   const outs: Float64Array[] = [Float64Array.from(x as ArrayLike<number>)];
   if (outs[0].length !== n * net.sizes[0]) {
-    throw new QcbError('QCB_USAGE', `input has ${outs[0].length} values, expected N×${net.sizes[0]} = ${n * net.sizes[0]}`, { key: 'x' });
+    throw new QcbError(
+      'QCB_USAGE',
+      `input has ${outs[0].length} values, expected N×${net.sizes[0]} = ${n * net.sizes[0]}`,
+      { key: 'x' },
+    );
   }
   const rs: Float64Array[] = [];
   const gs: Float64Array[] = [];
@@ -267,12 +289,25 @@ export function lossOf(kind: LossKind, pred: ArrayLike<number>, y: ArrayLike<num
 }
 
 /** Σ_i w_i·loss(sample i) (all weights 1 when `weights` is undefined). */
-export function weightedLoss(outW: number, kind: LossKind, pred: Float64Array, y: ArrayLike<number>, n: number, weights?: ArrayLike<number>): number {
-  if (!weights) return lossOf(kind, pred, y);
+export function weightedLoss(
+  outW: number,
+  kind: LossKind,
+  pred: Float64Array,
+  y: ArrayLike<number>,
+  n: number,
+  weights?: ArrayLike<number>,
+): number {
   let loss = 0;
   for (let i = 0; i < n; i++) {
-    if (weights[i] === 0) continue;
-    loss += weights[i] * lossOf(kind, pred.subarray(i * outW, (i + 1) * outW), Array.prototype.slice.call(y, i * outW, (i + 1) * outW));
+    const w = weights ? weights[i] : 1;
+    if (w === 0) continue;
+    for (let j = i * outW; j < (i + 1) * outW; j++) {
+      if (kind === 'sse') loss += w * 0.5 * (pred[j] - y[j]) ** 2;
+      else {
+        const p = Math.min(1 - 1e-12, Math.max(1e-12, pred[j]));
+        loss -= w * (y[j] * Math.log(p) + (1 - y[j]) * Math.log(1 - p));
+      }
+    }
   }
   return loss;
 }
@@ -300,10 +335,17 @@ export function lossAndGrads(
   const L = net.layers.length;
   const pred = t.outs[L];
   if (y.length !== pred.length) {
-    throw new QcbError('QCB_USAGE', `targets have ${y.length} values, expected N×${net.sizes[L]} = ${pred.length}`, { key: 'y' });
+    throw new QcbError('QCB_USAGE', `targets have ${y.length} values, expected N×${net.sizes[L]} = ${pred.length}`, {
+      key: 'y',
+    });
   }
   if (lossKind === 'bce' && net.activation !== 'sigmoid') {
-    throw new QcbError('QCB_USAGE', `the bce loss needs sigmoid outputs, the network uses ${net.activation}`, { key: 'loss', value: lossKind, allowed: 'sse', fix: 'use the sse loss (Eq. 2)' });
+    throw new QcbError('QCB_USAGE', `the bce loss needs sigmoid outputs, the network uses ${net.activation}`, {
+      key: 'loss',
+      value: lossKind,
+      allowed: 'sse',
+      fix: 'use the sse loss (Eq. 2)',
+    });
   }
   const outW = net.sizes[L];
   const loss = weightedLoss(outW, lossKind, pred, y, n, weights);
@@ -423,7 +465,14 @@ export class GradientDescent {
   /** Applies one update in place. */
   step(net: NetParams, grads: NetGrads, lr = this.o.lr): void {
     const mu = this.o.momentum ?? 0;
-    if (mu !== 0 && !this.vel) this.vel = grads.map((g) => Object.fromEntries(PARAM_KEYS.map((k) => [k, new Float64Array(g[k].length)])) as Record<ParamKey, Float64Array>);
+    if (mu !== 0 && !this.vel)
+      this.vel = grads.map(
+        (g) =>
+          Object.fromEntries(PARAM_KEYS.map((k) => [k, new Float64Array(g[k].length)])) as Record<
+            ParamKey,
+            Float64Array
+          >,
+      );
     net.layers.forEach((l, i) => {
       for (const k of keysOf(l.order)) {
         const p = l[k];

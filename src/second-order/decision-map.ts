@@ -10,7 +10,7 @@ import type { PlaneDataset } from './spirals.js';
 export interface DecisionMapOptions {
   /** The input scaling used in training: x' = inputScale·(x − 0.5) (default 8, as train.ts). */
   inputScale?: number;
-  /** Cells per axis (default 60). */
+  /** Cells per axis (default 50). */
   resolution?: number;
   title?: string;
   /** Plot width/height in pixels (default 320). */
@@ -26,8 +26,12 @@ const r4 = (v: number) => Math.round(v * 1e4) / 1e4;
  * The network's output on a resolution×resolution grid over `ds.domain`: rows of {x, x2, y, y2, p} (cell corners
  * and output at the cell centre).
  */
-export function decisionGrid(net: NetParams, ds: PlaneDataset, o: DecisionMapOptions = {}): { x: number; x2: number; y: number; y2: number; p: number }[] {
-  const R = o.resolution ?? 60;
+export function decisionGrid(
+  net: NetParams,
+  ds: PlaneDataset,
+  o: DecisionMapOptions = {},
+): { x: number; x2: number; y: number; y2: number; p: number }[] {
+  const R = o.resolution ?? 50;
   const s = o.inputScale ?? 8;
   const [x0, x1, y0, y1] = ds.domain;
   const dx = (x1 - x0) / R;
@@ -42,7 +46,14 @@ export function decisionGrid(net: NetParams, ds: PlaneDataset, o: DecisionMapOpt
   const p = predict(net, pts, R * R);
   const rows: { x: number; x2: number; y: number; y2: number; p: number }[] = [];
   for (let i = 0; i < R; i++)
-    for (let j = 0; j < R; j++) rows.push({ x: r4(x0 + j * dx), x2: r4(x0 + (j + 1) * dx), y: r4(y0 + i * dy), y2: r4(y0 + (i + 1) * dy), p: r4(p[i * R + j]) });
+    for (let j = 0; j < R; j++)
+      rows.push({
+        x: r4(x0 + j * dx),
+        x2: r4(x0 + (j + 1) * dx),
+        y: r4(y0 + i * dy),
+        y2: r4(y0 + (i + 1) * dy),
+        p: r4(p[i * R + j]),
+      });
   return rows;
 }
 
@@ -50,7 +61,11 @@ export function decisionGrid(net: NetParams, ds: PlaneDataset, o: DecisionMapOpt
 export function decisionMapSpec(net: NetParams, ds: PlaneDataset, o: DecisionMapOptions = {}): VlSpec {
   const size = o.size ?? 320;
   const [x0, x1, y0, y1] = ds.domain;
-  const points = Array.from({ length: ds.n }, (_, i) => ({ x: r4(ds.x[2 * i]), y: r4(ds.x[2 * i + 1]), class: ds.y[i] > 0.5 ? '1 (+)' : '0 (o)' }));
+  const points = Array.from({ length: ds.n }, (_, i) => ({
+    x: r4(ds.x[2 * i]),
+    y: r4(ds.x[2 * i + 1]),
+    class: ds.y[i] > 0.5 ? '1 (+)' : '0 (o)',
+  }));
   const xScale = { domain: [x0, x1], nice: false, zero: false };
   const yScale = { domain: [y0, y1], nice: false, zero: false };
   return {
@@ -76,11 +91,17 @@ export function decisionMapSpec(net: NetParams, ds: PlaneDataset, o: DecisionMap
         encoding: {
           x: { field: 'x', type: 'quantitative', scale: xScale },
           y: { field: 'y', type: 'quantitative', scale: yScale },
-          shape: { field: 'class', type: 'nominal', scale: { domain: ['0 (o)', '1 (+)'], range: ['circle', 'cross'] }, title: 'class' },
+          shape: {
+            field: 'class',
+            type: 'nominal',
+            scale: { domain: ['0 (o)', '1 (+)'], range: ['circle', 'cross'] },
+            title: 'class',
+          },
           color: { value: 'black' },
         },
       },
     ],
     resolve: { scale: { color: 'independent' } },
+    config: { axis: { grid: false } },
   };
 }

@@ -11,11 +11,22 @@
  * Initialisation `first-order` (issue 7 item 1): W_g = 0, b_g = 1, W_b = 0, c = 0, so the layer starts exactly as an
  * inner-product layer x·W_rᵀ + b_r and gradient descent grows the quadratic terms only where they help.
  */
-import { QcbError } from '../errors.js';
+
 import type { ConvOpts, GraphBuilder } from '../engine/ir/builder.js';
 import { GraphBuilder as Builder } from '../engine/ir/builder.js';
 import type { Graph, Tensor } from '../engine/ir/graph.js';
-import { type Activation, type InitMode, keysOf, type LayerParams, type LossKind, type NetParams, normalSampler, type Order, type ParamKey } from './analytic.js';
+import { QcbError } from '../errors.js';
+import {
+  type Activation,
+  type InitMode,
+  keysOf,
+  type LayerParams,
+  type LossKind,
+  type NetParams,
+  normalSampler,
+  type Order,
+  type ParamKey,
+} from './analytic.js';
 
 /** float64 array → float32 engine tensor. */
 export function f32(data: ArrayLike<number>, dims: number[]): Tensor {
@@ -30,7 +41,12 @@ export type LayerParamNames = Partial<Record<ParamKey, string>>;
  * Parameter initializers are named `<name>.wr`, `<name>.br`, `<name>.wg`, `<name>.bg`, `<name>.wb`, `<name>.c`.
  * @param x N×in value
  */
-export function denseFromParams(b: GraphBuilder, x: string, p: LayerParams, name: string): { output: string; params: LayerParamNames } {
+export function denseFromParams(
+  b: GraphBuilder,
+  x: string,
+  p: LayerParams,
+  name: string,
+): { output: string; params: LayerParamNames } {
   const params: LayerParamNames = {};
   const t = (k: ParamKey) => {
     const dims = k === 'wr' || k === 'wg' || k === 'wb' ? [p.out, p.in] : [p.out];
@@ -68,7 +84,18 @@ export function initDense(o: QuadraticDenseOptions): LayerParams {
   const fill = (n: number, f: () => number) => Float64Array.from({ length: n }, f);
   const wr = fill(o.out * o.in, () => rn() * sd);
   const br = fill(o.out, () => (first || order === 1 ? 0 : (rn() * gain) / 2));
-  if (order === 1) return { order, in: o.in, out: o.out, wr, br, wg: new Float64Array(0), bg: new Float64Array(0), wb: new Float64Array(0), c: new Float64Array(0) };
+  if (order === 1)
+    return {
+      order,
+      in: o.in,
+      out: o.out,
+      wr,
+      br,
+      wg: new Float64Array(0),
+      bg: new Float64Array(0),
+      wb: new Float64Array(0),
+      c: new Float64Array(0),
+    };
   return {
     order,
     in: o.in,
@@ -86,7 +113,11 @@ export function initDense(o: QuadraticDenseOptions): LayerParams {
  * A quadratic (or, with `order: 1`, ordinary) dense layer: x N×in → pre-activation N×out (Eq. 1).
  * @returns the output value and the parameter names
  */
-export function quadraticDense(b: GraphBuilder, x: string, o: QuadraticDenseOptions): { output: string; params: LayerParamNames } {
+export function quadraticDense(
+  b: GraphBuilder,
+  x: string,
+  o: QuadraticDenseOptions,
+): { output: string; params: LayerParamNames } {
   return denseFromParams(b, x, initDense(o), o.name);
 }
 
@@ -110,21 +141,32 @@ export interface QuadraticConvOptions {
  * x N×C×H×W → pre-activation N×K×H'×W'. Weights K×C×k×k named `<name>.wr|wg|wb`, biases K `<name>.br|bg|c`.
  * `random` init: W_r, W_g, W_b ~ N(0, gain²/(C·k·k)), b_r = 0, b_g = 1, c = 0; `first-order`: W_g = W_b = 0.
  */
-export function quadraticConv(b: GraphBuilder, x: string, o: QuadraticConvOptions): { output: string; params: LayerParamNames } {
+export function quadraticConv(
+  b: GraphBuilder,
+  x: string,
+  o: QuadraticConvOptions,
+): { output: string; params: LayerParamNames } {
   const order = o.order ?? 2;
   const K = o.outChannels;
   const C = o.inChannels;
   const k = o.kernel;
   if (![K, C, k].every((v) => Number.isInteger(v) && v > 0)) {
-    throw new QcbError('QCB_USAGE', `quadratic conv '${o.name}': channels and kernel must be positive integers`, { key: o.name, value: { K, C, k } });
+    throw new QcbError('QCB_USAGE', `quadratic conv '${o.name}': channels and kernel must be positive integers`, {
+      key: o.name,
+      value: { K, C, k },
+    });
   }
   const sd = (o.gain ?? 1) / Math.sqrt(C * k * k);
   const rn = normalSampler(o.seed);
   const first = (o.init ?? 'random') === 'first-order';
   const wdims = [K, C, k, k];
   const nW = K * C * k * k;
-  const rand = (zero: boolean) => f32(zero ? new Float64Array(nW) : Float64Array.from({ length: nW }, () => rn() * sd), wdims);
-  const conv: ConvOpts = { strides: o.strides, pads: o.pads ?? [Math.floor(k / 2), Math.floor(k / 2), Math.floor(k / 2), Math.floor(k / 2)] };
+  const rand = (zero: boolean) =>
+    f32(zero ? new Float64Array(nW) : Float64Array.from({ length: nW }, () => rn() * sd), wdims);
+  const conv: ConvOpts = {
+    strides: o.strides,
+    pads: o.pads ?? [Math.floor(k / 2), Math.floor(k / 2), Math.floor(k / 2), Math.floor(k / 2)],
+  };
   const params: LayerParamNames = {};
   params.wr = b.param(`${o.name}.wr`, rand(false));
   params.br = b.param(`${o.name}.br`, f32(new Float64Array(K), [K]));
@@ -179,7 +221,12 @@ export function mlpGraph(net: NetParams, o: MlpGraphOptions = {}): Graph {
     const d = b.sub('pred', y);
     per = b.mul(b.mul(d, d), b.scalar(0.5));
   } else {
-    if (net.activation !== 'sigmoid') throw new QcbError('QCB_USAGE', 'the bce loss needs sigmoid outputs', { key: 'loss', allowed: 'sse', fix: 'use the sse loss' });
+    if (net.activation !== 'sigmoid')
+      throw new QcbError('QCB_USAGE', 'the bce loss needs sigmoid outputs', {
+        key: 'loss',
+        allowed: 'sse',
+        fix: 'use the sse loss',
+      });
     per = b.sub(b.op1('Softplus', [z]), b.mul(y, z));
   }
   const loss = b.reduceSum(b.mul(per, w), undefined, false);
@@ -194,7 +241,15 @@ export function netFromTensors(template: NetParams, tensors: Map<string, Tensor>
     order: template.order,
     activation: template.activation,
     layers: template.layers.map((L, l) => {
-      const out: LayerParams = { ...L, wr: L.wr.slice(), br: L.br.slice(), wg: L.wg.slice(), bg: L.bg.slice(), wb: L.wb.slice(), c: L.c.slice() };
+      const out: LayerParams = {
+        ...L,
+        wr: L.wr.slice(),
+        br: L.br.slice(),
+        wg: L.wg.slice(),
+        bg: L.bg.slice(),
+        wb: L.wb.slice(),
+        c: L.c.slice(),
+      };
       for (const k of keysOf(L.order)) {
         const t = tensors.get(mlpParamName(l, k));
         if (!t) throw new QcbError('QCB_INTERNAL', `trained parameter '${mlpParamName(l, k)}' missing`);

@@ -6,9 +6,8 @@
  *   backward, SGD update) is one onnxruntime call through `Trainer`, float32;
  * - `analytic`: the float64 backpropagation of analytic.ts (the paper's Eqs. 5–11, corrected) in plain TypeScript.
  *
- * For these tiny networks the per-call overhead of onnxruntime dominates the arithmetic, so the analytic backend is
- * the faster one for multi-seed runs (measured figures in docs/second-order.md); the engine backend is what the
- * layers are built for and is exercised by the tests and `--backend engine`.
+ * Measured (docs/second-order.md): an engine step costs about one onnxruntime call's overhead (≈1.2 ms here) almost
+ * regardless of size, so the engine is faster except on the smallest network (2-3-2-1, a tie); it is the default.
  *
  * Inputs are mapped by x' = inputScale·(x − 0.5) before the network (default scale 8: the paper's [0.1, 0.9]² frame
  * becomes [−3.2, 3.2]²); with unscaled inputs in [0, 1] sigmoid networks trained by plain gradient descent stall on
@@ -16,11 +15,23 @@
  * covers stage-0 points only, and each further stage is added when the covered points are all classified or when
  * the stage's share of the iteration budget is used up.
  */
-import { QcbError } from '../errors.js';
+
 import { toOrt } from '../engine/runtime/session.js';
 import { Sgd } from '../engine/train/optim/index.js';
 import { Trainer } from '../engine/train/trainer.js';
-import { type Activation, GradientDescent, type InitMode, initNet, type LossKind, lossAndGrads, type NetParams, type Order, predict } from './analytic.js';
+import { QcbError } from '../errors.js';
+import {
+  type Activation,
+  GradientDescent,
+  type InitMode,
+  initNet,
+  type LossKind,
+  lossAndGrads,
+  type NetParams,
+  type Order,
+  predict,
+  weightedLoss,
+} from './analytic.js';
 import { f32, mlpGraph, netFromTensors } from './quadratic.js';
 import { concentricRings } from './rings.js';
 import { type PlaneDataset, twoSpirals } from './spirals.js';
@@ -49,6 +60,7 @@ export interface PlaneTrainConfig {
   stopAtTarget?: boolean;
   /** Accuracy that counts as converged (default 1: every point right). */
   target?: number;
+  /** Default `engine`. */
   backend?: Backend;
   seed: number;
 }
@@ -87,17 +99,29 @@ export function accuracyOf(pred: ArrayLike<number>, y: ArrayLike<number>): numbe
 
 function checkConfig(c: PlaneTrainConfig, ds: PlaneDataset): void {
   const bad = (key: string, value: unknown, allowed: string) =>
-    new QcbError('QCB_USAGE', `second-order training: ${key} = ${JSON.stringify(value)} is not allowed`, { key, value, allowed, fix: `set ${key} to ${allowed}` });
+    new QcbError('QCB_USAGE', `second-order training: ${key} = ${JSON.stringify(value)} is not allowed`, {
+      key,
+      value,
+      allowed,
+      fix: `set ${key} to ${allowed}`,
+    });
   if (!(c.lr > 0) || !Number.isFinite(c.lr)) throw bad('lr', c.lr, 'a positive number');
   if (!Number.isInteger(c.iterations) || c.iterations < 1) throw bad('iterations', c.iterations, 'a positive integer');
-  if (c.momentum !== undefined && !(c.momentum >= 0 && c.momentum < 1)) throw bad('momentum', c.momentum, 'a number in [0, 1)');
-  if (c.sizes[0] !== 2 || c.sizes[c.sizes.length - 1] !== 1) throw bad('sizes', c.sizes, `2-…-1 for a 2-D binary set (${ds.name})`);
+  if (c.momentum !== undefined && !(c.momentum >= 0 && c.momentum < 1))
+    throw bad('momentum', c.momentum, 'a number in [0, 1)');
+  if (c.sizes[0] !== 2 || c.sizes[c.sizes.length - 1] !== 1)
+    throw bad('sizes', c.sizes, `2-…-1 for a 2-D binary set (${ds.name})`);
 }
 
 /** Trains one network on one data set from one seed. */
 export async function trainPlane(ds: PlaneDataset, cfg: PlaneTrainConfig): Promise<PlaneTrainResult> {
   checkConfig(cfg, ds);
-  const net = initNet(cfg.sizes, cfg.order, { seed: cfg.seed, init: cfg.init, gain: cfg.gain, activation: cfg.activation });
+  const net = initNet(cfg.sizes, cfg.order, {
+    seed: cfg.seed,
+    init: cfg.init,
+    gain: cfg.gain,
+    activation: cfg.activation,
+  });
   const x = scaleInputs(ds.x, cfg.inputScale ?? 8);
   const stages = cfg.curriculum ? Math.max(...ds.stage) + 1 : 1;
   const target = cfg.target ?? 1;
@@ -133,7 +157,7 @@ export async function trainPlane(ds: PlaneDataset, cfg: PlaneTrainConfig): Promi
     return stop && conv !== null;
   };
   const t0 = performance.now();
-  const backend = cfg.backend ?? 'analytic';
+  const backend = cfg.backend ?? 'engine';
   let trained: NetParams;
   if (backend === 'analytic') {
     const gd = new GradientDescent({ lr: cfg.lr, momentum: cfg.momentum ?? 0 });
@@ -147,7 +171,10 @@ export async function trainPlane(ds: PlaneDataset, cfg: PlaneTrainConfig): Promi
     trained = net;
   } else {
     const graph = mlpGraph(net, { loss: cfg.loss });
-    const tr = await Trainer.create({ graph, loss: 'loss', optimizer: new Sgd({ momentum: cfg.momentum ?? 0 }), extraOutputs: ['pred'] }, { intraOpNumThreads: 1 });
+    const tr = await Trainer.create(
+      { graph, loss: 'loss', optimizer: new Sgd({ momentum: cfg.momentum ?? 0 }), extraOutputs: ['pred'] },
+      { intraOpNumThreads: 1 },
+    );
     const xT = toOrt(f32(x, [ds.n, 2]));
     const yT = toOrt(f32(ds.y, [ds.n, 1]));
     const wT = toOrt(f32(weights, [ds.n, 1]));
@@ -158,7 +185,7 @@ export async function trainPlane(ds: PlaneDataset, cfg: PlaneTrainConfig): Promi
       if (it >= cfg.iterations) {
         // evaluate the final parameters without another update
         const p = predict(netFromTensors(net, tr.getParams()), x, ds.n);
-        observe(it, p, Number.NaN);
+        observe(it, p, weightedLoss(1, cfg.loss ?? 'sse', p, ds.y, ds.n, weights));
         break;
       }
       // the step updates the parameters after computing `pred`: keep the ones `pred` was computed from
@@ -202,7 +229,11 @@ export interface PlaneTask {
   networks: PlaneNetwork[];
 }
 
-const net = (order: Order, sizes: number[], c: Partial<PlaneNetwork['config']> & { lr: number; iterations: number }): PlaneNetwork => ({
+const net = (
+  order: Order,
+  sizes: number[],
+  c: Partial<PlaneNetwork['config']> & { lr: number; iterations: number },
+): PlaneNetwork => ({
   id: `${order === 2 ? 'second' : 'first'}-order-${sizes.join('-')}`,
   config: { sizes, order, inputScale: 8, momentum: 0, init: 'random', ...c },
 });

@@ -76,11 +76,15 @@ export function deepClusterMachinery(o: SslMachineryOptions): SslMachinery {
       const rows: number[] = [];
       for (let i = 0; i < m; i++) if (filled[i]) rows.push(i);
       const x = new Float32Array(rows.length * d);
-      rows.forEach((r, i) => x.set(bank[0].subarray(r * d, r * d + d), i * d));
+      rows.forEach((r, i) => {
+        x.set(bank[0].subarray(r * d, r * d + d), i * d);
+      });
       const res = sphericalKMeans(x, rows.length, d, k, iters, (o.seed * 1000003 + epoch) >>> 0);
       centroids = res.centroids;
       assignments = new Int32Array(m).fill(-1);
-      rows.forEach((r, i) => (assignments[r] = res.assignments[i]));
+      rows.forEach((r, i) => {
+        assignments[r] = res.assignments[i];
+      });
       lastObjective = res.objective;
       kmeansSeconds += (performance.now() - t0) / 1000;
     },
@@ -116,7 +120,11 @@ export function deepClusterMachinery(o: SslMachineryOptions): SslMachinery {
       filled.set(s.filled.data as Uint8Array);
     },
     stats() {
-      return { kmeans_seconds: kmeansSeconds, kmeans_objective_first: lastObjective[0] ?? NaN, kmeans_objective_last: lastObjective[lastObjective.length - 1] ?? NaN };
+      return {
+        kmeans_seconds: kmeansSeconds,
+        kmeans_objective_first: lastObjective[0] ?? NaN,
+        kmeans_objective_last: lastObjective[lastObjective.length - 1] ?? NaN,
+      };
     },
   };
 }
@@ -124,7 +132,8 @@ export function deepClusterMachinery(o: SslMachineryOptions): SslMachinery {
 export const deepClusterV2: SslMethod = {
   name: 'deepclusterv2',
   label: 'DeepClusterV2',
-  paper: 'Caron, Misra, Mairal, Goyal, Bojanowski, Joulin: Unsupervised Learning of Visual Features by Contrasting Cluster Assignments (NeurIPS 2020), DeepCluster-v2',
+  paper:
+    'Caron, Misra, Mairal, Goyal, Bojanowski, Joulin: Unsupervised Learning of Visual Features by Contrasting Cluster Assignments (NeurIPS 2020), DeepCluster-v2',
   family: 'clustering',
   defaults: { ...SSL_METHOD_DEFAULTS.deepclusterv2 },
   sources: {

@@ -43,7 +43,14 @@ function assign(x: Float32Array, n: number, d: number, c: Float32Array, k: numbe
  * Clusters N×D rows (expected L2-normalised) into K clusters.
  * @throws QCB_USAGE when K > N (not enough rows to initialise the centroids)
  */
-export function sphericalKMeans(x: Float32Array, n: number, d: number, k: number, iters: number, seed: number): KMeansResult {
+export function sphericalKMeans(
+  x: Float32Array,
+  n: number,
+  d: number,
+  k: number,
+  iters: number,
+  seed: number,
+): KMeansResult {
   if (k > n) {
     throw new QcbError('QCB_USAGE', `k-means needs at least as many embeddings as prototypes (${n} < ${k})`, {
       key: 'pretrain.methods.deepclusterv2.num_prototypes',

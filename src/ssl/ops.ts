@@ -24,7 +24,16 @@ export function colMean(b: GraphBuilder, x: string): string {
  * each view separately, so BatchNorm1d sees one view at a time. Biased variance, as PyTorch normalises with.
  * Optional affine γ, β (D). Returns G·N×D.
  */
-export function groupBatchNorm(b: GraphBuilder, x: string, groups: number, n: number, dim: number, eps = 1e-5, gamma?: string, beta?: string): string {
+export function groupBatchNorm(
+  b: GraphBuilder,
+  x: string,
+  groups: number,
+  n: number,
+  dim: number,
+  eps = 1e-5,
+  gamma?: string,
+  beta?: string,
+): string {
   const g = b.reshape(x, [groups, n, dim]);
   const mean = b.reduceMean(g, [1], true);
   const xc = b.sub(g, mean);

@@ -12,7 +12,8 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { QcbError } from '../errors.js';
-import { DEFAULT_AUGMENT, type AugmentOptions, twoViews } from '../data/augment/transforms.js';
+import { BatchLoader, type Batch, type CropSource as LoaderSource } from '../data/augment/loader.js';
+import { DEFAULT_AUGMENT, type AugmentOptions } from '../data/augment/transforms.js';
 import { Rng, deriveSeed } from '../data/synth/prng.js';
 import type { CropStore } from '../data/store/crop-store.js';
 import { knnClassify } from '../downstream/knn.js';
@@ -50,10 +51,20 @@ export interface CropSource {
 }
 
 /** A CropSource over crops in memory. */
-export function memoryCropSource(data: Uint8Array, count: number, channels: number, size: number, id: string): CropSource {
+export function memoryCropSource(
+  data: Uint8Array,
+  count: number,
+  channels: number,
+  size: number,
+  id: string,
+): CropSource {
   const per = channels * size * size;
   if (data.length < count * per) {
-    throw new QcbError('QCB_STORE', `${count} crops of ${channels}×${size}×${size} need ${count * per} bytes, got ${data.length}`, { fix: 'pass the crops and their shape' });
+    throw new QcbError(
+      'QCB_STORE',
+      `${count} crops of ${channels}×${size}×${size} need ${count * per} bytes, got ${data.length}`,
+      { fix: 'pass the crops and their shape' },
+    );
   }
   return {
     count,
@@ -62,7 +73,9 @@ export function memoryCropSource(data: Uint8Array, count: number, channels: numb
     id,
     async read(indices) {
       const out = new Uint8Array(indices.length * per);
-      indices.forEach((r, i) => out.set(data.subarray(r * per, (r + 1) * per), i * per));
+      indices.forEach((r, i) => {
+        out.set(data.subarray(r * per, (r + 1) * per), i * per);
+      });
       return out;
     },
   };
@@ -74,7 +87,13 @@ export function storeCropSource(store: CropStore, channels?: string[]): CropSour
   const pick = (channels ?? all).map((c) => {
     const i = all.indexOf(c);
     if (i < 0) {
-      throw new QcbError('QCB_STORE', `the crop store has no channel '${c}'`, { file: store.path, key: 'channels', value: c, allowed: all.join(', '), fix: `choose among ${all.join(', ')}` });
+      throw new QcbError('QCB_STORE', `the crop store has no channel '${c}'`, {
+        file: store.path,
+        key: 'channels',
+        value: c,
+        allowed: all.join(', '),
+        fix: `choose among ${all.join(', ')}`,
+      });
     }
     return i;
   });
@@ -90,7 +109,12 @@ export function storeCropSource(store: CropStore, channels?: string[]): CropSour
       const raw = await store.readIndices([...indices]);
       if (identity) return raw;
       const out = new Uint8Array(indices.length * pick.length * per);
-      for (let i = 0; i < indices.length; i++) pick.forEach((c, k) => out.set(raw.subarray((i * C + c) * per, (i * C + c + 1) * per), (i * pick.length + k) * per));
+      for (let i = 0; i < indices.length; i++) {
+        for (let k = 0; k < pick.length; k++) {
+          const c = pick[k];
+          out.set(raw.subarray((i * C + c) * per, (i * C + c + 1) * per), (i * pick.length + k) * per);
+        }
+      }
       return out;
     },
   };
@@ -180,7 +204,11 @@ export interface PretrainGraph {
  * @param lossKind `method` (default) or `baseline`: the projector followed by a trivial loss (mean of z²), the
  *   "encoder's own training step" against which `qcbench bench ssl` measures the cost of each method's loss
  */
-export function buildPretrainGraph(method: SslMethod, hp: SslHyper, o: { n: number; size: number; seed: number; lossKind?: 'method' | 'baseline' }): PretrainGraph {
+export function buildPretrainGraph(
+  method: SslMethod,
+  hp: SslHyper,
+  o: { n: number; size: number; seed: number; lossKind?: 'method' | 'baseline' },
+): PretrainGraph {
   const b = new GraphBuilder(`ssl_${method.name}`);
   const input = b.input('views', 'float32', [2 * o.n, 3, o.size, o.size]);
   const bb = buildResNet18(b, input, { seed: o.seed });
@@ -203,17 +231,32 @@ export function buildPretrainGraph(method: SslMethod, hp: SslHyper, o: { n: numb
   b.output(loss.loss, 'loss');
   b.output(bb.features, 'features');
   for (const v of loss.outputs) b.output(v);
-  return { graph: b.build(), input, features: bb.features, loss: { ...loss, loss: 'loss' }, backboneParams: bb.params, projectorParams: proj.params, hp, method };
+  return {
+    graph: b.build(),
+    input,
+    features: bb.features,
+    loss: { ...loss, loss: 'loss' },
+    backboneParams: bb.params,
+    projectorParams: proj.params,
+    hp,
+    method,
+  };
 }
 
 /** The optimizer of the options (SGD with momentum by default). */
 export function makeSslOptimizer(o: { optimizer?: 'sgd' | 'lars'; momentum: number; weightDecay: number }): Optimizer {
-  if (o.optimizer === 'lars') return new Lars({ momentum: o.momentum, weightDecay: o.weightDecay, eta: 0.02, excludeBiasAndNorm: true });
+  if (o.optimizer === 'lars')
+    return new Lars({ momentum: o.momentum, weightDecay: o.weightDecay, eta: 0.02, excludeBiasAndNorm: true });
   return new Sgd({ momentum: o.momentum, weightDecay: o.weightDecay });
 }
 
 /** Compiles a trainer for the graph; `frozen` parameters stay out of the update (SwAV's first epoch). */
-export async function createSslTrainer(pg: PretrainGraph, optimizer: Optimizer, frozen: string[], threads?: number): Promise<Trainer> {
+export async function createSslTrainer(
+  pg: PretrainGraph,
+  optimizer: Optimizer,
+  frozen: string[],
+  threads?: number,
+): Promise<Trainer> {
   const skip = new Set(frozen);
   const trainable = [...pg.backboneParams, ...pg.projectorParams, ...pg.loss.params].filter((p) => !skip.has(p));
   return Trainer.create(
@@ -226,7 +269,14 @@ export async function createSslTrainer(pg: PretrainGraph, optimizer: Optimizer, 
  * Warm-up cosine schedule per step (solo-learn's LinearWarmupCosineAnnealingLR, stepped every batch): linear from
  * `start` to `base` over `warmup` steps, then cosine from `base` to `min` over the remaining steps.
  */
-export function warmupCosineLr(step: number, total: number, warmup: number, base: number, start: number, min: number): number {
+export function warmupCosineLr(
+  step: number,
+  total: number,
+  warmup: number,
+  base: number,
+  start: number,
+  min: number,
+): number {
   if (step < warmup) return warmup <= 1 ? base : start + ((base - start) * step) / (warmup - 1);
   const span = Math.max(1, total - warmup);
   return min + 0.5 * (base - min) * (1 + Math.cos((Math.PI * (step - warmup)) / span));
@@ -269,7 +319,11 @@ export function writeCheckpoint(path: string, meta: Record<string, unknown>, ten
 /** Reads a checkpoint. @throws QCB_FILE_TRUNCATED for a damaged file */
 export function readCheckpoint(path: string): { meta: Record<string, unknown>; tensors: Map<string, Tensor> } {
   const buf = readFileSync(path);
-  const bad = (why: string) => new QcbError('QCB_FILE_TRUNCATED', `checkpoint ${path} is damaged: ${why}`, { file: path, fix: 'delete the checkpoint to restart pretraining from scratch' });
+  const bad = (why: string) =>
+    new QcbError('QCB_FILE_TRUNCATED', `checkpoint ${path} is damaged: ${why}`, {
+      file: path,
+      fix: 'delete the checkpoint to restart pretraining from scratch',
+    });
   if (buf.length < 16 || buf.subarray(0, 8).toString('latin1') !== MAGIC) throw bad('bad magic');
   const hl = Number(buf.readBigUInt64LE(8));
   if (16 + hl > buf.length) throw bad('header beyond end of file');
@@ -303,7 +357,12 @@ export function backboneGraph(params: Map<string, Tensor>, seed: number): Graph 
 }
 
 /** Writes the backbone as `input` N×3×S×S → `features` N×512 ONNX with qcbench metadata. */
-export function exportBackbone(path: string, params: Map<string, Tensor>, seed: number, metadata: Record<string, string>): void {
+export function exportBackbone(
+  path: string,
+  params: Map<string, Tensor>,
+  seed: number,
+  metadata: Record<string, string>,
+): void {
   const g = backboneGraph(params, seed);
   writeFileAtomic(
     path,
@@ -338,7 +397,8 @@ function toRgb(crops: Uint8Array, n: number, c: number, s: number): Uint8Array {
   if (c === 3) return crops;
   const per = s * s;
   const out = new Uint8Array(n * 3 * per);
-  for (let i = 0; i < n; i++) for (let k = 0; k < 3; k++) out.set(crops.subarray(i * per, (i + 1) * per), (i * 3 + k) * per);
+  for (let i = 0; i < n; i++)
+    for (let k = 0; k < 3; k++) out.set(crops.subarray(i * per, (i + 1) * per), (i * 3 + k) * per);
   return out;
 }
 
@@ -372,7 +432,12 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
     ['batch', n, Number.isInteger(n) && n >= 2],
     ['lr', baseLr, baseLr > 0],
   ] as const) {
-    if (!ok) throw new QcbError('QCB_USAGE', `pretraining ${k} must be positive${k === 'batch' ? ' and at least 2' : ''}`, { key: k, value: v, fix: `set --${k} to a positive value` });
+    if (!ok)
+      throw new QcbError('QCB_USAGE', `pretraining ${k} must be positive${k === 'batch' ? ' and at least 2' : ''}`, {
+        key: k,
+        value: v,
+        fix: `set --${k} to a positive value`,
+      });
   }
   if (m < n) {
     throw new QcbError('QCB_USAGE', `the pretraining set has ${m} images, fewer than one batch of ${n}`, {
@@ -384,7 +449,12 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
   }
   const stepsPerEpoch = Math.floor(m / n); // drop_last, as solo-learn's pretraining loader
   const totalSteps = epochs * stepsPerEpoch;
-  const augment: AugmentOptions = { ...DEFAULT_AUGMENT, mean: SSL_PREPROCESS.mean, std: SSL_PREPROCESS.std, ...opts.augment };
+  const augment: AugmentOptions = {
+    ...DEFAULT_AUGMENT,
+    mean: SSL_PREPROCESS.mean,
+    std: SSL_PREPROCESS.std,
+    ...opts.augment,
+  };
   const optimizerKind = opts.optimizer ?? 'sgd';
   const settings = {
     method: method.name,
@@ -395,7 +465,13 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
     momentum,
     weight_decay: weightDecay,
     optimizer: optimizerKind,
-    schedule: { kind: 'warmup_cosine', warmup_epochs: warmupEpochs, warmup_start_lr: warmupStartLr, min_lr: minLr, per: 'step' },
+    schedule: {
+      kind: 'warmup_cosine',
+      warmup_epochs: warmupEpochs,
+      warmup_start_lr: warmupStartLr,
+      min_lr: minLr,
+      per: 'step',
+    },
     seed,
     images_per_epoch: m,
     steps_per_epoch: stepsPerEpoch,
@@ -414,16 +490,26 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
   const ckptPath = join(outDir, 'checkpoint.qcbckpt');
 
   const pg = buildPretrainGraph(method, hp, { n, size, seed });
-  const machinery: SslMachinery | undefined = method.machinery?.({ hp, n, dim: hp.proj_output_dim, datasetSize: m, seed });
+  const machinery: SslMachinery | undefined = method.machinery?.({
+    hp,
+    n,
+    dim: hp.proj_output_dim,
+    datasetSize: m,
+    seed,
+  });
   const optimizer = makeSslOptimizer({ optimizer: optimizerKind, momentum, weightDecay });
-  const frozenSpec = pg.loss.frozenFirstEpochs && pg.loss.frozenFirstEpochs.epochs > 0 ? pg.loss.frozenFirstEpochs : undefined;
+  const frozenSpec =
+    pg.loss.frozenFirstEpochs && pg.loss.frozenFirstEpochs.epochs > 0 ? pg.loss.frozenFirstEpochs : undefined;
   const trainers = new Map<boolean, Trainer>();
   const trainerFor = async (frozen: boolean, carry?: Trainer): Promise<Trainer> => {
     let t = trainers.get(frozen);
     if (!t) {
       const t0 = performance.now();
       t = await createSslTrainer(pg, optimizer, frozen && frozenSpec ? frozenSpec.params : [], opts.threads);
-      log.debug(`compiled the ${method.name} training step${frozen ? ' (prototypes frozen)' : ''}`, { seconds: (performance.now() - t0) / 1000, nodes: t.compiled.graph.nodes.length });
+      log.debug(`compiled the ${method.name} training step${frozen ? ' (prototypes frozen)' : ''}`, {
+        seconds: (performance.now() - t0) / 1000,
+        nodes: t.compiled.graph.nodes.length,
+      });
       trainers.set(frozen, t);
     }
     if (carry && carry !== t) {
@@ -479,12 +565,33 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
   }
   current ??= await trainerFor(!!frozenSpec && startEpoch < frozenSpec.epochs);
 
-  const viewsFor = (crops: Uint8Array, rng: Rng): Float32Array => {
-    const rgb = toRgb(crops, n, src.channels, size);
-    const [v1, v2] = twoViews(rgb, n, 3, size, rng, augment);
-    const x = new Float32Array(2 * v1.length);
-    x.set(v1, 0);
-    x.set(v2, v1.length);
+  // batches come from the data engineer's prefetching BatchLoader (two augmented views per crop); grey crops are
+  // replicated to 3 channels first, as the downstream feature extraction does
+  const rgb: LoaderSource = {
+    count: src.count,
+    channels: 3,
+    size,
+    readIndices: async (idx) => toRgb(await src.read(idx), idx.length, src.channels, size),
+  };
+  const positionOf = new Map<number, number>();
+  subset.forEach((idx, pos) => {
+    positionOf.set(idx, pos);
+  });
+  const loaderFor = (label: string, epoch: number, shuffle: boolean) =>
+    new BatchLoader(rgb, {
+      batchSize: n,
+      seed: deriveSeed(seed, label, epoch),
+      views: 2,
+      prefetch: 2,
+      augment,
+      epochs: 1,
+      shuffle,
+      indices: Array.from(subset),
+    });
+  const stacked = (b: Batch): Float32Array => {
+    const x = new Float32Array(2 * b.views[0].length);
+    x.set(b.views[0], 0);
+    x.set(b.views[1], b.views[0].length);
     return x;
   };
 
@@ -493,25 +600,42 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
     const t0 = performance.now();
     const g = embeddingGraph(pg.graph, current.getParams(), pg.loss.outputs);
     const sess = await loadSession(g, { intraOpNumThreads: opts.threads, noCache: true });
-    const rng = new Rng(deriveSeed(seed, 'ssl-init-memory'));
-    for (let s = 0; s < stepsPerEpoch; s++) {
-      const positions = Array.from({ length: n }, (_, i) => s * n + i);
-      const crops = await src.read(positions.map((p) => subset[p]));
-      const out = await sess.run({ [pg.input]: ortF32(viewsFor(crops, rng), [2 * n, 3, size, size]) }, pg.loss.outputs);
-      const o: Record<string, Float32Array> = {};
-      for (const k of pg.loss.outputs) o[k] = out[k].data as Float32Array;
-      machinery.afterStep?.({ epoch: -1, step: s, positions }, o);
+    const loader = loaderFor('ssl-init-memory', 0, false);
+    try {
+      for (let s = 0; s < stepsPerEpoch; s++) {
+        const batch = await loader.next();
+        if (!batch) break;
+        const positions = batch.indices.map((i) => positionOf.get(i)!);
+        const out = await sess.run({ [pg.input]: ortF32(stacked(batch), [2 * n, 3, size, size]) }, pg.loss.outputs);
+        loader.release(batch);
+        const o: Record<string, Float32Array> = {};
+        for (const k of pg.loss.outputs) o[k] = out[k].data as Float32Array;
+        machinery.afterStep?.({ epoch: -1, step: s, positions }, o);
+      }
+    } finally {
+      await loader.close();
     }
-    log.info(`${method.name}: memory bank initialised`, { images: stepsPerEpoch * n, seconds: (performance.now() - t0) / 1000 });
+    log.info(`${method.name}: memory bank initialised`, {
+      images: stepsPerEpoch * n,
+      seconds: (performance.now() - t0) / 1000,
+    });
   }
 
   const monitor = async (epoch: number, params: Map<string, Tensor>) => {
     if (!opts.monitor) return;
     const mon = opts.monitor;
     const graph = backboneGraph(params, seed);
-    const feats = await extractFeatures({ graph, dim: RESNET18_FEATURES, source: {} }, SSL_PREPROCESS, mon.crops, { threads: opts.threads });
-    const pick = (rows: number[]) => rows.map((r) => Array.from(feats.data.subarray(r * feats.cols, (r + 1) * feats.cols)));
-    const res = knnClassify(pick(mon.train), mon.train.map((r) => mon.labels[r]), pick(mon.test), { k: mon.k ?? 5 });
+    const feats = await extractFeatures({ graph, dim: RESNET18_FEATURES, source: {} }, SSL_PREPROCESS, mon.crops, {
+      threads: opts.threads,
+    });
+    const pick = (rows: number[]) =>
+      rows.map((r) => Array.from(feats.data.subarray(r * feats.cols, (r + 1) * feats.cols)));
+    const res = knnClassify(
+      pick(mon.train),
+      mon.train.map((r) => mon.labels[r]),
+      pick(mon.test),
+      { k: mon.k ?? 5 },
+    );
     const acc = (100 * res.pred.filter((p, i) => p === mon.labels[mon.test[i]]).length) / mon.test.length;
     knnCurve.push({ epoch, accuracy: acc });
     log.info(`${method.name} epoch ${epoch + 1}: kNN accuracy ${acc.toFixed(2)}%`, { epoch: epoch + 1 });
@@ -521,59 +645,86 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
   const logEvery = Math.max(1, opts.logEvery ?? 1);
   const prog = log.startProgress(`pretrain ${method.name}`, (epochs - startEpoch) * stepsPerEpoch * n, 'images');
   for (let epoch = startEpoch; epoch < epochs; epoch++) {
-    if (frozenSpec && epoch === frozenSpec.epochs && epoch > 0) current = await trainerFor(false, current);
+    if (frozenSpec && epoch === frozenSpec.epochs && epoch > 0) {
+      const old = current;
+      current = await trainerFor(false, current);
+      // the frozen-prototype step is never needed again: free its session and buffers
+      trainers.delete(true);
+      await old.session.session.release();
+    }
     machinery?.beforeEpoch?.(epoch);
-    const rng = new Rng(deriveSeed(seed, 'ssl-epoch', epoch));
-    const perm = Int32Array.from({ length: m }, (_, i) => i);
-    for (let i = m - 1; i > 0; i--) {
-      const j = Math.floor(rng.next() * (i + 1));
-      [perm[i], perm[j]] = [perm[j], perm[i]];
-    }
-    const positionsOf = (s: number) => Array.from(perm.subarray(s * n, (s + 1) * n));
-    let next = src.read(positionsOf(0).map((p) => subset[p]));
+    const loader = loaderFor('ssl-epoch', epoch, true);
     let epochLoss = 0;
-    for (let s = 0; s < stepsPerEpoch; s++) {
-      const positions = positionsOf(s);
-      const crops = await next;
-      if (s + 1 < stepsPerEpoch) next = src.read(positionsOf(s + 1).map((p) => subset[p])); // prefetch
-      const t0 = performance.now();
-      const x = viewsFor(crops, rng);
-      const info: SslStepInfo = { epoch, step: s, positions };
-      const feeds: Record<string, Tensor> = { [pg.input]: { dtype: 'float32', dims: [2 * n, 3, size, size], data: x }, ...(machinery?.feeds(info) ?? {}) };
-      const globalStep = epoch * stepsPerEpoch + s;
-      const lr = warmupCosineLr(globalStep, totalSteps, warmupEpochs * stepsPerEpoch, baseLr, warmupStartLr, minLr);
-      let r;
-      try {
-        r = await current.step(feeds, lr);
-      } catch (e) {
-        if (e instanceof QcbError && e.code === 'QCB_NAN_LOSS') {
-          throw new QcbError('QCB_NAN_LOSS', `${method.name} pretraining diverged at epoch ${epoch + 1}, step ${s + 1}: ${e.message}`, {
-            ...e.context,
-            key: `pretrain.methods.${method.name}`,
-            fix: `lower the learning rate (now ${baseLr}) or the batch size; the last good checkpoint is ${ckptPath}`,
-          });
+    try {
+      for (let s = 0; s < stepsPerEpoch; s++) {
+        const t0 = performance.now(); // includes waiting for the loader: throughput of the whole pretraining
+        const batch = await loader.next();
+        if (!batch) throw new QcbError('QCB_INTERNAL', `the batch loader ended after ${s} of ${stepsPerEpoch} batches`);
+        const positions = batch.indices.map((i) => positionOf.get(i)!);
+        const x = stacked(batch);
+        loader.release(batch);
+        const info: SslStepInfo = { epoch, step: s, positions };
+        const feeds: Record<string, Tensor> = {
+          [pg.input]: { dtype: 'float32', dims: [2 * n, 3, size, size], data: x },
+          ...(machinery?.feeds(info) ?? {}),
+        };
+        const globalStep = epoch * stepsPerEpoch + s;
+        const lr = warmupCosineLr(globalStep, totalSteps, warmupEpochs * stepsPerEpoch, baseLr, warmupStartLr, minLr);
+        let r: Awaited<ReturnType<Trainer['step']>>;
+        try {
+          r = await current.step(feeds, lr);
+        } catch (e) {
+          if (e instanceof QcbError && e.code === 'QCB_NAN_LOSS') {
+            throw new QcbError(
+              'QCB_NAN_LOSS',
+              `${method.name} pretraining diverged at epoch ${epoch + 1}, step ${s + 1}: ${e.message}`,
+              {
+                ...e.context,
+                key: `pretrain.methods.${method.name}`,
+                fix: `lower the learning rate (now ${baseLr}) or the batch size; the last good checkpoint is ${ckptPath}`,
+              },
+            );
+          }
+          throw e;
         }
-        throw e;
+        if (machinery?.afterStep) {
+          const o: Record<string, Float32Array> = {};
+          for (const k of pg.loss.outputs) o[k] = r.outputs[k].data as Float32Array;
+          machinery.afterStep(info, o);
+        }
+        const dt = (performance.now() - t0) / 1000;
+        trainSeconds += dt;
+        imagesSeen += n;
+        epochLoss += r.loss;
+        if (s % logEvery === 0 || s === stepsPerEpoch - 1)
+          lossCurve.push({ epoch, step: globalStep, loss: r.loss, lr });
+        prog.tick(n);
+        opts.onStep?.({ epoch, step: globalStep, loss: r.loss, lr, imagesPerSecond: n / dt });
       }
-      if (machinery?.afterStep) {
-        const o: Record<string, Float32Array> = {};
-        for (const k of pg.loss.outputs) o[k] = r.outputs[k].data as Float32Array;
-        machinery.afterStep(info, o);
-      }
-      const dt = (performance.now() - t0) / 1000;
-      trainSeconds += dt;
-      imagesSeen += n;
-      epochLoss += r.loss;
-      if (s % logEvery === 0 || s === stepsPerEpoch - 1) lossCurve.push({ epoch, step: globalStep, loss: r.loss, lr });
-      prog.tick(n);
-      opts.onStep?.({ epoch, step: globalStep, loss: r.loss, lr, imagesPerSecond: n / dt });
+    } finally {
+      await loader.close();
     }
-    log.info(`${method.name} epoch ${epoch + 1}/${epochs}: mean loss ${(epochLoss / stepsPerEpoch).toFixed(4)}`, { epoch: epoch + 1, images_per_second: imagesSeen / trainSeconds });
+    log.info(`${method.name} epoch ${epoch + 1}/${epochs}: mean loss ${(epochLoss / stepsPerEpoch).toFixed(4)}`, {
+      epoch: epoch + 1,
+      images_per_second: imagesSeen / trainSeconds,
+    });
     const params = current.getParams();
     await monitor(epoch, params);
     const tensors = new Map<string, Tensor>([...params, ...current.getState()]);
     for (const [k, t] of Object.entries(machinery?.state?.() ?? {})) tensors.set(`machinery::${k}`, t);
-    writeCheckpoint(ckptPath, { settings_hash: settingsHash, epoch, loss: lossCurve, knn_monitor: knnCurve, seconds: trainSeconds, images: imagesSeen, method: method.name }, tensors);
+    writeCheckpoint(
+      ckptPath,
+      {
+        settings_hash: settingsHash,
+        epoch,
+        loss: lossCurve,
+        knn_monitor: knnCurve,
+        seconds: trainSeconds,
+        images: imagesSeen,
+        method: method.name,
+      },
+      tensors,
+    );
   }
   prog.finish();
 
@@ -598,6 +749,9 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
   };
   const recordFile = join(outDir, 'pretrain.json');
   writeJsonAtomic(recordFile, record);
-  writeFileAtomic(join(outDir, 'loss.csv'), `epoch,step,loss,lr\n${lossCurve.map((p) => `${p.epoch},${p.step},${p.loss},${p.lr}`).join('\n')}\n`);
+  writeFileAtomic(
+    join(outDir, 'loss.csv'),
+    `epoch,step,loss,lr\n${lossCurve.map((p) => `${p.epoch},${p.step},${p.loss},${p.lr}`).join('\n')}\n`,
+  );
   return { record, onnx: onnxPath, recordFile, resumedFromEpoch };
 }

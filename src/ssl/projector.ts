@@ -37,7 +37,12 @@ function seedFor(seed: number, name: string): number {
 /**
  * Appends the projector to `x` (views·N × inDim) and returns its output (views·N × outDim) and parameters.
  */
-export function buildProjector(b: GraphBuilder, x: string, layers: ProjectorLayer[], o: ProjectorOptions): { z: string; params: string[] } {
+export function buildProjector(
+  b: GraphBuilder,
+  x: string,
+  layers: ProjectorLayer[],
+  o: ProjectorOptions,
+): { z: string; params: string[] } {
   const prefix = o.prefix ?? 'projector.';
   const params: string[] = [];
   let cur = x;
@@ -65,9 +70,18 @@ export function buildProjector(b: GraphBuilder, x: string, layers: ProjectorLaye
 }
 
 /** Linear → ReLU → Linear (solo-learn SimCLR). */
-export const MLP2: ProjectorLayer[] = [{ kind: 'linear', out: 'hidden' }, { kind: 'relu' }, { kind: 'linear', out: 'output' }];
+export const MLP2: ProjectorLayer[] = [
+  { kind: 'linear', out: 'hidden' },
+  { kind: 'relu' },
+  { kind: 'linear', out: 'output' },
+];
 /** Linear → BN → ReLU → Linear (solo-learn DeepClusterV2, SwAV). */
-export const MLP2_BN: ProjectorLayer[] = [{ kind: 'linear', out: 'hidden' }, { kind: 'bn' }, { kind: 'relu' }, { kind: 'linear', out: 'output' }];
+export const MLP2_BN: ProjectorLayer[] = [
+  { kind: 'linear', out: 'hidden' },
+  { kind: 'bn' },
+  { kind: 'relu' },
+  { kind: 'linear', out: 'output' },
+];
 /** Linear → BN → ReLU → Linear → BN → ReLU → Linear (solo-learn Barlow Twins, VICReg). */
 export const MLP3_BN: ProjectorLayer[] = [
   { kind: 'linear', out: 'hidden' },

@@ -28,7 +28,11 @@ export function ntXentLoss(ctx: SslLossContext): SslLoss {
   }
   const logits = b.add(sim, b.constant({ dtype: 'float32', dims: [m, m], data: selfMask }, 'simclr_self_mask'));
   const logp = b.logSoftmax(logits, 1);
-  const picked = b.reduceSum(b.mul(logp, b.constant({ dtype: 'float32', dims: [m, m], data: posMask }, 'simclr_pos_mask')), undefined, false);
+  const picked = b.reduceSum(
+    b.mul(logp, b.constant({ dtype: 'float32', dims: [m, m], data: posMask }, 'simclr_pos_mask')),
+    undefined,
+    false,
+  );
   const loss = b.mul(picked, b.scalar(-1 / m));
   return { loss, feeds: [], params: [], outputs: [] };
 }
@@ -36,7 +40,8 @@ export function ntXentLoss(ctx: SslLossContext): SslLoss {
 export const simclr: SslMethod = {
   name: 'simclr',
   label: 'SimCLR',
-  paper: 'Chen, Kornblith, Norouzi, Hinton: A Simple Framework for Contrastive Learning of Visual Representations (ICML 2020)',
+  paper:
+    'Chen, Kornblith, Norouzi, Hinton: A Simple Framework for Contrastive Learning of Visual Representations (ICML 2020)',
   family: 'contrastive',
   defaults: { ...SSL_METHOD_DEFAULTS.simclr },
   sources: {

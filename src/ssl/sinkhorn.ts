@@ -21,10 +21,17 @@ export interface SinkhornOptions {
  * Codes for B×K scores (row-major). `rowWeight` (B values of 0/1, default all 1) excludes rows.
  * @returns B×K codes: each included row sums to 1, each column to ≈ B'/K (B' included rows), exactly so as iters → ∞
  */
-export function sinkhorn(scores: ArrayLike<number>, b: number, k: number, o: SinkhornOptions, rowWeight?: ArrayLike<number>): Float64Array {
+export function sinkhorn(
+  scores: ArrayLike<number>,
+  b: number,
+  k: number,
+  o: SinkhornOptions,
+  rowWeight?: ArrayLike<number>,
+): Float64Array {
   const q = new Float64Array(b * k);
   let max = -Infinity;
-  for (let i = 0; i < b * k; i++) if ((!rowWeight || rowWeight[Math.floor(i / k)] > 0) && scores[i] > max) max = scores[i];
+  for (let i = 0; i < b * k; i++)
+    if ((!rowWeight || rowWeight[Math.floor(i / k)] > 0) && scores[i] > max) max = scores[i];
   let total = 0;
   let bValid = 0;
   for (let i = 0; i < b; i++) {
@@ -58,13 +65,21 @@ export function sinkhorn(scores: ArrayLike<number>, b: number, k: number, o: Sin
  * @param rowWeight optional B×1 value of 0/1 row weights
  * @returns B×K codes
  */
-export function sinkhornGraph(g: GraphBuilder, scores: string, o: SinkhornOptions, k: number, rowWeight?: string): string {
+export function sinkhornGraph(
+  g: GraphBuilder,
+  scores: string,
+  o: SinkhornOptions,
+  k: number,
+  rowWeight?: string,
+): string {
   const max = g.reduceMax(scores, undefined, true);
   let q = g.exp(g.mul(g.sub(scores, max), g.scalar(1 / o.epsilon)));
   if (rowWeight) q = g.mul(q, rowWeight);
   q = g.div(q, g.reduceSum(q, undefined, true));
   // number of included rows B'
-  const bValid = rowWeight ? g.reduceSum(rowWeight, undefined, true) : g.cast(g.op1('Gather', [g.op1('Shape', [scores]), g.ints([0])], { axis: 0 }), 'float32');
+  const bValid = rowWeight
+    ? g.reduceSum(rowWeight, undefined, true)
+    : g.cast(g.op1('Gather', [g.op1('Shape', [scores]), g.ints([0])], { axis: 0 }), 'float32');
   const tiny = g.scalar(1e-30);
   for (let it = 0; it < o.iters; it++) {
     q = g.div(q, g.mul(g.reduceSum(q, [0], true), g.scalar(k)));

@@ -43,7 +43,10 @@ export function swavLoss(ctx: SslLossContext): SslLoss {
   if (qs > 0) {
     queue = b.input(SWAV_QUEUE, 'float32', [2, qs, dim]);
     qWeight = b.input(SWAV_QUEUE_WEIGHT, 'float32', [qs, 1]);
-    feeds.push({ name: SWAV_QUEUE, dtype: 'float32', shape: [2, qs, dim] }, { name: SWAV_QUEUE_WEIGHT, dtype: 'float32', shape: [qs, 1] });
+    feeds.push(
+      { name: SWAV_QUEUE, dtype: 'float32', shape: [2, qs, dim] },
+      { name: SWAV_QUEUE_WEIGHT, dtype: 'float32', shape: [qs, 1] },
+    );
   }
   const sk = { epsilon: ctx.hp.epsilon, iters: ctx.hp.sinkhorn_iters };
   const codes = pv.map((pvv, v) => {
@@ -52,12 +55,19 @@ export function swavLoss(ctx: SslLossContext): SslLoss {
     if (queue && qWeight) {
       const qv = b.reshape(b.op1('Gather', [queue, b.ints([v])], { axis: 0 }), [qs, dim]);
       s = b.concat([pvv, b.gemm(qv, wn, undefined, { transB: true })], 0);
-      weight = b.concat([b.constant({ dtype: 'float32', dims: [n, 1], data: new Float32Array(n).fill(1) }, 'swav_batch_weight'), qWeight], 0);
+      weight = b.concat(
+        [
+          b.constant({ dtype: 'float32', dims: [n, 1], data: new Float32Array(n).fill(1) }, 'swav_batch_weight'),
+          qWeight,
+        ],
+        0,
+      );
     }
     const q = sinkhornGraph(b, stopGradientUnit(b, s), sk, k, weight);
     return queue ? rows(b, q, 0, n) : q;
   });
-  const ce = (q: string, pred: string) => b.reduceSum(b.mul(q, b.logSoftmax(b.mul(pred, b.scalar(1 / tau)), 1)), undefined, false);
+  const ce = (q: string, pred: string) =>
+    b.reduceSum(b.mul(q, b.logSoftmax(b.mul(pred, b.scalar(1 / tau)), 1)), undefined, false);
   const total = b.add(ce(codes[0], pv[1]), ce(codes[1], pv[0]));
   const loss = b.mul(total, b.scalar(-1 / (2 * n)));
   return {
@@ -115,7 +125,8 @@ export function swavMachinery(o: SslMachineryOptions): SslMachinery {
 export const swav: SslMethod = {
   name: 'swav',
   label: 'SwAV',
-  paper: 'Caron, Misra, Mairal, Goyal, Bojanowski, Joulin: Unsupervised Learning of Visual Features by Contrasting Cluster Assignments (NeurIPS 2020)',
+  paper:
+    'Caron, Misra, Mairal, Goyal, Bojanowski, Joulin: Unsupervised Learning of Visual Features by Contrasting Cluster Assignments (NeurIPS 2020)',
   family: 'clustering',
   defaults: { ...SSL_METHOD_DEFAULTS.swav },
   sources: {
@@ -129,7 +140,8 @@ export const swav: SslMethod = {
     proj_hidden_dim: 'Masud et al. 2022 §3.2 (2048-d); solo-learn swav.yaml',
     proj_output_dim: 'solo-learn swav.yaml (128)',
     projector: 'solo-learn solo/methods/swav.py: Linear-BN-ReLU-Linear, output L2-normalised',
-    prototypes: 'solo-learn: weight_norm(Linear(D, K, bias=False)) with g fixed at 1, i.e. rows L2-normalised in every forward',
+    prototypes:
+      'solo-learn: weight_norm(Linear(D, K, bias=False)) with g fixed at 1, i.e. rows L2-normalised in every forward',
   },
   projector: MLP2_BN,
   buildLoss: swavLoss,

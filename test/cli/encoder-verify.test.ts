@@ -1,13 +1,13 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { command } from '../../src/cli/encoder-verify.js';
-import { Logger } from '../../src/util/log.js';
 import { QcbError } from '../../src/errors.js';
+import { Logger } from '../../src/util/log.js';
 
 const fixtures = fileURLToPath(new URL('../../../shared/fixtures/onnx/', import.meta.url));
 const ctx = { log: new Logger({ quiet: true }) };
@@ -18,16 +18,27 @@ function runCapture(args: string[]): Promise<{ code: number; out: string }> {
   const script = `import { command } from ${JSON.stringify(src)}; import { Logger } from ${JSON.stringify(fileURLToPath(new URL('../../src/util/log.ts', import.meta.url)))};
     process.exitCode = await command.run(process.argv.slice(1), { log: new Logger({ quiet: true }) });`;
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, '--', ...args], { maxBuffer: 1 << 24 }, (err, stdout) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout });
-    });
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script, '--', ...args],
+      { maxBuffer: 1 << 24 },
+      (err, stdout) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout });
+      },
+    );
   });
 }
 
 // The acceptance test of issue 3: features and gradients of three torchvision encoders match PyTorch.
 for (const name of ['resnet18_tv', 'vgg_small_tv', 'convnext_small_tv']) {
   test(`encoder verify passes for ${name} (features ≤ 1e-4, gradients ≤ 1e-3)`, async () => {
-    const { code, out } = await runCapture(['--onnx', join(fixtures, `${name}.onnx`), '--ref', join(fixtures, `${name}.ref.json`), '--json']);
+    const { code, out } = await runCapture([
+      '--onnx',
+      join(fixtures, `${name}.onnx`),
+      '--ref',
+      join(fixtures, `${name}.ref.json`),
+      '--json',
+    ]);
     const r = JSON.parse(out);
     assert.equal(code, 0, out);
     assert.equal(r.ok, true);
@@ -52,10 +63,19 @@ test('verify exits 1 with QCB_VERIFY_FAILED when the reference disagrees', async
 });
 
 test('verify reports bad input with exit code 2: missing options, files, malformed reference', async () => {
-  await assert.rejects(command.run(['--onnx', join(fixtures, 'vgg_small_tv.onnx')], ctx), (e: unknown) => e instanceof QcbError && e.code === 'QCB_USAGE' && e.exitCode === 2);
-  await assert.rejects(command.run(['--onnx', join(fixtures, 'nope.onnx'), '--ref', join(fixtures, 'vgg_small_tv.ref.json')], ctx), (e: unknown) => e instanceof QcbError && e.code === 'QCB_FILE_NOT_FOUND');
+  await assert.rejects(
+    command.run(['--onnx', join(fixtures, 'vgg_small_tv.onnx')], ctx),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_USAGE' && e.exitCode === 2,
+  );
+  await assert.rejects(
+    command.run(['--onnx', join(fixtures, 'nope.onnx'), '--ref', join(fixtures, 'vgg_small_tv.ref.json')], ctx),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_FILE_NOT_FOUND',
+  );
   const dir = mkdtempSync(join(tmpdir(), 'qcb-verify-'));
   const broken = join(dir, 'broken.ref.json');
   writeFileSync(broken, '{"input": {"shape": [1], "data": "AAAA"}}');
-  await assert.rejects(command.run(['--onnx', join(fixtures, 'vgg_small_tv.onnx'), '--ref', broken], ctx), (e: unknown) => e instanceof QcbError && e.code === 'QCB_REFERENCE' && e.exitCode === 2);
+  await assert.rejects(
+    command.run(['--onnx', join(fixtures, 'vgg_small_tv.onnx'), '--ref', broken], ctx),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_REFERENCE' && e.exitCode === 2,
+  );
 });

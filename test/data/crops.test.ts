@@ -1,12 +1,11 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { QcbError } from '../../src/errors.js';
 import { writeBenchFields } from '../../src/cli/bench-data.js';
-import { extractCrops, processField, shardRange, type CropSettings } from '../../src/data/crops.js';
+import { type CropSettings, extractCrops, processField, shardRange } from '../../src/data/crops.js';
 import { readBbbc022 } from '../../src/data/datasets/bbbc022.js';
 import { readCsvDataset } from '../../src/data/datasets/csv.js';
 import { readImage } from '../../src/data/io/image.js';
@@ -15,6 +14,7 @@ import { writeTiff16 } from '../../src/data/io/tiff.js';
 import { segmentNuclei } from '../../src/data/nuclei/segment.js';
 import { openCropStore } from '../../src/data/store/crop-store.js';
 import type { Field } from '../../src/data/types.js';
+import { QcbError } from '../../src/errors.js';
 import { Logger } from '../../src/util/log.js';
 
 const FIX = fileURLToPath(new URL('../../../shared/fixtures/bbbc/', import.meta.url));
@@ -24,11 +24,20 @@ process.env.QCBENCH_LOG_QUIET = '1';
 test('BBBC022 field: one 128×128 crop per segmented nucleus that fits, centred, normalised, with the crop-id convention', async () => {
   const fs = readBbbc022({ root: join(FIX, 'bbbc022'), channels: ['Hoechst'] });
   const field = fs.fields[0];
-  const s: CropSettings = { channels: ['Hoechst'], dnaChannel: 'Hoechst', size: 128, border: 'skip', normalisation: { kind: 'percentile', lo: 0.1, hi: 99.9 }, segment: {} };
+  const s: CropSettings = {
+    channels: ['Hoechst'],
+    dnaChannel: 'Hoechst',
+    size: 128,
+    border: 'skip',
+    normalisation: { kind: 'percentile', lo: 0.1, hi: 99.9 },
+    segment: {},
+  };
   const r = await processField(field, s);
   const img = await readImage(field.channels.Hoechst);
   const nuclei = segmentNuclei(img).nuclei;
-  const inside = nuclei.filter((n) => Math.round(n.x) >= 64 && Math.round(n.y) >= 64 && Math.round(n.x) + 64 <= 696 && Math.round(n.y) + 64 <= 520);
+  const inside = nuclei.filter(
+    (n) => Math.round(n.x) >= 64 && Math.round(n.y) >= 64 && Math.round(n.x) + 64 <= 696 && Math.round(n.y) + 64 <= 520,
+  );
   assert.equal(r.nuclei, nuclei.length);
   assert.equal(r.metas.length, inside.length);
   assert.ok(r.metas.length >= 15, `${r.metas.length} crops`);
@@ -50,9 +59,26 @@ test('border policies: skip drops, pad fills zeros, reflect mirrors without repe
   const H = 30;
   const d = new Uint16Array(W * H).map((_, i) => i % 251);
   writeTiff16(join(dir, 'a.tif'), W, H, d);
-  const field: Field = { field_id: 'P_A01_s1', plate: 'P', well: 'A01', site: 1, channels: { dna: join(dir, 'a.tif') }, metadata: {} };
-  const base: CropSettings = { channels: ['dna'], dnaChannel: 'dna', size: 16, border: 'skip', normalisation: { kind: 'fixed', ranges: { dna: { min: 0, max: 255 } } }, segment: {} };
-  const centres = [{ x: 2, y: 3, area: 0 }, { x: 20, y: 15, area: 0 }];
+  const field: Field = {
+    field_id: 'P_A01_s1',
+    plate: 'P',
+    well: 'A01',
+    site: 1,
+    channels: { dna: join(dir, 'a.tif') },
+    metadata: {},
+  };
+  const base: CropSettings = {
+    channels: ['dna'],
+    dnaChannel: 'dna',
+    size: 16,
+    border: 'skip',
+    normalisation: { kind: 'fixed', ranges: { dna: { min: 0, max: 255 } } },
+    segment: {},
+  };
+  const centres = [
+    { x: 2, y: 3, area: 0 },
+    { x: 20, y: 15, area: 0 },
+  ];
   assert.equal((await processField(field, base, centres)).metas.length, 1);
   const pad = await processField(field, { ...base, border: 'pad' }, centres);
   assert.equal(pad.metas.length, 2);
@@ -89,10 +115,13 @@ test('end-to-end: worker threads give the same store as in-process; bad fields a
   const b = await extractCrops({ fieldSet: fs, out: join(out, 'b'), workers: 0, log: quiet, size: 64 });
   assert.equal(a.fields, 6);
   assert.ok(a.crops > 40, `${a.crops} crops`);
-  assert.deepEqual(a.skipped.map((s) => [s.field_id, s.code]), [
-    [fs.fields[1].field_id, 'QCB_FILE_TRUNCATED'],
-    [fs.fields[3].field_id, 'QCB_IMAGE_SIZE'],
-  ]);
+  assert.deepEqual(
+    a.skipped.map((s) => [s.field_id, s.code]),
+    [
+      [fs.fields[1].field_id, 'QCB_FILE_TRUNCATED'],
+      [fs.fields[3].field_id, 'QCB_IMAGE_SIZE'],
+    ],
+  );
   const sa = await openCropStore(a.store);
   const sb = await openCropStore(b.store);
   assert.equal(sa.hash, sb.hash);
@@ -115,40 +144,94 @@ test('an interrupted extraction resumes after its last batch; shards merge into 
   const dir = makeScreen(7);
   const fs = readCsvDataset({ root: dir, dnaChannel: 'dna' });
   const out = mkdtempSync(join(tmpdir(), 'qcb-out-'));
-  const ref = await extractCrops({ fieldSet: fs, out: join(out, 'ref'), workers: 0, log: quiet, size: 48, batchFields: 2 });
+  const ref = await extractCrops({
+    fieldSet: fs,
+    out: join(out, 'ref'),
+    workers: 0,
+    log: quiet,
+    size: 48,
+    batchFields: 2,
+  });
   const ctl = new AbortController();
-  const part = await extractCrops({ fieldSet: fs, out: join(out, 'r'), workers: 0, log: quiet, size: 48, batchFields: 2, signal: ctl.signal, onBatch: (n) => n >= 4 && ctl.abort() });
+  const part = await extractCrops({
+    fieldSet: fs,
+    out: join(out, 'r'),
+    workers: 0,
+    log: quiet,
+    size: 48,
+    batchFields: 2,
+    signal: ctl.signal,
+    onBatch: (n) => n >= 4 && ctl.abort(),
+  });
   assert.equal(part.interrupted, true);
   assert.equal(part.fields, 4);
   await assert.rejects(openCropStore(join(out, 'r')), (e: unknown) => e instanceof QcbError && e.code === 'QCB_STORE');
-  const rest = await extractCrops({ fieldSet: fs, out: join(out, 'r'), workers: 0, log: quiet, size: 48, batchFields: 2 });
+  const rest = await extractCrops({
+    fieldSet: fs,
+    out: join(out, 'r'),
+    workers: 0,
+    log: quiet,
+    size: 48,
+    batchFields: 2,
+  });
   assert.equal(rest.resumedFrom, 4);
   assert.equal(rest.crops, ref.crops);
   assert.equal((await openCropStore(join(out, 'r'))).hash, (await openCropStore(join(out, 'ref'))).hash);
 
   assert.deepEqual(shardRange(7, 1, 2), [0, 3]);
   assert.deepEqual(shardRange(7, 2, 2), [3, 7]);
-  const s1 = await extractCrops({ fieldSet: fs, out: join(out, 'sh'), workers: 0, log: quiet, size: 48, shard: { index: 1, count: 2 } });
+  const s1 = await extractCrops({
+    fieldSet: fs,
+    out: join(out, 'sh'),
+    workers: 0,
+    log: quiet,
+    size: 48,
+    shard: { index: 1, count: 2 },
+  });
   assert.equal(s1.merged, false);
-  const s2 = await extractCrops({ fieldSet: fs, out: join(out, 'sh'), workers: 0, log: quiet, size: 48, shard: { index: 2, count: 2 } });
+  const s2 = await extractCrops({
+    fieldSet: fs,
+    out: join(out, 'sh'),
+    workers: 0,
+    log: quiet,
+    size: 48,
+    shard: { index: 2, count: 2 },
+  });
   assert.equal(s2.merged, true);
   const merged = await openCropStore(join(out, 'sh'));
   const single = await openCropStore(join(out, 'ref'));
   assert.equal(merged.count, single.count);
   assert.deepEqual(merged.meta, single.meta);
   assert.deepEqual(await merged.read(0, merged.count), await single.read(0, single.count));
-  assert.throws(() => shardRange(7, 3, 2), (e: unknown) => e instanceof QcbError && e.code === 'QCB_USAGE');
+  assert.throws(
+    () => shardRange(7, 3, 2),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_USAGE',
+  );
 });
 
 test('imported centres replace segmentation; fields without centres give no crops', async () => {
   const dir = makeScreen(2);
   const fs = readCsvDataset({ root: dir, dnaChannel: 'dna' });
   const out = mkdtempSync(join(tmpdir(), 'qcb-out-'));
-  const centres = new Map([[fs.fields[0].field_id, [{ x: 100, y: 100, area: 0 }, { x: 150.4, y: 120.6, area: 0 }]]]);
+  const centres = new Map([
+    [
+      fs.fields[0].field_id,
+      [
+        { x: 100, y: 100, area: 0 },
+        { x: 150.4, y: 120.6, area: 0 },
+      ],
+    ],
+  ]);
   const r = await extractCrops({ fieldSet: fs, out: join(out, 's'), workers: 0, log: quiet, size: 64, centres });
   const st = await openCropStore(join(out, 's'));
   assert.equal(r.crops, 2);
-  assert.deepEqual(st.meta.map((m) => m.crop_id), [`${fs.fields[0].plate}_${fs.fields[0].well}_s${fs.fields[0].site}_100_100`, `${fs.fields[0].plate}_${fs.fields[0].well}_s${fs.fields[0].site}_150_121`]);
+  assert.deepEqual(
+    st.meta.map((m) => m.crop_id),
+    [
+      `${fs.fields[0].plate}_${fs.fields[0].well}_s${fs.fields[0].site}_100_100`,
+      `${fs.fields[0].plate}_${fs.fields[0].well}_s${fs.fields[0].site}_150_121`,
+    ],
+  );
 });
 
 test('the synthetic screen (BBBC021 layout) goes through the same readers and crop pipeline; ground-truth ids match', async () => {
@@ -156,7 +239,17 @@ test('the synthetic screen (BBBC021 layout) goes through the same readers and cr
   const { readCellProfilerCentres } = await import('../../src/data/nuclei/cellprofiler.js');
   const { readDataset } = await import('../../src/data/datasets/index.js');
   const dir = mkdtempSync(join(tmpdir(), 'qcb-synth-'));
-  await synthesizeScreen({ domain: 'mcf7', out: dir, plates: 1, wells: 1, sites: 2, width: 400, height: 320, workers: 1, seed: 3 });
+  await synthesizeScreen({
+    domain: 'mcf7',
+    out: dir,
+    plates: 1,
+    wells: 1,
+    sites: 2,
+    width: 400,
+    height: 320,
+    workers: 1,
+    seed: 3,
+  });
   const fs = readDataset('bbbc021', { root: dir });
   assert.equal(fs.fields.length, 2);
   assert.equal(fs.skipped.length, 0);
@@ -165,7 +258,11 @@ test('the synthetic screen (BBBC021 layout) goes through the same readers and cr
   const r = await extractCrops({ fieldSet: fs, out: join(out, 's'), workers: 0, log: quiet, size: 64, centres });
   assert.ok(r.crops > 5, `${r.crops} crops`);
   const st = await openCropStore(join(out, 's'));
-  const gt = readFileSync(join(dir, 'ground_truth.csv'), 'utf8').split('\n').slice(1).filter(Boolean).map((l) => l.split(',')[0]);
+  const gt = readFileSync(join(dir, 'ground_truth.csv'), 'utf8')
+    .split('\n')
+    .slice(1)
+    .filter(Boolean)
+    .map((l) => l.split(',')[0]);
   const inStore = new Set(st.meta.map((m) => m.crop_id));
   const matched = gt.filter((id) => inStore.has(id)).length;
   assert.ok(matched >= 0.5 * st.count, `${matched} of ${st.count} crop ids are ground-truth ids`);

@@ -21,14 +21,35 @@ const annFile = join(dir, 'annotations.csv');
 
 async function setup(): Promise<void> {
   const d = synthCrops(96, S, 7);
-  const w = await CropStoreWriter.create(storePath, { channels: ['Ph_golgi', 'Mito', 'Hoechst'], size: S, dataset: 'synthetic' });
+  const w = await CropStoreWriter.create(storePath, {
+    channels: ['Ph_golgi', 'Mito', 'Hoechst'],
+    size: S,
+    dataset: 'synthetic',
+  });
   const ids = d.labels.map((_, i) => `P1_B02_s1_${100 + i}_${200 + i}`);
   await w.append(
     d.crops.data,
-    ids.map((id, i) => ({ crop_id: id, plate: 'P1', well: 'B02', site: 1, field_id: 'P1_B02_s1', x: 100 + i, y: 200 + i, area: 0, source_files: '', metadata: {} })),
+    ids.map((id, i) => ({
+      crop_id: id,
+      plate: 'P1',
+      well: 'B02',
+      site: 1,
+      field_id: 'P1_B02_s1',
+      x: 100 + i,
+      y: 200 + i,
+      area: 0,
+      source_files: '',
+      metadata: {},
+    })),
   );
   await w.finish();
-  const rows: Annotation[] = ids.map((id, i) => ({ crop_id: id, label: d.labels[i] as 'normal' | 'abnormal', artefact_type: d.labels[i] === 'abnormal' ? d.types[i] : 'none', split: i < 64 ? 'train' : 'test', source: 'synthetic-ground-truth' }));
+  const rows: Annotation[] = ids.map((id, i) => ({
+    crop_id: id,
+    label: d.labels[i] as 'normal' | 'abnormal',
+    artefact_type: d.labels[i] === 'abnormal' ? d.types[i] : 'none',
+    split: i < 64 ? 'train' : 'test',
+    source: 'synthetic-ground-truth',
+  }));
   writeAnnotations(annFile, rows);
 }
 const ready = setup();
@@ -37,7 +58,27 @@ test('eval: kNN on an ONNX file encoder prints weighted metrics and writes predi
   await ready;
   const out = join(dir, 'knn.json');
   const preds = join(dir, 'knn.csv');
-  const code = await evalCmd.run(['--encoder', join(FIX, 'vgg_small_tv.onnx'), '--task', 'knn', '--annotations', annFile, '--store', storePath, '--out', out, '--predictions', preds, '--threads', '1', '--bootstrap', '200'], ctx);
+  const code = await evalCmd.run(
+    [
+      '--encoder',
+      join(FIX, 'vgg_small_tv.onnx'),
+      '--task',
+      'knn',
+      '--annotations',
+      annFile,
+      '--store',
+      storePath,
+      '--out',
+      out,
+      '--predictions',
+      preds,
+      '--threads',
+      '1',
+      '--bootstrap',
+      '200',
+    ],
+    ctx,
+  );
   assert.equal(code, 0);
   const r = JSON.parse(readFileSync(out, 'utf8'));
   assert.equal(r.task, 'knn');
@@ -54,12 +95,71 @@ test('eval: kNN on an ONNX file encoder prints weighted metrics and writes predi
   assert.equal(lines.length, 33);
   const confusionTotal = r.metrics.confusion.flat().reduce((a: number, b: number) => a + b, 0);
   assert.equal(confusionTotal, 32);
+  // the readable report (strings only are captured: the test runner's own binary reports pass through)
+  const orig = process.stdout.write.bind(process.stdout);
+  let text = '';
+  process.stdout.write = ((c: string | Uint8Array, ...rest: unknown[]) => {
+    if (typeof c === 'string') {
+      text += c;
+      return true;
+    }
+    return (orig as (c: Uint8Array, ...r: unknown[]) => boolean)(c, ...rest);
+  }) as typeof process.stdout.write;
+  try {
+    await evalCmd.run(
+      [
+        '--encoder',
+        join(FIX, 'vgg_small_tv.onnx'),
+        '--task',
+        'knn',
+        '--annotations',
+        annFile,
+        '--store',
+        storePath,
+        '--threads',
+        '1',
+        '--bootstrap',
+        '100',
+      ],
+      ctx,
+    );
+  } finally {
+    process.stdout.write = orig;
+  }
+  assert.match(text, new RegExp(`^accuracy  ${r.metrics.accuracy.toFixed(2)}  \\[`, 'm'));
+  assert.match(text, /^F1 {8}\d+\.\d\d/m);
+  assert.match(text, /^confusion normal: \d+\/\d+ {2}abnormal: \d+\/\d+/m);
 });
 
 test('eval: linear task with a label budget and the line search on the training split', async () => {
   await ready;
   const out = join(dir, 'linear.json');
-  const code = await evalCmd.run(['--encoder', join(FIX, 'vgg_small_tv.onnx'), '--task', 'linear', '--annotations', annFile, '--store', storePath, '--budget', '40', '--seed', '2', '--epochs', '30', '--line-search', '--out', out, '--threads', '1', '--bootstrap', '0'], ctx);
+  const code = await evalCmd.run(
+    [
+      '--encoder',
+      join(FIX, 'vgg_small_tv.onnx'),
+      '--task',
+      'linear',
+      '--annotations',
+      annFile,
+      '--store',
+      storePath,
+      '--budget',
+      '40',
+      '--seed',
+      '2',
+      '--epochs',
+      '30',
+      '--line-search',
+      '--out',
+      out,
+      '--threads',
+      '1',
+      '--bootstrap',
+      '0',
+    ],
+    ctx,
+  );
   assert.equal(code, 0);
   const r = JSON.parse(readFileSync(out, 'utf8'));
   assert.equal(r.metrics.n_train, 40);
@@ -74,17 +174,35 @@ test('eval: linear task with a label budget and the line search on the training 
 test('eval: ImageNet encoder without weights fails with QCB_WEIGHTS_MISSING and the fetch command; unknown ids are named', async () => {
   await ready;
   const empty = mkdtempSync(join(tmpdir(), 'qcb-now-'));
-  await assert.rejects(evalCmd.run(['--encoder', 'vgg16', '--task', 'knn', '--annotations', annFile, '--store', storePath, '--weights', empty], ctx), (e: unknown) => {
-    assert.ok(e instanceof QcbError);
-    assert.equal(e.code, 'QCB_WEIGHTS_MISSING');
-    assert.match(e.context.fix!, /qcbench weights fetch vgg16/);
-    return true;
-  });
+  await assert.rejects(
+    evalCmd.run(
+      ['--encoder', 'vgg16', '--task', 'knn', '--annotations', annFile, '--store', storePath, '--weights', empty],
+      ctx,
+    ),
+    (e: unknown) => {
+      assert.ok(e instanceof QcbError);
+      assert.equal(e.code, 'QCB_WEIGHTS_MISSING');
+      assert.match(e.context.fix!, /qcbench weights fetch vgg16/);
+      return true;
+    },
+  );
   const bad = join(dir, 'bad.csv');
   writeFileSync(bad, `${readFileSync(annFile, 'utf8')}P9_Z99_s1_1_1,normal,none,test,manual:x\n`);
-  await assert.rejects(evalCmd.run(['--encoder', join(FIX, 'vgg_small_tv.onnx'), '--task', 'knn', '--annotations', bad, '--store', storePath], ctx), (e: unknown) => e instanceof QcbError && e.code === 'QCB_ANNOTATIONS' && /P9_Z99_s1_1_1/.test(e.message));
-  await assert.rejects(evalCmd.run(['--encoder', 'resnet-18', '--task', 'knn', '--annotations', annFile, '--store', storePath], ctx), (e: unknown) => e instanceof QcbError && e.code === 'QCB_UNKNOWN_NAME' && /resnet18/.test(e.context.fix!));
-  await assert.rejects(evalCmd.run(['--encoder', 'resnet18', '--task', 'linaer', '--annotations', annFile, '--store', storePath], ctx), (e: unknown) => e instanceof QcbError && e.code === 'QCB_UNKNOWN_NAME' && /linear/.test(e.context.fix!));
+  await assert.rejects(
+    evalCmd.run(
+      ['--encoder', join(FIX, 'vgg_small_tv.onnx'), '--task', 'knn', '--annotations', bad, '--store', storePath],
+      ctx,
+    ),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_ANNOTATIONS' && /P9_Z99_s1_1_1/.test(e.message),
+  );
+  await assert.rejects(
+    evalCmd.run(['--encoder', 'resnet-18', '--task', 'knn', '--annotations', annFile, '--store', storePath], ctx),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_UNKNOWN_NAME' && /resnet18/.test(e.context.fix!),
+  );
+  await assert.rejects(
+    evalCmd.run(['--encoder', 'resnet18', '--task', 'linaer', '--annotations', annFile, '--store', storePath], ctx),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_UNKNOWN_NAME' && /linear/.test(e.context.fix!),
+  );
 });
 
 test('channels: the paper RGB composite is picked by name from a Cell Painting store', () => {
@@ -92,10 +210,51 @@ test('channels: the paper RGB composite is picked by name from a Cell Painting s
   assert.deepEqual(chooseChannels(names), [3, 2, 1]);
   assert.deepEqual(chooseChannels(['DAPI', 'Tubulin', 'Actin']), [0, 1, 2]);
   assert.deepEqual(chooseChannels(names, ['er', 'syto', 'hoechst']), [0, 4, 1]);
-  assert.throws(() => chooseChannels(['A', 'B', 'C', 'D']), (e: unknown) => e instanceof QcbError && e.code === 'QCB_STORE' && /--channels/.test(e.context.fix!));
+  assert.throws(
+    () => chooseChannels(['A', 'B', 'C', 'D']),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_STORE' && /--channels/.test(e.context.fix!),
+  );
   const data = Uint8Array.from({ length: 2 * 5 * 4 }, (_, i) => i);
   const p = pickChannels(data, 2, 5, 2, [3, 2, 1]);
   assert.equal(p.channels, 3);
   assert.deepEqual([...p.data.subarray(0, 4)], [12, 13, 14, 15]);
   assert.deepEqual([...p.data.subarray(12, 16)], [32, 33, 34, 35]);
+});
+
+test('eval: the FractalDB encoder is pretrained on the fly (settings from --encoder-opt), cached, labelled synthetic', async () => {
+  await ready;
+  const out = join(dir, 'fdb.json');
+  const cache = join(dir, 'cache');
+  const args = [
+    '--encoder',
+    'resnet18-fractaldb',
+    '--task',
+    'knn',
+    '--annotations',
+    annFile,
+    '--store',
+    storePath,
+    '--out',
+    out,
+    '--cache',
+    cache,
+    '--threads',
+    '1',
+    '--bootstrap',
+    '0',
+  ];
+  for (const kv of ['categories=3', 'instances=4', 'epochs=1', 'batch_size=6', 'width=4'])
+    args.push('--encoder-opt', kv);
+  assert.equal(await evalCmd.run(args, ctx), 0);
+  const r = JSON.parse(readFileSync(out, 'utf8'));
+  assert.equal(r.encoder.kind, 'supervised-synthetic');
+  assert.equal(r.encoder.dim, 32);
+  assert.match(r.encoder.source.pretraining, /not ImageNet/);
+  assert.equal(r.encoder.source.cached, false);
+  assert.equal(await evalCmd.run(args, ctx), 0);
+  assert.equal(JSON.parse(readFileSync(out, 'utf8')).encoder.source.cached, true);
+  await assert.rejects(
+    evalCmd.run([...args, '--encoder-opt', 'nokv'], ctx),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_USAGE',
+  );
 });

@@ -22,7 +22,11 @@ test('finetune: the whole exported VGG encoder trains, its loss falls and it bea
   const eg = loadOnnxEncoder(join(FIX, 'vgg_small_tv.onnx'), S);
   const train = selectCrops(data.crops, trainRows);
   const labels = trainRows.map((i) => data.labels[i]);
-  const m = await trainFinetune(eg, IMAGENET_PREPROCESS, train, labels, { seed: 1, threads: 2, settings: { epochs: 8, batch_size: 16, lr: 0.01, milestones: [5] } });
+  const m = await trainFinetune(eg, IMAGENET_PREPROCESS, train, labels, {
+    seed: 1,
+    threads: 2,
+    settings: { epochs: 8, batch_size: 16, lr: 0.01, milestones: [5] },
+  });
   assert.equal(m.lossCurve.length, 8);
   const early = (m.lossCurve[0] + m.lossCurve[1]) / 2;
   const late = (m.lossCurve[6] + m.lossCurve[7]) / 2;
@@ -32,7 +36,10 @@ test('finetune: the whole exported VGG encoder trains, its loss falls and it bea
   const w1 = m.graph.initializers.get('0.0.weight')!.data as Float32Array;
   assert.ok(w0.some((v, i) => Math.abs(v - w1[i]) > 1e-7));
   const p = await predictFinetune(m, selectCrops(data.crops, testRows), { threads: 2 });
-  const acc = accuracy(testRows.map((i) => data.labels[i]), p.pred);
+  const acc = accuracy(
+    testRows.map((i) => data.labels[i]),
+    p.pred,
+  );
   assert.ok(acc > 60, `test accuracy ${acc}% on a balanced test set`);
 });
 
@@ -50,7 +57,10 @@ test('finetune task: an engine ResNet18 (BatchNorm in training mode) lowers its 
   const c = out.lossCurve!;
   assert.ok(c[c.length - 1] < c[0], `loss ${c[0]} → ${c[c.length - 1]}`);
   assert.equal(out.pred.length, 64);
-  const acc = accuracy(testRows.map((i) => data.labels[i]), out.pred);
+  const acc = accuracy(
+    testRows.map((i) => data.labels[i]),
+    out.pred,
+  );
   assert.ok(acc > 60, `test accuracy ${acc}%`);
   assert.ok(out.score.every((s) => s >= 0 && s <= 1 && Number.isFinite(s)));
   assert.equal(out.settings.epochs, 8);

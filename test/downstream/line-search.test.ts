@@ -21,18 +21,27 @@ test('line search: the validation split is carved from the training set only, st
     },
   });
   assert.equal(r.best, 0.001);
-  assert.deepEqual(r.scores.map((s) => s.value), [0.01, 0.001, 0.0001]);
+  assert.deepEqual(
+    r.scores.map((s) => s.value),
+    [0.01, 0.001, 0.0001],
+  );
   assert.equal(seen.length, 3);
   for (const s of seen) {
     const all = [...s.fit, ...s.val];
-    assert.ok(all.every((i) => Number.isInteger(i) && i >= 0 && i < labels.length), 'only training rows');
+    assert.ok(
+      all.every((i) => Number.isInteger(i) && i >= 0 && i < labels.length),
+      'only training rows',
+    );
     assert.equal(new Set(all).size, labels.length, 'fit ∪ val = training set, disjoint');
     assert.equal(s.val.filter((i) => labels[i] === 'abnormal').length, 2); // ⌈0.2·10⌉
     assert.equal(s.val.filter((i) => labels[i] === 'normal').length, 4); // ⌈0.2·20⌉
   }
   assert.deepEqual(stratifiedSplit(labels, 0.2, 3), stratifiedSplit(labels, 0.2, 3));
   assert.notDeepEqual(stratifiedSplit(labels, 0.2, 3).val, stratifiedSplit(labels, 0.2, 4).val);
-  await assert.rejects(lineSearch({ labels: ['normal', 'abnormal'], grid: [0.1], seed: 0, evaluate: async () => [] }), (e: unknown) => e instanceof QcbError && e.code === 'QCB_ANNOTATIONS');
+  await assert.rejects(
+    lineSearch({ labels: ['normal', 'abnormal'], grid: [0.1], seed: 0, evaluate: async () => [] }),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_ANNOTATIONS',
+  );
 });
 
 test('line search in the linear task: test features are never read while choosing the learning rate', async () => {
@@ -56,7 +65,11 @@ test('line search in the linear task: test features are never read while choosin
     eg: undefined as never,
     preprocess: { mean: [0, 0, 0], std: [1, 1, 1] },
     train: { crops: { data: new Uint8Array(0), n, channels: 3, size: 1 }, labels, ids: labels.map((_, i) => `t${i}`) },
-    test: { crops: { data: new Uint8Array(0), n: 10, channels: 3, size: 1 }, labels: Array(10).fill('normal'), ids: [] },
+    test: {
+      crops: { data: new Uint8Array(0), n: 10, channels: 3, size: 1 },
+      labels: Array(10).fill('normal'),
+      ids: [],
+    },
     seed: 1,
     settings: { epochs: 20 },
     lineSearch: { enabled: true, val_fraction: 0.25, lr: [0.1, 0.01] },
@@ -64,7 +77,11 @@ test('line search in the linear task: test features are never read while choosin
     threads: 1,
   });
   assert.ok(out.lineSearch);
-  assert.equal(out.lineSearch.valRows.length, Math.ceil(0.25 * labels.filter((l) => l === 'abnormal').length) + Math.ceil(0.25 * labels.filter((l) => l === 'normal').length));
+  assert.equal(
+    out.lineSearch.valRows.length,
+    Math.ceil(0.25 * labels.filter((l) => l === 'abnormal').length) +
+      Math.ceil(0.25 * labels.filter((l) => l === 'normal').length),
+  );
   assert.ok(out.lineSearch.valRows.every((i) => i < n));
   assert.equal(out.settings.lr, out.lineSearch.best);
   // the test features were read exactly once: by the final prediction, after the search

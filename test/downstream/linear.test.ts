@@ -16,14 +16,19 @@ test('linear: one SGD step equals the hand-computed cross-entropy gradient step 
   const x: Features = { data: Float32Array.from([1, 2, -1, 0.5, 0, 1, -2, 1, 0.5]), rows: 3, cols: 3 };
   const labels = ['normal', 'abnormal', 'abnormal'];
   const lr = 0.1;
-  const m = await trainLinear(x, labels, { seed: 4, settings: { epochs: 1, batch_size: 3, lr, momentum: 0.9, milestones: [] } });
+  const m = await trainLinear(x, labels, {
+    seed: 4,
+    settings: { epochs: 1, batch_size: 3, lr, momentum: 0.9, milestones: [] },
+  });
   const { weight, bias } = linearInit(3, 2, 4);
   const w = weight.data as Float32Array;
   const b = bias.data as Float32Array;
   const gw = new Float64Array(6);
   const gb = new Float64Array(2);
   for (let i = 0; i < 3; i++) {
-    const z = [0, 1].map((k) => b[k] + w[k * 3] * x.data[i * 3] + w[k * 3 + 1] * x.data[i * 3 + 1] + w[k * 3 + 2] * x.data[i * 3 + 2]);
+    const z = [0, 1].map(
+      (k) => b[k] + w[k * 3] * x.data[i * 3] + w[k * 3 + 1] * x.data[i * 3 + 1] + w[k * 3 + 2] * x.data[i * 3 + 2],
+    );
     const mx = Math.max(...z);
     const e = z.map((v) => Math.exp(v - mx));
     const p = e.map((v) => v / (e[0] + e[1]));
@@ -55,9 +60,14 @@ test('linear: the head learns a linearly separable labelling of real encoder fea
   const labels = proj.map((p) => (p >= med ? 'abnormal' : 'normal'));
   // standardise features (a frozen encoder's features often are), train on 64, test on 32
   const std = new Float64Array(f.cols);
-  for (let i = 0; i < f.rows; i++) for (let j = 0; j < f.cols; j++) std[j] += (f.data[i * f.cols + j] - mean[j]) ** 2 / f.rows;
+  for (let i = 0; i < f.rows; i++)
+    for (let j = 0; j < f.cols; j++) std[j] += (f.data[i * f.cols + j] - mean[j]) ** 2 / f.rows;
   const z = Float32Array.from(f.data, (v, k) => (v - mean[k % f.cols]) / Math.sqrt(std[k % f.cols] + 1e-12));
-  const take = (a: number, b: number): Features => ({ data: z.slice(a * f.cols, b * f.cols), rows: b - a, cols: f.cols });
+  const take = (a: number, b: number): Features => ({
+    data: z.slice(a * f.cols, b * f.cols),
+    rows: b - a,
+    cols: f.cols,
+  });
   const m = await trainLinear(take(0, 64), labels.slice(0, 64), { seed: 1, settings: { lr: 0.01 } });
   assert.equal(m.lossCurve.length, 150);
   assert.ok(m.lossCurve[149] < 0.5 * m.lossCurve[0], `loss ${m.lossCurve[0]} → ${m.lossCurve[149]}`);
@@ -68,6 +78,8 @@ test('linear: the head learns a linearly separable labelling of real encoder fea
   assert.ok(testAcc >= 80, `test accuracy ${testAcc}`);
   assert.ok(p.score.every((s) => s >= 0 && s <= 1));
   // the score orders the test set: abnormal rows score higher on average
-  const avg = (l: string) => p.score.filter((_, i) => labels[64 + i] === l).reduce((a, b) => a + b, 0) / p.score.filter((_, i) => labels[64 + i] === l).length;
+  const avg = (l: string) =>
+    p.score.filter((_, i) => labels[64 + i] === l).reduce((a, b) => a + b, 0) /
+    p.score.filter((_, i) => labels[64 + i] === l).length;
   assert.ok(avg('abnormal') > avg('normal'));
 });

@@ -21,7 +21,15 @@ export function synthCrops(n: number, size: number, seed: number): LabelledCrops
   const W = 320;
   const H = 256;
   for (let f = 0; f < 60 && (got.normal.length < perClass || got.abnormal.length < perClass); f++) {
-    const field = renderField({ profile, width: W, height: H, seed: seed * 1000 + f, densityMultiplier: 1, abnormalFraction: 0.6, cropSize: size });
+    const field = renderField({
+      profile,
+      width: W,
+      height: H,
+      seed: seed * 1000 + f,
+      densityMultiplier: 1,
+      abnormalFraction: 0.6,
+      cropSize: size,
+    });
     for (const o of field.objects) {
       const x0 = o.x - size / 2;
       const y0 = o.y - size / 2;
@@ -30,15 +38,24 @@ export function synthCrops(n: number, size: number, seed: number): LabelledCrops
       const d = new Uint8Array(3 * size * size);
       order.forEach((ch, c) => {
         const img = field.channels[ch];
-        for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) d[c * size * size + y * size + x] = Math.min(255, img[(y0 + y) * W + x0 + x] >> (4 + profile.bitShift));
+        for (let y = 0; y < size; y++)
+          for (let x = 0; x < size; x++)
+            d[c * size * size + y * size + x] = Math.min(255, img[(y0 + y) * W + x0 + x] >> (4 + profile.bitShift));
       });
       got[o.label].push({ data: d, type: o.artefact });
     }
   }
   const items: { data: Uint8Array; type: string; label: string }[] = [];
-  for (let i = 0; i < perClass; i++) for (const l of ['normal', 'abnormal']) if (got[l][i]) items.push({ ...got[l][i], label: l });
+  for (let i = 0; i < perClass; i++)
+    for (const l of ['normal', 'abnormal']) if (got[l][i]) items.push({ ...got[l][i], label: l });
   const take = items.slice(0, n);
   const data = new Uint8Array(take.length * 3 * size * size);
-  take.forEach((t, i) => data.set(t.data, i * 3 * size * size));
-  return { crops: { data, n: take.length, channels: 3, size }, labels: take.map((t) => t.label), types: take.map((t) => t.type) };
+  take.forEach((t, i) => {
+    data.set(t.data, i * 3 * size * size);
+  });
+  return {
+    crops: { data, n: take.length, channels: 3, size },
+    labels: take.map((t) => t.label),
+    types: take.map((t) => t.type),
+  };
 }

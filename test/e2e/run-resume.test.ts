@@ -37,7 +37,7 @@ data:
       format: synthetic
       root: screen
       annotations: ann.csv
-      synth: { domain: u2os, wells: 4, sites: 2, width: 320, height: 256, seed: 3, abnormal_fraction: 0.4 }
+      synth: { domain: u2os, wells: 4, sites: 2, width: 320, height: 256, seed: 3, abnormal_fraction: 0.4, crop_size: 32 }
 tasks:
   linear: { epochs: 6, milestones: [4] }
 metrics: { bootstrap: 50 }

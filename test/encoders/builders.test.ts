@@ -64,7 +64,8 @@ test('convnext builder: the torchvision fixture weights, renamed to timm names, 
   assert.deepEqual(unused, []);
   const ref = readReference(join(FIX, 'convnext_small_tv.ref.json'));
   const s = await loadSession(b.build(), { intraOpNumThreads: 1 });
-  const got = (await s.run({ input: ortF32(ref.input.data, ref.input.shape) }, ['features'])).features.data as Float32Array;
+  const got = (await s.run({ input: ortF32(ref.input.data, ref.input.shape) }, ['features'])).features
+    .data as Float32Array;
   const err = maxRelError(got, ref.features.data);
   assert.ok(err < 1e-4, `relative error ${err}`);
 });
@@ -79,8 +80,15 @@ test('imagenet: convnext_tiny safetensors with torchvision names load onto the b
     k
       .replace(/^stem\.(\d)/, 'features.0.$1')
       .replace(/^stages\.(\d+)\.downsample\.(\d)/, (_m, s, j) => `features.${2 * Number(s)}.${j}`)
-      .replace(/^stages\.(\d+)\.blocks\.(\d+)\.(conv_dw|norm|mlp\.fc1|mlp\.fc2)/, (_m, s, k2, sub) => `features.${2 * Number(s) + 1}.${k2}.block.${{ conv_dw: 0, norm: 2, 'mlp.fc1': 3, 'mlp.fc2': 5 }[sub as 'norm']}`)
-      .replace(/^stages\.(\d+)\.blocks\.(\d+)\.gamma$/, (_m, s, k2) => `features.${2 * Number(s) + 1}.${k2}.layer_scale`)
+      .replace(
+        /^stages\.(\d+)\.blocks\.(\d+)\.(conv_dw|norm|mlp\.fc1|mlp\.fc2)/,
+        (_m, s, k2, sub) =>
+          `features.${2 * Number(s) + 1}.${k2}.block.${{ conv_dw: 0, norm: 2, 'mlp.fc1': 3, 'mlp.fc2': 5 }[sub as 'norm']}`,
+      )
+      .replace(
+        /^stages\.(\d+)\.blocks\.(\d+)\.gamma$/,
+        (_m, s, k2) => `features.${2 * Number(s) + 1}.${k2}.layer_scale`,
+      )
       .replace(/^head\.norm/, 'classifier.0');
   for (const n of r.params) {
     const t = b.graph.initializers.get(n)!;
@@ -93,6 +101,32 @@ test('imagenet: convnext_tiny safetensors with torchvision names load onto the b
   const eg = await loadImageNetEncoder('convnext_tiny', { cropSize: 32, seed: 0, weightsDir: dir });
   assert.equal(eg.dim, 768);
   assert.equal(eg.source.format, 'safetensors');
-  assert.deepEqual(eg.graph.initializers.get('stages.2.blocks.8.mlp.fc1.weight')!.data, b.graph.initializers.get('stages.2.blocks.8.mlp.fc1.weight')!.data);
+  assert.deepEqual(
+    eg.graph.initializers.get('stages.2.blocks.8.mlp.fc1.weight')!.data,
+    b.graph.initializers.get('stages.2.blocks.8.mlp.fc1.weight')!.data,
+  );
   assert.deepEqual(eg.graph.initializers.get('stages.3.blocks.2.gamma')!.dims, [768]);
+});
+
+test('vgg builder: the torchvision VGG fixture weights give the features torch computed', async () => {
+  const g = importOnnx(join(FIX, 'vgg_small_tv.onnx'));
+  const conv = [...g.initializers].filter(([k]) => /^0\.\d+\.weight$/.test(k));
+  // rebuild the fixture's layer list from its conv indices: a gap of 3 between convs means a max pool in between
+  const idx = conv.map(([k]) => Number(k.split('.')[1]));
+  const cfg: (number | 'M')[] = [];
+  idx.forEach((i, j) => {
+    cfg.push(conv[j][1].dims[0]);
+    if ((idx[j + 1] ?? i + 3) - i === 3) cfg.push('M');
+  });
+  const b = new GraphBuilder('vgg_small');
+  const r = buildVgg16(b, b.input('input', 'float32', ['N', 3, 64, 64]), { seed: 0, cfg });
+  b.output(r.features, 'features');
+  const sd = new Map<string, Tensor>();
+  for (const [k, t] of g.initializers) if (/^0\.\d+\.(weight|bias)$/.test(k)) sd.set(`features.${k.slice(2)}`, t);
+  assert.deepEqual(applyStateDict(b.graph, { tensors: sd, metadata: {} }, r.params, 'fixture'), []);
+  const ref = readReference(join(FIX, 'vgg_small_tv.ref.json'));
+  const s = await loadSession(b.build(), { intraOpNumThreads: 1 });
+  const got = (await s.run({ input: ortF32(ref.input.data, ref.input.shape) }, ['features'])).features
+    .data as Float32Array;
+  assert.ok(maxRelError(got, ref.features.data) < 1e-4);
 });

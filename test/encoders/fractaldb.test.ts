@@ -28,7 +28,9 @@ test('fractal: images are deterministic by seed and distinct per category and pe
   // every image draws a visible attractor
   for (let k = 0; k < 12; k++) assert.ok(img(k).filter((v) => v > 0).length > 0.03 * per, `image ${k} is nearly empty`);
   // categories differ from each other; instances of a category vary
-  for (let c1 = 0; c1 < 4; c1++) for (let c2 = c1 + 1; c2 < 4; c2++) assert.ok(diff(img(3 * c1), img(3 * c2)) > 5, `categories ${c1} and ${c2} look alike`);
+  for (let c1 = 0; c1 < 4; c1++)
+    for (let c2 = c1 + 1; c2 < 4; c2++)
+      assert.ok(diff(img(3 * c1), img(3 * c2)) > 5, `categories ${c1} and ${c2} look alike`);
   assert.ok(diff(img(0), img(1)) > 0, 'instances vary');
   // accepted systems meet the filling-rate filter
   for (const cat of a.categories) assert.ok(cat.fill >= 0.12);

@@ -31,8 +31,16 @@ async function features(g: Parameters<typeof loadSession>[0], x: Float32Array, d
 }
 
 test('imagenet: fixture ONNX files load under the expected names and give the features torch computed', async () => {
-  const dir = weightsDirWith({ 'resnet18.onnx': 'resnet18_tv.onnx', 'vgg16.onnx': 'vgg_small_tv.onnx', 'convnext_tiny.onnx': 'convnext_small_tv.onnx' });
-  const expect = { resnet18: ['resnet18_tv', 512], vgg16: ['vgg_small_tv', 128], convnext_tiny: ['convnext_small_tv', 192] } as const;
+  const dir = weightsDirWith({
+    'resnet18.onnx': 'resnet18_tv.onnx',
+    'vgg16.onnx': 'vgg_small_tv.onnx',
+    'convnext_tiny.onnx': 'convnext_small_tv.onnx',
+  });
+  const expect = {
+    resnet18: ['resnet18_tv', 512],
+    vgg16: ['vgg_small_tv', 128],
+    convnext_tiny: ['convnext_small_tv', 192],
+  } as const;
   for (const [name, [fix, dim]] of Object.entries(expect)) {
     const eg = await loadImageNetEncoder(name as keyof typeof WEIGHTS, { cropSize: 64, seed: 0, weightsDir: dir });
     assert.equal(eg.dim, dim, name);
@@ -88,18 +96,24 @@ test('imagenet: a VGG-style head (map with spatial extent → Flatten → MLP) i
   assert.equal(eg.graph.inputs[0].name, 'input');
   const f = await features(eg.graph, randn([3, 3, 24, 24], 1, 8).data as Float32Array, [3, 3, 24, 24]);
   assert.equal(f.length, 3 * 8);
-  assert.ok(f.every((v) => v >= 0), 'mean of ReLU outputs');
+  assert.ok(
+    f.every((v) => v >= 0),
+    'mean of ReLU outputs',
+  );
 });
 
 test('imagenet: missing weights throw QCB_WEIGHTS_MISSING naming the folder and the fix command', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'qcb-empty-'));
-  await assert.rejects(loadImageNetEncoder('convnext_tiny', { cropSize: 64, seed: 0, weightsDir: dir }), (e: unknown) => {
-    assert.ok(e instanceof QcbError);
-    assert.equal(e.code, 'QCB_WEIGHTS_MISSING');
-    assert.match(e.context.fix!, /qcbench weights fetch convnext_tiny/);
-    assert.ok(e.message.includes(dir));
-    return true;
-  });
+  await assert.rejects(
+    loadImageNetEncoder('convnext_tiny', { cropSize: 64, seed: 0, weightsDir: dir }),
+    (e: unknown) => {
+      assert.ok(e instanceof QcbError);
+      assert.equal(e.code, 'QCB_WEIGHTS_MISSING');
+      assert.match(e.context.fix!, /qcbench weights fetch convnext_tiny/);
+      assert.ok(e.message.includes(dir));
+      return true;
+    },
+  );
 });
 
 test('imagenet: timm/torchvision safetensors map onto the engine ResNet18 by state_dict name', async () => {
@@ -113,11 +127,36 @@ test('imagenet: timm/torchvision safetensors map onto the engine ResNet18 by sta
   const eg = await loadImageNetEncoder('resnet18', { cropSize: 32, seed: 0, weightsDir: dir });
   assert.equal(eg.source.format, 'safetensors');
   assert.deepEqual(eg.source.unused_tensors, ['fc.weight', 'fc.bias']);
-  assert.deepEqual(eg.graph.initializers.get('layer3.0.conv1.weight')!.data, graph.initializers.get('layer3.0.conv1.weight')!.data);
+  assert.deepEqual(
+    eg.graph.initializers.get('layer3.0.conv1.weight')!.data,
+    graph.initializers.get('layer3.0.conv1.weight')!.data,
+  );
   assert.equal(eg.params!.length, 60);
   assert.equal(eg.bnNodes!.length, 20);
   // a truncated download is a format error, not a crash
   const bytes = readFileSync(join(dir, WEIGHTS.resnet18.safetensors));
   writeFileSync(join(dir, WEIGHTS.resnet18.safetensors), bytes.subarray(0, bytes.length - 1000));
-  await assert.rejects(loadImageNetEncoder('resnet18', { cropSize: 32, seed: 0, weightsDir: dir }), (e: unknown) => e instanceof QcbError && e.code === 'QCB_FILE_FORMAT');
+  await assert.rejects(
+    loadImageNetEncoder('resnet18', { cropSize: 32, seed: 0, weightsDir: dir }),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_FILE_FORMAT',
+  );
+});
+
+test('imagenet: an export with a hard-coded flatten size keeps its input size; crops are resized to it', async () => {
+  const { extractFeatures } = await import('../../src/downstream/features.js');
+  const b = new GraphBuilder('fixed');
+  const x = b.input('x', 'float32', ['batch', 3, 16, 16]);
+  const c = b.relu(
+    b.conv(x, b.param('c.weight', randn([2, 3, 3, 3], 0.3, 5)), undefined, { pads: [1, 1, 1, 1], strides: [2, 2] }),
+  );
+  b.output(b.reshape(c, [-1, 2 * 8 * 8]), 'features');
+  const dir = mkdtempSync(join(tmpdir(), 'qcb-fixed-'));
+  writeFileSync(join(dir, 'f.onnx'), exportOnnx(b.build()));
+  const eg = loadOnnxEncoder(join(dir, 'f.onnx'), 32);
+  assert.equal(eg.inputSize, 16);
+  assert.equal(eg.dim, 128);
+  const crops = { data: Uint8Array.from({ length: 2 * 3 * 32 * 32 }, (_, i) => i % 251), n: 2, channels: 3, size: 32 };
+  const f = await extractFeatures(eg, { mean: [0, 0, 0], std: [1, 1, 1] }, crops, { threads: 1 });
+  assert.equal(f.rows, 2);
+  assert.equal(f.data.length, 2 * 128);
 });

@@ -16,7 +16,9 @@ import { ENCODERS as CATALOG, SSL_METHODS } from '../../src/protocol/catalog.js'
 const FIX = fileURLToPath(new URL('../../../shared/fixtures/onnx/', import.meta.url));
 
 test('registry: every catalogue encoder is registered with its label, kind and width (second-order pair excepted)', () => {
-  const expected = Object.keys(CATALOG).filter((n) => n !== 'soq-cnn' && n !== 'foq-cnn').sort();
+  const expected = Object.keys(CATALOG)
+    .filter((n) => n !== 'soq-cnn' && n !== 'foq-cnn')
+    .sort();
   assert.deepEqual(Object.keys(ENCODERS).sort(), expected);
   for (const [name, e] of Object.entries(ENCODERS)) {
     const c = CATALOG[name as keyof typeof CATALOG];
@@ -29,13 +31,26 @@ test('registry: every catalogue encoder is registered with its label, kind and w
   for (const m of SSL_METHODS) assert.equal(ENCODERS[m].kind, 'ssl');
   assert.deepEqual(
     ['vgg16', 'resnet18', 'convnext_tiny'].map((n) => [ENCODERS[n as 'vgg16'].dim, ENCODERS[n as 'vgg16'].preprocess]),
-    [[512, IMAGENET_PREPROCESS], [512, IMAGENET_PREPROCESS], [768, IMAGENET_PREPROCESS]],
+    [
+      [512, IMAGENET_PREPROCESS],
+      [512, IMAGENET_PREPROCESS],
+      [768, IMAGENET_PREPROCESS],
+    ],
   );
 });
 
 test('registry: unknown names suggest the closest; SSL names need the pretraining output', async () => {
-  assert.throws(() => resolveEncoder('convnext'), (e: unknown) => e instanceof QcbError && e.code === 'QCB_UNKNOWN_NAME' && /convnext_tiny/.test(e.context.fix!));
-  await assert.rejects(ENCODERS.simclr.load({ cropSize: 32, seed: 0 }), (e: unknown) => e instanceof QcbError && e.code === 'QCB_FILE_NOT_FOUND' && /qcbench pretrain --method simclr/.test(e.context.fix!));
+  assert.throws(
+    () => resolveEncoder('convnext'),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_UNKNOWN_NAME' && /convnext_tiny/.test(e.context.fix!),
+  );
+  await assert.rejects(
+    ENCODERS.simclr.load({ cropSize: 32, seed: 0 }),
+    (e: unknown) =>
+      e instanceof QcbError &&
+      e.code === 'QCB_FILE_NOT_FOUND' &&
+      /qcbench pretrain --method simclr/.test(e.context.fix!),
+  );
   const eg = await ENCODERS.swav.load({ cropSize: 64, seed: 0, pretrained: join(FIX, 'resnet18_tv.onnx') });
   assert.equal(eg.dim, 512);
   assert.equal(eg.source.method, 'swav');
@@ -51,13 +66,21 @@ test('registry: any ONNX file is an encoder; qcbench metadata sets its kind, lab
   const eg = await e.load({ cropSize: 32, seed: 0 });
   assert.equal(eg.dim, 192);
   const g = importOnnx(join(FIX, 'vgg_small_tv.onnx'));
-  const meta = { 'qcbench.kind': 'ssl', 'qcbench.label': 'My SimCLR', 'qcbench.preprocess.mean': '[0.1,0.2,0.3]', 'qcbench.preprocess.std': '[0.5,0.5,0.5]' };
+  const meta = {
+    'qcbench.kind': 'ssl',
+    'qcbench.label': 'My SimCLR',
+    'qcbench.preprocess.mean': '[0.1,0.2,0.3]',
+    'qcbench.preprocess.std': '[0.5,0.5,0.5]',
+  };
   writeFileSync(join(dir, 'ssl.onnx'), exportOnnx(g, { metadata: meta }));
   const s = resolveEncoder(join(dir, 'ssl.onnx'));
   assert.equal(s.kind, 'ssl');
   assert.equal(s.label, 'My SimCLR');
   assert.deepEqual(s.preprocess, { mean: [0.1, 0.2, 0.3], std: [0.5, 0.5, 0.5] });
-  assert.throws(() => resolveEncoder(join(dir, 'nope.onnx')), (e2: unknown) => e2 instanceof QcbError && e2.code === 'QCB_FILE_NOT_FOUND');
+  assert.throws(
+    () => resolveEncoder(join(dir, 'nope.onnx')),
+    (e2: unknown) => e2 instanceof QcbError && e2.code === 'QCB_FILE_NOT_FOUND',
+  );
 });
 
 test('random-resnet18: the untrained control is torchvision-initialised, seeded, N×512', async () => {
@@ -71,6 +94,8 @@ test('random-resnet18: the untrained control is torchvision-initialised, seeded,
   assert.notDeepEqual(a.graph.initializers.get('conv1.weight')!.data, c.graph.initializers.get('conv1.weight')!.data);
   assert.equal(ENCODERS['random-resnet18'].kind, 'control');
   const s = await loadSession(a.graph, { intraOpNumThreads: 1 });
-  const f = (await s.run({ input: ortF32(randn([2, 3, 32, 32], 1, 1).data as Float32Array, [2, 3, 32, 32]) }, ['features'])).features;
+  const f = (
+    await s.run({ input: ortF32(randn([2, 3, 32, 32], 1, 1).data as Float32Array, [2, 3, 32, 32]) }, ['features'])
+  ).features;
   assert.deepEqual(f.dims, [2, 512]);
 });

@@ -43,7 +43,7 @@ test('resnet18: torchvision initialisation (kaiming fan_out, BN 1/0, running 0/1
   const std = Math.sqrt(s / w.length - (m / w.length) ** 2);
   const expected = Math.sqrt(2 / (256 * 9));
   assert.ok(Math.abs(std / expected - 1) < 0.02, `std ${std} vs ${expected}`);
-  assert.ok(Math.abs(m / w.length) < 3 * expected / Math.sqrt(w.length) * 2);
+  assert.ok(Math.abs(m / w.length) < ((3 * expected) / Math.sqrt(w.length)) * 2);
   // different parameters draw different streams
   assert.notDeepEqual(w.slice(0, 16), (a.initializers.get('layer3.1.conv1.weight')!.data as Float32Array).slice(0, 16));
   assert.ok((a.initializers.get('layer1.0.bn1.weight')!.data as Float32Array).every((v) => v === 1));
@@ -74,7 +74,12 @@ test('resnet18: same features as torchvision resnet18 (fixture weights, BN folde
   const ref = readReference(`${FIX}resnet18_tv.ref.json`);
   const [n, c, h, w] = ref.input.shape;
   const { graph, result } = resnet18Graph({ seed: 3, cropSize: h });
-  const bnOf = (conv: string) => (conv === 'conv1' ? 'bn1' : conv.endsWith('downsample.0') ? conv.replace(/0$/, '1') : conv.replace(/conv(\d)$/, 'bn$1'));
+  const bnOf = (conv: string) =>
+    conv === 'conv1'
+      ? 'bn1'
+      : conv.endsWith('downsample.0')
+        ? conv.replace(/0$/, '1')
+        : conv.replace(/conv(\d)$/, 'bn$1');
   const mapped = new Set<string>();
   for (const node of tv.nodes.filter((x) => x.opType === 'Conv')) {
     const path = node.outputs[0].split('/').filter(Boolean);
@@ -95,7 +100,11 @@ test('resnet18: same features as torchvision resnet18 (fixture weights, BN folde
     };
     set(`${bn}.bias`, bias);
     // running_var = 1 − ε so that the BN is exactly y = x·1 + bias
-    set(`${bn}.running_var`, { dtype: 'float32', dims: bias.dims, data: new Float32Array(bias.dims[0]).fill(1 - 1e-5) });
+    set(`${bn}.running_var`, {
+      dtype: 'float32',
+      dims: bias.dims,
+      data: new Float32Array(bias.dims[0]).fill(1 - 1e-5),
+    });
     mapped.add(wName);
   }
   assert.equal(mapped.size, 20);

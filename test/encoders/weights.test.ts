@@ -42,7 +42,10 @@ test('weights check: reports ok / wrong size / missing per encoder with the fix,
   copyFileSync(join(FIX, 'vgg_small_tv.onnx'), join(dir, 'vgg16.onnx'));
   const { code, out } = await captureStdout(() => check.run(['--dir', dir, '--json'], ctx));
   assert.equal(code, 2);
-  const r = JSON.parse(out) as { ok: boolean; encoders: { name: string; status: string; dim?: number; fix?: string }[] };
+  const r = JSON.parse(out) as {
+    ok: boolean;
+    encoders: { name: string; status: string; dim?: number; fix?: string }[];
+  };
   assert.equal(r.ok, false);
   const by = Object.fromEntries(r.encoders.map((e) => [e.name, e]));
   assert.equal(by.resnet18.status, 'ok');
@@ -55,19 +58,25 @@ test('weights check: reports ok / wrong size / missing per encoder with the fix,
   const one = await captureStdout(() => check.run(['resnet18', '--dir', dir], ctx));
   assert.equal(one.code, 0);
   assert.match(one.out, /^ok\s+resnet18\s+512-d/m);
-  await assert.rejects(check.run(['resnet19', '--dir', dir], ctx), (e: unknown) => e instanceof QcbError && e.code === 'QCB_UNKNOWN_NAME' && /resnet18/.test(e.context.fix!));
+  await assert.rejects(
+    check.run(['resnet19', '--dir', dir], ctx),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_UNKNOWN_NAME' && /resnet18/.test(e.context.fix!),
+  );
 });
 
 test('weights fetch: offline (unreachable host) fails with QCB_DOWNLOAD, exit 1, and leaves no file', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'qcb-wfetch-'));
-  await assert.rejects(fetchCmd.run(['resnet18', '--dir', dir, '--url', 'http://127.0.0.1:9/model.safetensors'], ctx), (e: unknown) => {
-    assert.ok(e instanceof QcbError);
-    assert.equal(e.code, 'QCB_DOWNLOAD');
-    assert.equal(e.exitCode, 1);
-    assert.match(e.message, /offline/);
-    assert.match(e.context.fix!, /resnet18\.safetensors/);
-    return true;
-  });
+  await assert.rejects(
+    fetchCmd.run(['resnet18', '--dir', dir, '--url', 'http://127.0.0.1:9/model.safetensors'], ctx),
+    (e: unknown) => {
+      assert.ok(e instanceof QcbError);
+      assert.equal(e.code, 'QCB_DOWNLOAD');
+      assert.equal(e.exitCode, 1);
+      assert.match(e.message, /offline/);
+      assert.match(e.context.fix!, /resnet18\.safetensors/);
+      return true;
+    },
+  );
   assert.deepEqual(readdirSync(dir), []);
   await assert.rejects(fetchCmd.run([], ctx), (e: unknown) => e instanceof QcbError && e.code === 'QCB_USAGE');
 });
@@ -88,9 +97,15 @@ test('weights fetch: verifies what it downloads (truncated → refused), writes 
   const port = (server.address() as AddressInfo).port;
   try {
     const dir = mkdtempSync(join(tmpdir(), 'qcb-wdst-'));
-    await assert.rejects(fetchWeights('resnet18', { dir, url: `http://127.0.0.1:${port}/bad` }), (e: unknown) => e instanceof QcbError && e.code === 'QCB_DOWNLOAD' && /does not verify|at least/.test(e.message));
+    await assert.rejects(
+      fetchWeights('resnet18', { dir, url: `http://127.0.0.1:${port}/bad` }),
+      (e: unknown) => e instanceof QcbError && e.code === 'QCB_DOWNLOAD' && /does not verify|at least/.test(e.message),
+    );
     assert.deepEqual(readdirSync(dir), [], 'no partial file is left');
-    await assert.rejects(fetchWeights('resnet18', { dir, url: `http://127.0.0.1:${port}/good`, sha256: '0'.repeat(64) }), /SHA-256/);
+    await assert.rejects(
+      fetchWeights('resnet18', { dir, url: `http://127.0.0.1:${port}/good`, sha256: '0'.repeat(64) }),
+      /SHA-256/,
+    );
     const r = await fetchWeights('resnet18', { dir, url: `http://127.0.0.1:${port}/good` });
     assert.equal(r.present, false);
     assert.equal(r.bytes, good.length);
@@ -99,7 +114,9 @@ test('weights fetch: verifies what it downloads (truncated → refused), writes 
     const again = await fetchWeights('resnet18', { dir, url: `http://127.0.0.1:${port}/bad` });
     assert.equal(again.present, true);
     assert.equal(again.sha256, r.sha256);
-    const { code, out } = await captureStdout(() => check.run(['resnet18', '--dir', dir, '--size', '32', '--json'], ctx));
+    const { code, out } = await captureStdout(() =>
+      check.run(['resnet18', '--dir', dir, '--size', '32', '--json'], ctx),
+    );
     assert.equal(code, 0);
     assert.equal(JSON.parse(out).encoders[0].format, 'safetensors');
   } finally {

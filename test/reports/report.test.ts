@@ -156,6 +156,35 @@ test('a second build of the same results is byte-identical, and stale chart file
   }
 });
 
+test('run timestamps and cell timings do not change the report (a sharded run reports like an unsharded one)', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'qcb-report-'));
+  try {
+    const one = join(root, 'one');
+    const two = join(root, 'two');
+    const opts = { encoders: ['simclr', 'random-resnet18'], budgets: [50], seeds: [0, 1], bootstrap: 10, montages: 1 };
+    await makeResults(one, opts);
+    await makeResults(two, opts);
+    const run = JSON.parse(readFileSync(join(two, 'run.json'), 'utf8'));
+    run.started_at = '2030-05-05T05:05:05.000Z';
+    writeFileSync(join(two, 'run.json'), JSON.stringify(run));
+    for (const f of readdirSync(join(two, 'cells'))) {
+      const c = JSON.parse(readFileSync(join(two, 'cells', f), 'utf8'));
+      c.finished_at = '2030-05-05T06:00:00.000Z';
+      c.timing = { features: 99, downstream: 1 };
+      writeFileSync(join(two, 'cells', f), JSON.stringify(c));
+    }
+    const a = join(root, 'ra');
+    const b = join(root, 'rb');
+    await buildReport(one, a, { reference, png: false, log: quiet });
+    await buildReport(two, b, { reference, png: false, log: quiet });
+    const files = listFiles(a);
+    assert.deepEqual(files, listFiles(b));
+    for (const f of files) assert.ok(readFileSync(join(a, f)).equals(readFileSync(join(b, f))), `${f} differs`);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('synthetic-data runs say the data differ; the paper has no row for other budgets', async () => {
   const root = mkdtempSync(join(tmpdir(), 'qcb-report-'));
   try {

@@ -1,9 +1,20 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as ort from 'onnxruntime-node';
+import { test } from 'node:test';
+import type * as ort from 'onnxruntime-node';
 import { appendBackward } from '../../src/engine/grad/autodiff.js';
 import { loadSession, toOrt } from '../../src/engine/runtime/session.js';
-import { finiteDifferenceGrads, forward, initNet, keysOf, lossAndGrads, maxRelDiff, type NetGrads, type NetParams, normalSampler, PARAM_KEYS } from '../../src/second-order/analytic.js';
+import {
+  finiteDifferenceGrads,
+  forward,
+  initNet,
+  keysOf,
+  lossAndGrads,
+  maxRelDiff,
+  type NetGrads,
+  type NetParams,
+  normalSampler,
+  PARAM_KEYS,
+} from '../../src/second-order/analytic.js';
 import { f32, mlpGraph, mlpParamName } from '../../src/second-order/quadratic.js';
 
 /** A small random problem: N samples of `sizes[0]` inputs, targets in (0, 1), per-sample weights in (0, 1]. */
@@ -16,14 +27,24 @@ function problem(sizes: number[], n: number, seed: number) {
 }
 
 /** The engine's gradients: mlpGraph + appendBackward, run in onnxruntime (float32). */
-async function engineGrads(net: NetParams, x: Float64Array, y: Float64Array, w: Float64Array, n: number, loss: 'sse' | 'bce'): Promise<{ loss: number; grads: NetGrads }> {
+async function engineGrads(
+  net: NetParams,
+  x: Float64Array,
+  y: Float64Array,
+  w: Float64Array,
+  n: number,
+  loss: 'sse' | 'bce',
+): Promise<{ loss: number; grads: NetGrads }> {
   const g = mlpGraph(net, { loss });
   const wrt: string[] = [];
   net.layers.forEach((L, l) => {
     for (const k of keysOf(L.order)) wrt.push(mlpParamName(l, k));
   });
   const gm = appendBackward(g, 'loss', wrt);
-  g.outputs = [{ name: 'loss', dtype: 'float32' }, ...wrt.map((p) => ({ name: gm.get(p)!, dtype: 'float32' as const }))];
+  g.outputs = [
+    { name: 'loss', dtype: 'float32' },
+    ...wrt.map((p) => ({ name: gm.get(p)!, dtype: 'float32' as const })),
+  ];
   const s = await loadSession(g, { noCache: true, intraOpNumThreads: 1 });
   const out = await s.run({
     x: toOrt(f32(x, [n, net.sizes[0]])),
@@ -33,13 +54,20 @@ async function engineGrads(net: NetParams, x: Float64Array, y: Float64Array, w: 
   await s.session.release();
   const grads: NetGrads = net.layers.map((L, l) => {
     const r = {} as NetGrads[number];
-    for (const k of PARAM_KEYS) r[k] = keysOf(L.order).includes(k) ? Float64Array.from((out[gm.get(mlpParamName(l, k))!] as ort.Tensor).data as Float32Array) : new Float64Array(0);
+    for (const k of PARAM_KEYS)
+      r[k] = keysOf(L.order).includes(k)
+        ? Float64Array.from((out[gm.get(mlpParamName(l, k))!] as ort.Tensor).data as Float32Array)
+        : new Float64Array(0);
     return r;
   });
   return { loss: (out.loss.data as Float32Array)[0], grads };
 }
 
-for (const [order, loss] of [[2, 'sse'], [1, 'sse'], [2, 'bce']] as const) {
+for (const [order, loss] of [
+  [2, 'sse'],
+  [1, 'sse'],
+  [2, 'bce'],
+] as const) {
   test(`order-${order} network, ${loss} loss: engine autodiff = analytic (Eqs. 7–11 corrected) = finite differences`, async () => {
     for (const seed of [1, 2, 3]) {
       const sizes = [3, 4, 3, 2];
@@ -51,11 +79,17 @@ for (const [order, loss] of [[2, 'sse'], [1, 'sse'], [2, 'bce']] as const) {
       const dFd = maxRelDiff(an.grads, fd, 1e-4);
       assert.ok(dFd < 1e-5, `seed ${seed}: analytic vs finite differences rel. diff ${dFd}`);
       const en = await engineGrads(net, x, y, w, n, loss);
-      assert.ok(Math.abs(en.loss - an.loss) <= 1e-5 * Math.max(1, an.loss), `loss engine ${en.loss} analytic ${an.loss}`);
+      assert.ok(
+        Math.abs(en.loss - an.loss) <= 1e-5 * Math.max(1, an.loss),
+        `loss engine ${en.loss} analytic ${an.loss}`,
+      );
       const dEn = maxRelDiff(en.grads, an.grads, 1e-2);
       assert.ok(dEn < 2e-3, `seed ${seed}: engine vs analytic rel. diff ${dEn}`);
       // gradients are not trivially zero
-      const norm = an.grads.reduce((s, l) => s + keysOf(order).reduce((t, k) => t + l[k].reduce((u, v) => u + v * v, 0), 0), 0);
+      const norm = an.grads.reduce(
+        (s, l) => s + keysOf(order).reduce((t, k) => t + l[k].reduce((u, v) => u + v * v, 0), 0),
+        0,
+      );
       assert.ok(norm > 1e-6, `gradient norm ${norm}`);
     }
   });

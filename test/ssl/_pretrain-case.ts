@@ -26,7 +26,10 @@ export function testCrops(): TestCrops {
 export const quietLog = new Logger({ level: 'warn' });
 
 /** Small settings: projector 256/64, batch 16, 32 images (2 steps per epoch). */
-export async function shortPretrain(method: string, o: Partial<PretrainOptions> = {}): Promise<{ res: PretrainResult; dir: string; cleanup(): void }> {
+export async function shortPretrain(
+  method: string,
+  o: Partial<PretrainOptions> = {},
+): Promise<{ res: PretrainResult; dir: string; cleanup(): void }> {
   const c = testCrops();
   const dir = mkdtempSync(join(tmpdir(), `qcb-ssl-${method}-`));
   const hyper: Record<string, number> = { proj_hidden_dim: 256, proj_output_dim: 64, ...(o.hyper ?? {}) };

@@ -18,20 +18,45 @@ export function lossGraph(method: SslMethod, hp: SslHyper, n: number, dim: numbe
 }
 
 /** Evaluates the loss at z1, z2 (row-major N×D) with extra feeds. */
-export async function evalLoss(method: SslMethod, hp: SslHyper, n: number, dim: number, z1: ArrayLike<number>, z2: ArrayLike<number>, feeds: Record<string, Tensor> = {}): Promise<number> {
+export async function evalLoss(
+  method: SslMethod,
+  hp: SslHyper,
+  n: number,
+  dim: number,
+  z1: ArrayLike<number>,
+  z2: ArrayLike<number>,
+  feeds: Record<string, Tensor> = {},
+): Promise<number> {
   const { graph } = lossGraph(method, hp, n, dim);
   const s = await loadSession(graph, { noCache: true });
-  const f: Record<string, ReturnType<typeof toOrt>> = { z1: toOrt(fromArray(z1, [n, dim])), z2: toOrt(fromArray(z2, [n, dim])) };
+  const f: Record<string, ReturnType<typeof toOrt>> = {
+    z1: toOrt(fromArray(z1, [n, dim])),
+    z2: toOrt(fromArray(z2, [n, dim])),
+  };
   for (const [k, t] of Object.entries(feeds)) f[k] = toOrt(t);
   const out = await s.run(f, ['loss']);
   return (out.loss.data as Float32Array)[0];
 }
 
 /** Runs `steps` SGD steps on z1, z2 (random init) and returns the loss curve. */
-export async function descend(method: SslMethod, hp: SslHyper, n: number, dim: number, steps: number, lr: number, feeds: (step: number) => Record<string, Tensor> = () => ({})): Promise<number[]> {
+export async function descend(
+  method: SslMethod,
+  hp: SslHyper,
+  n: number,
+  dim: number,
+  steps: number,
+  lr: number,
+  feeds: (step: number) => Record<string, Tensor> = () => ({}),
+): Promise<number[]> {
   const { graph, loss } = lossGraph(method, hp, n, dim, { z1: randn([n, dim], 1, 11), z2: randn([n, dim], 1, 12) });
   const trainer = await Trainer.create(
-    { graph, loss: 'loss', optimizer: new Sgd({ momentum: 0.9 }), trainable: ['z1', 'z2', ...loss.params], bnTraining: false },
+    {
+      graph,
+      loss: 'loss',
+      optimizer: new Sgd({ momentum: 0.9 }),
+      trainable: ['z1', 'z2', ...loss.params],
+      bnTraining: false,
+    },
     { noCache: true },
   );
   const curve: number[] = [];

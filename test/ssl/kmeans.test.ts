@@ -22,7 +22,8 @@ test('k-means never increases its objective', () => {
     const x = unitRows(400, 8, seed);
     const r = sphericalKMeans(x, 400, 8, 12, 10, seed);
     assert.equal(r.objective.length, 11);
-    for (let i = 1; i < r.objective.length; i++) assert.ok(r.objective[i] <= r.objective[i - 1] + 1e-6, `${r.objective}`);
+    for (let i = 1; i < r.objective.length; i++)
+      assert.ok(r.objective[i] <= r.objective[i - 1] + 1e-6, `${r.objective}`);
     assert.ok(r.objective[10] < r.objective[0]);
     // unit-norm centroids, assignment = best dot product
     for (let j = 0; j < 12; j++) {
@@ -45,5 +46,8 @@ test('k-means recovers well-separated clusters', () => {
 });
 
 test('k-means refuses more prototypes than embeddings', () => {
-  assert.throws(() => sphericalKMeans(unitRows(4, 2, 1), 4, 2, 5, 1, 1), (e: Error & { code?: string }) => e.code === 'QCB_USAGE');
+  assert.throws(
+    () => sphericalKMeans(unitRows(4, 2, 1), 4, 2, 5, 1, 1),
+    (e: Error & { code?: string }) => e.code === 'QCB_USAGE',
+  );
 });

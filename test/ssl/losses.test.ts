@@ -18,18 +18,25 @@ test('registry: every catalogue method, its defaults from SSL_METHOD_DEFAULTS, d
     for (const k of Object.keys(m.defaults)) assert.ok(m.sources[k], `${name}.${k} has a source`);
   }
   assert.equal(getMethod('simclr').defaults.temperature, 0.07);
-  assert.throws(() => getMethod('simclrr'), (e: Error & { code?: string }) => e.code === 'QCB_UNKNOWN_NAME' && /simclr/.test(e.message + JSON.stringify(e)));
-  assert.throws(() => resolveHyper(getMethod('swav'), { queue: 3 }), (e: Error & { code?: string }) => e.code === 'QCB_USAGE');
+  assert.throws(
+    () => getMethod('simclrr'),
+    (e: Error & { code?: string }) => e.code === 'QCB_UNKNOWN_NAME' && /simclr/.test(e.message + JSON.stringify(e)),
+  );
+  assert.throws(
+    () => resolveHyper(getMethod('swav'), { queue: 3 }),
+    (e: Error & { code?: string }) => e.code === 'QCB_USAGE',
+  );
 });
 
 /** Plain-JS NT-Xent (solo-learn simclr_loss_func) for a check of the graph's value. */
 function ntXentRef(z1: Float32Array, z2: Float32Array, n: number, d: number, tau: number): number {
   const z: number[][] = [];
-  for (const src of [z1, z2]) for (let i = 0; i < n; i++) {
-    const r = Array.from(src.subarray(i * d, i * d + d));
-    const norm = Math.hypot(...r);
-    z.push(r.map((v) => v / norm));
-  }
+  for (const src of [z1, z2])
+    for (let i = 0; i < n; i++) {
+      const r = Array.from(src.subarray(i * d, i * d + d));
+      const norm = Math.hypot(...r);
+      z.push(r.map((v) => v / norm));
+    }
   let loss = 0;
   for (let i = 0; i < 2 * n; i++) {
     let denom = 0;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { ends, shortPretrain } from './_pretrain-case.js';
 
 test('deepclusterv2: a short pretraining on generated crops lowers the loss', async () => {
-  const { res, cleanup } = await shortPretrain('deepclusterv2', { hyper: { num_prototypes: 8 }, });
+  const { res, cleanup } = await shortPretrain('deepclusterv2', { hyper: { num_prototypes: 8 } });
   try {
     const l = res.record.loss;
     assert.equal(l.length, 10); // 5 epochs × 2 steps

@@ -9,6 +9,7 @@ import { loadSession, ortF32 } from '../../src/engine/runtime/session.js';
 import { randu } from '../../src/engine/ir/builder.js';
 import { readCheckpoint, warmupCosineLr, writeCheckpoint } from '../../src/ssl/pretrain.js';
 import { importOnnx } from '../../src/engine/onnx/import.js';
+import { QcbError } from '../../src/errors.js';
 import { shortPretrain } from './_pretrain-case.js';
 
 test('warm-up cosine schedule: linear warm-up from the start lr, cosine to the minimum', () => {
@@ -19,8 +20,10 @@ test('warm-up cosine schedule: linear warm-up from the start lr, cosine to the m
   assert.ok(Math.abs(warmupCosineLr(10, total, w, 0.001, 3e-5, 0) - 0.001) < 1e-12);
   assert.ok(Math.abs(warmupCosineLr(55, total, w, 0.001, 3e-5, 0) - 0.0005) < 1e-12);
   assert.ok(warmupCosineLr(99, total, w, 0.001, 3e-5, 0) < 1e-6);
-  for (let s = 1; s < w; s++) assert.ok(warmupCosineLr(s, total, w, 0.001, 3e-5, 0) > warmupCosineLr(s - 1, total, w, 0.001, 3e-5, 0));
-  for (let s = w + 1; s < total; s++) assert.ok(warmupCosineLr(s, total, w, 0.001, 3e-5, 0) < warmupCosineLr(s - 1, total, w, 0.001, 3e-5, 0));
+  for (let s = 1; s < w; s++)
+    assert.ok(warmupCosineLr(s, total, w, 0.001, 3e-5, 0) > warmupCosineLr(s - 1, total, w, 0.001, 3e-5, 0));
+  for (let s = w + 1; s < total; s++)
+    assert.ok(warmupCosineLr(s, total, w, 0.001, 3e-5, 0) < warmupCosineLr(s - 1, total, w, 0.001, 3e-5, 0));
 });
 
 test('checkpoints round-trip tensors and metadata; a damaged file is refused', () => {
@@ -29,7 +32,14 @@ test('checkpoints round-trip tensors and metadata; a damaged file is refused', (
     const p = join(dir, 'c.qcbckpt');
     const a = randu([3, 5], -1, 1, 2);
     const flags = { dtype: 'uint8' as const, dims: [4], data: Uint8Array.of(1, 0, 1, 1) };
-    writeCheckpoint(p, { epoch: 3, settings_hash: 'abc' }, new Map([['w', a], ['machinery::filled', flags]]));
+    writeCheckpoint(
+      p,
+      { epoch: 3, settings_hash: 'abc' },
+      new Map([
+        ['w', a],
+        ['machinery::filled', flags],
+      ]),
+    );
     const r = readCheckpoint(p);
     assert.deepEqual(r.meta, { epoch: 3, settings_hash: 'abc' });
     assert.deepEqual(r.tensors.get('w')!.dims, [3, 5]);
@@ -37,7 +47,10 @@ test('checkpoints round-trip tensors and metadata; a damaged file is refused', (
     assert.deepEqual(Array.from(r.tensors.get('machinery::filled')!.data as Uint8Array), [1, 0, 1, 1]);
     const bytes = readFileSync(p);
     writeFileSync(p, bytes.subarray(0, bytes.length - 8));
-    assert.throws(() => readCheckpoint(p), (e: Error & { code?: string }) => e.code === 'QCB_FILE_TRUNCATED');
+    assert.throws(
+      () => readCheckpoint(p),
+      (e: Error & { code?: string }) => e.code === 'QCB_FILE_TRUNCATED',
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -63,7 +76,12 @@ test('pretraining resumes from its last checkpoint to the same result; the expor
     const resumed = await shortPretrain('simclr', { ...settings, outDir: dir });
     assert.equal(resumed.res.resumedFromEpoch, 0);
     assert.equal(resumed.res.record.loss.length, full.res.record.loss.length);
-    resumed.res.record.loss.forEach((p, i) => assert.ok(Math.abs(p.loss - full.res.record.loss[i].loss) < 1e-3 * Math.abs(p.loss), `step ${i}: ${p.loss} vs ${full.res.record.loss[i].loss}`));
+    resumed.res.record.loss.forEach((p, i) => {
+      assert.ok(
+        Math.abs(p.loss - full.res.record.loss[i].loss) < 1e-3 * Math.abs(p.loss),
+        `step ${i}: ${p.loss} vs ${full.res.record.loss[i].loss}`,
+      );
+    });
     const a = importOnnx(resumed.res.onnx);
     const b = importOnnx(full.res.onnx);
     for (const k of ['conv1.weight', 'layer4.1.bn2.running_var']) {
@@ -77,10 +95,18 @@ test('pretraining resumes from its last checkpoint to the same result; the expor
     // the export: input N×3×S×S → features N×512, any batch and crop size, trained weights, readable by the registry
     const init = resnet18Graph({ seed: 1 }).graph.initializers.get('conv1.weight')!.data as Float32Array;
     const trained = b.initializers.get('conv1.weight')!.data as Float32Array;
-    assert.ok(trained.some((v, i) => Math.abs(v - init[i]) > 1e-6), 'weights changed by training');
+    assert.ok(
+      trained.some((v, i) => Math.abs(v - init[i]) > 1e-6),
+      'weights changed by training',
+    );
     const sess = await loadSession(readFileSync(full.res.onnx), { noCache: true });
-    for (const [n, s] of [[3, 32], [2, 64]]) {
-      const out = await sess.run({ input: ortF32(randu([n, 3, s, s], -1, 1, 4).data as Float32Array, [n, 3, s, s]) }, ['features']);
+    for (const [n, s] of [
+      [3, 32],
+      [2, 64],
+    ]) {
+      const out = await sess.run({ input: ortF32(randu([n, 3, s, s], -1, 1, 4).data as Float32Array, [n, 3, s, s]) }, [
+        'features',
+      ]);
       assert.deepEqual(out.features.dims, [n, 512]);
       assert.ok((out.features.data as Float32Array).every(Number.isFinite));
     }
@@ -93,4 +119,16 @@ test('pretraining resumes from its last checkpoint to the same result; the expor
     rmSync(dir, { recursive: true, force: true });
     full.cleanup();
   }
+});
+
+test('a diverging pretraining stops with QCB_NAN_LOSS naming the method and the last good checkpoint', async () => {
+  await assert.rejects(
+    shortPretrain('vicreg', { lr: 1e4, warmupEpochs: 0, epochs: 3, batchSize: 8, maxImagesPerEpoch: 16 }),
+    (e: unknown) =>
+      e instanceof QcbError &&
+      e.code === 'QCB_NAN_LOSS' &&
+      e.exitCode === 1 &&
+      /vicreg/.test(e.message) &&
+      /checkpoint/.test(e.context.fix ?? ''),
+  );
 });

@@ -10,10 +10,11 @@ const K = 6;
 function marginals(q: ArrayLike<number>, b: number, k: number) {
   const rows = new Array(b).fill(0);
   const cols = new Array(k).fill(0);
-  for (let i = 0; i < b; i++) for (let j = 0; j < k; j++) {
-    rows[i] += q[i * k + j];
-    cols[j] += q[i * k + j];
-  }
+  for (let i = 0; i < b; i++)
+    for (let j = 0; j < k; j++) {
+      rows[i] += q[i * k + j];
+      cols[j] += q[i * k + j];
+    }
   return { rows, cols };
 }
 
@@ -31,7 +32,10 @@ test('sinkhorn: codes are doubly stochastic (samples sum to 1, prototypes to B/K
   for (const r of m3.rows) assert.ok(Math.abs(r - 1) < 1e-9);
   const soft = sinkhorn(s, B, K, { epsilon: 0.05, iters: 0 });
   const dev = (cols: number[]) => Math.max(...cols.map((c) => Math.abs(c - B / K)));
-  assert.ok(dev(m3.cols) < 0.25 * dev(marginals(soft, B, K).cols), `${dev(m3.cols)} vs ${dev(marginals(soft, B, K).cols)}`);
+  assert.ok(
+    dev(m3.cols) < 0.25 * dev(marginals(soft, B, K).cols),
+    `${dev(m3.cols)} vs ${dev(marginals(soft, B, K).cols)}`,
+  );
 });
 
 test('sinkhorn: rows of weight 0 get no codes and do not count', () => {

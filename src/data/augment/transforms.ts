@@ -155,9 +155,8 @@ export function reflect(i: number, n: number): number {
 
 /**
  * Writes one transformed, normalised crop. `src` holds the uint8 crop at `srcOff` (C×S×S), `dst` receives float32
- * C×S×S at `dstOff`. Two passes because the symmetry and the zoom commute into a cheap form: the symmetry is an
- * exact pixel permutation (into a scratch crop), and the zoom/shift is axis-aligned, so its bilinear weights come
- * from two tables of S entries instead of per-pixel arithmetic.
+ * C×S×S at `dstOff`. One pass: the symmetry is an exact pixel permutation, and since the zoom/shift is
+ * axis-aligned, its bilinear weights and the symmetry's index arithmetic come from tables of S entries per axis.
  */
 export function warpCrop(
   src: Uint8Array,
@@ -171,15 +170,14 @@ export function warpCrop(
 ): void {
   const S = size;
   const plane = S * S;
-  // Pass 1: T(q) = src(M·(q − ctr) + ctr). With ctr = (S−1)/2 the offsets are integers.
+  // The symmetry as an index walk: src(M·(q − ctr) + ctr); with ctr = (S−1)/2 the offsets tx, ty are integers.
   const tx = ((S - 1) * (1 - t.a - t.b)) / 2;
   const ty = ((S - 1) * (1 - t.c - t.d)) / 2;
   const step = t.c * S + t.a;
   const zoom = t.scale !== 1 || t.dx !== 0 || t.dy !== 0;
-  const sc = getScratch(S, channels);
-  for (let c = 0; c < channels; c++) {
-    const sp = srcOff + c * plane;
-    if (!zoom) {
+  if (!zoom) {
+    for (let c = 0; c < channels; c++) {
+      const sp = srcOff + c * plane;
       const dp = dstOff + c * plane;
       const k = norm.k[c];
       const off = norm.off[c];
@@ -191,67 +189,56 @@ export function warpCrop(
           si += step;
         }
       }
-    } else {
-      const T = sc.tmp;
-      const tp = c * plane;
-      for (let y = 0; y < S; y++) {
-        let si = sp + (t.d * y + ty) * S + t.b * y + tx;
-        const o = tp + y * S;
-        for (let x = 0; x < S; x++) {
-          T[o + x] = src[si];
-          si += step;
-        }
-      }
     }
+    return;
   }
-  if (!zoom) return;
-  // Pass 2: out(p) = T((p − ctr − shift) / scale + ctr), bilinear, reflect-101 borders.
+  // Zoom/shift: out(p) = T(q) with q = (p − ctr − shift) / scale + ctr axis-aligned, and T(q) = src(M·(q − ctr) +
+  // ctr). The source index is linear in (qx, qy): qx·(c·S + a) + qy·(d·S + b) + base, so the symmetry folds into
+  // per-column and per-row index tables and each output pixel is 4 gathers and 3 lerps, in one pass.
+  const sc = getScratch(S);
   const ctr = (S - 1) / 2;
   const inv = 1 / t.scale;
-  const { xa, xb, wx, ya, yb, wy, tmp: T } = sc;
+  const colStride = t.c * S + t.a;
+  const rowStride = t.d * S + t.b;
+  const base = ty * S + tx;
+  const { xa, xb, wx, ya, yb, wy } = sc;
   for (let i = 0; i < S; i++) {
     const qx = (i - ctr - t.dx) * inv + ctr;
     const x0 = Math.floor(qx);
-    xa[i] = reflect(x0, S);
-    xb[i] = reflect(x0 + 1, S);
+    xa[i] = reflect(x0, S) * colStride;
+    xb[i] = reflect(x0 + 1, S) * colStride;
     wx[i] = qx - x0;
     const qy = (i - ctr - t.dy) * inv + ctr;
     const y0 = Math.floor(qy);
-    ya[i] = reflect(y0, S) * S;
-    yb[i] = reflect(y0 + 1, S) * S;
+    ya[i] = reflect(y0, S) * rowStride + base;
+    yb[i] = reflect(y0 + 1, S) * rowStride + base;
     wy[i] = qy - y0;
   }
-  // Separable: horizontal pass over every row of T into H (float), then vertical lerps of whole rows of H.
-  const Hs = sc.h;
   for (let c = 0; c < channels; c++) {
-    const tp = c * plane;
-    for (let r = 0; r < S; r++) {
-      const row = tp + r * S;
-      const ho = r * S;
-      for (let x = 0; x < S; x++) {
-        const a0 = T[row + xa[x]];
-        Hs[ho + x] = a0 + (T[row + xb[x]] - a0) * wx[x];
-      }
-    }
+    const sp = srcOff + c * plane;
     const dp = dstOff + c * plane;
     const k = norm.k[c];
     const off = norm.off[c];
     for (let y = 0; y < S; y++) {
-      const ra = ya[y];
-      const rb = yb[y];
+      const ra = sp + ya[y];
+      const rb = sp + yb[y];
       const fy = wy[y];
       const o = dp + y * S;
       for (let x = 0; x < S; x++) {
-        const top = Hs[ra + x];
-        dst[o + x] = (top + (Hs[rb + x] - top) * fy) * k + off;
+        const ca = xa[x];
+        const cb = xb[x];
+        const fx = wx[x];
+        const a0 = src[ra + ca];
+        const top = a0 + (src[ra + cb] - a0) * fx;
+        const b0 = src[rb + ca];
+        const bot = b0 + (src[rb + cb] - b0) * fx;
+        dst[o + x] = (top + (bot - top) * fy) * k + off;
       }
     }
   }
 }
 
 interface Scratch {
-  tmp: Uint8Array;
-  h: Float32Array;
   xa: Int32Array;
   xb: Int32Array;
   ya: Int32Array;
@@ -260,17 +247,10 @@ interface Scratch {
   wy: Float32Array;
 }
 let scratchCache: Scratch | undefined;
-/** Buffers reused across calls (the loader warps thousands of crops of one size). */
-function getScratch(S: number, channels: number): Scratch {
-  if (
-    !scratchCache ||
-    scratchCache.tmp.length < S * S * channels ||
-    scratchCache.h.length < S * S ||
-    scratchCache.xa.length < S
-  ) {
+/** Index/weight tables reused across calls (the loader warps thousands of crops of one size). */
+function getScratch(S: number): Scratch {
+  if (!scratchCache || scratchCache.xa.length < S) {
     scratchCache = {
-      tmp: new Uint8Array(S * S * channels),
-      h: new Float32Array(S * S),
       xa: new Int32Array(S),
       xb: new Int32Array(S),
       ya: new Int32Array(S),

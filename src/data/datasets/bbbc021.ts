@@ -4,8 +4,15 @@ import { QcbError } from '../../errors.js';
 import { logger } from '../../util/log.js';
 import type { Field, FieldSet, SkippedField } from '../types.js';
 import { fieldId } from '../types.js';
+import {
+  acceptField,
+  checkChannels,
+  findTables,
+  type ReaderOptions,
+  resolveImagePath,
+  wellSiteFromName,
+} from './common.js';
 import { parseCsv, readCsv, requireColumns } from './csv-parse.js';
-import { acceptField, checkChannels, findTables, type ReaderOptions, resolveImagePath, wellSiteFromName } from './common.js';
 
 /**
  * BBBC021 (Caie et al. 2010, MCF-7; Broad Bioimage Benchmark Collection): `BBBC021_v1_image.csv` with
@@ -27,7 +34,9 @@ export function readBbbc021(opts: ReaderOptions): FieldSet {
   checkChannels([dnaChannel], channels, 'DNA (must be one of the selected)');
   let tables = opts.tables?.map((t) => resolve(t));
   if (!tables) {
-    tables = findTables(root, /image.*\.csv$/i).filter((f) => readFileSync(f, 'utf8').slice(0, 20_000).split(/\r?\n/)[0].includes('Image_FileName_DAPI'));
+    tables = findTables(root, /image.*\.csv$/i).filter((f) =>
+      readFileSync(f, 'utf8').slice(0, 20_000).split(/\r?\n/)[0].includes('Image_FileName_DAPI'),
+    );
     if (tables.length === 0) {
       throw new QcbError('QCB_FILE_NOT_FOUND', 'no BBBC021 image table (BBBC021_v1_image.csv) under the root', {
         file: root,
@@ -56,7 +65,13 @@ export function readBbbc021(opts: ReaderOptions): FieldSet {
     );
     for (const m of t.malformed) {
       logger.warn('skipping malformed table line', { file: table, line: m.line, reason: m.reason });
-      skipped.push({ field_id: '', file: table, row: m.line, code: 'QCB_CSV_VALUE', message: `malformed line: ${m.reason}` });
+      skipped.push({
+        field_id: '',
+        file: table,
+        row: m.line,
+        code: 'QCB_CSV_VALUE',
+        message: `malformed line: ${m.reason}`,
+      });
     }
     for (const { line, values } of t.rows) {
       const dnaFile = values[`Image_FileName_${dnaChannel}`];
@@ -87,7 +102,14 @@ export function readBbbc021(opts: ReaderOptions): FieldSet {
         table_number: values.TableNumber ?? '',
         image_number: values.ImageNumber ?? '',
       };
-      acceptField({ field_id: fieldId(plate, well, site), plate, well, site, channels: paths, metadata }, missing, table, line, opts, { fields, skipped });
+      acceptField(
+        { field_id: fieldId(plate, well, site), plate, well, site, channels: paths, metadata },
+        missing,
+        table,
+        line,
+        opts,
+        { fields, skipped },
+      );
     }
   }
   return { dataset: 'bbbc021', root, channels, dnaChannel, fields, skipped };

@@ -4,8 +4,15 @@ import { QcbError } from '../../errors.js';
 import { logger } from '../../util/log.js';
 import type { Field, FieldSet, SkippedField } from '../types.js';
 import { fieldId } from '../types.js';
+import {
+  acceptField,
+  checkChannels,
+  findTables,
+  type ReaderOptions,
+  resolveImagePath,
+  wellSiteFromName,
+} from './common.js';
 import { parseCsv, requireColumns } from './csv-parse.js';
-import { acceptField, checkChannels, findTables, type ReaderOptions, resolveImagePath, wellSiteFromName } from './common.js';
 
 /**
  * BBBC022 (Gustafsdottir et al. 2013, Cell Painting on U2OS; Broad Bioimage Benchmark Collection): per-plate image
@@ -30,12 +37,18 @@ export function readBbbc022(opts: ReaderOptions): FieldSet {
   checkChannels([dnaChannel], channels, 'DNA (must be one of the selected)');
   let tables = opts.tables?.map((t) => resolve(t));
   if (!tables) {
-    tables = findTables(root, /\.csv$/i).filter((f) => readFileSync(f, 'utf8').slice(0, 20_000).split(/\r?\n/)[0].includes('Image_FileName_OrigHoechst'));
+    tables = findTables(root, /\.csv$/i).filter((f) =>
+      readFileSync(f, 'utf8').slice(0, 20_000).split(/\r?\n/)[0].includes('Image_FileName_OrigHoechst'),
+    );
     if (tables.length === 0) {
-      throw new QcbError('QCB_FILE_NOT_FOUND', 'no BBBC022 image table (a CSV with Image_FileName_OrigHoechst) under the root', {
-        file: root,
-        fix: 'pass --root DIR holding the per-plate tables (or BBBC022_v1_image.csv), or name them with --table',
-      });
+      throw new QcbError(
+        'QCB_FILE_NOT_FOUND',
+        'no BBBC022 image table (a CSV with Image_FileName_OrigHoechst) under the root',
+        {
+          file: root,
+          fix: 'pass --root DIR holding the per-plate tables (or BBBC022_v1_image.csv), or name them with --table',
+        },
+      );
     }
   }
   const fields: Field[] = [];
@@ -44,16 +57,31 @@ export function readBbbc022(opts: ReaderOptions): FieldSet {
   for (const table of tables) {
     const t = parseCsv(readFileSync(table, 'utf8'), table);
     const required = channels.flatMap((c) => [`Image_FileName_Orig${c}`, `Image_PathName_Orig${c}`]);
-    requireColumns(t, required, 'use a BBBC022 per-plate image table (Image_FileName_Orig<channel>, Image_PathName_Orig<channel>), or --dataset csv for other layouts');
+    requireColumns(
+      t,
+      required,
+      'use a BBBC022 per-plate image table (Image_FileName_Orig<channel>, Image_PathName_Orig<channel>), or --dataset csv for other layouts',
+    );
     for (const m of t.malformed) {
       logger.warn('skipping malformed table line', { file: table, line: m.line, reason: m.reason });
-      skipped.push({ field_id: '', file: table, row: m.line, code: 'QCB_CSV_VALUE', message: `malformed line: ${m.reason}` });
+      skipped.push({
+        field_id: '',
+        file: table,
+        row: m.line,
+        code: 'QCB_CSV_VALUE',
+        message: `malformed line: ${m.reason}`,
+      });
     }
     for (const { line, values } of t.rows) {
       const dnaFile = values[`Image_FileName_Orig${dnaChannel}`];
       const fromName = wellSiteFromName(dnaFile);
       const plate = values.Image_Metadata_PlateID || values.Image_Metadata_Plate || '';
-      const well = (values.Image_Metadata_CPD_WELL_POSITION || values.Image_Metadata_Well || fromName.well || '').toUpperCase();
+      const well = (
+        values.Image_Metadata_CPD_WELL_POSITION ||
+        values.Image_Metadata_Well ||
+        fromName.well ||
+        ''
+      ).toUpperCase();
       const siteText = values.Image_Metadata_Site || String(fromName.site ?? '');
       const site = Number(siteText);
       if (!plate || !well || !Number.isInteger(site)) {
@@ -77,9 +105,14 @@ export function readBbbc022(opts: ReaderOptions): FieldSet {
         if (k.startsWith('Image_Metadata_')) metadata[k.slice('Image_Metadata_'.length)] = v;
       }
       if (values.ImageNumber !== undefined) metadata.image_number = values.ImageNumber;
-      if (values.Image_Metadata_SOURCE_COMPOUND_NAME !== undefined) metadata.compound = values.Image_Metadata_SOURCE_COMPOUND_NAME;
-      if (values.Image_Metadata_CPD_MMOL_CONC !== undefined) metadata.concentration = values.Image_Metadata_CPD_MMOL_CONC;
-      acceptField({ field_id: id, plate, well, site, channels: paths, metadata }, missing, table, line, opts, { fields, skipped });
+      if (values.Image_Metadata_SOURCE_COMPOUND_NAME !== undefined)
+        metadata.compound = values.Image_Metadata_SOURCE_COMPOUND_NAME;
+      if (values.Image_Metadata_CPD_MMOL_CONC !== undefined)
+        metadata.concentration = values.Image_Metadata_CPD_MMOL_CONC;
+      acceptField({ field_id: id, plate, well, site, channels: paths, metadata }, missing, table, line, opts, {
+        fields,
+        skipped,
+      });
     }
   }
   return { dataset: 'bbbc022', root, channels, dnaChannel, fields, skipped };

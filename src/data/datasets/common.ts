@@ -27,7 +27,11 @@ export type DatasetReader = (opts: ReaderOptions) => FieldSet;
  * downloads are often unpacked differently, so we try, in order: root/pathName/file, root/<last folder of
  * pathName>/file, root/file. The first that exists wins; when none does, the first candidate is returned.
  */
-export function resolveImagePath(root: string, pathName: string, fileName: string): { path: string; exists: boolean; tried: string[] } {
+export function resolveImagePath(
+  root: string,
+  pathName: string,
+  fileName: string,
+): { path: string; exists: boolean; tried: string[] } {
   if (isAbsolute(fileName)) return { path: fileName, exists: existsSync(fileName), tried: [fileName] };
   const tried: string[] = [];
   const add = (p: string) => {
@@ -44,7 +48,13 @@ export function resolveImagePath(root: string, pathName: string, fileName: strin
 }
 
 /** The error (or skipped entry) for a channel file that does not exist. */
-export function channelMissing(table: string, line: number, fieldId: string, channel: string, tried: string[]): QcbError {
+export function channelMissing(
+  table: string,
+  line: number,
+  fieldId: string,
+  channel: string,
+  tried: string[],
+): QcbError {
   return new QcbError('QCB_CHANNEL_MISSING', `field ${fieldId}: ${channel} image not found (table line ${line})`, {
     file: tried[0],
     key: `${table}:${line} ${channel}`,
@@ -71,7 +81,13 @@ export function acceptField(
   }
   const err = channelMissing(table, line, field.field_id, missing[0].channel, missing[0].tried);
   if (opts.strict) throw err;
-  out.skipped.push({ field_id: field.field_id, file: missing[0].tried[0], row: line, code: err.code, message: err.message });
+  out.skipped.push({
+    field_id: field.field_id,
+    file: missing[0].tried[0],
+    row: line,
+    code: err.code,
+    message: err.message,
+  });
 }
 
 /** Checks `channels` against the available names (QCB_UNKNOWN_NAME-style error under QCB_USAGE). */
@@ -86,7 +102,8 @@ export function checkChannels(requested: string[], available: readonly string[],
       });
     }
   }
-  if (requested.length === 0) throw new QcbError('QCB_USAGE', 'no channels selected', { key: '--channels', fix: 'name at least one channel' });
+  if (requested.length === 0)
+    throw new QcbError('QCB_USAGE', 'no channels selected', { key: '--channels', fix: 'name at least one channel' });
 }
 
 /** CSV files directly in `dir` (and one level below) whose name matches `re`. */
@@ -101,7 +118,7 @@ export function findTables(dir: string, re: RegExp): string[] {
     }
     for (const n of names) {
       const p = join(d, n);
-      let st;
+      let st: ReturnType<typeof statSync>;
       try {
         st = statSync(p);
       } catch {

@@ -18,7 +18,9 @@ export interface CsvTable {
 }
 
 /** Splits CSV text into records of cells; each record carries the line it starts on. */
-export function parseCsvRecords(text: string): { line: number; cells: string[]; unterminated?: boolean; text: string }[] {
+export function parseCsvRecords(
+  text: string,
+): { line: number; cells: string[]; unterminated?: boolean; text: string }[] {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const out: { line: number; cells: string[]; unterminated?: boolean; text: string }[] = [];
   let i = 0;
@@ -81,7 +83,10 @@ export function parseCsvRecords(text: string): { line: number; cells: string[]; 
 export function parseCsv(text: string, file: string): CsvTable {
   const recs = parseCsvRecords(text);
   if (recs.length === 0) {
-    throw new QcbError('QCB_CSV_COLUMNS', 'CSV file is empty (no header row)', { file, fix: 'write a header row with the column names' });
+    throw new QcbError('QCB_CSV_COLUMNS', 'CSV file is empty (no header row)', {
+      file,
+      fix: 'write a header row with the column names',
+    });
   }
   const header = recs[0].cells;
   const rows: CsvTable['rows'] = [];
@@ -92,9 +97,14 @@ export function parseCsv(text: string, file: string): CsvTable {
       continue;
     }
     // A trailing empty cell from a trailing comma is tolerated.
-    const cells = r.cells.length === header.length + 1 && r.cells[header.length] === '' ? r.cells.slice(0, -1) : r.cells;
+    const cells =
+      r.cells.length === header.length + 1 && r.cells[header.length] === '' ? r.cells.slice(0, -1) : r.cells;
     if (cells.length !== header.length) {
-      malformed.push({ line: r.line, reason: `${cells.length} cells, header has ${header.length}`, text: r.text.slice(0, 200) });
+      malformed.push({
+        line: r.line,
+        reason: `${cells.length} cells, header has ${header.length}`,
+        text: r.text.slice(0, 200),
+      });
       continue;
     }
     const values: Record<string, string> = {};

@@ -3,8 +3,15 @@ import { dirname, resolve } from 'node:path';
 import { QcbError } from '../../errors.js';
 import { logger } from '../../util/log.js';
 import type { Field, FieldSet, SkippedField } from '../types.js';
+import {
+  acceptField,
+  checkChannels,
+  findTables,
+  type ReaderOptions,
+  resolveImagePath,
+  wellSiteFromName,
+} from './common.js';
 import { parseCsv, requireColumns } from './csv-parse.js';
-import { acceptField, checkChannels, findTables, type ReaderOptions, resolveImagePath, wellSiteFromName } from './common.js';
 
 /**
  * A generic screen: one CSV row per field with a `field_id` column and one `path_<channel>` column per channel
@@ -24,11 +31,17 @@ export function readCsvDataset(opts: ReaderOptions): FieldSet {
     const named = all.filter((f) => /(^|[\\/])fields\.csv$/i.test(f));
     tables = named.length ? named : all.length === 1 ? all : [];
     if (tables.length === 0) {
-      throw new QcbError('QCB_FILE_NOT_FOUND', all.length ? 'several CSV files in the root: which is the field table?' : 'no field table (fields.csv) in the root', {
-        file: root,
-        value: all.length ? all : undefined,
-        fix: 'name the table with --table FILE (columns field_id, path_<channel>…)',
-      });
+      throw new QcbError(
+        'QCB_FILE_NOT_FOUND',
+        all.length
+          ? 'several CSV files in the root: which is the field table?'
+          : 'no field table (fields.csv) in the root',
+        {
+          file: root,
+          value: all.length ? all : undefined,
+          fix: 'name the table with --table FILE (columns field_id, path_<channel>…)',
+        },
+      );
     }
   }
   let channels: string[] | undefined;
@@ -62,22 +75,39 @@ export function readCsvDataset(opts: ReaderOptions): FieldSet {
       }
       checkChannels([dnaChannel], channels, 'DNA (must be one of the selected)');
     } else {
-      requireColumns(t, channels.map((c) => `path_${c}`), 'give every field table the same path_<channel> columns');
+      requireColumns(
+        t,
+        channels.map((c) => `path_${c}`),
+        'give every field table the same path_<channel> columns',
+      );
     }
     const meta = t.header.filter((h) => h !== 'field_id' && !h.startsWith('path_'));
     for (const m of t.malformed) {
       logger.warn('skipping malformed table line', { file: table, line: m.line, reason: m.reason });
-      skipped.push({ field_id: '', file: table, row: m.line, code: 'QCB_CSV_VALUE', message: `malformed line: ${m.reason}` });
+      skipped.push({
+        field_id: '',
+        file: table,
+        row: m.line,
+        code: 'QCB_CSV_VALUE',
+        message: `malformed line: ${m.reason}`,
+      });
     }
     for (const { line, values } of t.rows) {
       const id = values.field_id;
       if (!id) {
-        skipped.push({ field_id: '', file: table, row: line, code: 'QCB_CSV_VALUE', message: `line ${line}: empty field_id` });
+        skipped.push({
+          field_id: '',
+          file: table,
+          row: line,
+          code: 'QCB_CSV_VALUE',
+          message: `line ${line}: empty field_id`,
+        });
         continue;
       }
       const fromName = wellSiteFromName(values[`path_${dnaChannel}`] ?? '');
       const siteNum = Number(values.site);
-      const site = values.site !== undefined && values.site !== '' && Number.isInteger(siteNum) ? siteNum : (fromName.site ?? 1);
+      const site =
+        values.site !== undefined && values.site !== '' && Number.isInteger(siteNum) ? siteNum : (fromName.site ?? 1);
       const plate = values.plate || id;
       const well = values.well || fromName.well || 'NA';
       const paths: Record<string, string> = {};
@@ -89,7 +119,10 @@ export function readCsvDataset(opts: ReaderOptions): FieldSet {
       }
       const metadata: Record<string, string> = {};
       for (const k of meta) if (k !== 'plate' && k !== 'well' && k !== 'site') metadata[k] = values[k];
-      acceptField({ field_id: id, plate, well, site, channels: paths, metadata }, missing, table, line, opts, { fields, skipped });
+      acceptField({ field_id: id, plate, well, site, channels: paths, metadata }, missing, table, line, opts, {
+        fields,
+        skipped,
+      });
     }
   }
   return { dataset: 'csv', root, channels: channels ?? [], dnaChannel, fields, skipped };

@@ -69,20 +69,28 @@ async function decodeWithSharp(b: Uint8Array, file: string, fmt: ImageFormat): P
     let pipe = sharp(b, { failOn: 'truncated' });
     if (deep) pipe = pipe.toColourspace(colour ? 'rgb16' : 'grey16');
     else if (!float) pipe = pipe.toColourspace(colour ? 'srgb' : 'b-w');
-    const { data, info } = await pipe.raw(deep ? { depth: 'ushort' } : float ? { depth: 'float' } : {}).toBuffer({ resolveWithObject: true });
+    const { data, info } = await pipe
+      .raw(deep ? { depth: 'ushort' } : float ? { depth: 'float' } : {})
+      .toBuffer({ resolveWithObject: true });
     const copy = new Uint8Array(data.length); // own, aligned buffer
     copy.set(data);
     const channels = info.channels;
-    if (deep) return { width: info.width, height: info.height, channels, bitDepth: 16, data: new Uint16Array(copy.buffer) };
-    if (float) return { width: info.width, height: info.height, channels, bitDepth: 32, data: new Float32Array(copy.buffer) };
+    if (deep)
+      return { width: info.width, height: info.height, channels, bitDepth: 16, data: new Uint16Array(copy.buffer) };
+    if (float)
+      return { width: info.width, height: info.height, channels, bitDepth: 32, data: new Float32Array(copy.buffer) };
     return { width: info.width, height: info.height, channels, bitDepth: 8, data: copy };
   } catch (e) {
     if (e instanceof QcbError) throw e;
-    throw new QcbError('QCB_FILE_TRUNCATED', `${fmt.toUpperCase()} file is truncated or corrupt: ${(e as Error).message}`, {
-      file,
-      fix: 'copy or download the file again; in non-strict extraction the field is skipped and listed in skipped.csv',
-      cause: e,
-    });
+    throw new QcbError(
+      'QCB_FILE_TRUNCATED',
+      `${fmt.toUpperCase()} file is truncated or corrupt: ${(e as Error).message}`,
+      {
+        file,
+        fix: 'copy or download the file again; in non-strict extraction the field is skipped and listed in skipped.csv',
+        cause: e,
+      },
+    );
   }
 }
 

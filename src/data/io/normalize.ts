@@ -26,7 +26,8 @@ export function percentileRanges(img: ImageData, lo = 0.1, hi = 99.9): Intensity
       const sample: number[] = [];
       for (let i = c; i < n * C; i += C * step) if (Number.isFinite(data[i])) sample.push(data[i]);
       sample.sort((a, b) => a - b);
-      const at = (p: number) => sample[Math.min(sample.length - 1, Math.max(0, Math.round((p / 100) * (sample.length - 1))))] ?? 0;
+      const at = (p: number) =>
+        sample[Math.min(sample.length - 1, Math.max(0, Math.round((p / 100) * (sample.length - 1))))] ?? 0;
       out.push({ min: at(lo), max: at(hi) });
       continue;
     }

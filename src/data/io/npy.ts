@@ -14,14 +14,18 @@ export function isNpy(b: Uint8Array): boolean {
 /** Decodes an image from `.npy` bytes; `file` names the source in errors. */
 export function decodeNpy(b: Uint8Array, file: string): ImageData {
   const bad = (what: string, code: 'QCB_FILE_TRUNCATED' | 'QCB_FILE_FORMAT' = 'QCB_FILE_TRUNCATED') =>
-    new QcbError(code, `NPY file ${code === 'QCB_FILE_FORMAT' ? 'is not supported' : 'is truncated or corrupt'}: ${what}`, {
-      file,
-      allowed: 'uint8, uint16 or float32 arrays in C order, shape H×W or H×W×C',
-      fix:
-        code === 'QCB_FILE_FORMAT'
-          ? "save with numpy as np.save(path, np.ascontiguousarray(img.astype('uint16')))"
-          : 'write the file again (np.save)',
-    });
+    new QcbError(
+      code,
+      `NPY file ${code === 'QCB_FILE_FORMAT' ? 'is not supported' : 'is truncated or corrupt'}: ${what}`,
+      {
+        file,
+        allowed: 'uint8, uint16 or float32 arrays in C order, shape H×W or H×W×C',
+        fix:
+          code === 'QCB_FILE_FORMAT'
+            ? "save with numpy as np.save(path, np.ascontiguousarray(img.astype('uint16')))"
+            : 'write the file again (np.save)',
+      },
+    );
   if (b.length < 10) throw bad('header shorter than 10 bytes');
   const major = b[6];
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
@@ -32,14 +36,20 @@ export function decodeNpy(b: Uint8Array, file: string): ImageData {
   const descr = /'descr'\s*:\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr === undefined || fortran === undefined || shapeText === undefined) throw bad(`header not understood: ${header.trim()}`);
+  if (descr === undefined || fortran === undefined || shapeText === undefined)
+    throw bad(`header not understood: ${header.trim()}`);
   if (fortran === 'True') throw bad('array is in Fortran order', 'QCB_FILE_FORMAT');
   const shape = shapeText
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '')
     .map(Number);
-  if (shape.length < 2 || shape.length > 3 || shape.some((v) => !Number.isInteger(v) || v <= 0) || (shape[2] ?? 1) > 16) {
+  if (
+    shape.length < 2 ||
+    shape.length > 3 ||
+    shape.some((v) => !Number.isInteger(v) || v <= 0) ||
+    (shape[2] ?? 1) > 16
+  ) {
     throw bad(`shape (${shapeText}) is not an image`, 'QCB_FILE_FORMAT');
   }
   const [height, width, channels = 1] = shape;

@@ -162,39 +162,21 @@ function lzwDecode(src: Uint8Array, expected: number, file: string): Uint8Array 
   }
   let next = 258;
   let width = 9;
-  let bitPos = 0;
-  const totalBits = src.length * 8;
+  // Bit reader: MSB-first, refilled a byte at a time into a 32-bit accumulator.
+  let acc = 0;
+  let nbits = 0;
+  let ip = 0;
+  const n = src.length;
   let old = -1;
-  const readCode = (): number => {
-    if (bitPos + width > totalBits) return 257;
-    let code = 0;
-    let need = width;
-    let bp = bitPos;
-    while (need > 0) {
-      const byte = src[bp >> 3];
-      const avail = 8 - (bp & 7);
-      const take = Math.min(avail, need);
-      const bits = (byte >> (avail - take)) & ((1 << take) - 1);
-      code = (code << take) | bits;
-      need -= take;
-      bp += take;
-    }
-    bitPos = bp;
-    return code;
-  };
-  const emit = (code: number) => {
-    const len = length[code];
-    let end = op + len;
-    if (end > expected) end = expected; // tolerate encoders that pad the last strip
-    let c = code;
-    for (let k = op + len - 1; k >= op; k--) {
-      if (k < end) out[k] = suffix[c];
-      c = prefix[c];
-    }
-    op = end;
-  };
   for (;;) {
-    const code = readCode();
+    while (nbits < width && ip < n) {
+      acc = ((acc << 8) | src[ip++]) >>> 0;
+      nbits += 8;
+    }
+    if (nbits < width) break; // out of data (no EOI): whatever was decoded is checked below
+    const code = (acc >>> (nbits - width)) & ((1 << width) - 1);
+    nbits -= width;
+    acc &= (1 << nbits) - 1;
     if (code === 257) break;
     if (code === 256) {
       next = 258;
@@ -202,14 +184,12 @@ function lzwDecode(src: Uint8Array, expected: number, file: string): Uint8Array 
       old = -1;
       continue;
     }
+    let emitCode: number;
     if (old === -1) {
       if (code > 255) throw truncated(file, 'LZW stream starts with a non-literal code');
-      emit(code);
-      old = code;
-      continue;
-    }
-    if (code < next) {
-      emit(code);
+      emitCode = code;
+    } else if (code < next) {
+      emitCode = code;
       if (next < 4096) {
         prefix[next] = old;
         suffix[next] = first[code];
@@ -217,18 +197,24 @@ function lzwDecode(src: Uint8Array, expected: number, file: string): Uint8Array 
         length[next] = length[old] + 1;
         next++;
       }
-    } else if (code === next) {
-      if (next < 4096) {
-        prefix[next] = old;
-        suffix[next] = first[old];
-        first[next] = first[old];
-        length[next] = length[old] + 1;
-        next++;
-      }
-      emit(code);
+    } else if (code === next && next < 4096) {
+      prefix[next] = old;
+      suffix[next] = first[old];
+      first[next] = first[old];
+      length[next] = length[old] + 1;
+      next++;
+      emitCode = code;
     } else {
       throw truncated(file, `LZW code ${code} is beyond the dictionary (${next})`);
     }
+    // Write the string of emitCode backwards (clipped: some encoders pad the last strip).
+    const len = length[emitCode];
+    let c = emitCode;
+    for (let k = op + len - 1; k >= op; k--) {
+      if (k < expected) out[k] = suffix[c];
+      c = prefix[c];
+    }
+    op += len;
     old = code;
     if (next + 1 >= 1 << width && width < 12) width++;
     if (op >= expected) break;

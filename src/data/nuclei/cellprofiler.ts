@@ -27,7 +27,10 @@ function findColumn(header: string[], names: string[]): string | undefined {
 }
 
 /** Reads centres per field id. Rows that match no field are counted in `unmatched`, not fatal. */
-export function readCellProfilerCentres(file: string, fields: Field[]): { centres: Map<string, Nucleus[]>; unmatched: number; rows: number } {
+export function readCellProfilerCentres(
+  file: string,
+  fields: Field[],
+): { centres: Map<string, Nucleus[]>; unmatched: number; rows: number } {
   const t = readCsv(file);
   const xCol = findColumn(t.header, ['Location_Center_X']);
   const yCol = findColumn(t.header, ['Location_Center_Y']);
@@ -41,8 +44,17 @@ export function readCellProfilerCentres(file: string, fields: Field[]): { centre
   }
   const areaCol = findColumn(t.header, ['AreaShape_Area']);
   const idCol = t.header.includes('field_id') ? 'field_id' : undefined;
-  const plateCol = findColumn(t.header, ['Metadata_Plate', 'Metadata_PlateID', 'Image_Metadata_PlateID', 'Image_Metadata_Plate_DAPI']);
-  const wellCol = findColumn(t.header, ['Metadata_Well', 'Image_Metadata_CPD_WELL_POSITION', 'Image_Metadata_Well_DAPI']);
+  const plateCol = findColumn(t.header, [
+    'Metadata_Plate',
+    'Metadata_PlateID',
+    'Image_Metadata_PlateID',
+    'Image_Metadata_Plate_DAPI',
+  ]);
+  const wellCol = findColumn(t.header, [
+    'Metadata_Well',
+    'Image_Metadata_CPD_WELL_POSITION',
+    'Image_Metadata_Well_DAPI',
+  ]);
   const siteCol = findColumn(t.header, ['Metadata_Site', 'Image_Metadata_Site']);
   const imgCol = t.header.includes('ImageNumber') ? 'ImageNumber' : undefined;
   const tableCol = t.header.includes('TableNumber') ? 'TableNumber' : undefined;
@@ -58,16 +70,25 @@ export function readCellProfilerCentres(file: string, fields: Field[]): { centre
   } else if (imgCol) {
     const useTable = tableCol !== undefined && fields.some((f) => f.metadata.table_number);
     for (const f of fields) {
-      if (f.metadata.image_number) index.set(useTable ? `${f.metadata.table_number}|${f.metadata.image_number}` : f.metadata.image_number, f.field_id);
+      if (f.metadata.image_number)
+        index.set(
+          useTable ? `${f.metadata.table_number}|${f.metadata.image_number}` : f.metadata.image_number,
+          f.field_id,
+        );
     }
     if (index.size === 0) {
-      throw new QcbError('QCB_CSV_VALUE', 'object table keys fields by ImageNumber, but the fields carry no image numbers', {
-        file,
-        key: 'ImageNumber',
-        fix: 'add Metadata_Plate, Metadata_Well, Metadata_Site (or field_id) columns to the object table',
-      });
+      throw new QcbError(
+        'QCB_CSV_VALUE',
+        'object table keys fields by ImageNumber, but the fields carry no image numbers',
+        {
+          file,
+          key: 'ImageNumber',
+          fix: 'add Metadata_Plate, Metadata_Well, Metadata_Site (or field_id) columns to the object table',
+        },
+      );
     }
-    keyOf = useTable && tableCol ? (v) => `${Number(v[tableCol])}|${Number(v[imgCol])}` : (v) => String(Number(v[imgCol]));
+    keyOf =
+      useTable && tableCol ? (v) => `${Number(v[tableCol])}|${Number(v[imgCol])}` : (v) => String(Number(v[imgCol]));
     if (useTable) {
       // normalise the index keys the same way
       const norm = new Map<string, string>();
@@ -103,7 +124,12 @@ export function readCellProfilerCentres(file: string, fields: Field[]): { centre
     const y = Number(values[yCol]);
     if (!Number.isFinite(x) || !Number.isFinite(y)) {
       if (values[xCol] === '' || values[xCol].toLowerCase() === 'nan') continue; // CellProfiler writes NaN for empty objects
-      throw new QcbError('QCB_CSV_VALUE', `line ${line}: centre is not a number`, { file, key: `${xCol}/${yCol}`, value: [values[xCol], values[yCol]], fix: 'fix or remove the line' });
+      throw new QcbError('QCB_CSV_VALUE', `line ${line}: centre is not a number`, {
+        file,
+        key: `${xCol}/${yCol}`,
+        value: [values[xCol], values[yCol]],
+        fix: 'fix or remove the line',
+      });
     }
     const area = areaCol ? Number(values[areaCol]) || 0 : 0;
     let list = centres.get(id);

@@ -43,9 +43,16 @@ export interface Segmentation {
 }
 
 /** Segments nuclei in channel `channel` of `img` (a single-channel DNA image by default). */
-export function segmentNuclei(img: ImageData, opts: SegmentOptions = {}, channel = 0, keepLabels = false): Segmentation {
+export function segmentNuclei(
+  img: ImageData,
+  opts: SegmentOptions = {},
+  channel = 0,
+  keepLabels = false,
+): Segmentation {
   if (channel >= img.channels) {
-    throw new QcbError('QCB_USAGE', `DNA channel index ${channel} out of range (${img.channels} channels)`, { fix: 'pick an existing channel' });
+    throw new QcbError('QCB_USAGE', `DNA channel index ${channel} out of range (${img.channels} channels)`, {
+      fix: 'pick an existing channel',
+    });
   }
   const diameter = opts.diameter ?? 30;
   // Nuclei ≥ 15 px across lose nothing at half resolution, and everything below costs a quarter.
@@ -97,7 +104,8 @@ export function segmentNuclei(img: ImageData, opts: SegmentOptions = {}, channel
   nuclei.sort((a, b) => a.y - b.y || a.x - b.x);
   if (!keepLabels) return { nuclei, threshold: t };
   const full = new Int32Array(img.width * img.height);
-  for (let y = 0; y < H * f; y++) for (let x = 0; x < W * f; x++) full[y * img.width + x] = regionLabels[Math.floor(y / f) * W + Math.floor(x / f)];
+  for (let y = 0; y < H * f; y++)
+    for (let x = 0; x < W * f; x++) full[y * img.width + x] = regionLabels[Math.floor(y / f) * W + Math.floor(x / f)];
   return { nuclei, threshold: t, labels: full };
 }
 
@@ -130,34 +138,34 @@ export function gaussianBlur(src: Float32Array, W: number, H: number, sigma: num
   for (let i = 0; i < k.length; i++) k[i] /= sum;
   const tmp = new Float32Array(W * H);
   const out = new Float32Array(W * H);
+  // Horizontal pass; the kernel is symmetric, so pairs of taps share a multiply.
+  const k0 = k[rad];
   for (let y = 0; y < H; y++) {
     const row = y * W;
     for (let x = 0; x < W; x++) {
-      let acc = 0;
+      const i = row + x;
+      let acc = k0 * src[i];
       if (x >= rad && x < W - rad) {
-        for (let t = -rad, o = row + x - rad; t <= rad; t++, o++) acc += k[t + rad] * src[o];
+        for (let t = 1; t <= rad; t++) acc += k[rad + t] * (src[i - t] + src[i + t]);
       } else {
-        for (let t = -rad; t <= rad; t++) {
-          const xx = x + t < 0 ? 0 : x + t >= W ? W - 1 : x + t;
-          acc += k[t + rad] * src[row + xx];
+        for (let t = 1; t <= rad; t++) {
+          const xl = x - t < 0 ? 0 : x - t;
+          const xr = x + t >= W ? W - 1 : x + t;
+          acc += k[rad + t] * (src[row + xl] + src[row + xr]);
         }
       }
-      tmp[row + x] = acc;
+      tmp[i] = acc;
     }
   }
+  // Vertical pass row by row (sequential memory access).
   for (let y = 0; y < H; y++) {
-    const interior = y >= rad && y < H - rad;
-    for (let x = 0; x < W; x++) {
-      let acc = 0;
-      if (interior) {
-        for (let t = -rad, o = (y - rad) * W + x; t <= rad; t++, o += W) acc += k[t + rad] * tmp[o];
-      } else {
-        for (let t = -rad; t <= rad; t++) {
-          const yy = y + t < 0 ? 0 : y + t >= H ? H - 1 : y + t;
-          acc += k[t + rad] * tmp[yy * W + x];
-        }
-      }
-      out[y * W + x] = acc;
+    const row = y * W;
+    for (let x = 0; x < W; x++) out[row + x] = k0 * tmp[row + x];
+    for (let t = 1; t <= rad; t++) {
+      const up = (y - t < 0 ? 0 : y - t) * W;
+      const dn = (y + t >= H ? H - 1 : y + t) * W;
+      const kt = k[rad + t];
+      for (let x = 0; x < W; x++) out[row + x] += kt * (tmp[up + x] + tmp[dn + x]);
     }
   }
   return out;
@@ -382,20 +390,66 @@ export function distanceTransform(mask: Uint8Array, W: number, H: number): Float
  * on −EDT. Intensity: regions still larger than 2.5 discs (blurred, out-of-focus clumps where the mask has no necks)
  * are split again from peaks of the intensity smoothed at σ = r/3, at least 0.8 r apart; watershed on −intensity.
  */
-function splitTouching(src: Float32Array, mask: Uint8Array, labels: Int32Array, count: number, W: number, H: number, r: number): { labels: Int32Array; count: number } {
+function splitTouching(
+  src: Float32Array,
+  mask: Uint8Array,
+  labels: Int32Array,
+  count: number,
+  W: number,
+  H: number,
+  r: number,
+): { labels: Int32Array; count: number } {
   const edt = gaussianBlur(distanceTransform(mask, W, H), W, H, 1);
   for (let i = 0; i < edt.length; i++) if (!mask[i]) edt[i] = 0;
-  const shape = markerWatershed(edt, labels, count, W, H, 0.25 * r, (d, a, b) => d >= 0.9 * Math.max(a, b) && d >= 0.5 * r);
+  const shape = markerWatershed(
+    edt,
+    labels,
+    count,
+    W,
+    H,
+    0.25 * r,
+    (d, a, b) => d >= 0.9 * Math.max(a, b) && d >= 0.5 * r,
+  );
   // Second pass on oversized regions.
   const area = new Float64Array(shape.count + 1);
   for (let i = 0; i < shape.labels.length; i++) area[shape.labels[i]]++;
   const big = new Set<number>();
   for (let l = 1; l <= shape.count; l++) if (area[l] > 2.5 * Math.PI * r * r) big.add(l);
   if (big.size === 0) return shape;
-  const smooth = gaussianBlur(src, W, H, Math.max(1, r / 3));
   const sub = new Int32Array(W * H);
-  for (let i = 0; i < sub.length; i++) if (big.has(shape.labels[i])) sub[i] = shape.labels[i];
-  for (let i = 0; i < smooth.length; i++) if (!sub[i]) smooth[i] = 0;
+  let x0 = W;
+  let y0 = H;
+  let x1 = -1;
+  let y1 = -1;
+  for (let i = 0; i < sub.length; i++) {
+    if (!big.has(shape.labels[i])) continue;
+    sub[i] = shape.labels[i];
+    const x = i % W;
+    const y = (i - x) / W;
+    if (x < x0) x0 = x;
+    if (x > x1) x1 = x;
+    if (y < y0) y0 = y;
+    if (y > y1) y1 = y;
+  }
+  // Blur only the bounding box of the oversized regions (plus the kernel's reach).
+  const sigmaI = Math.max(1, r / 3);
+  const m = Math.ceil(3 * sigmaI);
+  x0 = Math.max(0, x0 - m);
+  y0 = Math.max(0, y0 - m);
+  x1 = Math.min(W - 1, x1 + m);
+  y1 = Math.min(H - 1, y1 + m);
+  const bw = x1 - x0 + 1;
+  const bh = y1 - y0 + 1;
+  const box = new Float32Array(bw * bh);
+  for (let y = 0; y < bh; y++) box.set(src.subarray((y0 + y) * W + x0, (y0 + y) * W + x0 + bw), y * bw);
+  const blurred = gaussianBlur(box, bw, bh, sigmaI);
+  const smooth = new Float32Array(W * H);
+  for (let y = 0; y < bh; y++) {
+    for (let x = 0; x < bw; x++) {
+      const i = (y0 + y) * W + x0 + x;
+      if (sub[i]) smooth[i] = blurred[y * bw + x];
+    }
+  }
   const inten = markerWatershed(smooth, sub, shape.count, W, H, 0, (d) => d >= 0.8 * r);
   const out = new Int32Array(W * H);
   const renum = new Int32Array(shape.count + 1);

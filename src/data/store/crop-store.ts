@@ -1,12 +1,25 @@
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, ftruncateSync, openSync, readFileSync, statSync, writeSync, fsyncSync, mkdirSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import FileSystemStore from '@zarrita/storage/fs';
 import * as zarr from 'zarrita';
 import { QcbError } from '../../errors.js';
 import { contentHash, writeJsonAtomic } from '../../util/fs.js';
-import { parseCsv, csvCell } from '../datasets/csv-parse.js';
+import { csvCell, parseCsvRecords } from '../datasets/csv-parse.js';
 import type { CropMeta } from '../types.js';
 
 /**
@@ -26,7 +39,18 @@ import type { CropMeta } from '../types.js';
 
 export const CHUNK = 64;
 const FORMAT = 'qcbench-crops';
-const FIXED_COLUMNS = ['crop_id', 'index', 'plate', 'well', 'site', 'field_id', 'x', 'y', 'area', 'source_files'] as const;
+const FIXED_COLUMNS = [
+  'crop_id',
+  'index',
+  'plate',
+  'well',
+  'site',
+  'field_id',
+  'x',
+  'y',
+  'area',
+  'source_files',
+] as const;
 
 /** Chunk compression: none (fastest reads) or gzip (≈ 2–4× smaller; Python zarr reads both). */
 export type Compression = 'none' | 'gzip';
@@ -72,8 +96,7 @@ class GzipCodec {
 let gzipRegistered = false;
 function registerGzip(): void {
   if (gzipRegistered) return;
-  // biome-ignore lint/suspicious/noExplicitAny: the registry's codec type is internal to zarrita
-  zarr.registry.set('gzip', (() => GzipCodec) as any);
+  zarr.registry.set('gzip', (() => GzipCodec) as unknown as Parameters<typeof zarr.registry.set>[1]);
   gzipRegistered = true;
 }
 
@@ -150,7 +173,10 @@ export class CropStoreWriter {
       metadata_columns: o.metadataColumns ?? [],
     };
     if (o.channels.length === 0 || !Number.isInteger(o.size) || o.size <= 0) {
-      throw new QcbError('QCB_USAGE', 'a crop store needs ≥ 1 channel and a positive integer crop size', { value: { channels: o.channels, size: o.size }, fix: 'check --channels and --size' });
+      throw new QcbError('QCB_USAGE', 'a crop store needs ≥ 1 channel and a positive integer crop size', {
+        value: { channels: o.channels, size: o.size },
+        fix: 'check --channels and --size',
+      });
     }
     const store = new FileSystemStore(path);
     const root = zarr.root(store);
@@ -160,7 +186,11 @@ export class CropStoreWriter {
       if (o.resume && existsSync(progressFile) && !existsSync(metaFile)) {
         const prog = JSON.parse(readFileSync(progressFile, 'utf8')) as Progress & { info: typeof info };
         if (contentHash(prog.info) !== contentHash(info)) {
-          throw storeError(path, 'was started with other settings', 'rerun with the same options, or use --overwrite to start again');
+          throw storeError(
+            path,
+            'was started with other settings',
+            'rerun with the same options, or use --overwrite to start again',
+          );
         }
         // Roll crops.csv and chunks.sha256 back to the checkpoint (both only grow between checkpoints); chunks past
         // it are rewritten.
@@ -177,23 +207,49 @@ export class CropStoreWriter {
           const per = info.channels.length * info.size * info.size;
           for (let i = 0; i < keep; i++) pending.push(data.slice(i * per, (i + 1) * per));
           // The rows of the partial chunk are the last `keep` lines of crops.csv: move them back into the buffer.
-          const csv = readFileSync(join(path, 'crops.csv'), 'utf8');
-          const lines = csv.split('\n').filter((l) => l !== '');
+          const lines = tailLines(join(path, 'crops.csv'), keep);
           pendingRows.push(...lines.slice(lines.length - keep).map((l) => `${l}\n`));
         }
-        return new CropStoreWriter(path, info, arr as zarr.Array<'uint8', FileSystemStore>, base, pending, pendingRows, keep, prog.state);
+        return new CropStoreWriter(
+          path,
+          info,
+          arr as zarr.Array<'uint8', FileSystemStore>,
+          base,
+          pending,
+          pendingRows,
+          keep,
+          prog.state,
+        );
       }
       if (!o.overwrite) {
-        throw storeError(path, existsSync(metaFile) ? 'already exists' : 'exists from an interrupted run', existsSync(metaFile) ? 'choose another --out, or pass --overwrite' : 'pass --resume to continue it, or --overwrite to start again');
+        throw storeError(
+          path,
+          existsSync(metaFile) ? 'already exists' : 'exists from an interrupted run',
+          existsSync(metaFile)
+            ? 'choose another --out, or pass --overwrite'
+            : 'rerun the same command (without --no-resume) to continue it, or pass --overwrite to start again',
+        );
       }
     }
     if (o.overwrite) {
       const { rmSync } = await import('node:fs');
-      for (const p of ['crops', 'crops.csv', 'qcbench.json', 'progress.json', 'chunks.sha256', 'skipped.csv', 'zarr.json']) rmSync(join(path, p), { recursive: true, force: true });
+      for (const p of [
+        'crops',
+        'crops.csv',
+        'qcbench.json',
+        'progress.json',
+        'chunks.sha256',
+        'skipped.csv',
+        'zarr.json',
+      ])
+        rmSync(join(path, p), { recursive: true, force: true });
     }
     mkdirSync(path, { recursive: true });
     await zarr.create(root, { attributes: { qcbench: { format: FORMAT, channels: o.channels, size: o.size } } });
-    const codecs = [{ name: 'bytes', configuration: { endian: 'little' } }, ...(info.compression === 'gzip' ? [{ name: 'gzip', configuration: { level: 1 } }] : [])];
+    const codecs = [
+      { name: 'bytes', configuration: { endian: 'little' } },
+      ...(info.compression === 'gzip' ? [{ name: 'gzip', configuration: { level: 1 } }] : []),
+    ];
     const arr = await zarr.create(root.resolve('crops'), {
       shape: [0, o.channels.length, o.size, o.size],
       chunkShape: [CHUNK, o.channels.length, o.size, o.size],
@@ -218,15 +274,31 @@ export class CropStoreWriter {
   async append(crops: Uint8Array, metas: Omit<CropMeta, 'index'>[]): Promise<void> {
     const per = this.cropBytes;
     if (crops.length !== metas.length * per) {
-      throw new QcbError('QCB_INTERNAL', `append: ${crops.length} bytes for ${metas.length} crops of ${per}`, { fix: 'report this bug' });
+      throw new QcbError('QCB_INTERNAL', `append: ${crops.length} bytes for ${metas.length} crops of ${per}`, {
+        fix: 'report this bug',
+      });
     }
     for (let i = 0; i < metas.length; i++) {
       const m = metas[i];
       const index = this.count + this.pending.length;
       this.pending.push(crops.slice(i * per, (i + 1) * per)); // a copy: callers may reuse their buffer
-      const row = [m.crop_id, index, m.plate, m.well, m.site, m.field_id, m.x, m.y, m.area, m.source_files, ...this.info.metadata_columns.map((k) => m.metadata[k] ?? '')];
+      const row = [
+        m.crop_id,
+        index,
+        m.plate,
+        m.well,
+        m.site,
+        m.field_id,
+        m.x,
+        m.y,
+        m.area,
+        m.source_files,
+        ...this.info.metadata_columns.map((k) => m.metadata[k] ?? ''),
+      ];
       // One physical line per crop (line breaks inside values become spaces), so checkpoints can count lines.
-      this.pendingRows.push(`${row.map((v) => csvCell(typeof v === 'string' ? v.replace(/[\r\n]+/g, ' ') : v)).join(',')}\n`);
+      this.pendingRows.push(
+        `${row.map((v) => csvCell(typeof v === 'string' ? v.replace(/[\r\n]+/g, ' ') : v)).join(',')}\n`,
+      );
       if (this.pending.length === CHUNK) await this.flush();
     }
   }
@@ -236,21 +308,34 @@ export class CropStoreWriter {
     const n = this.pending.length;
     if (n === 0) return;
     const per = this.cropBytes;
-    const data = new Uint8Array(n * per);
+    // Always a whole chunk: Zarr stores edge chunks at full size, the part past the array's end is fill (0).
+    const data = new Uint8Array(CHUNK * per);
     for (let i = 0; i < n; i++) data.set(this.pending[i], i * per);
-    const end = this.count + n;
-    await this.setShape(end);
-    const { channels, size } = this.info;
-    const C = channels.length;
-    await zarr.set(this.arr, [zarr.slice(this.count, end), null, null, null], { data, shape: [n, C, size, size], stride: [C * size * size, size * size, size, 1] });
+    this.writeChunk(this.count / CHUNK, data);
     if (n === CHUNK) {
       this.writeRows();
       appendBytes(join(this.path, 'chunks.sha256'), `${createHash('sha256').update(data).digest('hex')}\n`);
-      this.count = end;
+      this.count += n;
       this.pending = [];
       this.pendingRows = [];
       this.rowsInFile = 0;
     }
+  }
+
+  /**
+   * Encodes and writes chunk `k` (bytes codec, then gzip when enabled) at the v3 default key `crops/c/k/0/0/0`,
+   * through a temp file and a rename so a reader never sees half a chunk. Written directly rather than through
+   * zarr.set: the data are already laid out as a chunk, and this avoids a strided copy and a zarr.json rewrite per
+   * chunk (the array's shape is updated at checkpoints and at the end).
+   */
+  private writeChunk(k: number, data: Uint8Array): void {
+    const bytes = this.info.compression === 'gzip' ? gzipSync(data, { level: 1 }) : data;
+    const dir = join(this.path, 'crops', 'c', String(k), '0', '0');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, '0');
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, file);
   }
 
   /** Appends the buffered rows crops.csv does not hold yet (each row is written exactly once). */
@@ -267,7 +352,9 @@ export class CropStoreWriter {
     const meta = JSON.parse(readFileSync(file, 'utf8'));
     meta.shape[0] = n;
     writeJsonAtomic(file, meta);
-    this.arr = (await zarr.open.v3(zarr.root(new FileSystemStore(this.path)).resolve('crops'), { kind: 'array' })) as zarr.Array<'uint8', FileSystemStore>;
+    this.arr = (await zarr.open.v3(zarr.root(new FileSystemStore(this.path)).resolve('crops'), {
+      kind: 'array',
+    })) as zarr.Array<'uint8', FileSystemStore>;
   }
 
   /**
@@ -278,6 +365,9 @@ export class CropStoreWriter {
     await this.flush();
     // crops.csv gets the partial chunk's rows too, so it is complete at the checkpoint; resume reads them back.
     this.writeRows();
+    await this.setShape(this.count + this.pending.length);
+    fsyncFile(join(this.path, 'crops.csv'));
+    fsyncFile(join(this.path, 'chunks.sha256'));
     const prog: Progress & { info: Omit<CropStoreInfo, 'hash' | 'complete' | 'count'> } = {
       count: this.count + this.pending.length,
       csvBytes: fileSize(join(this.path, 'crops.csv')),
@@ -317,6 +407,50 @@ export class CropStoreWriter {
   }
 }
 
+/** Copies crops `js` of an uncompressed chunk file into `out` (slot j at j × per); a missing chunk is fill (0). */
+function readInPlace(file: string, js: number[], offsetOf: (j: number) => number, out: Uint8Array, per: number): void {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return; // absent chunk = fill value 0 (out is zero-initialised)
+  }
+  try {
+    for (const j of js) {
+      const got = readSync(fd, out, j * per, per, offsetOf(j));
+      if (got !== per) {
+        throw new QcbError('QCB_STORE', `chunk file is truncated (${got} of ${per} bytes at ${offsetOf(j)})`, {
+          file,
+          fix: 'the store was copied incompletely: copy it again or recreate it',
+        });
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The last `n` non-empty lines of a (possibly huge) text file, read from its end. */
+function tailLines(p: string, n: number): string[] {
+  const size = fileSize(p);
+  let want = 64 * 1024;
+  for (;;) {
+    const from = Math.max(0, size - want);
+    const buf = Buffer.alloc(size - from);
+    const fd = openSync(p, 'r');
+    try {
+      readSync(fd, buf, 0, buf.length, from);
+    } finally {
+      closeSync(fd);
+    }
+    const lines = buf.toString('utf8').split('\n');
+    if (from > 0) lines.shift(); // possibly cut in the middle
+    const full = lines.filter((l) => l !== '');
+    if (full.length >= n || from === 0) return full.slice(Math.max(0, full.length - n));
+    want *= 4;
+  }
+}
+
 function fileSize(p: string): number {
   try {
     return statSync(p).size;
@@ -335,16 +469,91 @@ function truncateTo(p: string, bytes: number): void {
   }
 }
 
+/** Appends text (not synced: checkpoints fsync the files they record). */
 function appendBytes(p: string, text: string, create = false): void {
   const fd = openSync(p, create ? 'w' : 'a');
   try {
     const b = Buffer.from(text);
     let off = 0;
     while (off < b.length) off += writeSync(fd, b, off, b.length - off);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function fsyncFile(p: string): void {
+  const fd = openSync(p, 'r+');
+  try {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Reads crops.csv line by line from a Buffer (a full-screen table is larger than V8's longest string), checking the
+ * header and the row count. Rows of one field share one metadata object (interned), which keeps 2 M crops in memory
+ * cheaply.
+ */
+function readCropTable(file: string, info: CropStoreInfo): CropMeta[] {
+  const bad = (what: string) =>
+    new QcbError('QCB_STORE', `crops.csv ${what}`, {
+      file,
+      fix: 'the store was modified or copied incompletely: recreate it',
+    });
+  let buf: Buffer;
+  try {
+    buf = readFileSync(file);
+  } catch (e) {
+    throw new QcbError('QCB_STORE', 'crops.csv is missing', { file, fix: 'recreate the store', cause: e });
+  }
+  const columns = [...FIXED_COLUMNS, ...info.metadata_columns];
+  const meta: CropMeta[] = [];
+  const shared = new Map<string, { source_files: string; metadata: Record<string, string> }>();
+  let start = 0;
+  let line = 0;
+  while (start < buf.length) {
+    let end = buf.indexOf(10, start);
+    if (end < 0) end = buf.length;
+    const text = buf.toString('utf8', start, end).replace(/\r$/, '');
+    start = end + 1;
+    line++;
+    if (text === '') continue;
+    const cells = parseCsvRecords(text)[0]?.cells ?? [];
+    if (line === 1) {
+      if (cells.join(',') !== columns.join(','))
+        throw bad(`header does not match qcbench.json (${cells.slice(0, 12).join(',')}…)`);
+      continue;
+    }
+    if (cells.length !== columns.length)
+      throw bad(`line ${line} has ${cells.length} cells, expected ${columns.length}`);
+    const key = cells.slice(9).join('\u0001');
+    let sh = shared.get(key);
+    if (!sh) {
+      const metadata: Record<string, string> = {};
+      info.metadata_columns.forEach((k, j) => {
+        metadata[k] = cells[10 + j];
+      });
+      sh = { source_files: cells[9], metadata };
+      shared.set(key, sh);
+    }
+    meta.push({
+      crop_id: cells[0],
+      index: Number(cells[1]),
+      plate: cells[2],
+      well: cells[3],
+      site: Number(cells[4]),
+      field_id: cells[5],
+      x: Number(cells[6]),
+      y: Number(cells[7]),
+      area: Number(cells[8]),
+      source_files: sh.source_files,
+      metadata: sh.metadata,
+    });
+    if (shared.size > 100_000) shared.clear(); // bounded: tables are field-ordered, so recent keys are what repeats
+  }
+  if (meta.length !== info.count) throw bad(`has ${meta.length} rows for ${info.count} crops`);
+  return meta;
 }
 
 /** A complete crop store opened for reading. */
@@ -355,7 +564,7 @@ export interface CropStore {
   channels: string[];
   size: number;
   hash: string;
-  /** Per-crop metadata in index order. */
+  /** Per-crop metadata in index order (read-only: crops of one field share their `metadata` object). */
   meta: CropMeta[];
   /** Crops [start, end) as (end−start)×C×S×S uint8. */
   read(start: number, end: number): Promise<Uint8Array>;
@@ -372,8 +581,14 @@ export async function openCropStore(path: string, opts: { cacheChunks?: number }
     const partial = existsSync(join(path, 'progress.json'));
     throw storeError(
       path,
-      partial ? 'is incomplete (extraction was interrupted)' : existsSync(path) ? 'has no qcbench.json' : 'does not exist',
-      partial ? 'rerun `qcbench data crops … --resume` with the same options' : 'create it with `qcbench data crops --out STORE …`',
+      partial
+        ? 'is incomplete (extraction was interrupted)'
+        : existsSync(path)
+          ? 'has no qcbench.json'
+          : 'does not exist',
+      partial
+        ? 'rerun the same `qcbench data crops` command: it continues from the last checkpoint'
+        : 'create it with `qcbench data crops --out STORE …`',
     );
   }
   let info: CropStoreInfo;
@@ -382,7 +597,8 @@ export async function openCropStore(path: string, opts: { cacheChunks?: number }
   } catch (e) {
     throw storeError(path, 'has an unreadable qcbench.json', 'recreate the store', e);
   }
-  if (info.format !== FORMAT || !info.complete) throw storeError(path, 'is not a complete qcbench crop store', 'recreate it with `qcbench data crops`');
+  if (info.format !== FORMAT || !info.complete)
+    throw storeError(path, 'is not a complete qcbench crop store', 'recreate it with `qcbench data crops`');
   const store = new FileSystemStore(path);
   let arr: zarr.Array<zarr.DataType, FileSystemStore>;
   try {
@@ -394,39 +610,20 @@ export async function openCropStore(path: string, opts: { cacheChunks?: number }
   const S = info.size;
   const want = [info.count, C, S, S];
   if (arr.dtype !== 'uint8' || arr.shape.join() !== want.join() || arr.chunks[0] !== info.chunk) {
-    throw new QcbError('QCB_STORE', `crops array is ${arr.dtype} [${arr.shape}] but qcbench.json says uint8 [${want}]`, {
-      file: join(path, 'crops', 'zarr.json'),
-      value: arr.shape,
-      allowed: `[${want}]`,
-      fix: 'the store was modified or copied incompletely: recreate it',
-    });
+    throw new QcbError(
+      'QCB_STORE',
+      `crops array is ${arr.dtype} [${arr.shape}] but qcbench.json says uint8 [${want}]`,
+      {
+        file: join(path, 'crops', 'zarr.json'),
+        value: arr.shape,
+        allowed: `[${want}]`,
+        fix: 'the store was modified or copied incompletely: recreate it',
+      },
+    );
   }
-  const table = parseCsv(readFileSync(join(path, 'crops.csv'), 'utf8'), join(path, 'crops.csv'));
-  if (table.rows.length !== info.count || table.malformed.length) {
-    throw new QcbError('QCB_STORE', `crops.csv has ${table.rows.length} rows (${table.malformed.length} malformed) for ${info.count} crops`, {
-      file: join(path, 'crops.csv'),
-      fix: 'the store was modified or copied incompletely: recreate it',
-    });
-  }
-  const meta: CropMeta[] = table.rows.map(({ values: v }) => {
-    const metadata: Record<string, string> = {};
-    for (const k of info.metadata_columns) metadata[k] = v[k] ?? '';
-    return {
-      crop_id: v.crop_id,
-      index: Number(v.index),
-      plate: v.plate,
-      well: v.well,
-      site: Number(v.site),
-      field_id: v.field_id,
-      x: Number(v.x),
-      y: Number(v.y),
-      area: Number(v.area),
-      source_files: v.source_files,
-      metadata,
-    };
-  });
+  const meta = readCropTable(join(path, 'crops.csv'), info);
   const per = C * S * S;
-  const cacheMax = opts.cacheChunks ?? 8;
+  const cacheMax = opts.cacheChunks ?? 32; // 32 chunks of 64 × 3×128×128 ≈ 100 MB
   const cache = new Map<number, Promise<Uint8Array>>();
   const chunk = (k: number): Promise<Uint8Array> => {
     const hit = cache.get(k);
@@ -442,7 +639,11 @@ export async function openCropStore(path: string, opts: { cacheChunks?: number }
   };
   const check = (i: number) => {
     if (!Number.isInteger(i) || i < 0 || i >= info.count) {
-      throw new QcbError('QCB_STORE', `crop index ${i} out of range`, { file: path, allowed: `0 … ${info.count - 1}`, fix: 'ask for indices within the store' });
+      throw new QcbError('QCB_STORE', `crop index ${i} out of range`, {
+        file: path,
+        allowed: `0 … ${info.count - 1}`,
+        fix: 'ask for indices within the store',
+      });
     }
   };
   return {
@@ -454,7 +655,11 @@ export async function openCropStore(path: string, opts: { cacheChunks?: number }
     hash: info.hash,
     meta,
     async read(start, end) {
-      if (end < start) throw new QcbError('QCB_STORE', `read(${start}, ${end}): end before start`, { file: path, fix: 'pass start ≤ end' });
+      if (end < start)
+        throw new QcbError('QCB_STORE', `read(${start}, ${end}): end before start`, {
+          file: path,
+          fix: 'pass start ≤ end',
+        });
       if (end === start) return new Uint8Array(0);
       check(start);
       check(end - 1);
@@ -478,6 +683,18 @@ export async function openCropStore(path: string, opts: { cacheChunks?: number }
         else byChunk.set(k, [j]);
       });
       for (const [k, js] of byChunk) {
+        // Uncompressed chunks are crop-major, so a few crops of an uncached chunk are read in place (one positioned
+        // read of C×S×S bytes each) instead of loading the whole chunk: random access stays fast on big stores.
+        if (info.compression === 'none' && !cache.has(k) && js.length <= CHUNK / 4) {
+          readInPlace(
+            join(path, 'crops', 'c', String(k), '0', '0', '0'),
+            js,
+            (j) => (idx[j] - k * CHUNK) * per,
+            out,
+            per,
+          );
+          continue;
+        }
         const data = await chunk(k);
         for (const j of js) {
           const o = (idx[j] - k * CHUNK) * per;

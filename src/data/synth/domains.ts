@@ -84,7 +84,7 @@ export const DOMAINS = {
     width: 696,
     height: 520,
     nucleusMajor: [18.5, 3.2],
-    nucleusAspect: [1.15, 1.9],
+    nucleusAspect: [1.1, 2.1],
     nucleusIrregularity: 0.05,
     cellRadius: [2.0, 2.8],
     cellIrregularity: 0.22,

@@ -292,7 +292,7 @@ function makeCell(p: DomainProfile, rng: Rng, x: number, y: number, a: number): 
     cb,
     rmax: rmax + off,
     r,
-    bright: Math.exp(rng.normal(0, 0.22)),
+    bright: Math.exp(rng.normal(0, 0.3)),
     gain: new Float32Array(p.channels.length).fill(1),
     nucleoli,
     fibreAngle: rng.uniform(0, Math.PI),

@@ -36,7 +36,7 @@ import { WorkerPool } from './pool.js';
 import { deriveSeed, Rng } from './prng.js';
 
 /** Bump when the generator's output changes for the same options (invalidates manifests and annotations). */
-export const SYNTH_VERSION = 3;
+export const SYNTH_VERSION = 4;
 
 export interface SynthOptions {
   domain: SynthDomain;
@@ -338,7 +338,11 @@ export async function synthesizeScreen(opts: SynthOptions): Promise<SynthResult>
       return { ...prev.result, out, reused: true };
     }
     if (prev.hash !== hash) {
-      throw new QcbError('QCB_USAGE', `${out} already holds a synthetic screen made with other options`, {
+      const older = prev.result.version !== SYNTH_VERSION;
+      const why = older
+        ? `by generator version ${prev.result.version} (this is ${SYNTH_VERSION})`
+        : 'with other options';
+      throw new QcbError('QCB_USAGE', `${out} already holds a synthetic screen made ${why}`, {
         file: manifestPath,
         key: 'options',
         value: prev.result.options,

@@ -48,7 +48,12 @@ function withProbabilities(maps: Omit<IfsMap, 'p'>[]): IfsMap[] {
  * Runs the chaos game and returns the visited points scaled into a size×size image (aspect kept, 4% margin), with
  * the index of the map that produced each point; undefined when the system diverges or collapses to a point.
  */
-export function chaosGame(maps: IfsMap[], points: number, size: number, seed: number): { xy: Int32Array; which: Uint8Array } | undefined {
+export function chaosGame(
+  maps: IfsMap[],
+  points: number,
+  size: number,
+  seed: number,
+): { xy: Int32Array; which: Uint8Array } | undefined {
   const rnd = mulberry32(seed);
   const cum: number[] = [];
   let acc = 0;
@@ -127,12 +132,22 @@ export function sampleCategories(count: number, seed: number, o: CategoryOptions
     let accepted: FractalCategory | undefined;
     for (let t = 0; t < maxTries && !accepted; t++) {
       const n = 2 + Math.floor(rnd() * (maxMaps - 1));
-      const raw = Array.from({ length: n }, () => ({ a: 2 * rnd() - 1, b: 2 * rnd() - 1, c: 2 * rnd() - 1, d: 2 * rnd() - 1, e: 2 * rnd() - 1, f: 2 * rnd() - 1 }));
+      const raw = Array.from({ length: n }, () => ({
+        a: 2 * rnd() - 1,
+        b: 2 * rnd() - 1,
+        c: 2 * rnd() - 1,
+        d: 2 * rnd() - 1,
+        e: 2 * rnd() - 1,
+        f: 2 * rnd() - 1,
+      }));
       const maps = withProbabilities(raw);
       const fill = fillingRate(maps, seed + c);
       if (fill >= threshold) accepted = { maps, fill };
     }
-    if (!accepted) throw new Error(`no IFS reached filling rate ${threshold} in ${maxTries} tries (category ${c}); lower fillThreshold`);
+    if (!accepted)
+      throw new Error(
+        `no IFS reached filling rate ${threshold} in ${maxTries} tries (category ${c}); lower fillThreshold`,
+      );
     out.push(accepted);
   }
   return out;
@@ -161,7 +176,8 @@ export function renderInstance(cat: FractalCategory, instance: number, size: num
   });
   const points = Math.max(2000, Math.round(1.5 * size * size));
   // a varied system may diverge: fall back to the category's own maps (always accepted)
-  const g = chaosGame(maps, points, size, (seed ^ (instance * 7919)) >>> 0) ?? chaosGame(cat.maps, points, size, seed >>> 0);
+  const g =
+    chaosGame(maps, points, size, (seed ^ (instance * 7919)) >>> 0) ?? chaosGame(cat.maps, points, size, seed >>> 0);
   const img = new Uint8Array(3 * size * size);
   if (!g) return img;
   const plane = size * size;
@@ -178,7 +194,9 @@ export function renderInstance(cat: FractalCategory, instance: number, size: num
 }
 
 /** The whole data set: `categories × instances` images (N×3×S×S uint8, category-major) and their labels. */
-export function generateFractalDb(o: { categories: number; instances: number; size: number; seed: number } & CategoryOptions): {
+export function generateFractalDb(
+  o: { categories: number; instances: number; size: number; seed: number } & CategoryOptions,
+): {
   images: Uint8Array;
   labels: Int32Array;
   categories: FractalCategory[];

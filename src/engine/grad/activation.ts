@@ -4,23 +4,37 @@
  */
 import { attr } from '../ir/graph.js';
 import type { GradEmitter, GradRule } from './types.js';
-import { castLike, constFloats, constInts, floatAttr, intAttr, normAxis, scalar, shapeOf, stringAttr, unbroadcast } from './util.js';
+import {
+  castLike,
+  constFloats,
+  constInts,
+  floatAttr,
+  intAttr,
+  normAxis,
+  scalar,
+  shapeOf,
+  stringAttr,
+  unbroadcast,
+} from './util.js';
 
 const mul = (g: GradEmitter, a: string, b: string) => g.op('Mul', [a, b])[0];
 
-/** Relu: dx = dY where x > 0. */
+/**
+ * Relu: dx = dY where y > 0 (⇔ x > 0). The mask reads the output, not the input, so the input is not kept alive
+ * for the backward pass and onnxruntime can still fuse the producing Conv with the Relu.
+ */
 export const reluGrad: GradRule = (node, [dY], g) => {
   if (!dY) return [null];
-  const x = node.inputs[0];
-  return [g.op('Where', [g.op('Greater', [x, scalar(g, 0, x)])[0], dY, scalar(g, 0, x)])[0]];
+  const y = node.outputs[0];
+  return [g.op('Where', [g.op('Greater', [y, scalar(g, 0, y)])[0], dY, scalar(g, 0, y)])[0]];
 };
 
-/** LeakyRelu(alpha): dx = dY where x > 0, alpha·dY elsewhere. */
+/** LeakyRelu(alpha): dx = dY where x > 0, alpha·dY elsewhere (the mask from y when alpha > 0, as for Relu). */
 export const leakyReluGrad: GradRule = (node, [dY], g) => {
   if (!dY) return [null];
-  const x = node.inputs[0];
   const alpha = floatAttr(node, 'alpha', 0.01);
-  return [g.op('Where', [g.op('Greater', [x, scalar(g, 0, x)])[0], dY, mul(g, dY, scalar(g, alpha, x))])[0]];
+  const v = alpha > 0 ? node.outputs[0] : node.inputs[0];
+  return [g.op('Where', [g.op('Greater', [v, scalar(g, 0, v)])[0], dY, mul(g, dY, scalar(g, alpha, v))])[0]];
 };
 
 /** PRelu(x, slope): dx = dY or slope·dY; dslope = Σ dY·x over x ≤ 0 (summed to slope's shape). */
@@ -33,13 +47,13 @@ export const preluGrad: GradRule = (node, [dY], g) => {
   return [dx, unbroadcast(g, ds, shapeOf(g, x, node), shapeOf(g, slope, node))];
 };
 
-/** Elu(alpha): dx = dY for x > 0, dY·(y + alpha) elsewhere. */
+/** Elu(alpha): dx = dY for x > 0 (⇔ y > 0), dY·(y + alpha) elsewhere — only the output is read. */
 export const eluGrad: GradRule = (node, [dY], g) => {
   if (!dY) return [null];
-  const x = node.inputs[0];
+  const y = node.outputs[0];
   const alpha = floatAttr(node, 'alpha', 1);
-  const neg = mul(g, dY, g.op('Add', [node.outputs[0], scalar(g, alpha, x)])[0]);
-  return [g.op('Where', [g.op('Greater', [x, scalar(g, 0, x)])[0], dY, neg])[0]];
+  const neg = mul(g, dY, g.op('Add', [y, scalar(g, alpha, y)])[0]);
+  return [g.op('Where', [g.op('Greater', [y, scalar(g, 0, y)])[0], dY, neg])[0]];
 };
 
 /** Sigmoid: dx = dY·y·(1 − y). */
@@ -50,7 +64,8 @@ export const sigmoidGrad: GradRule = (node, [dY], g) => {
 };
 
 /** Softplus y = ln(1+eˣ): dx = dY·σ(x). */
-export const softplusGrad: GradRule = (node, [dY], g) => (dY ? [mul(g, dY, g.op('Sigmoid', [node.inputs[0]])[0])] : [null]);
+export const softplusGrad: GradRule = (node, [dY], g) =>
+  dY ? [mul(g, dY, g.op('Sigmoid', [node.inputs[0]])[0])] : [null];
 
 /** HardSigmoid(alpha, beta): dx = alpha·dY inside the linear zone 0 < alpha·x + beta < 1. */
 export const hardSigmoidGrad: GradRule = (node, [dY], g) => {
@@ -118,9 +133,13 @@ export const softmaxGrad: GradRule = (node, [dY], g) => {
   if (!dY) return [null];
   const y = node.outputs[0];
   const axis = normAxis(intAttr(node, 'axis', -1), shapeOf(g, y, node).length);
-  const s = g.op('ReduceSum', [mul(g, dY, y), g.constant({ dtype: 'int64', dims: [1], data: new BigInt64Array([BigInt(axis)]) })], {
-    keepdims: attr.int(1),
-  })[0];
+  const s = g.op(
+    'ReduceSum',
+    [mul(g, dY, y), g.constant({ dtype: 'int64', dims: [1], data: new BigInt64Array([BigInt(axis)]) })],
+    {
+      keepdims: attr.int(1),
+    },
+  )[0];
   return [mul(g, y, g.op('Sub', [dY, s])[0])];
 };
 
@@ -129,7 +148,11 @@ export const logSoftmaxGrad: GradRule = (node, [dY], g) => {
   if (!dY) return [null];
   const y = node.outputs[0];
   const axis = normAxis(intAttr(node, 'axis', -1), shapeOf(g, y, node).length);
-  const s = g.op('ReduceSum', [dY, g.constant({ dtype: 'int64', dims: [1], data: new BigInt64Array([BigInt(axis)]) })], { keepdims: attr.int(1) })[0];
+  const s = g.op(
+    'ReduceSum',
+    [dY, g.constant({ dtype: 'int64', dims: [1], data: new BigInt64Array([BigInt(axis)]) })],
+    { keepdims: attr.int(1) },
+  )[0];
   return [g.op('Sub', [dY, mul(g, g.op('Exp', [y])[0], s)])[0]];
 };
 

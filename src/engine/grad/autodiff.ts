@@ -14,6 +14,8 @@ import { dtypeFromCode, isFloat, isStatic } from './util.js';
 export interface BackwardOptions {
   /** Name of a value holding dL/dloss (same shape as the loss); default a constant 1. */
   seed?: string;
+  /** Model file named in error messages. */
+  file?: string;
 }
 
 /** All op types appendBackward can differentiate (have a rule or pass no gradient). */
@@ -35,19 +37,30 @@ export function supportedGradOps(): string[] {
  * @returns map wrt name → name of its gradient value (same shape and dtype as the wrt value)
  * @throws QcbError QCB_ONNX_UNSUPPORTED_OP for an op without a gradient rule, QCB_ONNX_GRAPH for unknown names
  */
-export function appendBackward(graph: Graph, loss: string, wrt: string[], opts: BackwardOptions = {}): Map<string, string> {
+export function appendBackward(
+  graph: Graph,
+  loss: string,
+  wrt: string[],
+  opts: BackwardOptions = {},
+): Map<string, string> {
   // Backward rules emit opset-17 ops (ScatterElements with reduction needs 16). Opsets 13–16 changed nothing but
   // additions with backward-compatible defaults up to 17, so such graphs are lifted to 17.
   if (graph.opset < 13) {
-    throw new QcbError('QCB_ONNX_UNSUPPORTED_OP', `graph '${graph.name}' uses opset ${graph.opset}; differentiation needs opset 13 or later`, {
-      value: graph.opset,
-      allowed: 'opset ≥ 13',
-      fix: 're-export the model with torch.onnx.export(..., opset_version=17)',
-    });
+    throw new QcbError(
+      'QCB_ONNX_UNSUPPORTED_OP',
+      `graph '${graph.name}' uses opset ${graph.opset}; differentiation needs opset 13 or later`,
+      {
+        file: opts.file,
+        value: graph.opset,
+        allowed: 'opset ≥ 13',
+        fix: 're-export the model with torch.onnx.export(..., opset_version=17)',
+      },
+    );
   }
   if (graph.opset < 17) graph.opset = 17;
   // forward shapes come from shape inference: run it when the caller has not
-  if (graph.nodes.some((n) => n.outputs.some((o) => o && !graph.values.has(o)))) inferShapes(graph);
+  if (graph.nodes.some((n) => n.outputs.some((o) => o && !graph.values.has(o))))
+    inferShapes(graph, { file: opts.file });
   const forwardCount = graph.nodes.length;
   const used = new Set<string>();
   for (const v of graph.inputs) used.add(v.name);
@@ -78,14 +91,23 @@ export function appendBackward(graph: Graph, loss: string, wrt: string[], opts: 
   for (const n of graph.nodes) for (const o of n.outputs) if (o) producer.set(o, n);
   const known = (v: string) => producer.has(v) || graph.initializers.has(v) || graph.inputs.some((i) => i.name === v);
   if (!known(loss)) {
-    throw new QcbError('QCB_ONNX_GRAPH', `loss value '${loss}' is not produced by the graph`, { key: loss, fix: 'pass the name of a node output or graph input' });
+    throw new QcbError('QCB_ONNX_GRAPH', `loss value '${loss}' is not produced by the graph`, {
+      file: opts.file,
+      key: loss,
+      fix: 'pass the name of a node output or graph input',
+    });
   }
   for (const w of wrt) {
     if (!known(w)) {
-      throw new QcbError('QCB_ONNX_GRAPH', `cannot differentiate with respect to '${w}': no such input, initializer or value`, {
-        key: w,
-        fix: 'pass names of graph inputs or initializers (parameters)',
-      });
+      throw new QcbError(
+        'QCB_ONNX_GRAPH',
+        `cannot differentiate with respect to '${w}': no such input, initializer or value`,
+        {
+          file: opts.file,
+          key: w,
+          fix: 'pass names of graph inputs or initializers (parameters)',
+        },
+      );
     }
   }
 
@@ -132,6 +154,7 @@ export function appendBackward(graph: Graph, loss: string, wrt: string[], opts: 
       const v = infoOf(name);
       if (!v) {
         throw new QcbError('QCB_ONNX_GRAPH', `no type/shape known for value '${name}'`, {
+          file: opts.file,
           key: currentNode?.name ?? name,
           fix: 'run shape inference (inferShapes) on the forward graph before appendBackward',
         });
@@ -140,7 +163,9 @@ export function appendBackward(graph: Graph, loss: string, wrt: string[], opts: 
     },
     op(opType, inputs, attrs = {}, nOutputs = 1) {
       const base = `${currentNode ? currentNode.name || currentNode.opType : 'loss'}_grad`;
-      const outputs = Array.from({ length: nOutputs }, (_, i) => fresh(`${base}/${opType}${nOutputs > 1 ? `_${i}` : ''}`));
+      const outputs = Array.from({ length: nOutputs }, (_, i) =>
+        fresh(`${base}/${opType}${nOutputs > 1 ? `_${i}` : ''}`),
+      );
       const node: Node = { opType, domain: '', name: fresh(`${base}/${opType}_node`), inputs, outputs, attrs };
       graph.nodes.push(node);
       outputs.forEach((o, i) => {
@@ -151,7 +176,9 @@ export function appendBackward(graph: Graph, loss: string, wrt: string[], opts: 
     },
     constant(t, hint) {
       const small = t.data.length <= 64;
-      const key = small ? `${t.dtype}|${t.dims.join(',')}|${Array.from(t.data as ArrayLike<number | bigint>).join(',')}` : '';
+      const key = small
+        ? `${t.dtype}|${t.dims.join(',')}|${Array.from(t.data as ArrayLike<number | bigint>).join(',')}`
+        : '';
       if (small && constKeys.has(key)) return constKeys.get(key) as string;
       const name = fresh(`grad_const/${hint ?? 'c'}`);
       graph.initializers.set(name, t);
@@ -195,7 +222,12 @@ export function appendBackward(graph: Graph, loss: string, wrt: string[], opts: 
     } else {
       const shp = g.op('Shape', [loss])[0];
       const data = dt === 'float64' ? new Float64Array([1]) : new Float32Array([1]);
-      addContrib(loss, g.op('ConstantOfShape', [shp], { value: attr.tensor({ dtype: dt === 'float64' ? 'float64' : 'float32', dims: [1], data }) })[0]);
+      addContrib(
+        loss,
+        g.op('ConstantOfShape', [shp], {
+          value: attr.tensor({ dtype: dt === 'float64' ? 'float64' : 'float32', dims: [1], data }),
+        })[0],
+      );
     }
   }
 
@@ -207,14 +239,20 @@ export function appendBackward(graph: Graph, loss: string, wrt: string[], opts: 
     const dOut = node.outputs.map((o) => (o && depends.has(o) ? total(o) : null));
     if (dOut.every((d) => d === null)) continue;
     if (NO_GRAD_OPS.has(node.opType)) continue;
-    const rule = node.domain === '' || node.domain === 'ai.onnx' ? GRAD_RULES[node.opType as keyof typeof GRAD_RULES] : undefined;
+    const rule =
+      node.domain === '' || node.domain === 'ai.onnx' ? GRAD_RULES[node.opType as keyof typeof GRAD_RULES] : undefined;
     if (!rule) {
-      throw new QcbError('QCB_ONNX_UNSUPPORTED_OP', `operator ${node.domain ? `${node.domain}.` : ''}${node.opType} (node '${node.name}') has no gradient rule`, {
-        key: node.name,
-        value: node.opType,
-        allowed: supportedGradOps().join(', '),
-        fix: 'freeze the layers before this node (train only later parameters) or replace the operator when exporting the model',
-      });
+      throw new QcbError(
+        'QCB_ONNX_UNSUPPORTED_OP',
+        `operator ${node.domain ? `${node.domain}.` : ''}${node.opType} (node '${node.name}') has no gradient rule`,
+        {
+          file: opts.file,
+          key: node.name,
+          value: node.opType,
+          allowed: supportedGradOps().join(', '),
+          fix: 'freeze the layers before this node (train only later parameters) or replace the operator when exporting the model',
+        },
+      );
     }
     const dIn = rule(node, dOut, g);
     node.inputs.forEach((inp, i) => {
@@ -233,8 +271,14 @@ export function appendBackward(graph: Graph, loss: string, wrt: string[], opts: 
     let d = total(w);
     if (!d) {
       const wi = g.info(w);
-      const shp = wi.shape && isStatic(wi.shape) ? g.constant({ dtype: 'int64', dims: [wi.shape.length], data: BigInt64Array.from(wi.shape.map(BigInt)) }) : g.op('Shape', [w])[0];
-      const zero: Tensor = wi.dtype === 'float64' ? { dtype: 'float64', dims: [1], data: new Float64Array(1) } : { dtype: 'float32', dims: [1], data: new Float32Array(1) };
+      const shp =
+        wi.shape && isStatic(wi.shape)
+          ? g.constant({ dtype: 'int64', dims: [wi.shape.length], data: BigInt64Array.from(wi.shape.map(BigInt)) })
+          : g.op('Shape', [w])[0];
+      const zero: Tensor =
+        wi.dtype === 'float64'
+          ? { dtype: 'float64', dims: [1], data: new Float64Array(1) }
+          : { dtype: 'float32', dims: [1], data: new Float32Array(1) };
       d = g.op('ConstantOfShape', [shp], { value: attr.tensor(zero) })[0];
       setShapeLike(graph, d, wi);
     }
@@ -263,8 +307,8 @@ function pruneBackward(graph: Graph, start: number, keep: Set<string>): void {
       for (const i of n.inputs) if (i) need.add(i);
     } else keepNode[k] = false;
   }
-  const removed: Node[] = [];
-  graph.nodes = graph.nodes.filter((n, k) => keepNode[k] || (removed.push(n), false));
+  const removed = graph.nodes.filter((_, k) => !keepNode[k]);
+  graph.nodes = graph.nodes.filter((_, k) => keepNode[k]);
   for (const n of removed) for (const o of n.outputs) graph.values.delete(o);
   for (const name of [...graph.initializers.keys()]) {
     if (name.startsWith('grad_const/') && !need.has(name)) {
@@ -274,7 +318,19 @@ function pruneBackward(graph: Graph, start: number, keep: Set<string>): void {
   }
 }
 
-const BOOL_OPS = new Set(['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'And', 'Or', 'Not', 'Xor', 'IsNaN', 'IsInf']);
+const BOOL_OPS = new Set([
+  'Equal',
+  'Less',
+  'Greater',
+  'LessOrEqual',
+  'GreaterOrEqual',
+  'And',
+  'Or',
+  'Not',
+  'Xor',
+  'IsNaN',
+  'IsInf',
+]);
 
 /** Element type of output i of an emitted node. */
 function outputDtype(node: Node, i: number, dtypeOf: (n: string) => DType | undefined): DType | undefined {

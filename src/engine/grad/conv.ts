@@ -3,7 +3,8 @@
  * asymmetric pads, auto_pad).
  *
  * Speed matters here (engine-measurements.md; figures from src/engine/grad/bench.ts). dX: for stride 1 a Conv of dY
- * with the flipped, group-transposed W (faster than ConvTranspose in onnxruntime), else ConvTranspose(dY, W). dW is
+ * with the flipped, group-transposed W (faster than ConvTranspose in onnxruntime), else ConvTranspose(dY, W) (a
+ * sub-pixel decomposition into s² phase Convs measured 2× slower). dW is
  * GEMM-shaped, never a Conv over transposed tensors (2–4× slower): for large output planes an im2col by a one-hot
  * depthwise Conv + per-image MatMul + ReduceSum over N; for small planes X transposed once, k² strided Slices and
  * one Gemm over N·Ho·Wo. Depthwise convs use one grouped Conv over transposed tensors; 1×1 convs reduce to one MatMul/Gemm.
@@ -11,7 +12,7 @@
 import type { Dim, Node } from '../ir/graph.js';
 import { attr } from '../ir/graph.js';
 import type { GradEmitter, GradRule } from './types.js';
-import { ints, intAttr, intsAttr, shapeOf, staticDims, stringAttr } from './util.js';
+import { intAttr, ints, intsAttr, shapeOf, staticDims, stringAttr } from './util.js';
 
 /** Geometry of one convolution-like op, all spatial sizes static. */
 export interface ConvGeometry {
@@ -27,7 +28,13 @@ export interface ConvGeometry {
 }
 
 /** Begin/end pads of a Conv/Pool node, resolving auto_pad (SAME_UPPER puts the odd pixel at the end). */
-export function resolvePads(node: Node, inSize: number[], kernel: number[], strides: number[], dilations: number[]): { begin: number[]; end: number[] } {
+export function resolvePads(
+  node: Node,
+  inSize: number[],
+  kernel: number[],
+  strides: number[],
+  dilations: number[],
+): { begin: number[]; end: number[] } {
   const s = inSize.length;
   const autoPad = stringAttr(node, 'auto_pad', 'NOTSET');
   if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
@@ -58,6 +65,17 @@ function convGeometry(node: Node, x: Dim[], y: Dim[], w: Dim[] | undefined): Con
   return { inSize, outSize, kernel, strides, dilations, padBegin: begin, padEnd: end };
 }
 
+/** W K×(C/g)×k… regrouped as the weight of the adjoint conv: C×(K/g)×k… (transposed within each group). */
+function groupTransposed(g: GradEmitter, w: string, K: number, Cg: number, group: number, kernel: number[]): string {
+  const spatial = kernel.map((_, i) => i + 2);
+  if (Cg === 1 && group === K) return w; // depthwise: W is its own group-transpose
+  if (group === 1) return g.op('Transpose', [w], { perm: attr.ints([1, 0, ...spatial]) })[0];
+  const Kg = K / group;
+  const r5 = g.op('Reshape', [w, ints(g, [group, Kg, Cg, ...kernel])])[0];
+  const t5 = g.op('Transpose', [r5], { perm: attr.ints([0, 2, 1, ...spatial.map((a) => a + 1)]) })[0];
+  return g.op('Reshape', [t5, ints(g, [Cg * group, Kg, ...kernel])])[0];
+}
+
 /**
  * The adjoint of a convolution with respect to its input, producing exactly the input's spatial size.
  * Stride 1: a Conv of dY with the spatially flipped, group-transposed W (pads (k−1)·d − p) — about twice as fast as
@@ -77,17 +95,24 @@ export function convInputGrad(g: GradEmitter, dY: string, w: string, geo: ConvGe
     const Cg = typeof wShape?.[1] === 'number' ? wShape[1] : undefined;
     if (K !== undefined && Cg !== undefined) {
       const spatial = Array.from({ length: s }, (_, i) => i + 2);
-      let wt: string;
-      if (Cg === 1 && group === K) wt = w; // depthwise: W is its own group-transpose
-      else if (group === 1) wt = g.op('Transpose', [w], { perm: attr.ints([1, 0, ...spatial]) })[0];
-      else {
-        const Kg = K / group;
-        const r5 = g.op('Reshape', [w, ints(g, [group, Kg, Cg, ...geo.kernel])])[0];
-        const t5 = g.op('Transpose', [r5], { perm: attr.ints([0, 2, 1, ...spatial.map((a) => a + 1)]) })[0];
-        wt = g.op('Reshape', [t5, ints(g, [Cg * group, Kg, ...geo.kernel])])[0];
-      }
+      const wt = groupTransposed(g, w, K, Cg, group, geo.kernel);
       const big = 2 ** 31 - 1;
-      const flipped = g.op('Slice', [wt, ints(g, spatial.map(() => -1)), ints(g, spatial.map(() => -big)), ints(g, spatial), ints(g, spatial.map(() => -1))])[0];
+      const flipped = g.op('Slice', [
+        wt,
+        ints(
+          g,
+          spatial.map(() => -1),
+        ),
+        ints(
+          g,
+          spatial.map(() => -big),
+        ),
+        ints(g, spatial),
+        ints(
+          g,
+          spatial.map(() => -1),
+        ),
+      ])[0];
       return g.op('Conv', [dY, flipped], {
         kernel_shape: attr.ints(geo.kernel),
         dilations: attr.ints(geo.dilations),
@@ -133,7 +158,14 @@ export function convInputGrad(g: GradEmitter, dY: string, w: string, geo: ConvGe
  * dL/dW of a convolution: x N×C×H×W (un-padded input), dY N×K×Ho×Wo, W K×(C/group)×k… . GEMM formulation (see file
  * comment); depthwise (group = C, any channel multiplier) uses a grouped Conv over transposed tensors.
  */
-export function convWeightGrad(g: GradEmitter, x: string, dY: string, geo: ConvGeometry, group: number, wShape: number[]): string {
+export function convWeightGrad(
+  g: GradEmitter,
+  x: string,
+  dY: string,
+  geo: ConvGeometry,
+  group: number,
+  wShape: number[],
+): string {
   const s = geo.inSize.length;
   const [K, Cg] = wShape;
   const C = Cg * group;
@@ -166,9 +198,22 @@ export function convWeightGrad(g: GradEmitter, x: string, dY: string, geo: ConvG
       group: attr.int(C),
       pads: attr.ints([...geo.padBegin, ...geo.padEnd]),
     })[0]; // 1×K×k'… with k' ≥ k (tail positions no window reaches)
-    const full = geo.inSize.map((n, i) => Math.floor((n + geo.padBegin[i] + geo.padEnd[i] - (geo.outSize[i] - 1) * geo.strides[i] - 1) / geo.dilations[i]) + 1);
+    const full = geo.inSize.map(
+      (n, i) =>
+        Math.floor(
+          (n + geo.padBegin[i] + geo.padEnd[i] - (geo.outSize[i] - 1) * geo.strides[i] - 1) / geo.dilations[i],
+        ) + 1,
+    );
     if (full.some((f, i) => f !== geo.kernel[i])) {
-      dw = g.op('Slice', [dw, ints(g, geo.kernel.map(() => 0)), ints(g, geo.kernel), ints(g, spatialAxes)])[0];
+      dw = g.op('Slice', [
+        dw,
+        ints(
+          g,
+          geo.kernel.map(() => 0),
+        ),
+        ints(g, geo.kernel),
+        ints(g, spatialAxes),
+      ])[0];
     }
     return g.op('Reshape', [dw, ints(g, wShape)])[0];
   }
@@ -180,18 +225,28 @@ export function convWeightGrad(g: GradEmitter, x: string, dY: string, geo: ConvG
     // (N×(C·k²)×Ho×Wo, strides/dilations/pads handled by the Conv), then per-image MatMul with dYᵀ and a ReduceSum
     // over N. The N×(C·k²)×K intermediate is no larger than the columns while Ho·Wo ≥ K.
     let cols: string;
-    if (KK === 1) cols = sliceAt(xp, offsets[0]); // 1×1: the (strided) input itself
+    if (KK === 1)
+      cols = sliceAt(xp, offsets[0]); // 1×1: the (strided) input itself
     else {
       const oneHot = new Float32Array(C * KK * KK);
       for (let c = 0; c < C; c++) for (let i = 0; i < KK; i++) oneHot[(c * KK + i) * KK + i] = 1;
       const eye = g.constant({ dtype: 'float32', dims: [C * KK, 1, ...geo.kernel], data: oneHot }, 'im2col_onehot');
-      cols = g.op('Conv', [x, g.info(x).dtype === 'float32' ? eye : g.op('Cast', [eye], { to: attr.int(g.info(x).dtype === 'float64' ? 11 : 10) })[0]], {
-        kernel_shape: attr.ints(geo.kernel),
-        strides: attr.ints(geo.strides),
-        dilations: attr.ints(geo.dilations),
-        group: attr.int(C),
-        pads: attr.ints([...geo.padBegin, ...geo.padEnd]),
-      })[0];
+      cols = g.op(
+        'Conv',
+        [
+          x,
+          g.info(x).dtype === 'float32'
+            ? eye
+            : g.op('Cast', [eye], { to: attr.int(g.info(x).dtype === 'float64' ? 11 : 10) })[0],
+        ],
+        {
+          kernel_shape: attr.ints(geo.kernel),
+          strides: attr.ints(geo.strides),
+          dilations: attr.ints(geo.dilations),
+          group: attr.int(C),
+          pads: attr.ints([...geo.padBegin, ...geo.padEnd]),
+        },
+      )[0];
     }
     const Kg = K / group;
     const colsR = g.op('Reshape', [cols, ints(g, [0, group, Cg * KK, outPlane])])[0]; // N×g×(Cg·k²)×P
@@ -240,7 +295,9 @@ function kernelOffsets(kernel: number[]): number[][] {
 }
 
 function biasGrad(g: GradEmitter, dY: string, s: number): string {
-  return g.op('ReduceSum', [dY, ints(g, [0, ...Array.from({ length: s }, (_, i) => i + 2)])], { keepdims: attr.int(0) })[0];
+  return g.op('ReduceSum', [dY, ints(g, [0, ...Array.from({ length: s }, (_, i) => i + 2)])], {
+    keepdims: attr.int(0),
+  })[0];
 }
 
 /** Conv(X N×C×H×W, W K×(C/g)×k…, B K) → dX, dW, dB. */
@@ -304,7 +361,15 @@ export const convTransposeGrad: GradRule = (node, [dY], g) => {
     dy = g.op('Slice', [dY, ints(g, new Array(s).fill(0)), ints(g, dySize), ints(g, axes)])[0];
   }
   const peConv = pe.map((p, i) => Math.max(0, p - outPadding[i]));
-  const geo: ConvGeometry = { inSize: dySize, outSize: inSize, kernel, strides, dilations, padBegin: pb, padEnd: peConv };
+  const geo: ConvGeometry = {
+    inSize: dySize,
+    outSize: inSize,
+    kernel,
+    strides,
+    dilations,
+    padBegin: pb,
+    padEnd: peConv,
+  };
   const convAttrs = {
     kernel_shape: attr.ints(kernel),
     strides: attr.ints(strides),

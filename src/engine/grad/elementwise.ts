@@ -7,8 +7,12 @@ import type { GradRule } from './types.js';
 import { castLike, isFloat, onnxDtypeCode, scalar, shapeOf, unbroadcast } from './util.js';
 
 /** Output-shaped gradient `d` of input i, summed to that input's shape. */
-const fit: (g: Parameters<GradRule>[2], node: Parameters<GradRule>[0], i: number, d: string) => string = (g, node, i, d) =>
-  unbroadcast(g, d, shapeOf(g, node.outputs[0], node), shapeOf(g, node.inputs[i], node));
+const fit: (g: Parameters<GradRule>[2], node: Parameters<GradRule>[0], i: number, d: string) => string = (
+  g,
+  node,
+  i,
+  d,
+) => unbroadcast(g, d, shapeOf(g, node.outputs[0], node), shapeOf(g, node.inputs[i], node));
 
 export const addGrad: GradRule = (node, [dY], g) => (dY ? [fit(g, node, 0, dY), fit(g, node, 1, dY)] : [null, null]);
 
@@ -39,7 +43,9 @@ export const powGrad: GradRule = (node, [dY], g) => {
   if (g.info(b).dtype !== g.info(a).dtype) bf = castLike(g, b, a);
   const bm1 = g.op('Sub', [bf, scalar(g, 1, a)])[0];
   const da = g.op('Mul', [dY, g.op('Mul', [bf, g.op('Pow', [a, bm1])[0]])[0]])[0];
-  const db = isFloat(g.info(b).dtype) ? fit(g, node, 1, g.op('Mul', [dY, g.op('Mul', [y, g.op('Log', [a])[0]])[0]])[0]) : null;
+  const db = isFloat(g.info(b).dtype)
+    ? fit(g, node, 1, g.op('Mul', [dY, g.op('Mul', [y, g.op('Log', [a])[0]])[0]])[0])
+    : null;
   return [fit(g, node, 0, da), db];
 };
 
@@ -60,7 +66,8 @@ export const logGrad: GradRule = (node, [dY], g) => (dY ? [g.op('Div', [dY, node
 export const negGrad: GradRule = (_node, [dY], g) => (dY ? [g.op('Neg', [dY])[0]] : [null]);
 
 /** Abs: dx = dY·sign(x). */
-export const absGrad: GradRule = (node, [dY], g) => (dY ? [g.op('Mul', [dY, g.op('Sign', [node.inputs[0]])[0]])[0]] : [null]);
+export const absGrad: GradRule = (node, [dY], g) =>
+  dY ? [g.op('Mul', [dY, g.op('Sign', [node.inputs[0]])[0]])[0]] : [null];
 
 /** Reciprocal y = 1/x: dx = −dY·y². */
 export const reciprocalGrad: GradRule = (node, [dY], g) => {
@@ -80,7 +87,8 @@ export const extremumGrad: GradRule = (node, [dY], g) => {
 };
 
 /** Sum (variadic): every input gets dY. */
-export const sumGrad: GradRule = (node, [dY], g) => (dY ? node.inputs.map((_, i) => fit(g, node, i, dY)) : node.inputs.map(() => null));
+export const sumGrad: GradRule = (node, [dY], g) =>
+  dY ? node.inputs.map((_, i) => fit(g, node, i, dY)) : node.inputs.map(() => null);
 
 /** Mean (variadic): every input gets dY/n. */
 export const meanGrad: GradRule = (node, [dY], g) => {

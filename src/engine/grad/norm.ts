@@ -10,7 +10,8 @@ import type { GradEmitter, GradRule } from './types.js';
 import { castLike, floatAttr, intAttr, ints, isStatic, normAxis, scalar, shapeOf, unbroadcast } from './util.js';
 
 const op1 = (g: GradEmitter, t: string, ins: string[]) => g.op(t, ins)[0];
-const sumKeep = (g: GradEmitter, v: string, axes: number[]) => g.op('ReduceSum', [v, ints(g, axes)], { keepdims: attr.int(1) })[0];
+const sumKeep = (g: GradEmitter, v: string, axes: number[]) =>
+  g.op('ReduceSum', [v, ints(g, axes)], { keepdims: attr.int(1) })[0];
 
 /** 1/(number of elements each statistic averages): Size(x)/Size(stat) when symbolic. */
 function invCount(g: GradEmitter, node: Node, x: string, axes: number[], statSize: string | number): string {
@@ -18,7 +19,10 @@ function invCount(g: GradEmitter, node: Node, x: string, axes: number[], statSiz
   const dims = axes.map((a) => xs[a]);
   if (isStatic(dims)) return scalar(g, 1 / dims.reduce((a, b) => a * b, 1), x);
   const size = g.op('Size', [x])[0];
-  const denom = typeof statSize === 'number' ? g.constant({ dtype: 'int64', dims: [], data: new BigInt64Array([BigInt(statSize)]) }) : g.op('Size', [statSize])[0];
+  const denom =
+    typeof statSize === 'number'
+      ? g.constant({ dtype: 'int64', dims: [], data: new BigInt64Array([BigInt(statSize)]) })
+      : g.op('Size', [statSize])[0];
   return op1(g, 'Reciprocal', [castLike(g, op1(g, 'Div', [size, denom]), x)]);
 }
 

@@ -4,9 +4,20 @@
  */
 import type { Node } from '../ir/graph.js';
 import { attr } from '../ir/graph.js';
-import { convInputGrad, resolvePads, type ConvGeometry } from './conv.js';
+import { type ConvGeometry, convInputGrad, resolvePads } from './conv.js';
 import type { GradEmitter, GradRule } from './types.js';
-import { castLike, ints, intAttr, intsAttr, isStatic, scalar, shapeOf, shapeValue, staticDims, zerosLike } from './util.js';
+import {
+  castLike,
+  intAttr,
+  ints,
+  intsAttr,
+  isStatic,
+  scalar,
+  shapeOf,
+  shapeValue,
+  staticDims,
+  zerosLike,
+} from './util.js';
 
 function poolGeometry(node: Node, g: GradEmitter): ConvGeometry {
   const xs = shapeOf(g, node.inputs[0], node);
@@ -37,11 +48,17 @@ export const maxPoolGrad: GradRule = (node, [dY], g) => {
     idx = g.op('MaxPool', [x], a, 2)[1];
   }
   const flatShape = ints(g, [0, 0, -1]);
-  const local = g.op('Mod', [idx, g.constant({ dtype: 'int64', dims: [], data: new BigInt64Array([BigInt(plane)]) })])[0];
+  const local = g.op('Mod', [
+    idx,
+    g.constant({ dtype: 'int64', dims: [], data: new BigInt64Array([BigInt(plane)]) }),
+  ])[0];
   const idxFlat = g.op('Reshape', [local, flatShape])[0];
   const dyFlat = g.op('Reshape', [dY, flatShape])[0];
   const zeros = g.op('Reshape', [zerosLike(g, x, node), flatShape])[0];
-  const scattered = g.op('ScatterElements', [zeros, idxFlat, dyFlat], { axis: attr.int(2), reduction: attr.string('add') })[0];
+  const scattered = g.op('ScatterElements', [zeros, idxFlat, dyFlat], {
+    axis: attr.int(2),
+    reduction: attr.string('add'),
+  })[0];
   return [g.op('Reshape', [scattered, shapeValue(g, x, node)])[0]];
 };
 
@@ -82,10 +99,16 @@ export const averagePoolGrad: GradRule = (node, [dY], g) => {
   let scaled: string;
   if (counts.every((c) => c === kk)) scaled = g.op('Mul', [dY, scalar(g, 1 / kk, x)])[0];
   else {
-    const inv = g.constant({ dtype: 'float32', dims: geo.outSize, data: counts.map((c) => (c > 0 ? 1 / c : 0)) }, 'inv_count');
+    const inv = g.constant(
+      { dtype: 'float32', dims: geo.outSize, data: counts.map((c) => (c > 0 ? 1 / c : 0)) },
+      'inv_count',
+    );
     scaled = g.op('Mul', [dY, g.info(x).dtype === 'float32' ? inv : castLike(g, inv, x)])[0];
   }
-  const ones = g.constant({ dtype: 'float32', dims: [C, 1, ...geo.kernel], data: new Float32Array(C * kk).fill(1) }, 'ones_kernel');
+  const ones = g.constant(
+    { dtype: 'float32', dims: [C, 1, ...geo.kernel], data: new Float32Array(C * kk).fill(1) },
+    'ones_kernel',
+  );
   const w = g.info(x).dtype === 'float32' ? ones : castLike(g, ones, x);
   return [convInputGrad(g, scaled, w, geo, C)];
 };
@@ -95,7 +118,12 @@ export function countRatio(g: GradEmitter, x: string, y: string, node: Node): st
   const xs = shapeOf(g, x, node);
   const ys = shapeOf(g, y, node);
   if (isStatic(xs) && isStatic(ys)) {
-    const n = xs.reduce((a, b) => a * b, 1) / Math.max(1, ys.reduce((a, b) => a * b, 1));
+    const n =
+      xs.reduce((a, b) => a * b, 1) /
+      Math.max(
+        1,
+        ys.reduce((a, b) => a * b, 1),
+      );
     return scalar(g, n, x);
   }
   const r = g.op('Div', [g.op('Size', [x])[0], g.op('Size', [y])[0]])[0];
@@ -108,7 +136,13 @@ export const globalAveragePoolGrad: GradRule = (node, [dY], g) => {
   const x = node.inputs[0];
   const xs = shapeOf(g, x, node);
   const spatial = xs.slice(2);
-  const div = isStatic(spatial) ? scalar(g, spatial.reduce((a, b) => a * b, 1), x) : countRatio(g, x, node.outputs[0], node);
+  const div = isStatic(spatial)
+    ? scalar(
+        g,
+        spatial.reduce((a, b) => a * b, 1),
+        x,
+      )
+    : countRatio(g, x, node.outputs[0], node);
   const e = g.op('Expand', [dY, shapeValue(g, x, node)])[0];
   return [g.op('Div', [e, div])[0]];
 };
@@ -119,6 +153,16 @@ export const globalMaxPoolGrad: GradRule = (node, [dY], g) => {
   const x = node.inputs[0];
   const s = shapeOf(g, x, node).length - 2;
   const mask = castLike(g, g.op('Equal', [x, node.outputs[0]])[0], x);
-  const cnt = g.op('ReduceSum', [mask, ints(g, Array.from({ length: s }, (_, i) => i + 2))], { keepdims: attr.int(1) })[0];
+  const cnt = g.op(
+    'ReduceSum',
+    [
+      mask,
+      ints(
+        g,
+        Array.from({ length: s }, (_, i) => i + 2),
+      ),
+    ],
+    { keepdims: attr.int(1) },
+  )[0];
   return [g.op('Mul', [mask, g.op('Div', [dY, cnt])[0]])[0]];
 };

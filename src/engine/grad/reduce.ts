@@ -6,7 +6,7 @@ import type { Node } from '../ir/graph.js';
 import { attr } from '../ir/graph.js';
 import { countRatio } from './pool.js';
 import type { GradEmitter, GradRule } from './types.js';
-import { castLike, intAttr, intsAttr, ints, normAxis, requireConstInts, shapeOf, shapeValue } from './util.js';
+import { castLike, intAttr, ints, intsAttr, normAxis, requireConstInts, shapeOf, shapeValue } from './util.js';
 
 /** Normalised, sorted reduction axes of a Reduce* node ([] = identity when noop_with_empty_axes). */
 export function reduceAxes(node: Node, g: GradEmitter): number[] {
@@ -52,7 +52,11 @@ export const reduceExtremumGrad: GradRule = (node, [dY], g) => {
   const axes = reduceAxes(node, g);
   const yk = keep(g, node, node.outputs[0], axes);
   const mask = castLike(g, g.op('Equal', [x, yk])[0], x);
-  const cnt = g.op('ReduceSum', [mask, ints(g, axes.length ? axes : Array.from({ length: shapeOf(g, x, node).length }, (_, i) => i))], { keepdims: attr.int(1) })[0];
+  const cnt = g.op(
+    'ReduceSum',
+    [mask, ints(g, axes.length ? axes : Array.from({ length: shapeOf(g, x, node).length }, (_, i) => i))],
+    { keepdims: attr.int(1) },
+  )[0];
   return [g.op('Mul', [mask, g.op('Div', [keep(g, node, dY, axes), cnt])[0]])[0]];
 };
 

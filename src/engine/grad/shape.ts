@@ -168,12 +168,16 @@ export const padGrad: GradRule = (node, [dY], g) => {
   if (!dY) return [null, ...rest];
   const mode = stringAttr(node, 'mode', 'constant');
   if (mode !== 'constant') {
-    throw new QcbError('QCB_ONNX_UNSUPPORTED_OP', `Pad node '${node.name}' with mode '${mode}' has no gradient rule (only mode 'constant')`, {
-      key: node.name,
-      value: mode,
-      allowed: 'constant',
-      fix: 'freeze the layers before this node or export the model with zero padding',
-    });
+    throw new QcbError(
+      'QCB_ONNX_UNSUPPORTED_OP',
+      `Pad node '${node.name}' with mode '${mode}' has no gradient rule (only mode 'constant')`,
+      {
+        key: node.name,
+        value: mode,
+        allowed: 'constant',
+        fix: 'freeze the layers before this node or export the model with zero padding',
+      },
+    );
   }
   const rank = shapeOf(g, node.inputs[0], node).length;
   let pads = requireConstInts(g, node, 1, 'pads');
@@ -187,5 +191,14 @@ export const padGrad: GradRule = (node, [dY], g) => {
     });
     pads = full;
   }
-  return [g.op('Pad', [dY, ints(g, pads.map((p) => -p))])[0], ...rest];
+  return [
+    g.op('Pad', [
+      dY,
+      ints(
+        g,
+        pads.map((p) => -p),
+      ),
+    ])[0],
+    ...rest,
+  ];
 };

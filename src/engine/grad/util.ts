@@ -29,10 +29,14 @@ export function ints(g: GradEmitter, values: readonly number[]): string {
 export function shapeOf(g: GradEmitter, name: string, node: Node): Dim[] {
   const s = g.info(name).shape;
   if (!s) {
-    throw new QcbError('QCB_ONNX_GRAPH', `the rank of '${name}' (input/output of ${node.opType} node '${node.name}') is unknown`, {
-      key: node.name,
-      fix: 'run shape inference (inferShapes) before appendBackward, or give the graph inputs full shapes',
-    });
+    throw new QcbError(
+      'QCB_ONNX_GRAPH',
+      `the rank of '${name}' (input/output of ${node.opType} node '${node.name}') is unknown`,
+      {
+        key: node.name,
+        fix: 'run shape inference (inferShapes) before appendBackward, or give the graph inputs full shapes',
+      },
+    );
   }
   return s;
 }
@@ -52,11 +56,15 @@ export function shapeValue(g: GradEmitter, name: string, node: Node): string {
 export function staticDims(dims: readonly Dim[], node: Node, what: string): number[] {
   return dims.map((d) => {
     if (typeof d !== 'number') {
-      throw new QcbError('QCB_ONNX_GRAPH', `${node.opType} node '${node.name}' needs a static ${what}, got symbolic '${d}'`, {
-        key: node.name,
-        value: dims,
-        fix: 'export the model with fixed spatial sizes (only the batch dimension may be symbolic)',
-      });
+      throw new QcbError(
+        'QCB_ONNX_GRAPH',
+        `${node.opType} node '${node.name}' needs a static ${what}, got symbolic '${d}'`,
+        {
+          key: node.name,
+          value: dims,
+          fix: 'export the model with fixed spatial sizes (only the batch dimension may be symbolic)',
+        },
+      );
     }
     return d;
   });
@@ -105,11 +113,15 @@ export function constFloats(g: GradEmitter, name: string | undefined): number[] 
 export function requireConstInts(g: GradEmitter, node: Node, index: number, what: string): number[] {
   const v = constInts(g, node.inputs[index]);
   if (v === undefined) {
-    throw new QcbError('QCB_ONNX_UNSUPPORTED_OP', `${node.opType} node '${node.name}': ${what} (input ${index}) must be a constant for differentiation`, {
-      key: node.name,
-      value: node.inputs[index],
-      fix: 'constant-fold the model (e.g. export with do_constant_folding=True or run onnx-simplifier)',
-    });
+    throw new QcbError(
+      'QCB_ONNX_UNSUPPORTED_OP',
+      `${node.opType} node '${node.name}': ${what} (input ${index}) must be a constant for differentiation`,
+      {
+        key: node.name,
+        value: node.inputs[index],
+        fix: 'constant-fold the model (e.g. export with do_constant_folding=True or run onnx-simplifier)',
+      },
+    );
   }
   return v;
 }
@@ -143,7 +155,9 @@ export const neg = (g: GradEmitter, a: string): string => g.op('Neg', [a])[0];
 /** Zeros shaped like forward value `like` (ConstantOfShape works with symbolic dims). */
 export function zerosLike(g: GradEmitter, like: string, node: Node): string {
   const dtype = g.info(like).dtype;
-  return g.op('ConstantOfShape', [shapeValue(g, like, node)], { value: attr.tensor({ ...scalarTensor(0, dtype), dims: [1] }) })[0];
+  return g.op('ConstantOfShape', [shapeValue(g, like, node)], {
+    value: attr.tensor({ ...scalarTensor(0, dtype), dims: [1] }),
+  })[0];
 }
 
 /** Casts a bool mask to the float dtype of `like`. */
@@ -153,13 +167,31 @@ export function castLike(g: GradEmitter, x: string, like: string): string {
 
 /** ONNX TensorProto.DataType codes. */
 export function onnxDtypeCode(d: DType): number {
-  const codes: Record<DType, number> = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11 };
+  const codes: Record<DType, number> = {
+    float32: 1,
+    uint8: 2,
+    int8: 3,
+    int32: 6,
+    int64: 7,
+    bool: 9,
+    float16: 10,
+    float64: 11,
+  };
   return codes[d];
 }
 
 /** Inverse of onnxDtypeCode. */
 export function dtypeFromCode(code: number): DType | undefined {
-  const m: Record<number, DType> = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16', 11: 'float64' };
+  const m: Record<number, DType> = {
+    1: 'float32',
+    2: 'uint8',
+    3: 'int8',
+    6: 'int32',
+    7: 'int64',
+    9: 'bool',
+    10: 'float16',
+    11: 'float64',
+  };
   return m[code];
 }
 

@@ -13,7 +13,7 @@
  */
 import { QcbError } from '../../errors.js';
 import { allocData } from '../onnx/dtypes.js';
-import type { Attr, DType, Dim, Graph, Node, Tensor, TensorData } from './graph.js';
+import type { Attr, Dim, DType, Graph, Node, Tensor, TensorData } from './graph.js';
 import { attr, emptyGraph, numel } from './graph.js';
 import { inferShapes } from './shapes.js';
 
@@ -34,7 +34,11 @@ export function full(dims: number[], value: number, dtype: DType = 'float32'): T
 }
 
 /** A tensor from a flat array (row-major) and dims; int64 values may be numbers or bigints. */
-export function fromArray(values: ArrayLike<number> | ArrayLike<bigint>, dims: number[], dtype: DType = 'float32'): Tensor {
+export function fromArray(
+  values: ArrayLike<number> | ArrayLike<bigint>,
+  dims: number[],
+  dtype: DType = 'float32',
+): Tensor {
   const n = numel(dims);
   if (values.length !== n) {
     throw new QcbError('QCB_INTERNAL', `fromArray: ${values.length} values for dims [${dims}] (${n} elements)`);
@@ -182,7 +186,11 @@ export class GraphBuilder {
   }
 
   private claim(name: string): string {
-    if (this.used.has(name)) throw new QcbError('QCB_ONNX_GRAPH', `value name '${name}' is already used in graph '${this.graph.name}'`, { key: name, fix: 'choose a unique name' });
+    if (this.used.has(name))
+      throw new QcbError('QCB_ONNX_GRAPH', `value name '${name}' is already used in graph '${this.graph.name}'`, {
+        key: name,
+        fix: 'choose a unique name',
+      });
     this.used.add(name);
     return name;
   }
@@ -210,7 +218,10 @@ export class GraphBuilder {
 
   /** A constant tensor as an initializer (deduplicated for small tensors by content). */
   constant(t: Tensor, hint = 'const'): string {
-    const key = t.data.length <= 16 ? `${t.dtype}|${t.dims}|${Array.from(t.data as ArrayLike<number | bigint>, String)}` : undefined;
+    const key =
+      t.data.length <= 16
+        ? `${t.dtype}|${t.dims}|${Array.from(t.data as ArrayLike<number | bigint>, String)}`
+        : undefined;
     if (key) {
       const hit = this.constCache.get(key);
       if (hit) return hit;
@@ -235,7 +246,14 @@ export class GraphBuilder {
    * Appends one node and returns its output names.
    * @param hint readable base for output names (default: the op type in lower case)
    */
-  op(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, nOutputs = 1, hint?: string, domain = ''): string[] {
+  op(
+    opType: string,
+    inputs: string[],
+    attrs: Record<string, AttrValue> = {},
+    nOutputs = 1,
+    hint?: string,
+    domain = '',
+  ): string[] {
     const base = hint ?? opType.charAt(0).toLowerCase() + opType.slice(1);
     const outputs = Array.from({ length: nOutputs }, (_, i) => this.fresh(nOutputs === 1 ? base : `${base}_o${i}`));
     const a: Record<string, Attr> = {};
@@ -255,7 +273,14 @@ export class GraphBuilder {
     let v = value;
     if (name && name !== value) {
       this.claim(name);
-      this.graph.nodes.push({ opType: 'Identity', domain: '', name: this.fresh(`${name}_node`), inputs: [value], outputs: [name], attrs: {} });
+      this.graph.nodes.push({
+        opType: 'Identity',
+        domain: '',
+        name: this.fresh(`${name}_node`),
+        inputs: [value],
+        outputs: [name],
+        attrs: {},
+      });
       v = name;
     }
     this.graph.outputs.push({ name: v, dtype: 'float32' });
@@ -324,7 +349,12 @@ export class GraphBuilder {
     return this.op1('MatMul', [a, b]);
   }
   /** alpha·A'·B' + beta·C (A: M×K, B: K×N or N×K with transB). */
-  gemm(a: string, b: string, c?: string, o: { transA?: boolean; transB?: boolean; alpha?: number; beta?: number } = {}): string {
+  gemm(
+    a: string,
+    b: string,
+    c?: string,
+    o: { transA?: boolean; transB?: boolean; alpha?: number; beta?: number } = {},
+  ): string {
     const attrs: Record<string, AttrValue> = {};
     if (o.transA) attrs.transA = 1;
     if (o.transB) attrs.transB = 1;
@@ -343,10 +373,20 @@ export class GraphBuilder {
     return this.op1('Conv', bias ? [x, w, bias] : [x, w], attrs);
   }
   maxPool(x: string, o: PoolOpts): string {
-    return this.op('MaxPool', [x], { kernel_shape: o.kernel, strides: o.strides, pads: o.pads, ceil_mode: o.ceilMode ? 1 : undefined } as Record<string, AttrValue>)[0];
+    return this.op('MaxPool', [x], {
+      kernel_shape: o.kernel,
+      strides: o.strides,
+      pads: o.pads,
+      ceil_mode: o.ceilMode ? 1 : undefined,
+    } as Record<string, AttrValue>)[0];
   }
   averagePool(x: string, o: PoolOpts): string {
-    return this.op1('AveragePool', [x], { kernel_shape: o.kernel, strides: o.strides, pads: o.pads, ceil_mode: o.ceilMode ? 1 : undefined } as Record<string, AttrValue>);
+    return this.op1('AveragePool', [x], {
+      kernel_shape: o.kernel,
+      strides: o.strides,
+      pads: o.pads,
+      ceil_mode: o.ceilMode ? 1 : undefined,
+    } as Record<string, AttrValue>);
   }
   globalAveragePool(x: string): string {
     return this.op1('GlobalAveragePool', [x]);
@@ -384,8 +424,19 @@ export class GraphBuilder {
     return this.op1(op, [x], attrs);
   }
   /** Batch normalisation (inference form): X N×C×…, scale/bias/mean/var C. */
-  batchNorm(x: string, scale: string, bias: string, mean: string, variance: string, epsilon = 1e-5, momentum = 0.9): string {
-    return this.op1('BatchNormalization', [x, scale, bias, mean, variance], { epsilon: attr.float(epsilon), momentum: attr.float(momentum) });
+  batchNorm(
+    x: string,
+    scale: string,
+    bias: string,
+    mean: string,
+    variance: string,
+    epsilon = 1e-5,
+    momentum = 0.9,
+  ): string {
+    return this.op1('BatchNormalization', [x, scale, bias, mean, variance], {
+      epsilon: attr.float(epsilon),
+      momentum: attr.float(momentum),
+    });
   }
   layerNorm(x: string, scale: string, bias?: string, axis = -1, epsilon = 1e-5): string {
     return this.op1('LayerNormalization', bias ? [x, scale, bias] : [x, scale], { axis, epsilon: attr.float(epsilon) });

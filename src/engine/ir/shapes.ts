@@ -10,7 +10,7 @@
  * QCB_ONNX_UNSUPPORTED_OP naming the op, the node and the supported list.
  */
 import { QcbError } from '../../errors.js';
-import type { Attr, DType, Dim, Graph, Node, Tensor, ValueInfo } from './graph.js';
+import type { Attr, Dim, DType, Graph, Node, Tensor, ValueInfo } from './graph.js';
 
 /** Type, shape and (for small integer tensors) the known contents of a value during inference. */
 export interface Inferred {
@@ -140,14 +140,28 @@ function knownInts(c: ShapeCtx, i: number): number[] | undefined {
 
 function normAxis(axis: number, rank: number, c: ShapeCtx): number {
   const a = axis < 0 ? axis + rank : axis;
-  if (a < 0 || a >= rank) throw graphErr(c, `axis ${axis} is out of range for rank ${rank}`, 'use an axis in [-rank, rank)');
+  if (a < 0 || a >= rank)
+    throw graphErr(c, `axis ${axis} is out of range for rank ${rank}`, 'use an axis in [-rank, rank)');
   return a;
 }
 
 function dtypeOfInt(to: number): DType {
-  const m: Record<number, DType> = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16', 11: 'float64' };
+  const m: Record<number, DType> = {
+    1: 'float32',
+    2: 'uint8',
+    3: 'int8',
+    6: 'int32',
+    7: 'int64',
+    9: 'bool',
+    10: 'float16',
+    11: 'float64',
+  };
   const d = m[to];
-  if (!d) throw new QcbError('QCB_ONNX_UNSUPPORTED_OP', `Cast to ONNX data type ${to} is not supported`, { value: to, allowed: Object.values(m).join(', ') });
+  if (!d)
+    throw new QcbError('QCB_ONNX_UNSUPPORTED_OP', `Cast to ONNX data type ${to} is not supported`, {
+      value: to,
+      allowed: Object.values(m).join(', '),
+    });
   return d;
 }
 
@@ -202,8 +216,10 @@ function binary(f?: (a: Dim, b: Dim) => Dim | undefined, outDtype?: DType): Shap
   };
 }
 
-const num = (f: (a: number, b: number) => number, sym?: (a: Dim, b: Dim) => Dim) => (a: Dim, b: Dim): Dim | undefined =>
-  typeof a === 'number' && typeof b === 'number' ? f(a, b) : sym ? sym(a, b) : undefined;
+const num =
+  (f: (a: number, b: number) => number, sym?: (a: Dim, b: Dim) => Dim) =>
+  (a: Dim, b: Dim): Dim | undefined =>
+    typeof a === 'number' && typeof b === 'number' ? f(a, b) : sym ? sym(a, b) : undefined;
 
 const variadic: ShapeRule = (c) => [{ dtype: need(c, 0).dtype, shape: broadcastAll(c) }];
 
@@ -219,7 +235,11 @@ const matMul: ShapeRule = (c) => {
   const k1 = a2[a2.length - 1];
   const k2 = b2[b2.length - 2];
   if (typeof k1 === 'number' && typeof k2 === 'number' && k1 !== k2) {
-    throw graphErr(c, `inner dimensions differ: [${a}] × [${b}]`, 'the last dim of A must equal the second-to-last dim of B');
+    throw graphErr(
+      c,
+      `inner dimensions differ: [${a}] × [${b}]`,
+      'the last dim of A must equal the second-to-last dim of B',
+    );
   }
   const batch = broadcastShapes(a2.slice(0, -2), b2.slice(0, -2), () => c.node.name);
   const out = [...batch, a2[a2.length - 2], b2[b2.length - 1]];
@@ -233,13 +253,18 @@ const gemm: ShapeRule = (c) => {
   const b = shapeOf(c, 1);
   const dtype = need(c, 0).dtype;
   if (!a || !b) return [{ dtype }];
-  if (a.length !== 2 || b.length !== 2) throw graphErr(c, `Gemm needs 2-D A and B, got [${a}] and [${b}]`, 'Flatten the inputs first');
+  if (a.length !== 2 || b.length !== 2)
+    throw graphErr(c, `Gemm needs 2-D A and B, got [${a}] and [${b}]`, 'Flatten the inputs first');
   const m = aInt(c.node, 'transA', 0) ? a[1] : a[0];
   const ka = aInt(c.node, 'transA', 0) ? a[0] : a[1];
   const kb = aInt(c.node, 'transB', 0) ? b[1] : b[0];
   const n = aInt(c.node, 'transB', 0) ? b[0] : b[1];
   if (typeof ka === 'number' && typeof kb === 'number' && ka !== kb) {
-    throw graphErr(c, `inner dimensions differ: A [${a}] B [${b}] (transA/transB applied)`, 'check the weight orientation (transB)');
+    throw graphErr(
+      c,
+      `inner dimensions differ: A [${a}] B [${b}] (transA/transB applied)`,
+      'check the weight orientation (transB)',
+    );
   }
   return [{ dtype, shape: [m, n] }];
 };
@@ -269,7 +294,12 @@ function windowOut(
   let o = (ceil ? Math.ceil(span / s) : Math.floor(span / s)) + 1;
   // ONNX/PyTorch: with ceil_mode the last window must start inside the input or left padding.
   if (ceil && (o - 1) * s >= size + padBegin) o--;
-  if (o <= 0) throw graphErr(c, `spatial axis ${i} of size ${size} is too small for a window of ${ek} (stride ${s})`, 'use larger input images or a smaller kernel');
+  if (o <= 0)
+    throw graphErr(
+      c,
+      `spatial axis ${i} of size ${size} is too small for a window of ${ek} (stride ${s})`,
+      'use larger input images or a smaller kernel',
+    );
   return o;
 }
 
@@ -288,7 +318,11 @@ function spatialRule(kind: 'conv' | 'pool'): ShapeRule {
       outC = w[0];
       const g = aInt(n, 'group', 1);
       if (typeof x.shape[1] === 'number' && typeof w[1] === 'number' && x.shape[1] !== w[1] * g) {
-        throw graphErr(c, `input has ${x.shape[1]} channels but weight [${w}] with group=${g} expects ${Number(w[1]) * g}`, 'check the weight shape and group attribute');
+        throw graphErr(
+          c,
+          `input has ${x.shape[1]} channels but weight [${w}] with group=${g} expects ${Number(w[1]) * g}`,
+          'check the weight shape and group attribute',
+        );
       }
     }
     if (!kernel) throw graphErr(c, 'kernel_shape is missing', 'set kernel_shape');
@@ -297,7 +331,9 @@ function spatialRule(kind: 'conv' | 'pool'): ShapeRule {
     const pads = aInts(n, 'pads') ?? new Array(2 * nsp).fill(0);
     const autoPad = aStr(n, 'auto_pad', 'NOTSET');
     const ceil = aInt(n, 'ceil_mode', 0) === 1;
-    const sp = x.shape.slice(2).map((d, i) => windowOut(c, i, d, kernel![i], strides[i], dil[i], pads[i], pads[i + nsp], autoPad, ceil));
+    const sp = x.shape
+      .slice(2)
+      .map((d, i) => windowOut(c, i, d, kernel![i], strides[i], dil[i], pads[i], pads[i + nsp], autoPad, ceil));
     const y: Inferred = { dtype: x.dtype, shape: [x.shape[0], outC, ...sp] };
     return kind === 'pool' ? [y, { dtype: 'int64', shape: y.shape }] : [y];
   };
@@ -342,9 +378,9 @@ const maxUnpool: ShapeRule = (c) => {
   const kernel = aInts(n, 'kernel_shape') ?? [];
   const strides = aInts(n, 'strides') ?? new Array(nsp).fill(1);
   const pads = aInts(n, 'pads') ?? new Array(2 * nsp).fill(0);
-  const sp = x.shape.slice(2).map((d, i) =>
-    typeof d === 'number' ? (d - 1) * strides[i] + kernel[i] - pads[i] - pads[i + nsp] : c.fresh(i),
-  );
+  const sp = x.shape
+    .slice(2)
+    .map((d, i) => (typeof d === 'number' ? (d - 1) * strides[i] + kernel[i] - pads[i] - pads[i + nsp] : c.fresh(i)));
   return [{ dtype: x.dtype, shape: [x.shape[0], x.shape[1], ...sp] }];
 };
 
@@ -400,7 +436,8 @@ const transpose: ShapeRule = (c) => {
   const x = need(c, 0);
   if (!x.shape) return [{ dtype: x.dtype }];
   const perm = aInts(c.node, 'perm') ?? x.shape.map((_, i) => x.shape!.length - 1 - i);
-  if (perm.length !== x.shape.length) throw graphErr(c, `perm [${perm}] does not match rank ${x.shape.length}`, 'give one perm entry per axis');
+  if (perm.length !== x.shape.length)
+    throw graphErr(c, `perm [${perm}] does not match rank ${x.shape.length}`, 'give one perm entry per axis');
   return [{ dtype: x.dtype, shape: perm.map((p) => x.shape![p]) }];
 };
 
@@ -424,7 +461,8 @@ export function reshapeTarget(input: readonly Dim[], target: readonly Dim[], all
     if (j >= 0) left.splice(j, 1);
     else left.push(`1/${s}`); // cannot cancel: keep an expression
   }
-  if (outNum === 0) throw new QcbError('QCB_ONNX_GRAPH', `Reshape '${where}': cannot infer -1 with a zero-size dim`, { key: where });
+  if (outNum === 0)
+    throw new QcbError('QCB_ONNX_GRAPH', `Reshape '${where}': cannot infer -1 with a zero-size dim`, { key: where });
   let inferred: Dim;
   if (left.length === 0) {
     if (inNum % outNum !== 0) {
@@ -447,7 +485,8 @@ const reshape: ShapeRule = (c) => {
   if (!t) {
     // shape unknown by value: rank is known from the shape input's length
     const s = shapeOf(c, 1);
-    if (s && typeof s[0] === 'number') return [{ dtype: x.dtype, shape: Array.from({ length: s[0] }, (_, i) => c.fresh(i)) }];
+    if (s && typeof s[0] === 'number')
+      return [{ dtype: x.dtype, shape: Array.from({ length: s[0] }, (_, i) => c.fresh(i)) }];
     return [{ dtype: x.dtype }];
   }
   if (!x.shape) return [{ dtype: x.dtype }];
@@ -457,7 +496,11 @@ const reshape: ShapeRule = (c) => {
     const a = mulDims(x.shape);
     const b = mulDims(shape);
     if (typeof a === 'number' && typeof b === 'number' && a !== b) {
-      throw graphErr(c, `[${x.shape}] (${a} elements) cannot be reshaped to [${t}] (${b} elements)`, 'the number of elements must stay the same');
+      throw graphErr(
+        c,
+        `[${x.shape}] (${a} elements) cannot be reshaped to [${t}] (${b} elements)`,
+        'the number of elements must stay the same',
+      );
     }
   }
   return [{ dtype: x.dtype, shape, value: x.value }];
@@ -489,7 +532,8 @@ const squeeze: ShapeRule = (c) => {
   const r = x.shape.length;
   const drop = new Set((ax ?? x.shape.flatMap((d, i) => (d === 1 ? [i] : []))).map((a) => normAxis(a, r, c)));
   for (const a of drop) {
-    if (typeof x.shape[a] === 'number' && x.shape[a] !== 1) throw graphErr(c, `axis ${a} has size ${x.shape[a]}, not 1`, 'squeeze only axes of size 1');
+    if (typeof x.shape[a] === 'number' && x.shape[a] !== 1)
+      throw graphErr(c, `axis ${a} has size ${x.shape[a]}, not 1`, 'squeeze only axes of size 1');
   }
   return [{ dtype: x.dtype, shape: x.shape.filter((_, i) => !drop.has(i)), value: x.value }];
 };
@@ -681,11 +725,14 @@ const constantOfShape: ShapeRule = (c) => {
   const dtype = t?.dtype ?? 'float32';
   if (!s) {
     const l = shapeOf(c, 0);
-    return [{ dtype, shape: l && typeof l[0] === 'number' ? Array.from({ length: l[0] }, (_, i) => c.fresh(i)) : undefined }];
+    return [
+      { dtype, shape: l && typeof l[0] === 'number' ? Array.from({ length: l[0] }, (_, i) => c.fresh(i)) : undefined },
+    ];
   }
   const out: Inferred = { dtype, shape: s };
   const n = mulDims(s);
-  if (typeof n === 'number' && n <= KNOWN_LIMIT && s.length <= 1) out.value = new Array(n).fill(t ? tensorScalar(t) : 0);
+  if (typeof n === 'number' && n <= KNOWN_LIMIT && s.length <= 1)
+    out.value = new Array(n).fill(t ? tensorScalar(t) : 0);
   return [out];
 };
 
@@ -729,7 +776,9 @@ const argReduce: ShapeRule = (c) => {
   if (!x.shape) return [{ dtype: 'int64' }];
   const a = normAxis(aInt(c.node, 'axis', 0), x.shape.length, c);
   const keep = aInt(c.node, 'keepdims', 1) === 1;
-  return [{ dtype: 'int64', shape: keep ? x.shape.map((d, i) => (i === a ? 1 : d)) : x.shape.filter((_, i) => i !== a) }];
+  return [
+    { dtype: 'int64', shape: keep ? x.shape.map((d, i) => (i === a ? 1 : d)) : x.shape.filter((_, i) => i !== a) },
+  ];
 };
 
 const oneHot: ShapeRule = (c) => {
@@ -751,7 +800,10 @@ const topK: ShapeRule = (c) => {
   const a = normAxis(aInt(c.node, 'axis', -1), x.shape.length, c);
   const k = c.opset >= 10 ? (need(c, 1).value?.[0] ?? c.fresh(a)) : aInt(c.node, 'k', 1);
   const shape = x.shape.map((d, i) => (i === a ? k : d));
-  return [{ dtype: x.dtype, shape }, { dtype: 'int64', shape }];
+  return [
+    { dtype: x.dtype, shape },
+    { dtype: 'int64', shape },
+  ];
 };
 
 const einsum: ShapeRule = (c) => {
@@ -763,7 +815,10 @@ const einsum: ShapeRule = (c) => {
   const size = new Map<string, Dim>();
   terms.forEach((t, i) => {
     const s = shapeOf(c, i);
-    if (s) [...t].forEach((ch, j) => size.set(ch, size.get(ch) === undefined || size.get(ch) === 1 ? s[j] : size.get(ch)!));
+    if (!s) return;
+    [...t].forEach((ch, j) => {
+      size.set(ch, size.get(ch) === undefined || size.get(ch) === 1 ? s[j] : size.get(ch)!);
+    });
   });
   const rhs =
     rhs0 ??
@@ -792,7 +847,8 @@ function constantAttr(a: Attr | undefined, key: string): Inferred | undefined {
   if (!a) return undefined;
   switch (key) {
     case 'value':
-      if (a.type === 'tensor') return { dtype: a.value.dtype, shape: [...a.value.dims], value: tensorKnownValue(a.value) };
+      if (a.type === 'tensor')
+        return { dtype: a.value.dtype, shape: [...a.value.dims], value: tensorKnownValue(a.value) };
       break;
     case 'value_float':
       return { dtype: 'float32', shape: [], value: [a.value as number] };
@@ -817,7 +873,10 @@ const constant: ShapeRule = (c) => {
 const arith = {
   add: num((a, b) => a + b, addDim),
   sub: num((a, b) => a - b, subDim),
-  mul: num((a, b) => a * b, (a, b) => mulDims([a, b])),
+  mul: num(
+    (a, b) => a * b,
+    (a, b) => mulDims([a, b]),
+  ),
   div: num((a, b) => Math.trunc(a / b), divDim),
 };
 
@@ -827,36 +886,112 @@ const arith = {
  */
 export const SHAPE_RULES = {
   // elementwise unary, same type and shape
-  Relu: same, LeakyRelu: same, PRelu: binary(), Elu: same, Selu: same, Celu: same, Sigmoid: same, HardSigmoid: same,
-  HardSwish: same, Tanh: same, Erf: same, Gelu: same, Softplus: same, Softsign: same, Mish: same,
-  Sqrt: same, Exp: same, Log: same, Neg: same, Abs: same, Reciprocal: same, Sign: same, Ceil: same, Floor: same,
-  Round: same, Sin: same, Cos: same, Clip: same, Softmax: same, LogSoftmax: same,
-  Not: sameBool, IsNaN: sameBool, IsInf: sameBool,
-  Identity: identity, Dropout: dropout, Cast: cast, CastLike: castLike,
+  Relu: same,
+  LeakyRelu: same,
+  PRelu: binary(),
+  Elu: same,
+  Selu: same,
+  Celu: same,
+  Sigmoid: same,
+  HardSigmoid: same,
+  HardSwish: same,
+  Tanh: same,
+  Erf: same,
+  Gelu: same,
+  Softplus: same,
+  Softsign: same,
+  Mish: same,
+  Sqrt: same,
+  Exp: same,
+  Log: same,
+  Neg: same,
+  Abs: same,
+  Reciprocal: same,
+  Sign: same,
+  Ceil: same,
+  Floor: same,
+  Round: same,
+  Sin: same,
+  Cos: same,
+  Clip: same,
+  Softmax: same,
+  LogSoftmax: same,
+  Not: sameBool,
+  IsNaN: sameBool,
+  IsInf: sameBool,
+  Identity: identity,
+  Dropout: dropout,
+  Cast: cast,
+  CastLike: castLike,
   // broadcasting binary / variadic
-  Add: binary(arith.add), Sub: binary(arith.sub), Mul: binary(arith.mul), Div: binary(arith.div), Pow: binary(),
-  Mod: binary(), Min: variadic, Max: variadic, Sum: variadic, Mean: variadic,
-  Equal: binary(undefined, 'bool'), Less: binary(undefined, 'bool'), Greater: binary(undefined, 'bool'),
-  LessOrEqual: binary(undefined, 'bool'), GreaterOrEqual: binary(undefined, 'bool'),
-  And: binary(undefined, 'bool'), Or: binary(undefined, 'bool'), Xor: binary(undefined, 'bool'),
+  Add: binary(arith.add),
+  Sub: binary(arith.sub),
+  Mul: binary(arith.mul),
+  Div: binary(arith.div),
+  Pow: binary(),
+  Mod: binary(),
+  Min: variadic,
+  Max: variadic,
+  Sum: variadic,
+  Mean: variadic,
+  Equal: binary(undefined, 'bool'),
+  Less: binary(undefined, 'bool'),
+  Greater: binary(undefined, 'bool'),
+  LessOrEqual: binary(undefined, 'bool'),
+  GreaterOrEqual: binary(undefined, 'bool'),
+  And: binary(undefined, 'bool'),
+  Or: binary(undefined, 'bool'),
+  Xor: binary(undefined, 'bool'),
   Where: where,
   // linear algebra
-  MatMul: matMul, Gemm: gemm, Einsum: einsum,
+  MatMul: matMul,
+  Gemm: gemm,
+  Einsum: einsum,
   // convolution, pooling, normalisation
-  Conv: spatialRule('conv'), ConvTranspose: convTranspose,
-  MaxPool: spatialRule('pool'), AveragePool: spatialRule('pool'), LpPool: spatialRule('pool'),
-  GlobalAveragePool: globalPool, GlobalMaxPool: globalPool, MaxUnpool: maxUnpool,
-  BatchNormalization: batchNorm, LayerNormalization: layerNorm,
+  Conv: spatialRule('conv'),
+  ConvTranspose: convTranspose,
+  MaxPool: spatialRule('pool'),
+  AveragePool: spatialRule('pool'),
+  LpPool: spatialRule('pool'),
+  GlobalAveragePool: globalPool,
+  GlobalMaxPool: globalPool,
+  MaxUnpool: maxUnpool,
+  BatchNormalization: batchNorm,
+  LayerNormalization: layerNorm,
   // shape manipulation
-  Transpose: transpose, Reshape: reshape, Flatten: flatten, Squeeze: squeeze, Unsqueeze: unsqueeze,
-  Concat: concat, Split: split, Slice: slice, Gather: gather, GatherElements: gatherElements,
-  ScatterElements: scatterElements, Expand: expand, Tile: tile, Pad: pad,
-  Shape: shapeOp, Size: size, ConstantOfShape: constantOfShape, Range: range, Constant: constant,
-  OneHot: oneHot, TopK: topK,
+  Transpose: transpose,
+  Reshape: reshape,
+  Flatten: flatten,
+  Squeeze: squeeze,
+  Unsqueeze: unsqueeze,
+  Concat: concat,
+  Split: split,
+  Slice: slice,
+  Gather: gather,
+  GatherElements: gatherElements,
+  ScatterElements: scatterElements,
+  Expand: expand,
+  Tile: tile,
+  Pad: pad,
+  Shape: shapeOp,
+  Size: size,
+  ConstantOfShape: constantOfShape,
+  Range: range,
+  Constant: constant,
+  OneHot: oneHot,
+  TopK: topK,
   // reductions
-  ReduceSum: reduceRule(13), ReduceMean: reduceRule(18), ReduceMax: reduceRule(18), ReduceMin: reduceRule(18),
-  ReduceProd: reduceRule(18), ReduceL1: reduceRule(18), ReduceL2: reduceRule(18), ReduceSumSquare: reduceRule(18),
-  ReduceLogSumExp: reduceRule(18), ArgMax: argReduce, ArgMin: argReduce,
+  ReduceSum: reduceRule(13),
+  ReduceMean: reduceRule(18),
+  ReduceMax: reduceRule(18),
+  ReduceMin: reduceRule(18),
+  ReduceProd: reduceRule(18),
+  ReduceL1: reduceRule(18),
+  ReduceL2: reduceRule(18),
+  ReduceSumSquare: reduceRule(18),
+  ReduceLogSumExp: reduceRule(18),
+  ArgMax: argReduce,
+  ArgMin: argReduce,
 } satisfies Record<string, ShapeRule>;
 
 /** Names of all operators with a shape rule, sorted. */
@@ -864,16 +999,23 @@ export const SUPPORTED_OPS: readonly string[] = Object.keys(SHAPE_RULES).sort();
 
 /** The shape rule for an op, or throws QCB_ONNX_UNSUPPORTED_OP naming op, node and the supported list. */
 export function shapeRule(node: Node, file?: string): ShapeRule {
-  const rule = node.domain === '' || node.domain === 'ai.onnx' ? (SHAPE_RULES as Record<string, ShapeRule>)[node.opType] : undefined;
+  const rule =
+    node.domain === '' || node.domain === 'ai.onnx'
+      ? (SHAPE_RULES as Record<string, ShapeRule>)[node.opType]
+      : undefined;
   if (!rule) {
     const op = node.domain ? `${node.domain}.${node.opType}` : node.opType;
-    throw new QcbError('QCB_ONNX_UNSUPPORTED_OP', `operator ${op} (node '${node.name}') is not supported by the engine`, {
-      file,
-      key: node.name,
-      value: op,
-      allowed: SUPPORTED_OPS.join(', '),
-      fix: 'export the model with operators from the supported list (e.g. a different opset or torch.onnx.export options), or ask for the operator to be added',
-    });
+    throw new QcbError(
+      'QCB_ONNX_UNSUPPORTED_OP',
+      `operator ${op} (node '${node.name}') is not supported by the engine`,
+      {
+        file,
+        key: node.name,
+        value: op,
+        allowed: SUPPORTED_OPS.join(', '),
+        fix: 'export the model with operators from the supported list (e.g. a different opset or torch.onnx.export options), or ask for the operator to be added',
+      },
+    );
   }
   return rule;
 }
@@ -896,12 +1038,16 @@ export function inferShapes(graph: Graph, opts: { file?: string } = {}): Map<str
       if (name === '') return undefined;
       const v = known.get(name);
       if (!v) {
-        throw new QcbError('QCB_ONNX_GRAPH', `node '${node.name}' (${node.opType}) reads '${name}', which no input, initializer or earlier node defines`, {
-          file: opts.file,
-          key: node.name,
-          value: name,
-          fix: 'nodes must be in topological order and every value must be defined before use',
-        });
+        throw new QcbError(
+          'QCB_ONNX_GRAPH',
+          `node '${node.name}' (${node.opType}) reads '${name}', which no input, initializer or earlier node defines`,
+          {
+            file: opts.file,
+            key: node.name,
+            value: name,
+            fix: 'nodes must be in topological order and every value must be defined before use',
+          },
+        );
       }
       return v;
     });
@@ -939,11 +1085,15 @@ export function inferShapes(graph: Graph, opts: { file?: string } = {}): Map<str
   for (const o of graph.outputs) {
     const v = known.get(o.name);
     if (!v) {
-      throw new QcbError('QCB_ONNX_GRAPH', `graph output '${o.name}' is not produced by any node, input or initializer`, {
-        file: opts.file,
-        key: o.name,
-        fix: 'name an existing value as the output',
-      });
+      throw new QcbError(
+        'QCB_ONNX_GRAPH',
+        `graph output '${o.name}' is not produced by any node, input or initializer`,
+        {
+          file: opts.file,
+          key: o.name,
+          fix: 'name an existing value as the output',
+        },
+      );
     }
     if (!o.shape && v.shape) o.shape = v.shape;
     o.dtype = v.dtype;

@@ -78,7 +78,11 @@ function attrProto(name: string, a: Attr): p.onnx.IAttributeProto {
 
 /** Builds the ModelProto message (for callers that want to inspect it before encoding). */
 export function toModelProto(graph: Graph, opts: ExportOptions = {}): p.onnx.IModelProto {
-  const io = new Set<string>([...graph.inputs.map((v) => v.name), ...graph.outputs.map((v) => v.name), ...graph.initializers.keys()]);
+  const io = new Set<string>([
+    ...graph.inputs.map((v) => v.name),
+    ...graph.outputs.map((v) => v.name),
+    ...graph.initializers.keys(),
+  ]);
   const domains = new Map<string, number>([['', graph.opset]]);
   for (const n of graph.nodes) {
     if (n.domain && !domains.has(n.domain)) domains.set(n.domain, 1);

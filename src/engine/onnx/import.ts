@@ -6,7 +6,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import p from 'onnx-proto';
 import { QcbError } from '../../errors.js';
-import type { Attr, DType, Dim, Graph, Node, Tensor, TensorData, ValueInfo } from '../ir/graph.js';
+import type { Attr, Dim, DType, Graph, Node, Tensor, TensorData, ValueInfo } from '../ir/graph.js';
 import { emptyGraph } from '../ir/graph.js';
 import { inferShapes } from '../ir/shapes.js';
 import { allocData, dataFromBytes, dtypeFromCode } from './dtypes.js';
@@ -47,22 +47,30 @@ function parseErr(file: string | undefined, msg: string, cause?: unknown): QcbEr
 export function tensorFromProto(tp: p.onnx.ITensorProto, file?: string): Tensor {
   const name = tp.name ?? '';
   if (tp.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL || (tp.externalData && tp.externalData.length > 0)) {
-    throw new QcbError('QCB_ONNX_PARSE', `tensor '${name}' keeps its data in an external file, which is not supported`, {
-      file,
-      key: name,
-      fix: "save the model with all tensors inside the .onnx file (onnx.save_model(m, path, save_as_external_data=False)), or export a model under 2 GB",
-    });
+    throw new QcbError(
+      'QCB_ONNX_PARSE',
+      `tensor '${name}' keeps its data in an external file, which is not supported`,
+      {
+        file,
+        key: name,
+        fix: 'save the model with all tensors inside the .onnx file (onnx.save_model(m, path, save_as_external_data=False)), or export a model under 2 GB',
+      },
+    );
   }
   const code = tp.dataType ?? 0;
   const dtype = dtypeFromCode(code);
   if (!dtype) {
-    throw new QcbError('QCB_ONNX_PARSE', `tensor '${name}' has ONNX data type ${code}, which the engine does not handle`, {
-      file,
-      key: name,
-      value: code,
-      allowed: 'float32, float64, float16, int64, int32, int8, uint8, bool',
-      fix: 'export the model in float32',
-    });
+    throw new QcbError(
+      'QCB_ONNX_PARSE',
+      `tensor '${name}' has ONNX data type ${code}, which the engine does not handle`,
+      {
+        file,
+        key: name,
+        value: code,
+        allowed: 'float32, float64, float16, int64, int32, int8, uint8, bool',
+        fix: 'export the model in float32',
+      },
+    );
   }
   const dims = (tp.dims ?? []).map((d) => toNum(d as Longish));
   const n = dims.reduce((a, b) => a * b, 1);
@@ -83,7 +91,12 @@ export function tensorFromProto(tp: p.onnx.ITensorProto, file?: string): Tensor 
         const d = data as BigInt64Array;
         for (let i = 0; i < src.length; i++) {
           const v = src[i] as Longish;
-          d[i] = typeof v === 'number' ? BigInt(v) : 'low' in v ? (BigInt(v.high) << 32n) | BigInt(v.low >>> 0) : BigInt(v.toNumber());
+          d[i] =
+            typeof v === 'number'
+              ? BigInt(v)
+              : 'low' in v
+                ? (BigInt(v.high) << 32n) | BigInt(v.low >>> 0)
+                : BigInt(v.toNumber());
         }
         break;
       }
@@ -96,7 +109,10 @@ export function tensorFromProto(tp: p.onnx.ITensorProto, file?: string): Tensor 
     }
   }
   if (data.length !== n) {
-    throw parseErr(file, `tensor '${name}' declares ${n} elements (dims [${dims}]) but holds ${data.length}: the file is truncated or corrupt`);
+    throw parseErr(
+      file,
+      `tensor '${name}' declares ${n} elements (dims [${dims}]) but holds ${data.length}: the file is truncated or corrupt`,
+    );
   }
   return { dtype, dims, data };
 }
@@ -120,11 +136,15 @@ function attrFromProto(a: p.onnx.IAttributeProto, node: string, file?: string): 
     case T.TENSOR:
       return { type: 'tensor', value: tensorFromProto(a.t ?? {}, file) };
     default:
-      throw new QcbError('QCB_ONNX_UNSUPPORTED_OP', `node '${node}' has attribute '${a.name}' of ONNX type ${a.type} (graph/sparse/type attributes: control flow), which the engine does not handle`, {
-        file,
-        key: `${node}.${a.name}`,
-        fix: 'export the model without control flow (If/Loop/Scan); torch.onnx.export of a CNN encoder in eval mode does not use them',
-      });
+      throw new QcbError(
+        'QCB_ONNX_UNSUPPORTED_OP',
+        `node '${node}' has attribute '${a.name}' of ONNX type ${a.type} (graph/sparse/type attributes: control flow), which the engine does not handle`,
+        {
+          file,
+          key: `${node}.${a.name}`,
+          fix: 'export the model without control flow (If/Loop/Scan); torch.onnx.export of a CNN encoder in eval mode does not use them',
+        },
+      );
   }
 }
 
@@ -132,15 +152,22 @@ function valueInfoFromProto(v: p.onnx.IValueInfoProto, file?: string): ValueInfo
   const name = v.name ?? '';
   const tt = v.type?.tensorType;
   if (!tt) {
-    throw new QcbError('QCB_ONNX_PARSE', `value '${name}' is not a tensor (sequence/map types are not supported)`, { file, key: name });
+    throw new QcbError('QCB_ONNX_PARSE', `value '${name}' is not a tensor (sequence/map types are not supported)`, {
+      file,
+      key: name,
+    });
   }
   const dtype = dtypeFromCode(tt.elemType ?? 0);
   if (!dtype) {
-    throw new QcbError('QCB_ONNX_PARSE', `value '${name}' has ONNX element type ${tt.elemType}, which the engine does not handle`, {
-      file,
-      key: name,
-      fix: 'export the model in float32',
-    });
+    throw new QcbError(
+      'QCB_ONNX_PARSE',
+      `value '${name}' has ONNX element type ${tt.elemType}, which the engine does not handle`,
+      {
+        file,
+        key: name,
+        fix: 'export the model in float32',
+      },
+    );
   }
   const vi: ValueInfo = { name, dtype };
   if (tt.shape) {
@@ -167,7 +194,11 @@ export function importOnnx(src: Uint8Array | string, opts: ImportOptions = {}): 
       if (!statSync(src).isFile()) throw new Error('not a file');
       bytes = readFileSync(src);
     } catch (e) {
-      throw new QcbError('QCB_FILE_NOT_FOUND', `ONNX model file not found: ${src}`, { file: src, cause: e, fix: 'check the path' });
+      throw new QcbError('QCB_FILE_NOT_FOUND', `ONNX model file not found: ${src}`, {
+        file: src,
+        cause: e,
+        fix: 'check the path',
+      });
     }
   } else bytes = src;
   let model: p.onnx.ModelProto;
@@ -186,7 +217,12 @@ export function importOnnx(src: Uint8Array | string, opts: ImportOptions = {}): 
   }
   if (opset === 0) throw parseErr(file, 'the model declares no default-domain opset (opset_import)');
   if (opset < 7) {
-    throw new QcbError('QCB_ONNX_PARSE', `opset ${opset} is too old`, { file, value: opset, allowed: 'opset 7 or newer (13–17+ tested)', fix: 'export with opset_version=13 or newer' });
+    throw new QcbError('QCB_ONNX_PARSE', `opset ${opset} is too old`, {
+      file,
+      value: opset,
+      allowed: 'opset 7 or newer (13–17+ tested)',
+      fix: 'export with opset_version=13 or newer',
+    });
   }
 
   const graph = emptyGraph(g.name || 'graph', opset);
@@ -222,7 +258,12 @@ export function importOnnx(src: Uint8Array | string, opts: ImportOptions = {}): 
       outputs: [...(np.output ?? [])],
       attrs,
     };
-    if (opType === 'Constant' && node.domain === '' && attrs.value?.type === 'tensor' && !outputNames.has(node.outputs[0])) {
+    if (
+      opType === 'Constant' &&
+      node.domain === '' &&
+      attrs.value?.type === 'tensor' &&
+      !outputNames.has(node.outputs[0])
+    ) {
       graph.initializers.set(node.outputs[0], attrs.value.value);
       continue;
     }
@@ -236,7 +277,8 @@ export function importOnnx(src: Uint8Array | string, opts: ImportOptions = {}): 
     if (fold && opType === 'Identity' && node.domain === '' && !outputNames.has(node.outputs[0])) {
       const src = node.inputs[0];
       const init = graph.initializers.get(src);
-      if (init) graph.initializers.set(node.outputs[0], { dtype: init.dtype, dims: [...init.dims], data: init.data.slice() });
+      if (init)
+        graph.initializers.set(node.outputs[0], { dtype: init.dtype, dims: [...init.dims], data: init.data.slice() });
       else rename.set(node.outputs[0], src);
       continue;
     }

@@ -23,7 +23,11 @@ export interface EncoderReference {
 function decode(v: unknown, key: string, file: string): RefTensor {
   const o = v as { shape?: unknown; data?: unknown };
   if (!o || !Array.isArray(o.shape) || typeof o.data !== 'string') {
-    throw new QcbError('QCB_REFERENCE', `reference tensor '${key}' is not {shape, data}`, { file, key, fix: 'regenerate the .ref.json file' });
+    throw new QcbError('QCB_REFERENCE', `reference tensor '${key}' is not {shape, data}`, {
+      file,
+      key,
+      fix: 'regenerate the .ref.json file',
+    });
   }
   const shape = (o.shape as unknown[]).map(Number);
   const b = Buffer.from(o.data, 'base64');
@@ -32,7 +36,11 @@ function decode(v: unknown, key: string, file: string): RefTensor {
   new Uint8Array(data.buffer).set(b.subarray(0, data.length * 4));
   const n = shape.reduce((a, c) => a * c, 1);
   if (data.length !== n) {
-    throw new QcbError('QCB_REFERENCE', `reference tensor '${key}' has ${data.length} values for shape [${shape}]`, { file, key, fix: 'regenerate the .ref.json file' });
+    throw new QcbError('QCB_REFERENCE', `reference tensor '${key}' has ${data.length} values for shape [${shape}]`, {
+      file,
+      key,
+      fix: 'regenerate the .ref.json file',
+    });
   }
   return { shape, data };
 }
@@ -44,17 +52,28 @@ export function readReference(file: string): EncoderReference {
     j = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
     const nf = (e as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new QcbError(nf ? 'QCB_FILE_NOT_FOUND' : 'QCB_REFERENCE', nf ? `reference file not found: ${file}` : `reference file is not valid JSON: ${(e as Error).message}`, {
-      file,
-      cause: e,
-      fix: nf ? 'check the --ref path' : 'regenerate the .ref.json file',
-    });
+    throw new QcbError(
+      nf ? 'QCB_FILE_NOT_FOUND' : 'QCB_REFERENCE',
+      nf ? `reference file not found: ${file}` : `reference file is not valid JSON: ${(e as Error).message}`,
+      {
+        file,
+        cause: e,
+        fix: nf ? 'check the --ref path' : 'regenerate the .ref.json file',
+      },
+    );
   }
   for (const k of ['input', 'features', 'r', 'grad_input', 'weight_grads']) {
-    if (!(k in j)) throw new QcbError('QCB_REFERENCE', `reference file lacks '${k}'`, { file, key: k, allowed: 'input, features, r, grad_input, weight_grads', fix: 'regenerate the .ref.json file' });
+    if (!(k in j))
+      throw new QcbError('QCB_REFERENCE', `reference file lacks '${k}'`, {
+        file,
+        key: k,
+        allowed: 'input, features, r, grad_input, weight_grads',
+        fix: 'regenerate the .ref.json file',
+      });
   }
   const wg = new Map<string, RefTensor>();
-  for (const [k, v] of Object.entries(j.weight_grads as Record<string, unknown>)) wg.set(k, decode(v, `weight_grads.${k}`, file));
+  for (const [k, v] of Object.entries(j.weight_grads as Record<string, unknown>))
+    wg.set(k, decode(v, `weight_grads.${k}`, file));
   return {
     input: decode(j.input, 'input', file),
     features: decode(j.features, 'features', file),

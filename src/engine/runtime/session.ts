@@ -15,9 +15,9 @@ import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { QcbError } from '../../errors.js';
 import { contentHash } from '../../util/fs.js';
-import type { DType, Dim, Graph, Tensor, ValueInfo } from '../ir/graph.js';
+import type { Dim, DType, Graph, Tensor, ValueInfo } from '../ir/graph.js';
 import { attr } from '../ir/graph.js';
-import { dataFromBytes, DTYPE_BYTES, ORT_TYPE } from '../onnx/dtypes.js';
+import { DTYPE_BYTES, dataFromBytes, ORT_TYPE } from '../onnx/dtypes.js';
 import { exportOnnx } from '../onnx/export.js';
 import { importOnnx } from '../onnx/import.js';
 
@@ -52,10 +52,15 @@ export class EngineSession {
    * Runs the model. Feeds are checked first (QCB_FEED); onnxruntime failures become QCB_RUNTIME.
    * @param fetches output names to compute (default all), or pre-allocated output tensors by name
    */
-  async run(feeds: Record<string, ort.Tensor>, fetches?: string[] | Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+  async run(
+    feeds: Record<string, ort.Tensor>,
+    fetches?: string[] | Record<string, ort.Tensor>,
+  ): Promise<Record<string, ort.Tensor>> {
     validateFeeds(this.inputs, feeds, this.file);
     try {
-      const out = fetches ? await this.session.run(feeds, fetches as ort.InferenceSession.FetchesType) : await this.session.run(feeds);
+      const out = fetches
+        ? await this.session.run(feeds, fetches as ort.InferenceSession.FetchesType)
+        : await this.session.run(feeds);
       return out as Record<string, ort.Tensor>;
     } catch (e) {
       throw new QcbError('QCB_RUNTIME', `onnxruntime failed: ${(e as Error).message}`, {
@@ -99,13 +104,22 @@ export function sessionOptions(o: RuntimeOptions = {}): ort.InferenceSession.Ses
   return so;
 }
 
-const RANDOM_OPS = new Set(['Dropout', 'RandomNormal', 'RandomUniform', 'RandomNormalLike', 'RandomUniformLike', 'Multinomial', 'Bernoulli']);
+const RANDOM_OPS = new Set([
+  'Dropout',
+  'RandomNormal',
+  'RandomUniform',
+  'RandomNormalLike',
+  'RandomUniformLike',
+  'Multinomial',
+  'Bernoulli',
+]);
 
 /** Gives random operators without a `seed` attribute the given seed, so runs are reproducible. */
 export function seedRandomOps(graph: Graph, seed: number): void {
   for (const n of graph.nodes) {
     // ONNX types the attribute as int for Dropout and float for the Random* ops
-    if (RANDOM_OPS.has(n.opType) && n.domain === '' && !n.attrs.seed) n.attrs.seed = n.opType === 'Dropout' ? attr.int(seed) : attr.float(seed);
+    if (RANDOM_OPS.has(n.opType) && n.domain === '' && !n.attrs.seed)
+      n.attrs.seed = n.opType === 'Dropout' ? attr.int(seed) : attr.float(seed);
   }
 }
 
@@ -113,7 +127,11 @@ export function seedRandomOps(graph: Graph, seed: number): void {
  * Loads (or returns from the cache) a session for a graph, model bytes or a file path.
  * The cache key is the SHA-256 of the model bytes plus the options.
  */
-export async function loadSession(model: Graph | Uint8Array, opts: RuntimeOptions = {}, file?: string): Promise<EngineSession> {
+export async function loadSession(
+  model: Graph | Uint8Array,
+  opts: RuntimeOptions = {},
+  file?: string,
+): Promise<EngineSession> {
   let bytes: Uint8Array;
   let inputs: ValueInfo[];
   let outputs: ValueInfo[];
@@ -218,13 +236,17 @@ export function validateFeeds(inputs: readonly ValueInfo[], feeds: Record<string
       });
     }
     const fail = (why: string) =>
-      new QcbError('QCB_FEED', `input '${v.name}': ${why}: expected ${describe(v)}, got ${t.type} [${t.dims.join(', ')}]`, {
-        file,
-        key: v.name,
-        value: { dtype: t.type, shape: [...t.dims] },
-        allowed: describe(v),
-        fix: 'feed a tensor of the declared element type and shape',
-      });
+      new QcbError(
+        'QCB_FEED',
+        `input '${v.name}': ${why}: expected ${describe(v)}, got ${t.type} [${t.dims.join(', ')}]`,
+        {
+          file,
+          key: v.name,
+          value: { dtype: t.type, shape: [...t.dims] },
+          allowed: describe(v),
+          fix: 'feed a tensor of the declared element type and shape',
+        },
+      );
     if (t.type !== ORT_TYPE[v.dtype]) throw fail('wrong element type');
     if (!v.shape) continue;
     if (t.dims.length !== v.shape.length) throw fail('wrong rank');
@@ -239,7 +261,8 @@ export function validateFeeds(inputs: readonly ValueInfo[], feeds: Record<string
       }
     });
     const n = t.dims.reduce((a, b) => a * b, 1);
-    if ((t.data as ArrayLike<unknown>).length !== n) throw fail(`data holds ${(t.data as ArrayLike<unknown>).length} elements, dims say ${n}`);
+    if ((t.data as ArrayLike<unknown>).length !== n)
+      throw fail(`data holds ${(t.data as ArrayLike<unknown>).length} elements, dims say ${n}`);
   }
 }
 

@@ -9,9 +9,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { QcbError } from '../../errors.js';
-import type { DType, Graph, Node, Tensor } from '../ir/graph.js';
 import { resolvePads } from '../grad/conv.js';
 import { dtypeFromCode, floatAttr, intAttr, intsAttr, normAxis, stringAttr } from '../grad/util.js';
+import type { DType, Graph, Node, Tensor } from '../ir/graph.js';
 
 let backendReady = false;
 let preferredBackend = 'cpu';
@@ -67,13 +67,20 @@ export function toTf(t: Tensor): T {
     case 'bool':
       return tf.tensor(Uint8Array.from(t.data as Uint8Array), shape, 'bool');
     case 'int64':
-      return tf.tensor(Int32Array.from(t.data as BigInt64Array, (v) => Number(v)), shape, 'int32');
+      return tf.tensor(
+        Int32Array.from(t.data as BigInt64Array, (v) => Number(v)),
+        shape,
+        'int32',
+      );
     case 'int32':
     case 'int8':
     case 'uint8':
       return tf.tensor(Int32Array.from(t.data as Int32Array), shape, 'int32');
     default:
-      throw new QcbError('QCB_FEED', `the TF.js interpreter does not handle ${t.dtype} tensors`, { value: t.dtype, fix: 'cast to float32' });
+      throw new QcbError('QCB_FEED', `the TF.js interpreter does not handle ${t.dtype} tensors`, {
+        value: t.dtype,
+        fix: 'cast to float32',
+      });
   }
 }
 
@@ -108,7 +115,8 @@ const nums = (t: T | undefined): number[] => (t ? Array.from(t.dataSync() as Arr
 
 function need(node: Node, ins: (T | undefined)[], i: number): T {
   const t = ins[i];
-  if (!t) throw new QcbError('QCB_ONNX_GRAPH', `${node.opType} node '${node.name}' lacks input ${i}`, { key: node.name });
+  if (!t)
+    throw new QcbError('QCB_ONNX_GRAPH', `${node.opType} node '${node.name}' lacks input ${i}`, { key: node.name });
   return t;
 }
 
@@ -209,12 +217,19 @@ function convNhwc(xp: T, w: T, strides: number[], dilations: number[], group: nu
   }
   if (group === C) {
     const m = K / C;
-    const filt = tf.reshape(tf.transpose(wd, [2, 3, 1, 0]), [wd.shape[2] as number, wd.shape[3] as number, C, m]) as tf.Tensor4D;
+    const filt = tf.reshape(tf.transpose(wd, [2, 3, 1, 0]), [
+      wd.shape[2] as number,
+      wd.shape[3] as number,
+      C,
+      m,
+    ]) as tf.Tensor4D;
     return tf.depthwiseConv2d(xp as tf.Tensor4D, filt, st, 'valid');
   }
   const xs = tf.split(xp, group, 3);
   const ws = tf.split(wd, group, 0);
-  const outs = xs.map((xg, i) => tf.conv2d(xg as tf.Tensor4D, tf.transpose(ws[i], [2, 3, 1, 0]) as tf.Tensor4D, st, 'valid'));
+  const outs = xs.map((xg, i) =>
+    tf.conv2d(xg as tf.Tensor4D, tf.transpose(ws[i], [2, 3, 1, 0]) as tf.Tensor4D, st, 'valid'),
+  );
   return tf.concat(outs, 3);
 }
 
@@ -226,7 +241,14 @@ function spatialParams(node: Node, x: T, kernel: number[]) {
   const { begin, end } = resolvePads(node, inSize, kernel, strides, dilations);
   // 1-D → 2-D with a unit H axis
   const up = (v: number[], d: number) => (s === 1 ? [d, ...v] : v);
-  return { s, strides: up(strides, 1), dilations: up(dilations, 1), begin: up(begin, 0), end: up(end, 0), kernel: up(kernel, 1) };
+  return {
+    s,
+    strides: up(strides, 1),
+    dilations: up(dilations, 1),
+    begin: up(begin, 0),
+    end: up(end, 0),
+    kernel: up(kernel, 1),
+  };
 }
 
 function opConv(node: Node, ins: (T | undefined)[]): T[] {
@@ -247,7 +269,9 @@ function opConvTranspose(node: Node, ins: (T | undefined)[]): T[] {
   const s1 = need(node, ins, 0).rank === 3;
   const group = intAttr(node, 'group', 1);
   const up = (v: number[] | undefined, d: number, n: number) => (v ? (s1 ? [d, ...v] : v) : new Array(n).fill(d));
-  const kernel = s1 ? [1, ...(intsAttr(node, 'kernel_shape') ?? w4.shape.slice(3))] : (intsAttr(node, 'kernel_shape') ?? w4.shape.slice(2));
+  const kernel = s1
+    ? [1, ...(intsAttr(node, 'kernel_shape') ?? w4.shape.slice(3))]
+    : (intsAttr(node, 'kernel_shape') ?? w4.shape.slice(2));
   const strides = up(intsAttr(node, 'strides'), 1, 2);
   const dilations = up(intsAttr(node, 'dilations'), 1, 2);
   const outPad = up(intsAttr(node, 'output_padding'), 0, 2);
@@ -304,24 +328,35 @@ function poolSetup(node: Node, x: T) {
   const ceil = intAttr(node, 'ceil_mode', 0) === 1;
   const x4 = to4d(x);
   const inSize = x4.shape.slice(2);
-  const outSize = inSize.map((n, i) => poolOutSize(n, p.kernel[i], p.strides[i], p.dilations[i], p.begin[i], p.end[i], ceil));
+  const outSize = inSize.map((n, i) =>
+    poolOutSize(n, p.kernel[i], p.strides[i], p.dilations[i], p.begin[i], p.end[i], ceil),
+  );
   // extra end padding so that a 'valid' pool yields outSize windows
-  const extra = inSize.map((n, i) => Math.max(0, (outSize[i] - 1) * p.strides[i] + (p.kernel[i] - 1) * p.dilations[i] + 1 - (n + p.begin[i] + p.end[i])));
+  const extra = inSize.map((n, i) =>
+    Math.max(0, (outSize[i] - 1) * p.strides[i] + (p.kernel[i] - 1) * p.dilations[i] + 1 - (n + p.begin[i] + p.end[i])),
+  );
   return { ...p, x4, inSize, outSize, extra };
 }
 
 function opMaxPool(node: Node, ins: (T | undefined)[]): T[] {
   const x = need(node, ins, 0);
   const q = poolSetup(node, x);
-  const xn = padCrop(nchwToNhwc(q.x4), q.begin, q.end.map((e, i) => e + q.extra[i]), Number.NEGATIVE_INFINITY);
+  const xn = padCrop(
+    nchwToNhwc(q.x4),
+    q.begin,
+    q.end.map((e, i) => e + q.extra[i]),
+    Number.NEGATIVE_INFINITY,
+  );
   let y: T;
   const win: [number, number] = [q.kernel[0], q.kernel[1]];
   if (q.dilations.every((d) => d === 1)) y = tf.maxPool(xn as tf.Tensor4D, win, [q.strides[0], q.strides[1]], 'valid');
-  else y = subsample(tf.pool(xn as tf.Tensor4D, win, 'max', 'valid', [q.dilations[0], q.dilations[1]], [1, 1]), q.strides);
+  else
+    y = subsample(tf.pool(xn as tf.Tensor4D, win, 'max', 'valid', [q.dilations[0], q.dilations[1]], [1, 1]), q.strides);
   y = tf.slice(y, [0, 0, 0, 0], [y.shape[0] as number, q.outSize[0], q.outSize[1], y.shape[3] as number]);
   const out = nhwcToNchw(y);
   const res = [q.s === 1 ? tf.squeeze(out, [2]) : out];
-  if (node.outputs.length > 1 && node.outputs[1]) res.push(maxPoolIndices(x, q, intAttr(node, 'storage_order', 0) === 1));
+  if (node.outputs.length > 1 && node.outputs[1])
+    res.push(maxPoolIndices(x, q, intAttr(node, 'storage_order', 0) === 1));
   return res;
 }
 
@@ -363,7 +398,12 @@ function opAveragePool(node: Node, ins: (T | undefined)[]): T[] {
   const x = need(node, ins, 0);
   const q = poolSetup(node, x);
   const includePad = intAttr(node, 'count_include_pad', 0) === 1;
-  const xn = padCrop(nchwToNhwc(q.x4), q.begin, q.end.map((e, i) => e + q.extra[i]), 0);
+  const xn = padCrop(
+    nchwToNhwc(q.x4),
+    q.begin,
+    q.end.map((e, i) => e + q.extra[i]),
+    0,
+  );
   const kk = q.kernel[0] * q.kernel[1];
   let y = tf.mul(tf.avgPool(xn as tf.Tensor4D, [q.kernel[0], q.kernel[1]], [q.strides[0], q.strides[1]], 'valid'), kk);
   y = tf.slice(y, [0, 0, 0, 0], [y.shape[0] as number, q.outSize[0], q.outSize[1], y.shape[3] as number]);
@@ -374,7 +414,8 @@ function opAveragePool(node: Node, ins: (T | undefined)[]): T[] {
     const hi = includePad ? q.inSize[a] + q.end[a] : q.inSize[a];
     return Math.max(0, Math.min(st + q.kernel[a], hi) - Math.max(st, lo));
   };
-  for (let i = 0; i < q.outSize[0]; i++) for (let j = 0; j < q.outSize[1]; j++) counts[i * q.outSize[1] + j] = axisCount(0, i) * axisCount(1, j);
+  for (let i = 0; i < q.outSize[0]; i++)
+    for (let j = 0; j < q.outSize[1]; j++) counts[i * q.outSize[1] + j] = axisCount(0, i) * axisCount(1, j);
   y = tf.div(y, tf.tensor(counts, [1, q.outSize[0], q.outSize[1], 1]));
   const out = nhwcToNchw(y);
   return [q.s === 1 ? tf.squeeze(out, [2]) : out];
@@ -386,7 +427,8 @@ function opAveragePool(node: Node, ins: (T | undefined)[]): T[] {
 function reduceAxesOf(node: Node, ins: (T | undefined)[], rank: number): number[] | null {
   let axes = intsAttr(node, 'axes');
   if (axes === undefined && ins[1]) axes = nums(ins[1]);
-  if (!axes || axes.length === 0) return intAttr(node, 'noop_with_empty_axes', 0) === 1 ? null : Array.from({ length: rank }, (_, i) => i);
+  if (!axes || axes.length === 0)
+    return intAttr(node, 'noop_with_empty_axes', 0) === 1 ? null : Array.from({ length: rank }, (_, i) => i);
   return axes.map((a) => normAxis(a, rank));
 }
 
@@ -452,7 +494,9 @@ function constantOf(node: Node): T {
   if (a.value_floats?.type === 'floats') return tf.tensor1d(a.value_floats.value);
   if (a.value_int) return tf.scalar(a.value_int.value as number, 'int32');
   if (a.value_ints?.type === 'ints') return tf.tensor1d(a.value_ints.value, 'int32');
-  throw new QcbError('QCB_ONNX_UNSUPPORTED_OP', `Constant node '${node.name}' has no supported value attribute`, { key: node.name });
+  throw new QcbError('QCB_ONNX_UNSUPPORTED_OP', `Constant node '${node.name}' has no supported value attribute`, {
+    key: node.name,
+  });
 }
 
 /** A copy outside TF.js's gradient tape: for piecewise-constant uses (comparisons, masks) that have no TF gradient. */
@@ -460,11 +504,19 @@ function detach(t: T): T {
   return tf.tensor(t.dataSync() as Float32Array, t.shape, t.dtype);
 }
 /** Comparison/logical op: no gradient flows, so its inputs are detached from the tape. */
-const compare = (fn: (a: T, b: T) => T): OpImpl => (node, ins) => [fn(detach(need(node, ins, 0)), detach(need(node, ins, 1)))];
+const compare =
+  (fn: (a: T, b: T) => T): OpImpl =>
+  (node, ins) => [fn(detach(need(node, ins, 0)), detach(need(node, ins, 1)))];
 
-const unary = (fn: (x: T) => T): OpImpl => (node, ins) => [fn(need(node, ins, 0))];
-const binary = (fn: (a: T, b: T) => T): OpImpl => (node, ins) => [fn(need(node, ins, 0), need(node, ins, 1))];
-const variadic = (fn: (a: T, b: T) => T): OpImpl => (_node, ins) => [(ins.filter(Boolean) as T[]).reduce((a, b) => fn(a, b))];
+const unary =
+  (fn: (x: T) => T): OpImpl =>
+  (node, ins) => [fn(need(node, ins, 0))];
+const binary =
+  (fn: (a: T, b: T) => T): OpImpl =>
+  (node, ins) => [fn(need(node, ins, 0), need(node, ins, 1))];
+const variadic =
+  (fn: (a: T, b: T) => T): OpImpl =>
+  (_node, ins) => [(ins.filter(Boolean) as T[]).reduce((a, b) => fn(a, b))];
 
 function hardSigmoid(x: T, alpha: number, beta: number): T {
   return tf.clipByValue(tf.add(tf.mul(x, alpha), beta), 0, 1);
@@ -499,8 +551,12 @@ const OPS = {
   Floor: unary((x) => tf.floor(x)),
   Ceil: unary((x) => tf.ceil(x)),
   // broadcast first: TF.js's Minimum/Maximum gradients do not reduce broadcast inputs
-  Min: variadic((a, b) => tf.minimum(bcast(a, broadcastShape(a.shape, b.shape)), bcast(b, broadcastShape(a.shape, b.shape)))),
-  Max: variadic((a, b) => tf.maximum(bcast(a, broadcastShape(a.shape, b.shape)), bcast(b, broadcastShape(a.shape, b.shape)))),
+  Min: variadic((a, b) =>
+    tf.minimum(bcast(a, broadcastShape(a.shape, b.shape)), bcast(b, broadcastShape(a.shape, b.shape))),
+  ),
+  Max: variadic((a, b) =>
+    tf.maximum(bcast(a, broadcastShape(a.shape, b.shape)), bcast(b, broadcastShape(a.shape, b.shape))),
+  ),
   Sum: variadic((a, b) => tf.add(a, b)),
   Mean: (node, ins) => [tf.div(variadic((a, b) => tf.add(a, b))(node, ins)[0], ins.filter(Boolean).length)],
   Equal: compare((a, b) => tf.equal(a, b)),
@@ -540,7 +596,9 @@ const OPS = {
   },
   Sigmoid: unary((x) => tf.sigmoid(x)),
   Softplus: unary((x) => tf.softplus(x)),
-  HardSigmoid: (node, ins) => [hardSigmoid(need(node, ins, 0), floatAttr(node, 'alpha', 0.2), floatAttr(node, 'beta', 0.5))],
+  HardSigmoid: (node, ins) => [
+    hardSigmoid(need(node, ins, 0), floatAttr(node, 'alpha', 0.2), floatAttr(node, 'beta', 0.5)),
+  ],
   HardSwish: unary((x) => tf.mul(x, hardSigmoid(x, 1 / 6, 0.5))),
   Tanh: unary((x) => tf.tanh(x)),
   Erf: unary((x) => tf.erf(x)),
@@ -602,7 +660,10 @@ const OPS = {
   Gemm: (node, ins) => {
     const a = need(node, ins, 0);
     const b = need(node, ins, 1);
-    let y = tf.mul(tf.matMul(a, b, intAttr(node, 'transA', 0) === 1, intAttr(node, 'transB', 0) === 1), floatAttr(node, 'alpha', 1));
+    let y = tf.mul(
+      tf.matMul(a, b, intAttr(node, 'transA', 0) === 1, intAttr(node, 'transB', 0) === 1),
+      floatAttr(node, 'alpha', 1),
+    );
     if (ins[2]) y = tf.add(y, tf.mul(ins[2], floatAttr(node, 'beta', 1)));
     return [y];
   },
@@ -611,8 +672,20 @@ const OPS = {
   ConvTranspose: opConvTranspose,
   MaxPool: opMaxPool,
   AveragePool: opAveragePool,
-  GlobalAveragePool: unary((x) => tf.mean(x, x.shape.slice(2).map((_, i) => i + 2), true)),
-  GlobalMaxPool: unary((x) => tf.max(x, x.shape.slice(2).map((_, i) => i + 2), true)),
+  GlobalAveragePool: unary((x) =>
+    tf.mean(
+      x,
+      x.shape.slice(2).map((_, i) => i + 2),
+      true,
+    ),
+  ),
+  GlobalMaxPool: unary((x) =>
+    tf.max(
+      x,
+      x.shape.slice(2).map((_, i) => i + 2),
+      true,
+    ),
+  ),
   BatchNormalization: (node, ins) => {
     const x = need(node, ins, 0);
     const [scale, bias, mean, variance] = [1, 2, 3, 4].map((i) => need(node, ins, i));
@@ -667,7 +740,9 @@ const OPS = {
     const x = need(node, ins, 0);
     return [tf.transpose(x, intsAttr(node, 'perm') ?? x.shape.map((_, i) => x.rank - 1 - i))];
   },
-  Reshape: (node, ins) => [reshapeOnnx(need(node, ins, 0), nums(need(node, ins, 1)), intAttr(node, 'allowzero', 0) === 1)],
+  Reshape: (node, ins) => [
+    reshapeOnnx(need(node, ins, 0), nums(need(node, ins, 1)), intAttr(node, 'allowzero', 0) === 1),
+  ],
   Flatten: (node, ins) => {
     const x = need(node, ins, 0);
     const a = normAxis(intAttr(node, 'axis', 1), x.rank);
@@ -677,7 +752,12 @@ const OPS = {
   Squeeze: (node, ins) => {
     const x = need(node, ins, 0);
     const axes = intsAttr(node, 'axes') ?? (ins[1] ? nums(ins[1]) : undefined);
-    return [tf.squeeze(x, axes?.map((a) => normAxis(a, x.rank)))];
+    return [
+      tf.squeeze(
+        x,
+        axes?.map((a) => normAxis(a, x.rank)),
+      ),
+    ];
   },
   Unsqueeze: (node, ins) => {
     const x = need(node, ins, 0);
@@ -757,7 +837,10 @@ const OPS = {
       pads = full;
     }
     const value = ins[2] ? nums(ins[2])[0] : 0;
-    const pos: [number, number][] = Array.from({ length: r }, (_, i) => [Math.max(0, pads[i]), Math.max(0, pads[i + r])]);
+    const pos: [number, number][] = Array.from({ length: r }, (_, i) => [
+      Math.max(0, pads[i]),
+      Math.max(0, pads[i + r]),
+    ]);
     let y = mode === 'reflect' ? tf.mirrorPad(x, pos, 'reflect') : tf.pad(x, pos, value);
     if (pads.some((p) => p < 0)) {
       const begin = Array.from({ length: r }, (_, i) => Math.max(0, -pads[i]));
@@ -857,17 +940,26 @@ export function evalGraph(graph: Graph, env: Map<string, T>, targets: string[]):
     if (node.outputs.every((o) => !o || env.has(o))) continue;
     const impl = node.domain === '' || node.domain === 'ai.onnx' ? OPS[node.opType as keyof typeof OPS] : undefined;
     if (!impl) {
-      throw new QcbError('QCB_ONNX_UNSUPPORTED_OP', `the TF.js interpreter has no implementation of ${node.opType} (node '${node.name}')`, {
-        key: node.name,
-        value: node.opType,
-        allowed: TFJS_OPS.join(', '),
-        fix: 'run this graph with onnxruntime instead',
-      });
+      throw new QcbError(
+        'QCB_ONNX_UNSUPPORTED_OP',
+        `the TF.js interpreter has no implementation of ${node.opType} (node '${node.name}')`,
+        {
+          key: node.name,
+          value: node.opType,
+          allowed: TFJS_OPS.join(', '),
+          fix: 'run this graph with onnxruntime instead',
+        },
+      );
     }
     const ins = node.inputs.map((i) => {
       if (!i) return undefined;
       const t = env.get(i);
-      if (!t) throw new QcbError('QCB_ONNX_GRAPH', `node '${node.name}' reads '${i}', which is not computed or fed`, { key: node.name, value: i, fix: 'feed every graph input' });
+      if (!t)
+        throw new QcbError('QCB_ONNX_GRAPH', `node '${node.name}' reads '${i}', which is not computed or fed`, {
+          key: node.name,
+          value: i,
+          fix: 'feed every graph input',
+        });
       return t;
     });
     const outs = (impl as OpImpl)(node, ins);
@@ -908,7 +1000,12 @@ export function runGraph(graph: Graph, feeds: Record<string, Tensor>, outputs?: 
  * Gradients of a scalar `loss` with respect to `wrt` (graph inputs or initializers) by TF.js's own autodiff over the
  * interpreted forward graph: the independent reference for our gradient rules.
  */
-export function tfjsGradients(graph: Graph, loss: string, wrt: string[], feeds: Record<string, Tensor>): { loss: number; grads: Record<string, Tensor> } {
+export function tfjsGradients(
+  graph: Graph,
+  loss: string,
+  wrt: string[],
+  feeds: Record<string, Tensor>,
+): { loss: number; grads: Record<string, Tensor> } {
   ensureBackend();
   const base = (): Map<string, T> => {
     const env = new Map<string, T>();
@@ -920,12 +1017,19 @@ export function tfjsGradients(graph: Graph, loss: string, wrt: string[], feeds: 
     for (const [name, t] of graph.initializers) if (!env0.has(name)) env0.set(name, toTf(t));
     const xs = wrt.map((w) => {
       const t = env0.get(w);
-      if (!t) throw new QcbError('QCB_ONNX_GRAPH', `cannot differentiate with respect to '${w}': not fed and not an initializer`, { key: w });
+      if (!t)
+        throw new QcbError(
+          'QCB_ONNX_GRAPH',
+          `cannot differentiate with respect to '${w}': not fed and not an initializer`,
+          { key: w },
+        );
       return t;
     });
     const f = (...args: T[]): tf.Scalar => {
       const env = new Map(env0);
-      wrt.forEach((w, i) => env.set(w, args[i]));
+      wrt.forEach((w, i) => {
+        env.set(w, args[i]);
+      });
       evalGraph(graph, env, [loss]);
       const l = env.get(loss) as T;
       return (l.rank === 0 ? l : tf.sum(l)) as tf.Scalar;

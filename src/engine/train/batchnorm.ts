@@ -58,18 +58,37 @@ export function lowerBatchNormTraining(graph: Graph, select: (n: Node) => boolea
       const be = b.reshape(bias, bshape);
       // final node writes the original output name so consumers are unchanged
       const norm = b.mul(b.div(xc, std), g);
-      graph.nodes.push({ opType: 'Add', domain: '', name: b.fresh('bn_out_node'), inputs: [norm, be], outputs: [y], attrs: {} });
+      graph.nodes.push({
+        opType: 'Add',
+        domain: '',
+        name: b.fresh('bn_out_node'),
+        inputs: [norm, be],
+        outputs: [y],
+        attrs: {},
+      });
       // running statistics (no gradient flows: they do not reach the loss)
       const m1 = b.reshape(mean, [-1]);
       const v1 = b.reshape(variance, [-1]);
-      const count = b.div(b.cast(b.op1('Size', [x]), 'float32'), b.cast(b.op1('Gather', [b.op1('Shape', [x]), b.ints([1])], { axis: 0 }), 'float32'));
+      const count = b.div(
+        b.cast(b.op1('Size', [x]), 'float32'),
+        b.cast(b.op1('Gather', [b.op1('Shape', [x]), b.ints([1])], { axis: 0 }), 'float32'),
+      );
       const unbiased = b.div(b.mul(v1, count), b.op1('Max', [b.sub(count, b.scalar(1)), b.scalar(1)]));
       const newMean = b.add(b.mul(rm, b.scalar(mom)), b.mul(m1, b.scalar(1 - mom)));
       const newVar = b.add(b.mul(rv, b.scalar(mom)), b.mul(unbiased, b.scalar(1 - mom)));
       updates.push({ node: n.name, runningMean: rm, runningVar: rv, newMean, newVar });
     });
     // outputs other than Y (training outputs of the original node) are not supported as consumers
-    for (const extra of n.outputs.slice(1)) if (extra) graph.nodes.push({ opType: 'Identity', domain: '', name: b.fresh('bn_extra_node'), inputs: [extra === n.outputs[1] ? updates[updates.length - 1].newMean : updates[updates.length - 1].newVar], outputs: [extra], attrs: {} });
+    for (const extra of n.outputs.slice(1))
+      if (extra)
+        graph.nodes.push({
+          opType: 'Identity',
+          domain: '',
+          name: b.fresh('bn_extra_node'),
+          inputs: [extra === n.outputs[1] ? updates[updates.length - 1].newMean : updates[updates.length - 1].newVar],
+          outputs: [extra],
+          attrs: {},
+        });
   }
   return updates;
 }

@@ -98,10 +98,17 @@ export function compileTrainStep(spec: TrainStepSpec): CompiledStep {
   inferShapes(g);
   const known = (v: string) => g.values.has(v);
   if (!known(spec.loss)) {
-    throw new QcbError('QCB_ONNX_GRAPH', `loss '${spec.loss}' is not a value of graph '${g.name}'`, { key: spec.loss, fix: 'pass the name of the loss node output' });
+    throw new QcbError('QCB_ONNX_GRAPH', `loss '${spec.loss}' is not a value of graph '${g.name}'`, {
+      key: spec.loss,
+      fix: 'pass the name of the loss node output',
+    });
   }
   for (const e of spec.extraOutputs ?? []) {
-    if (!known(e)) throw new QcbError('QCB_ONNX_GRAPH', `extra output '${e}' is not a value of graph '${g.name}'`, { key: e, fix: 'name an existing value' });
+    if (!known(e))
+      throw new QcbError('QCB_ONNX_GRAPH', `extra output '${e}' is not a value of graph '${g.name}'`, {
+        key: e,
+        fix: 'name an existing value',
+      });
   }
 
   const bnStats = new Set<string>();
@@ -111,22 +118,38 @@ export function compileTrainStep(spec: TrainStepSpec): CompiledStep {
   if (Array.isArray(spec.trainable)) {
     for (const t of spec.trainable) {
       if (!g.initializers.has(t)) {
-        throw new QcbError('QCB_ONNX_GRAPH', `trainable parameter '${t}' is not an initializer of graph '${g.name}'`, { key: t, fix: 'name model parameters (initializers)' });
+        throw new QcbError('QCB_ONNX_GRAPH', `trainable parameter '${t}' is not an initializer of graph '${g.name}'`, {
+          key: t,
+          fix: 'name model parameters (initializers)',
+        });
       }
     }
     trainable = [...spec.trainable];
   } else {
     const pred = spec.trainable;
     trainable = [...g.initializers]
-      .filter(([k, t]) => (pred ? pred(k, t) : FLOAT.has(t.dtype) && t.dims.length >= 1 && deps.has(k) && !bnStats.has(k)))
+      .filter(([k, t]) =>
+        pred ? pred(k, t) : FLOAT.has(t.dtype) && t.dims.length >= 1 && deps.has(k) && !bnStats.has(k),
+      )
       .map(([k]) => k);
   }
   const tset = new Set(trainable);
-  const frozen = [...g.initializers.keys()].filter((k) => !tset.has(k) && FLOAT.has(g.initializers.get(k)!.dtype) && g.initializers.get(k)!.dims.length >= 1 && !bnStats.has(k));
+  const frozen = [...g.initializers.keys()].filter(
+    (k) =>
+      !tset.has(k) &&
+      FLOAT.has(g.initializers.get(k)!.dtype) &&
+      g.initializers.get(k)!.dims.length >= 1 &&
+      !bnStats.has(k),
+  );
 
   // BatchNormalization: training mode for the selected nodes
   const sel = spec.bnTraining;
-  const bnSelect = (n: Node) => (typeof sel === 'function' ? sel(n) : typeof sel === 'boolean' ? sel : tset.has(n.inputs[1]) || tset.has(n.inputs[2]));
+  const bnSelect = (n: Node) =>
+    typeof sel === 'function'
+      ? sel(n)
+      : typeof sel === 'boolean'
+        ? sel
+        : tset.has(n.inputs[1]) || tset.has(n.inputs[2]);
   const bnUpdates = lowerBatchNormTraining(g, bnSelect);
   if (spec.dropoutTraining ?? true) enableDropout(g);
 
@@ -140,11 +163,22 @@ export function compileTrainStep(spec: TrainStepSpec): CompiledStep {
   const params: Carried[] = trainable.map((name) => ({ name, input: name, output: '', init: promote(name) }));
   const bnCarried: Carried[] = [];
   for (const u of bnUpdates) {
-    for (const [inp, out] of [[u.runningMean, u.newMean], [u.runningVar, u.newVar]] as const) {
+    for (const [inp, out] of [
+      [u.runningMean, u.newMean],
+      [u.runningVar, u.newVar],
+    ] as const) {
       if (bnCarried.some((c) => c.input === inp)) {
-        throw new QcbError('QCB_ONNX_GRAPH', `running statistic '${inp}' is shared by two BatchNormalization nodes`, { key: inp, fix: 're-export the model without shared BN buffers' });
+        throw new QcbError('QCB_ONNX_GRAPH', `running statistic '${inp}' is shared by two BatchNormalization nodes`, {
+          key: inp,
+          fix: 're-export the model without shared BN buffers',
+        });
       }
-      if (!g.initializers.has(inp)) throw new QcbError('QCB_ONNX_GRAPH', `BatchNormalization '${u.node}' running statistic '${inp}' is not an initializer`, { key: inp });
+      if (!g.initializers.has(inp))
+        throw new QcbError(
+          'QCB_ONNX_GRAPH',
+          `BatchNormalization '${u.node}' running statistic '${inp}' is not an initializer`,
+          { key: inp },
+        );
       bnCarried.push({ name: inp, input: inp, output: out, init: promote(inp) });
     }
   }
@@ -155,8 +189,17 @@ export function compileTrainStep(spec: TrainStepSpec): CompiledStep {
   const b = new GraphBuilder(g);
   const lr = b.freshInput('lr', 'float32', []);
   const opt = spec.optimizer;
-  const globalCarried: Carried[] = opt.globalState().map((s) => ({ name: `optim::${s.name}`, input: b.input(`optim::${s.name}`, s.init.dtype, [...s.init.dims]), output: '', init: s.init }));
-  const { global: newGlobal, ctx } = opt.prepare(b, lr, Object.fromEntries(opt.globalState().map((s, i) => [s.name, globalCarried[i].input])));
+  const globalCarried: Carried[] = opt.globalState().map((s) => ({
+    name: `optim::${s.name}`,
+    input: b.input(`optim::${s.name}`, s.init.dtype, [...s.init.dims]),
+    output: '',
+    init: s.init,
+  }));
+  const { global: newGlobal, ctx } = opt.prepare(
+    b,
+    lr,
+    Object.fromEntries(opt.globalState().map((s, i) => [s.name, globalCarried[i].input])),
+  );
   opt.globalState().forEach((s, i) => {
     globalCarried[i].output = newGlobal[s.name];
   });
@@ -171,9 +214,16 @@ export function compileTrainStep(spec: TrainStepSpec): CompiledStep {
     });
     const grad = grads.get(p.name);
     if (!grad) throw new QcbError('QCB_INTERNAL', `autodiff returned no gradient for '${p.name}'`);
-    const r = opt.update(b, { name: p.name, dims: p.init.dims, value: p.input, grad, state: stateIn.map((s) => s.name) }, lr, ctx);
+    const r = opt.update(
+      b,
+      { name: p.name, dims: p.init.dims, value: p.input, grad, state: stateIn.map((s) => s.name) },
+      lr,
+      ctx,
+    );
     p.output = r.param;
-    stateIn.forEach((s, i) => optCarried.push({ name: s.name, input: s.name, output: r.state[i], init: s.init }));
+    stateIn.forEach((s, i) => {
+      optCarried.push({ name: s.name, input: s.name, output: r.state[i], init: s.init });
+    });
   }
   const state = [...globalCarried, ...optCarried, ...bnCarried];
 
@@ -187,7 +237,8 @@ export function compileTrainStep(spec: TrainStepSpec): CompiledStep {
   for (const e of extraOutputs) addOut(e);
   for (const c of [...params, ...state]) {
     // an update that is a graph input (never updated) or already an output gets its own Identity
-    if (outs.includes(c.output) || g.inputs.some((i) => i.name === c.output) || g.initializers.has(c.output)) c.output = b.identity(c.output, `${c.name}::new`);
+    if (outs.includes(c.output) || g.inputs.some((i) => i.name === c.output) || g.initializers.has(c.output))
+      c.output = b.identity(c.output, `${c.name}::new`);
     addOut(c.output);
   }
   g.outputs = outs.map((o) => ({ name: o, dtype: 'float32' }));

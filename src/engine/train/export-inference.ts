@@ -27,11 +27,17 @@ export function inferenceGraph(src: Trainer | Graph, opts: InferenceExportOption
   const loss = isTrainer ? src.compiled.loss : undefined;
   const outs = opts.outputs ?? g.outputs.map((o) => o.name).filter((o) => o !== loss);
   if (outs.length === 0) {
-    throw new QcbError('QCB_ONNX_GRAPH', `graph '${g.name}' has no output to export besides the loss`, { fix: 'pass the output names (e.g. features, logits)' });
+    throw new QcbError('QCB_ONNX_GRAPH', `graph '${g.name}' has no output to export besides the loss`, {
+      fix: 'pass the output names (e.g. features, logits)',
+    });
   }
   inferShapes(g);
   for (const o of outs) {
-    if (!g.values.has(o)) throw new QcbError('QCB_ONNX_GRAPH', `output '${o}' is not a value of graph '${g.name}'`, { key: o, fix: 'name an existing value' });
+    if (!g.values.has(o))
+      throw new QcbError('QCB_ONNX_GRAPH', `output '${o}' is not a value of graph '${g.name}'`, {
+        key: o,
+        fix: 'name an existing value',
+      });
   }
   for (const n of g.nodes) if (n.opType === 'BatchNormalization') bnInferenceMode(n);
   g.outputs = outs.map((o) => ({ name: o, dtype: g.values.get(o)!.dtype }));

@@ -124,7 +124,8 @@ export class Trainer {
     const m = new Map<string, Tensor>();
     for (const [k, t] of this.compiled.forward.initializers) m.set(k, t);
     for (const c of this.compiled.params) m.set(c.name, copy(fromOrt(this.cur.get(c.input)!)));
-    for (const c of this.compiled.state) if (this.compiled.forward.initializers.has(c.name)) m.set(c.name, copy(fromOrt(this.cur.get(c.input)!)));
+    for (const c of this.compiled.state)
+      if (this.compiled.forward.initializers.has(c.name)) m.set(c.name, copy(fromOrt(this.cur.get(c.input)!)));
     return m;
   }
 
@@ -141,7 +142,10 @@ export class Trainer {
       const cur = this.cur.get(k);
       if (!cur) continue;
       if (cur.dims.join() !== t.dims.join()) {
-        throw new QcbError('QCB_FEED', `value '${k}' has shape [${t.dims}], expected [${cur.dims}]`, { key: k, fix: 'load a checkpoint of the same model' });
+        throw new QcbError('QCB_FEED', `value '${k}' has shape [${t.dims}], expected [${cur.dims}]`, {
+          key: k,
+          fix: 'load a checkpoint of the same model',
+        });
       }
       this.cur.set(k, toOrt(copy(t)));
     }

@@ -176,3 +176,24 @@ test('bad options and short sources give clear errors', () => {
     (e: unknown) => e instanceof QcbError && e.code === 'QCB_STORE',
   );
 });
+
+test('release() recycles view buffers without changing the data', async () => {
+  const opts = { batchSize: 5, seed: 8, epochs: 1, prefetch: 1 };
+  const plain = await collect(new BatchLoader(source, opts));
+  const loader = new BatchLoader(source, opts);
+  const seen = new Set<Float32Array>();
+  let reused = 0;
+  for (let i = 0; i < plain.length; i++) {
+    const b = await loader.next();
+    assert.ok(b);
+    for (const v of b.views) {
+      if (seen.has(v)) reused++;
+      seen.add(v);
+    }
+    assert.deepEqual(b.views[0], plain[i].views[0]);
+    assert.deepEqual(b.views[1], plain[i].views[1]);
+    loader.release(b);
+  }
+  await loader.close();
+  assert.ok(reused > 0, 'released buffers are used again');
+});

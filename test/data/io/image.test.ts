@@ -1,15 +1,15 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { QcbError } from '../../../src/errors.js';
 import { decodeImage, readImage, sniffFormat } from '../../../src/data/io/image.js';
-import { decodeNpy, encodeNpy } from '../../../src/data/io/npy.js';
 import { normalizePercentile, percentileRanges } from '../../../src/data/io/normalize.js';
+import { decodeNpy, encodeNpy } from '../../../src/data/io/npy.js';
 import { decodeTiff, encodeTiff16, writeTiff16 } from '../../../src/data/io/tiff.js';
+import { QcbError } from '../../../src/errors.js';
 
 const FIX = fileURLToPath(new URL('../../../../shared/fixtures/bbbc/', import.meta.url));
 const FIXTURES = [
@@ -21,7 +21,10 @@ const FIXTURES = [
 const tmp = mkdtempSync(join(tmpdir(), 'qcb-io-'));
 
 async function sharp16(b: Uint8Array): Promise<Uint16Array> {
-  const { data } = await sharp(b, { failOn: 'none' }).toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true });
+  const { data } = await sharp(b, { failOn: 'none' })
+    .toColourspace('grey16')
+    .raw({ depth: 'ushort' })
+    .toBuffer({ resolveWithObject: true });
   return new Uint16Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length));
 }
 
@@ -84,7 +87,12 @@ test('the NUL-byte DateTime MetaMorph file and the LZW file are decoded; LZW mat
   const so = entry(273);
   const rowsPerStrip = entry(278).value;
   const stripOffset = (s: number) => (so.count === 1 ? so.value : dv.getUint32(so.value + 4 * s, true));
-  for (const [x, y] of [[0, 0], [300, 1], [348, 260], [695, 519]]) {
+  for (const [x, y] of [
+    [0, 0],
+    [300, 1],
+    [348, 260],
+    [695, 519],
+  ]) {
     const s = Math.floor(y / rowsPerStrip);
     const k = (y - s * rowsPerStrip) * 696 + x;
     assert.equal(img.data[y * 696 + x], dv.getUint16(stripOffset(s) + 2 * k, true), `pixel ${x},${y}`);
@@ -100,7 +108,10 @@ test('writeTiff16 round-trips exactly through sharp and our decoder', async () =
   assert.deepEqual(await sharp16(readFileSync(p)), d);
   const img = await readImage(p);
   assert.deepEqual(img.data, d);
-  assert.throws(() => encodeTiff16(3, 3, new Uint16Array(8)), (e: unknown) => e instanceof QcbError && e.code === 'QCB_IMAGE_SIZE');
+  assert.throws(
+    () => encodeTiff16(3, 3, new Uint16Array(8)),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_IMAGE_SIZE',
+  );
 });
 
 test('LZW, deflate and PackBits TIFFs written by libvips (with and without predictor) decode exactly', async () => {
@@ -129,14 +140,25 @@ test('PNG 8 and 16 bit, whatever the extension', async () => {
   const h = 40;
   const d16 = ramp(w, h);
   const p16 = join(tmp, 'png16.tif'); // a PNG named .tif
-  writeFileSync(p16, await sharp(d16, { raw: { width: w, height: h, channels: 1 } }).toColourspace('grey16').png().toBuffer());
+  writeFileSync(
+    p16,
+    await sharp(d16, { raw: { width: w, height: h, channels: 1 } })
+      .toColourspace('grey16')
+      .png()
+      .toBuffer(),
+  );
   const a = await readImage(p16);
   assert.equal(a.bitDepth, 16);
   assert.equal(a.channels, 1);
   assert.deepEqual(a.data, d16);
   const d8 = new Uint8Array(w * h * 3).map((_, i) => (i * 31) % 256);
   const p8 = join(tmp, 'rgb8.png');
-  writeFileSync(p8, await sharp(d8, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer());
+  writeFileSync(
+    p8,
+    await sharp(d8, { raw: { width: w, height: h, channels: 3 } })
+      .png()
+      .toBuffer(),
+  );
   const b = await readImage(p8);
   assert.equal(b.bitDepth, 8);
   assert.equal(b.channels, 3);
@@ -164,7 +186,10 @@ test('NPY uint8/uint16/float32 round trip, big-endian input, and rejection of Fo
   assert.deepEqual(decodeNpy(be, 'be.npy').data, d);
   const f = Buffer.from(le);
   f.write(f.toString('latin1', 10, start).replace('False', 'True '), 10, 'latin1');
-  assert.throws(() => decodeNpy(f, 'f.npy'), (e: unknown) => e instanceof QcbError && e.code === 'QCB_FILE_FORMAT');
+  assert.throws(
+    () => decodeNpy(f, 'f.npy'),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_FILE_FORMAT',
+  );
 });
 
 test('truncated TIFF, PNG and NPY give QCB_FILE_TRUNCATED naming the file; unknown bytes give QCB_FILE_FORMAT', async () => {
@@ -175,7 +200,10 @@ test('truncated TIFF, PNG and NPY give QCB_FILE_TRUNCATED naming the file; unkno
   const t2 = join(tmp, 'cut2.tif');
   writeFileSync(t2, meta.subarray(0, 300_000));
   const w = 60;
-  const png = await sharp(ramp(w, w), { raw: { width: w, height: w, channels: 1 } }).toColourspace('grey16').png().toBuffer();
+  const png = await sharp(ramp(w, w), { raw: { width: w, height: w, channels: 1 } })
+    .toColourspace('grey16')
+    .png()
+    .toBuffer();
   const t3 = join(tmp, 'cut.png');
   writeFileSync(t3, png.subarray(0, Math.floor(png.length / 2)));
   const t4 = join(tmp, 'cut.npy');
@@ -208,7 +236,44 @@ test('percentile normalisation maps the 0.1–99.9 % window of each channel to 0
   assert.ok(zeros >= 0.001 * u8.data.length && zeros < 0.05 * u8.data.length, `zeros ${zeros}`);
   assert.ok(full >= 0.0009 * u8.data.length && full < 0.005 * u8.data.length, `255s ${full}`);
   // Two channels normalised independently.
-  const two = { width: 2, height: 2, channels: 2, bitDepth: 16 as const, data: new Uint16Array([0, 100, 10, 200, 20, 300, 30, 400]) };
+  const two = {
+    width: 2,
+    height: 2,
+    channels: 2,
+    bitDepth: 16 as const,
+    data: new Uint16Array([0, 100, 10, 200, 20, 300, 30, 400]),
+  };
   const n2 = normalizePercentile(two, 0, 100);
   assert.deepEqual(Array.from(n2.data), [0, 0, 85, 85, 170, 170, 255, 255]);
+});
+
+test('big-endian (MM) TIFF decodes to the same values', async () => {
+  const w = 13;
+  const h = 7;
+  const d = ramp(w, h);
+  const le = Buffer.from(encodeTiff16(w, h, d));
+  // Re-encode our little-endian layout as big-endian: header, IFD entries, rationals and pixels.
+  const be = Buffer.alloc(le.length);
+  be.write('MM', 0, 'latin1');
+  be.writeUInt16BE(42, 2);
+  const ifd = le.readUInt32LE(4);
+  be.writeUInt32BE(ifd, 4);
+  const n = le.readUInt16LE(ifd);
+  be.writeUInt16BE(n, ifd);
+  for (let i = 0; i < n; i++) {
+    const e = ifd + 2 + 12 * i;
+    const type = le.readUInt16LE(e + 2);
+    be.writeUInt16BE(le.readUInt16LE(e), e);
+    be.writeUInt16BE(type, e + 2);
+    be.writeUInt32BE(le.readUInt32LE(e + 4), e + 4);
+    if (type === 3) be.writeUInt16BE(le.readUInt16LE(e + 8), e + 8);
+    else be.writeUInt32BE(le.readUInt32LE(e + 8), e + 8);
+  }
+  const pixels = le.length - 2 * w * h;
+  for (let o = ifd + 2 + 12 * n; o < pixels; o += 4) be.writeUInt32BE(le.readUInt32LE(o), o);
+  for (let i = 0; i < w * h; i++) be.writeUInt16BE(d[i], pixels + 2 * i);
+  assert.equal(sniffFormat(be), 'tiff');
+  const img = await decodeImage(be, 'be.tif');
+  assert.deepEqual(img.data, d);
+  assert.deepEqual(await sharp16(be), d);
 });

@@ -1,14 +1,14 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { QcbError } from '../../../src/errors.js';
 import { readImage } from '../../../src/data/io/image.js';
 import { readCellProfilerCentres } from '../../../src/data/nuclei/cellprofiler.js';
 import { connectedComponents, distanceTransform, segmentNuclei, select } from '../../../src/data/nuclei/segment.js';
 import type { Field, ImageData } from '../../../src/data/types.js';
+import { QcbError } from '../../../src/errors.js';
 
 const FIX = fileURLToPath(new URL('../../../../shared/fixtures/bbbc/', import.meta.url));
 
@@ -23,7 +23,13 @@ function rng(seed: number) {
   };
 }
 
-function synthField(W: number, H: number, discs: { x: number; y: number; r: number; v: number }[], noise = 20, bg = 200): ImageData {
+function synthField(
+  W: number,
+  H: number,
+  discs: { x: number; y: number; r: number; v: number }[],
+  noise = 20,
+  bg = 200,
+): ImageData {
   const rnd = rng(7);
   const d = new Uint16Array(W * H);
   for (let y = 0; y < H; y++) {
@@ -55,10 +61,12 @@ test('isolated discs: one centre each, at the right place, with the right area',
 });
 
 test('touching nuclei are split; an empty (noise-only) field gives no nuclei', () => {
-  const pair = segmentNuclei(synthField(200, 120, [
-    { x: 80, y: 60, r: 15, v: 1500 },
-    { x: 106, y: 60, r: 15, v: 1500 }, // overlapping discs: one connected blob with a neck
-  ]));
+  const pair = segmentNuclei(
+    synthField(200, 120, [
+      { x: 80, y: 60, r: 15, v: 1500 },
+      { x: 106, y: 60, r: 15, v: 1500 }, // overlapping discs: one connected blob with a neck
+    ]),
+  );
   assert.equal(pair.nuclei.length, 2);
   const xs = pair.nuclei.map((n) => n.x).sort((a, b) => a - b);
   assert.ok(Math.abs(xs[0] - 80) < 4 && Math.abs(xs[1] - 106) < 4, `centres ${xs}`);
@@ -89,7 +97,8 @@ test('BBBC022 fields: plausible nucleus counts (visual counts ≈ 70 and ≈ 130
     assert.ok(seg.nuclei.length >= lo && seg.nuclei.length <= hi, `${f}: ${seg.nuclei.length} nuclei`);
     // Centres are on bright pixels: above the threshold in the raw image (nuclei are convex-ish).
     let onNucleus = 0;
-    for (const n of seg.nuclei) if (img.data[Math.round(n.y) * img.width + Math.round(n.x)] > seg.threshold) onNucleus++;
+    for (const n of seg.nuclei)
+      if (img.data[Math.round(n.y) * img.width + Math.round(n.x)] > seg.threshold) onNucleus++;
     assert.ok(onNucleus >= 0.95 * seg.nuclei.length, `${onNucleus}/${seg.nuclei.length} centres on nuclei`);
     const areas = seg.nuclei.map((n) => n.area).sort((a, b) => a - b);
     const med = areas[areas.length >> 1];
@@ -100,7 +109,9 @@ test('BBBC022 fields: plausible nucleus counts (visual counts ≈ 70 and ≈ 130
 test('BBBC006: the sharp field gives its ~10 nuclei; the out-of-focus z=00 field still gives centres (for QC crops)', async () => {
   const sharp = segmentNuclei(await readImage(join(FIX, 'bbbc006/BBBC006_z_aligned__a01__s1__w1_10.png')));
   assert.ok(sharp.nuclei.length >= 8 && sharp.nuclei.length <= 14, `sharp: ${sharp.nuclei.length}`);
-  const blurImg = await readImage(join(FIX, 'bbbc006/00_mcf-z-stacks-03212011_k06_s2_w12667264a-6432-4f7e-bf58-625a1319a1c9.tif'));
+  const blurImg = await readImage(
+    join(FIX, 'bbbc006/00_mcf-z-stacks-03212011_k06_s2_w12667264a-6432-4f7e-bf58-625a1319a1c9.tif'),
+  );
   const blur = segmentNuclei(blurImg);
   assert.ok(blur.nuclei.length >= 20 && blur.nuclei.length <= 90, `blurred: ${blur.nuclei.length}`);
   // Blurred objects are larger than in-focus ones.
@@ -114,16 +125,28 @@ test('CellProfiler object table: centres by plate/well/site, by ImageNumber, and
     { field_id: '20585_A01_s1', plate: '20585', well: 'A01', site: 1, channels: {}, metadata: { image_number: '1' } },
     { field_id: '20585_A01_s2', plate: '20585', well: 'A01', site: 2, channels: {}, metadata: { image_number: '2' } },
   ];
-  writeFileSync(join(dir, 'Nuclei.csv'), 'ImageNumber,ObjectNumber,Metadata_Plate,Metadata_Well,Metadata_Site,AreaShape_Area,Location_Center_X,Location_Center_Y\n1,1,20585,A01,1,900,10.5,20.25\n1,2,20585,A01,1,800,100,200\n2,1,20585,a01,2,700,5,6\n3,1,20585,B01,1,700,5,6\n');
+  writeFileSync(
+    join(dir, 'Nuclei.csv'),
+    'ImageNumber,ObjectNumber,Metadata_Plate,Metadata_Well,Metadata_Site,AreaShape_Area,Location_Center_X,Location_Center_Y\n1,1,20585,A01,1,900,10.5,20.25\n1,2,20585,A01,1,800,100,200\n2,1,20585,a01,2,700,5,6\n3,1,20585,B01,1,700,5,6\n',
+  );
   const a = readCellProfilerCentres(join(dir, 'Nuclei.csv'), fields);
-  assert.deepEqual(a.centres.get('20585_A01_s1'), [{ x: 10.5, y: 20.25, area: 900 }, { x: 100, y: 200, area: 800 }]);
+  assert.deepEqual(a.centres.get('20585_A01_s1'), [
+    { x: 10.5, y: 20.25, area: 900 },
+    { x: 100, y: 200, area: 800 },
+  ]);
   assert.equal(a.centres.get('20585_A01_s2')?.length, 1);
   assert.equal(a.unmatched, 1);
-  writeFileSync(join(dir, 'byimage.csv'), 'ImageNumber,ObjectNumber,Nuclei_Location_Center_X,Nuclei_Location_Center_Y\n2,1,7,8\n');
+  writeFileSync(
+    join(dir, 'byimage.csv'),
+    'ImageNumber,ObjectNumber,Nuclei_Location_Center_X,Nuclei_Location_Center_Y\n2,1,7,8\n',
+  );
   const b = readCellProfilerCentres(join(dir, 'byimage.csv'), fields);
   assert.deepEqual(b.centres.get('20585_A01_s2'), [{ x: 7, y: 8, area: 0 }]);
   writeFileSync(join(dir, 'bad.csv'), 'ImageNumber,X,Y\n1,2,3\n');
-  assert.throws(() => readCellProfilerCentres(join(dir, 'bad.csv'), fields), (e: unknown) => e instanceof QcbError && e.code === 'QCB_CSV_COLUMNS' && e.context.file === join(dir, 'bad.csv'));
+  assert.throws(
+    () => readCellProfilerCentres(join(dir, 'bad.csv'), fields),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_CSV_COLUMNS' && e.context.file === join(dir, 'bad.csv'),
+  );
 });
 
 test('quickselect agrees with sorting', () => {

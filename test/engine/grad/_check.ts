@@ -121,7 +121,8 @@ export async function checkGrad(c: GradCase): Promise<GradResult> {
   if (fdTol > 0) {
     const eps = c.eps ?? 1e-2;
     const rnd = mulberry32((c.seed ?? 7) + 99);
-    const lossAt = (w: string, t: Tensor) => (runGraph(forward, { ...feeds, [w]: t }, [loss])[loss].data as Float32Array)[0];
+    const lossAt = (w: string, t: Tensor) =>
+      (runGraph(forward, { ...feeds, [w]: t }, [loss])[loss].data as Float32Array)[0];
     for (const w of c.wrt) {
       const base = (feeds[w] ?? forward.initializers.get(w)) as Tensor;
       const g = grads[w].data as Float32Array;

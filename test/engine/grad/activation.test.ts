@@ -1,5 +1,5 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import { attr } from '../../../src/engine/ir/graph.js';
 import { checkGrad, randTensor } from './_check.js';
 
@@ -13,7 +13,12 @@ function awayFromKinks(seed: number, kinks: number[]) {
   return t;
 }
 
-async function unary(op: string, attrs: Record<string, ReturnType<typeof attr.int>> = {}, kinks: number[] = [], extra?: (x: string) => string[]) {
+async function unary(
+  op: string,
+  attrs: Record<string, ReturnType<typeof attr.int>> = {},
+  kinks: number[] = [],
+  extra?: (x: string) => string[],
+) {
   return checkGrad({
     opset: op === 'Gelu' ? 20 : 17,
     build: (b) => {
@@ -86,7 +91,13 @@ test('Dropout: inference mode is the identity, training mode scales by mask/(1âˆ
   });
   const training = { dtype: 'bool' as const, dims: [], data: new Uint8Array([1]) };
   const r = await checkGrad({
-    build: (b) => b.op('Dropout', [b.input('x', 'float32', shape), b.scalar(0.3), b.constant(training, 'train')], { seed: 3 }, 1)[0],
+    build: (b) =>
+      b.op(
+        'Dropout',
+        [b.input('x', 'float32', shape), b.scalar(0.3), b.constant(training, 'train')],
+        { seed: 3 },
+        1,
+      )[0],
     wrt: ['x'],
     feeds: { x: randTensor(shape, 36) },
     ort: false,

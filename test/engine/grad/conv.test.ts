@@ -1,8 +1,8 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkGrad, randTensor } from './_check.js';
+import { test } from 'node:test';
 import type { GraphBuilder } from '../../../src/engine/ir/builder.js';
 import type { Dim } from '../../../src/engine/ir/graph.js';
+import { checkGrad, randTensor } from './_check.js';
 
 interface ConvCase {
   x: number[];
@@ -20,7 +20,8 @@ async function conv(c: ConvCase) {
       const x = b.input('x', 'float32', [c.batch ?? c.x[0], ...c.x.slice(1)]);
       const w = b.param('w', randTensor(c.w, 2, 0.5));
       const ins = [x, w];
-      if (c.bias) ins.push(b.param('b', randTensor([op === 'Conv' ? c.w[0] : c.w[1] * ((c.attrs?.group as number) ?? 1)], 3)));
+      if (c.bias)
+        ins.push(b.param('b', randTensor([op === 'Conv' ? c.w[0] : c.w[1] * ((c.attrs?.group as number) ?? 1)], 3)));
       return b.op1(op, ins, c.attrs ?? {});
     },
     wrt: c.bias ? ['x', 'w', 'b'] : ['x', 'w'],
@@ -66,7 +67,11 @@ test('Conv depthwise stride 1 (dX: depthwise Conv with the flipped kernel)', asy
 });
 
 test('Conv depthwise with stride, dilation, asymmetric pads and unused tail rows', async () => {
-  await conv({ x: [2, 3, 10, 8], w: [3, 1, 3, 3], attrs: { group: 3, strides: [2, 3], dilations: [2, 1], pads: [1, 0, 0, 2] } });
+  await conv({
+    x: [2, 3, 10, 8],
+    w: [3, 1, 3, 3],
+    attrs: { group: 3, strides: [2, 3], dilations: [2, 1], pads: [1, 0, 0, 2] },
+  });
   await conv({ x: [1, 2, 9, 9], w: [4, 1, 2, 2], attrs: { group: 2, strides: [3, 3] } });
 });
 
@@ -101,11 +106,22 @@ test('Conv with a symbolic batch dimension N', async () => {
 });
 
 test('ConvTranspose stride 2, pads 1, output_padding 1, bias', async () => {
-  await conv({ op: 'ConvTranspose', x: [2, 3, 4, 4], w: [3, 2, 3, 3], bias: true, attrs: { strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1] } });
+  await conv({
+    op: 'ConvTranspose',
+    x: [2, 3, 4, 4],
+    w: [3, 2, 3, 3],
+    bias: true,
+    attrs: { strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1] },
+  });
 });
 
 test('ConvTranspose groups 2 and dilation 2', async () => {
-  await conv({ op: 'ConvTranspose', x: [1, 4, 4, 5], w: [4, 3, 2, 2], attrs: { group: 2, dilations: [2, 2], strides: [1, 2] } });
+  await conv({
+    op: 'ConvTranspose',
+    x: [1, 4, 4, 5],
+    w: [4, 3, 2, 2],
+    attrs: { group: 2, dilations: [2, 2], strides: [1, 2] },
+  });
 });
 
 test('Conv1d and MaxPool1d / AveragePool1d (spatial rank 1)', async () => {
@@ -113,7 +129,8 @@ test('Conv1d and MaxPool1d / AveragePool1d (spatial rank 1)', async () => {
   await conv({ x: [2, 3, 9], w: [4, 3, 3], attrs: { pads: [1, 1] } });
   for (const op of ['MaxPool', 'AveragePool']) {
     await checkGrad({
-      build: (b) => b.op1(op, [b.input('x', 'float32', ['N', 3, 9])], { kernel_shape: [3], strides: [2], pads: [1, 1] }),
+      build: (b) =>
+        b.op1(op, [b.input('x', 'float32', ['N', 3, 9])], { kernel_shape: [3], strides: [2], pads: [1, 1] }),
       wrt: ['x'],
       feeds: { x: randTensor([2, 3, 9], 9) },
       eps: 1e-3,

@@ -1,8 +1,8 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Dim } from '../../../src/engine/ir/graph.js';
 import { attr } from '../../../src/engine/ir/graph.js';
 import { checkGrad, randTensor } from './_check.js';
-import type { Dim } from '../../../src/engine/ir/graph.js';
 
 const positive = (dims: number[], seed: number) => {
   const t = randTensor(dims, seed);
@@ -42,10 +42,18 @@ test('Pow with tensor and constant exponents', async () => {
 
 test('Sqrt, Exp, Log, Neg, Abs, Reciprocal', async () => {
   for (const op of ['Sqrt', 'Log', 'Reciprocal']) {
-    await checkGrad({ build: (g) => g.op1(op, [g.input('x', 'float32', [2, 5])]), wrt: ['x'], feeds: { x: positive([2, 5], 44) } });
+    await checkGrad({
+      build: (g) => g.op1(op, [g.input('x', 'float32', [2, 5])]),
+      wrt: ['x'],
+      feeds: { x: positive([2, 5], 44) },
+    });
   }
   for (const op of ['Exp', 'Neg', 'Abs']) {
-    const mixed = { dtype: 'float32' as const, dims: [2, 5], data: positive([2, 5], 45).data.map((v, i) => (i % 2 ? v : -v)) };
+    const mixed = {
+      dtype: 'float32' as const,
+      dims: [2, 5],
+      data: positive([2, 5], 45).data.map((v, i) => (i % 2 ? v : -v)),
+    };
     await checkGrad({ build: (g) => g.op1(op, [g.input('x', 'float32', [2, 5])]), wrt: ['x'], feeds: { x: mixed } });
   }
 });
@@ -53,7 +61,8 @@ test('Sqrt, Exp, Log, Neg, Abs, Reciprocal', async () => {
 test('Min and Max (variadic, broadcasting)', async () => {
   await binary('Min', [3, 4], [4], [3, 4], [4]);
   await checkGrad({
-    build: (g) => g.op1('Max', [g.input('a', 'float32', [3, 4]), g.input('b', 'float32', [3, 4]), g.input('c', 'float32', [1, 4])]),
+    build: (g) =>
+      g.op1('Max', [g.input('a', 'float32', [3, 4]), g.input('b', 'float32', [3, 4]), g.input('c', 'float32', [1, 4])]),
     wrt: ['a', 'b', 'c'],
     feeds: { a: randTensor([3, 4], 46), b: randTensor([3, 4], 47), c: randTensor([1, 4], 48) },
   });
@@ -62,7 +71,8 @@ test('Min and Max (variadic, broadcasting)', async () => {
 test('Sum and Mean (variadic)', async () => {
   for (const op of ['Sum', 'Mean']) {
     await checkGrad({
-      build: (g) => g.op1(op, [g.input('a', 'float32', [3, 4]), g.input('b', 'float32', [4]), g.input('c', 'float32', [3, 1])]),
+      build: (g) =>
+        g.op1(op, [g.input('a', 'float32', [3, 4]), g.input('b', 'float32', [4]), g.input('c', 'float32', [3, 1])]),
       wrt: ['a', 'b', 'c'],
       feeds: { a: randTensor([3, 4], 46), b: randTensor([4], 47), c: randTensor([3, 1], 48) },
     });

@@ -1,7 +1,7 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkGrad, randTensor } from './_check.js';
+import { test } from 'node:test';
 import type { Dim } from '../../../src/engine/ir/graph.js';
+import { checkGrad, randTensor } from './_check.js';
 
 async function mm(a: Dim[], b: Dim[], fa: number[], fb: number[]) {
   return checkGrad({
@@ -33,18 +33,32 @@ test('MatMul with 1-D operands', async () => {
 });
 
 test('Gemm with every transA/transB combination, alpha, beta and broadcast C', async () => {
-  for (const [tA, tB] of [[0, 0], [0, 1], [1, 0], [1, 1]]) {
+  for (const [tA, tB] of [
+    [0, 0],
+    [0, 1],
+    [1, 0],
+    [1, 1],
+  ]) {
     const A = tA ? [4, 3] : [3, 4];
     const B = tB ? [5, 4] : [4, 5];
     await checkGrad({
-      build: (g) => g.gemm(g.input('a', 'float32', A), g.input('b', 'float32', B), g.input('c', 'float32', [5]), { transA: !!tA, transB: !!tB, alpha: 0.7, beta: 1.3 }),
+      build: (g) =>
+        g.gemm(g.input('a', 'float32', A), g.input('b', 'float32', B), g.input('c', 'float32', [5]), {
+          transA: !!tA,
+          transB: !!tB,
+          alpha: 0.7,
+          beta: 1.3,
+        }),
       wrt: ['a', 'b', 'c'],
       feeds: { a: randTensor(A, 53), b: randTensor(B, 54), c: randTensor([5], 55) },
       tol: 2e-4,
     });
   }
   await checkGrad({
-    build: (g) => g.gemm(g.input('a', 'float32', ['N', 4]), g.input('b', 'float32', [5, 4]), g.input('c', 'float32', [1, 1]), { transB: true }),
+    build: (g) =>
+      g.gemm(g.input('a', 'float32', ['N', 4]), g.input('b', 'float32', [5, 4]), g.input('c', 'float32', [1, 1]), {
+        transB: true,
+      }),
     wrt: ['a', 'b', 'c'],
     feeds: { a: randTensor([3, 4], 56), b: randTensor([5, 4], 57), c: randTensor([1, 1], 58) },
     tol: 2e-4,

@@ -2,8 +2,9 @@
  * End-to-end check of the backward graphs on real exported torchvision encoders (../shared/fixtures/onnx): our
  * gradients, run in onnxruntime, against what PyTorch computed for L = sum(features · r).
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { appendBackward } from '../../../src/engine/grad/autodiff.js';
 import { GraphBuilder } from '../../../src/engine/ir/builder.js';
@@ -26,14 +27,18 @@ async function verify(name: string) {
   const wrt = [inputName, ...ref.weightGrads.keys()];
   const grads = appendBackward(g, loss, wrt);
   inferShapes(g);
-  g.outputs = [{ name: feat, dtype: 'float32' }, ...wrt.map((w) => ({ name: grads.get(w) as string, dtype: 'float32' as const }))];
+  g.outputs = [
+    { name: feat, dtype: 'float32' },
+    ...wrt.map((w) => ({ name: grads.get(w) as string, dtype: 'float32' as const })),
+  ];
   const s = await loadSession(g, { noCache: true });
   const out = await s.run({ [inputName]: ortF32(ref.input.data, ref.input.shape), r: ortF32(ref.r.data, ref.r.shape) });
   const f = fromOrt(out[feat]).data as Float32Array;
   assert.ok(maxRelError(f, ref.features.data) < 1e-4, `${name} features`);
   const errs: Record<string, number> = {};
   errs.grad_input = maxRelError(fromOrt(out[grads.get(inputName) as string]).data as Float32Array, ref.gradInput.data);
-  for (const [w, t] of ref.weightGrads) errs[w] = maxRelError(fromOrt(out[grads.get(w) as string]).data as Float32Array, t.data);
+  for (const [w, t] of ref.weightGrads)
+    errs[w] = maxRelError(fromOrt(out[grads.get(w) as string]).data as Float32Array, t.data);
   for (const [k, e] of Object.entries(errs)) assert.ok(e < 1e-3, `${name} ${k}: rel. error ${e}`);
   await s.session.release();
   return errs;

@@ -1,12 +1,20 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { GraphBuilder } from '../../../src/engine/ir/builder.js';
 import { attr } from '../../../src/engine/ir/graph.js';
 import { checkGrad, randTensor } from './_check.js';
-import type { GraphBuilder } from '../../../src/engine/ir/builder.js';
 
 function bnParams(b: GraphBuilder, C: number) {
-  const abs = (t: ReturnType<typeof randTensor>) => ({ ...t, data: (t.data as Float32Array).map((v) => Math.abs(v) + 0.5) });
-  return [b.param('scale', randTensor([C], 11)), b.param('bias', randTensor([C], 12)), b.param('mean', randTensor([C], 13, 0.3)), b.param('var', abs(randTensor([C], 14)))];
+  const abs = (t: ReturnType<typeof randTensor>) => ({
+    ...t,
+    data: (t.data as Float32Array).map((v) => Math.abs(v) + 0.5),
+  });
+  return [
+    b.param('scale', randTensor([C], 11)),
+    b.param('bias', randTensor([C], 12)),
+    b.param('mean', randTensor([C], 13, 0.3)),
+    b.param('var', abs(randTensor([C], 14))),
+  ];
 }
 
 test('BatchNormalization training mode (batch statistics, running-stat outputs)', async () => {
@@ -14,7 +22,12 @@ test('BatchNormalization training mode (batch statistics, running-stat outputs)'
     build: (b) => {
       const x = b.input('x', 'float32', [4, 3, 5, 5]);
       const [s, bi, m, v] = bnParams(b, 3);
-      return b.op('BatchNormalization', [x, s, bi, m, v], { epsilon: attr.float(1e-5), momentum: attr.float(0.9), training_mode: 1 }, 3)[0];
+      return b.op(
+        'BatchNormalization',
+        [x, s, bi, m, v],
+        { epsilon: attr.float(1e-5), momentum: attr.float(0.9), training_mode: 1 },
+        3,
+      )[0];
     },
     wrt: ['x', 'scale', 'bias'],
     feeds: { x: randTensor([4, 3, 5, 5], 1, 2) },
@@ -64,13 +77,19 @@ test('BatchNormalization inference mode: gradients for x, scale, bias, mean and 
 
 test('LayerNormalization over the last axis and over the last two axes', async () => {
   await checkGrad({
-    build: (b) => b.layerNorm(b.input('x', 'float32', ['N', 5, 8]), b.param('g', randTensor([8], 21)), b.param('beta', randTensor([8], 22))),
+    build: (b) =>
+      b.layerNorm(
+        b.input('x', 'float32', ['N', 5, 8]),
+        b.param('g', randTensor([8], 21)),
+        b.param('beta', randTensor([8], 22)),
+      ),
     wrt: ['x', 'g', 'beta'],
     feeds: { x: randTensor([2, 5, 8], 5) },
     tol: 3e-4,
   });
   await checkGrad({
-    build: (b) => b.layerNorm(b.input('x', 'float32', [2, 3, 4, 4]), b.param('g', randTensor([4, 4], 23)), undefined, -2),
+    build: (b) =>
+      b.layerNorm(b.input('x', 'float32', [2, 3, 4, 4]), b.param('g', randTensor([4, 4], 23)), undefined, -2),
     wrt: ['x', 'g'],
     feeds: { x: randTensor([2, 3, 4, 4], 6) },
     tol: 3e-4,

@@ -1,7 +1,7 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkGrad, randTensor } from './_check.js';
+import { test } from 'node:test';
 import type { Dim } from '../../../src/engine/ir/graph.js';
+import { checkGrad, randTensor } from './_check.js';
 
 async function pool(op: string, x: number[], attrs: Record<string, number | number[] | string> = {}, batch?: Dim) {
   return checkGrad({
@@ -32,7 +32,12 @@ test('MaxPool with auto_pad SAME_UPPER, dilations and symbolic batch', async () 
 test('AveragePool with and without count_include_pad, asymmetric pads, ceil_mode', async () => {
   await pool('AveragePool', [2, 3, 6, 6], { kernel_shape: [2, 2], strides: [2, 2] });
   await pool('AveragePool', [1, 2, 7, 7], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 0, 1, 2] });
-  await pool('AveragePool', [1, 2, 7, 7], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], count_include_pad: 1 });
+  await pool('AveragePool', [1, 2, 7, 7], {
+    kernel_shape: [3, 3],
+    strides: [2, 2],
+    pads: [1, 1, 1, 1],
+    count_include_pad: 1,
+  });
   await pool('AveragePool', [1, 2, 7, 7], { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 });
 });
 

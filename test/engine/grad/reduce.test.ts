@@ -1,6 +1,6 @@
 import { test } from 'node:test';
-import { checkGrad, randTensor } from './_check.js';
 import type { GraphBuilder } from '../../../src/engine/ir/builder.js';
+import { checkGrad, randTensor } from './_check.js';
 
 async function red(build: (b: GraphBuilder, x: string) => string, eps = 1e-2, opset = 17) {
   await checkGrad({

@@ -1,10 +1,15 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkGrad, int64, randTensor } from './_check.js';
+import { test } from 'node:test';
 import type { GraphBuilder } from '../../../src/engine/ir/builder.js';
 import type { Dim } from '../../../src/engine/ir/graph.js';
+import { checkGrad, int64, randTensor } from './_check.js';
 
-async function one(shape: Dim[], feed: number[], build: (b: GraphBuilder, x: string) => string, extra: Record<string, ReturnType<typeof randTensor>> = {}) {
+async function one(
+  shape: Dim[],
+  feed: number[],
+  build: (b: GraphBuilder, x: string) => string,
+  extra: Record<string, ReturnType<typeof randTensor>> = {},
+) {
   return checkGrad({
     build: (b) => build(b, b.input('x', 'float32', shape)),
     wrt: ['x'],
@@ -47,8 +52,12 @@ test('Concat (static and symbolic sizes along the axis) and Split (one output un
 
 test('Slice with unit steps, negative indices, steps 2 and −1', async () => {
   await one(['N', 6, 5], [2, 6, 5], (b, x) => b.op1('Slice', [x, b.ints([1, -4]), b.ints([5, 100]), b.ints([1, 2])]));
-  await one(['N', 7, 5], [2, 7, 5], (b, x) => b.op1('Slice', [x, b.ints([0, 4]), b.ints([7, 0]), b.ints([1, 2]), b.ints([2, -1])]));
-  await one([2, 7, 5], [2, 7, 5], (b, x) => b.op1('Slice', [x, b.ints([-1]), b.ints([-100]), b.ints([1]), b.ints([-3])]));
+  await one(['N', 7, 5], [2, 7, 5], (b, x) =>
+    b.op1('Slice', [x, b.ints([0, 4]), b.ints([7, 0]), b.ints([1, 2]), b.ints([2, -1])]),
+  );
+  await one([2, 7, 5], [2, 7, 5], (b, x) =>
+    b.op1('Slice', [x, b.ints([-1]), b.ints([-100]), b.ints([1]), b.ints([-3])]),
+  );
 });
 
 test('Gather along axis 0 and 1 with repeated and negative indices; scalar index', async () => {

@@ -1,6 +1,6 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GraphBuilder, fromArray, full, int64s, randn, scalar, zeros } from '../../../src/engine/ir/builder.js';
+import { test } from 'node:test';
+import { fromArray, full, GraphBuilder, int64s, randn, scalar, zeros } from '../../../src/engine/ir/builder.js';
 import { loadSession, toOrt } from '../../../src/engine/runtime/session.js';
 import { QcbError } from '../../../src/errors.js';
 
@@ -11,7 +11,10 @@ test('builder names values readably and uniquely, with scopes', () => {
   const r2 = b.relu(r1);
   const s = b.scope('head', () => b.relu(r2));
   assert.deepEqual([r1, r2, s], ['relu', 'relu_1', 'head/relu']);
-  assert.throws(() => b.input('x', 'float32', [1]), (e: unknown) => e instanceof QcbError && e.code === 'QCB_ONNX_GRAPH');
+  assert.throws(
+    () => b.input('x', 'float32', [1]),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_ONNX_GRAPH',
+  );
   const appended = new GraphBuilder(b.graph);
   assert.equal(appended.relu(s), 'relu_2');
 });
@@ -44,7 +47,10 @@ test('a built graph runs in onnxruntime with the expected values (conv, pool, ge
   const g = b.build();
   assert.deepEqual(g.values.get('y')?.shape, ['N', 1]);
   const s = await loadSession(g, { noCache: true });
-  const xv = fromArray(Array.from({ length: 16 }, (_, i) => i), [1, 1, 4, 4]);
+  const xv = fromArray(
+    Array.from({ length: 16 }, (_, i) => i),
+    [1, 1, 4, 4],
+  );
   const out = await s.run({ x: toOrt(xv) });
   // maxima of the 2×2 blocks of 0..15 are 5, 7, 13, 15
   assert.equal((out.y.data as Float32Array)[0], 5 + 7 + 13 + 15);

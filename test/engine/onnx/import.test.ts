@@ -1,10 +1,10 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import p from 'onnx-proto';
-import { importOnnx } from '../../../src/engine/onnx/import.js';
-import { exportOnnx } from '../../../src/engine/onnx/export.js';
-import { loadSession, toOrt } from '../../../src/engine/runtime/session.js';
 import { fromArray } from '../../../src/engine/ir/builder.js';
+import { exportOnnx } from '../../../src/engine/onnx/export.js';
+import { importOnnx } from '../../../src/engine/onnx/import.js';
+import { loadSession, toOrt } from '../../../src/engine/runtime/session.js';
 import { QcbError } from '../../../src/errors.js';
 
 const { onnx } = p;
@@ -20,16 +20,52 @@ function model(opts: { external?: boolean; opset?: number } = {}): Uint8Array {
       node: [
         { opType: 'Add', input: ['x', 'bias'], output: ['a'], name: 'add' },
         { opType: 'Reshape', input: ['a', 'shape'], output: ['r'], name: 'reshape' },
-        { opType: 'ReduceSum', input: ['r'], output: ['s'], name: 'sum', attribute: [{ name: 'axes', type: T.INTS, ints: [1] }, { name: 'keepdims', type: T.INT, i: 0 }] },
-        { opType: 'Unsqueeze', input: ['s'], output: ['u'], name: 'unsq', attribute: [{ name: 'axes', type: T.INTS, ints: [1] }] },
-        { opType: 'Clip', input: ['u'], output: ['y'], name: 'clip', attribute: [{ name: 'min', type: T.FLOAT, f: 0 }, { name: 'max', type: T.FLOAT, f: 30 }] },
+        {
+          opType: 'ReduceSum',
+          input: ['r'],
+          output: ['s'],
+          name: 'sum',
+          attribute: [
+            { name: 'axes', type: T.INTS, ints: [1] },
+            { name: 'keepdims', type: T.INT, i: 0 },
+          ],
+        },
+        {
+          opType: 'Unsqueeze',
+          input: ['s'],
+          output: ['u'],
+          name: 'unsq',
+          attribute: [{ name: 'axes', type: T.INTS, ints: [1] }],
+        },
+        {
+          opType: 'Clip',
+          input: ['u'],
+          output: ['y'],
+          name: 'clip',
+          attribute: [
+            { name: 'min', type: T.FLOAT, f: 0 },
+            { name: 'max', type: T.FLOAT, f: 30 },
+          ],
+        },
       ],
       initializer: [
-        { name: 'bias', dataType: 1, dims: [3], floatData: [1, 2, 3], ...(opts.external ? { dataLocation: 1, externalData: [{ key: 'location', value: 'w.bin' }], floatData: [] } : {}) },
+        {
+          name: 'bias',
+          dataType: 1,
+          dims: [3],
+          floatData: [1, 2, 3],
+          ...(opts.external
+            ? { dataLocation: 1, externalData: [{ key: 'location', value: 'w.bin' }], floatData: [] }
+            : {}),
+        },
         { name: 'shape', dataType: 7, dims: [2], int64Data: [-1, 6] },
       ],
-      input: [{ name: 'x', type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'N' }, { dimValue: 3 }] } } } }],
-      output: [{ name: 'y', type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'M' }, { dimValue: 1 }] } } } }],
+      input: [
+        { name: 'x', type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'N' }, { dimValue: 3 }] } } } },
+      ],
+      output: [
+        { name: 'y', type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'M' }, { dimValue: 1 }] } } } },
+      ],
     },
   };
   return onnx.ModelProto.encode(onnx.ModelProto.create(m as p.onnx.ModelProto)).finish();
@@ -66,6 +102,11 @@ test('an opset-10 model upgraded to 17 (attrs → inputs) computes the same in o
 test('external tensor data is refused with QCB_ONNX_PARSE naming the tensor and the fix', () => {
   assert.throws(
     () => importOnnx(model({ external: true }), { file: 'm.onnx' }),
-    (e: unknown) => e instanceof QcbError && e.code === 'QCB_ONNX_PARSE' && e.context.key === 'bias' && /external/.test(e.message) && /save_as_external_data/.test(e.context.fix ?? ''),
+    (e: unknown) =>
+      e instanceof QcbError &&
+      e.code === 'QCB_ONNX_PARSE' &&
+      e.context.key === 'bias' &&
+      /external/.test(e.message) &&
+      /save_as_external_data/.test(e.context.fix ?? ''),
   );
 });

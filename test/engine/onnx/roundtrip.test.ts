@@ -1,12 +1,12 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { importOnnx } from '../../../src/engine/onnx/import.js';
 import { exportOnnx } from '../../../src/engine/onnx/export.js';
-import { readReference, maxRelError } from '../../../src/engine/onnx/reference.js';
+import { importOnnx } from '../../../src/engine/onnx/import.js';
+import { maxRelError, readReference } from '../../../src/engine/onnx/reference.js';
 import { loadSession, ortF32 } from '../../../src/engine/runtime/session.js';
 import { QcbError } from '../../../src/errors.js';
 
@@ -32,7 +32,10 @@ test('export keeps initializers, opset and symbolic batch; re-import gives the s
   const g2 = importOnnx(exportOnnx(g));
   assert.equal(g2.opset, g.opset);
   assert.deepEqual(g2.inputs, g.inputs);
-  assert.deepEqual(g2.outputs.map((o) => [o.name, o.shape]), [['features', ['batch', 128]]]);
+  assert.deepEqual(
+    g2.outputs.map((o) => [o.name, o.shape]),
+    [['features', ['batch', 128]]],
+  );
   assert.equal(g2.initializers.size, g.initializers.size);
   for (const [k, t] of g.initializers) assert.deepEqual(g2.initializers.get(k)!.data, t.data, k);
 });
@@ -59,9 +62,18 @@ test('a truncated or garbage ONNX file gives QCB_ONNX_PARSE naming the file', ()
   const full = readFileSync(join(fixtures, 'vgg_small_tv.onnx'));
   const cut = join(dir, 'cut.onnx');
   writeFileSync(cut, full.subarray(0, Math.floor(full.length * 0.6)));
-  assert.throws(() => importOnnx(cut), (e: unknown) => e instanceof QcbError && e.code === 'QCB_ONNX_PARSE' && e.context.file === cut);
+  assert.throws(
+    () => importOnnx(cut),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_ONNX_PARSE' && e.context.file === cut,
+  );
   const junk = join(dir, 'junk.onnx');
   writeFileSync(junk, 'this is not a protobuf at all, just text\n');
-  assert.throws(() => importOnnx(junk), (e: unknown) => e instanceof QcbError && e.code === 'QCB_ONNX_PARSE');
-  assert.throws(() => importOnnx(join(dir, 'missing.onnx')), (e: unknown) => e instanceof QcbError && e.code === 'QCB_FILE_NOT_FOUND');
+  assert.throws(
+    () => importOnnx(junk),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_ONNX_PARSE',
+  );
+  assert.throws(
+    () => importOnnx(join(dir, 'missing.onnx')),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_FILE_NOT_FOUND',
+  );
 });

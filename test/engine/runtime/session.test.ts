@@ -1,8 +1,16 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { availableParallelism } from 'node:os';
+import { test } from 'node:test';
 import { GraphBuilder, randn, randu } from '../../../src/engine/ir/builder.js';
-import { clearSessionCache, defaultThreads, loadSession, sessionCacheSize, sessionOptions, toOrt, validateFeeds } from '../../../src/engine/runtime/session.js';
+import {
+  clearSessionCache,
+  defaultThreads,
+  loadSession,
+  sessionCacheSize,
+  sessionOptions,
+  toOrt,
+  validateFeeds,
+} from '../../../src/engine/runtime/session.js';
 import { QcbError } from '../../../src/errors.js';
 
 function mlp(seed = 1) {
@@ -45,7 +53,10 @@ test('feeds are validated before onnxruntime: missing, dtype, rank, size and sym
   await assert.rejects(s.run({}), err(/'x' is not fed/));
   await assert.rejects(s.run({ x: toOrt(randu([2, 5])) }), err(/axis 1/));
   await assert.rejects(s.run({ x: toOrt(randu([2, 4, 1])) }), err(/wrong rank/));
-  await assert.rejects(s.run({ x: toOrt({ dtype: 'float64', dims: [2, 4], data: new Float64Array(8) }) }), err(/element type/));
+  await assert.rejects(
+    s.run({ x: toOrt({ dtype: 'float64', dims: [2, 4], data: new Float64Array(8) }) }),
+    err(/element type/),
+  );
   const inputs = [
     { name: 'a', dtype: 'float32' as const, shape: ['N', 2] },
     { name: 'b', dtype: 'float32' as const, shape: ['N', 3] },
@@ -55,5 +66,8 @@ test('feeds are validated before onnxruntime: missing, dtype, rank, size and sym
 });
 
 test('an execution provider that is not installed gives QCB_RUNTIME with a fix, not a crash', async () => {
-  await assert.rejects(loadSession(mlp(5), { executionProviders: ['cuda'], noCache: true }), (e: unknown) => e instanceof QcbError && e.code === 'QCB_RUNTIME' && /cuda/i.test(e.context.fix ?? ''));
+  await assert.rejects(
+    loadSession(mlp(5), { executionProviders: ['cuda'], noCache: true }),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_RUNTIME' && /cuda/i.test(e.context.fix ?? ''),
+  );
 });

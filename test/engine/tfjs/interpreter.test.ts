@@ -1,20 +1,28 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import { GraphBuilder } from '../../../src/engine/ir/builder.js';
 import type { Dim, Tensor } from '../../../src/engine/ir/graph.js';
 import { attr } from '../../../src/engine/ir/graph.js';
 import { inferShapes } from '../../../src/engine/ir/shapes.js';
 import { fromOrt, loadSession, toOrt } from '../../../src/engine/runtime/session.js';
-import { initTfjsEngine, runGraph, tfjsGradients, TFJS_OPS } from '../../../src/engine/tfjs/interpreter.js';
+import { initTfjsEngine, runGraph, TFJS_OPS, tfjsGradients } from '../../../src/engine/tfjs/interpreter.js';
 import { QcbError } from '../../../src/errors.js';
 import { randTensor } from '../grad/_check.js';
 
 type AttrMap = Record<string, number | number[] | string | ReturnType<typeof attr.int>>;
 
 /** Runs one op in the interpreter and in onnxruntime and returns the max abs difference per output. */
-async function agree(op: string, inputs: { shape: Dim[]; t: Tensor; param?: boolean }[], attrs: AttrMap = {}, nOut = 1, opset = 17) {
+async function agree(
+  op: string,
+  inputs: { shape: Dim[]; t: Tensor; param?: boolean }[],
+  attrs: AttrMap = {},
+  nOut = 1,
+  opset = 17,
+) {
   const b = new GraphBuilder('t', opset);
-  const names = inputs.map((inp, i) => (inp.param ? b.param(`p${i}`, inp.t) : b.input(`x${i}`, inp.t.dtype, inp.shape)));
+  const names = inputs.map((inp, i) =>
+    inp.param ? b.param(`p${i}`, inp.t) : b.input(`x${i}`, inp.t.dtype, inp.shape),
+  );
   const outs = b.op(op, names, attrs, nOut);
   b.graph.outputs = outs.map((o) => ({ name: o, dtype: 'float32' }));
   inferShapes(b.graph);
@@ -41,10 +49,18 @@ const P = (dims: number[], seed = 2) => ({ shape: dims as Dim[], t: randTensor(d
 
 test('Conv and ConvTranspose agree with onnxruntime (groups, strides, dilations, pads, output_padding, auto_pad)', async () => {
   const cases: [string, ReturnType<typeof X>[], AttrMap][] = [
-    ['Conv', [X([2, 4, 7, 6]), P([6, 2, 3, 3]), P([6], 3)], { group: 2, strides: [2, 1], pads: [1, 0, 2, 1], dilations: [1, 2] }],
+    [
+      'Conv',
+      [X([2, 4, 7, 6]), P([6, 2, 3, 3]), P([6], 3)],
+      { group: 2, strides: [2, 1], pads: [1, 0, 2, 1], dilations: [1, 2] },
+    ],
     ['Conv', [X([1, 3, 7, 7]), P([3, 1, 3, 3])], { group: 3, auto_pad: 'SAME_UPPER', strides: [2, 2] }],
     ['Conv', [X([1, 3, 7, 7]), P([2, 3, 4, 4])], { auto_pad: 'SAME_LOWER', strides: [2, 2] }],
-    ['ConvTranspose', [X([1, 4, 3, 4]), P([4, 3, 3, 3]), P([6], 4)], { group: 2, strides: [2, 2], pads: [1, 0, 1, 1], output_padding: [1, 0] }],
+    [
+      'ConvTranspose',
+      [X([1, 4, 3, 4]), P([4, 3, 3, 3]), P([6], 4)],
+      { group: 2, strides: [2, 2], pads: [1, 0, 1, 1], output_padding: [1, 0] },
+    ],
     ['ConvTranspose', [X([1, 2, 4, 4]), P([2, 3, 2, 3])], { dilations: [2, 1], strides: [1, 3] }],
   ];
   for (const [op, ins, a] of cases) {
@@ -61,7 +77,11 @@ test('MaxPool and AveragePool agree with onnxruntime (ceil_mode, count_include_p
     ['AveragePool', { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 0, 1, 2] }, 1],
     ['AveragePool', { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], count_include_pad: 1 }, 1],
     ['AveragePool', { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 }, 1],
-    ['AveragePool', { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], ceil_mode: 1, count_include_pad: 1 }, 1],
+    [
+      'AveragePool',
+      { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], ceil_mode: 1, count_include_pad: 1 },
+      1,
+    ],
   ];
   for (const [op, a, n] of cases) {
     const errs = await agree(op, [X([2, 3, 7, 7])], a, n);
@@ -70,7 +90,11 @@ test('MaxPool and AveragePool agree with onnxruntime (ceil_mode, count_include_p
 });
 
 test('normalisation, activations, shapes and reductions agree with onnxruntime', async () => {
-  const pos = (dims: number[]) => ({ shape: dims as Dim[], t: { ...randTensor(dims, 5), data: (randTensor(dims, 5).data as Float32Array).map((v) => Math.abs(v) + 0.5) }, param: true });
+  const pos = (dims: number[]) => ({
+    shape: dims as Dim[],
+    t: { ...randTensor(dims, 5), data: (randTensor(dims, 5).data as Float32Array).map((v) => Math.abs(v) + 0.5) },
+    param: true,
+  });
   const checks: [string, ReturnType<typeof X>[], AttrMap, number?][] = [
     ['BatchNormalization', [X([2, 3, 4, 4]), P([3], 6), P([3], 7), P([3], 8), pos([3])], { epsilon: attr.float(1e-3) }],
     ['LayerNormalization', [X([2, 3, 8]), P([8], 9), P([8], 10)], { axis: -1 }],
@@ -88,7 +112,12 @@ test('normalisation, activations, shapes and reductions agree with onnxruntime',
     for (const e of errs) assert.ok(e < 1e-4, `${op}: ${e}`);
   }
   // BatchNormalization in training mode: output and running statistics
-  const errs = await agree('BatchNormalization', [X([4, 3, 3, 3]), P([3], 6), P([3], 7), P([3], 8), pos([3])], { training_mode: 1, momentum: attr.float(0.8) }, 3);
+  const errs = await agree(
+    'BatchNormalization',
+    [X([4, 3, 3, 3]), P([3], 6), P([3], 7), P([3], 8), pos([3])],
+    { training_mode: 1, momentum: attr.float(0.8) },
+    3,
+  );
   assert.ok(errs[0] < 1e-4, `BN training output ${errs[0]}`);
   assert.ok(errs[1] < 1e-5 && errs[2] < 1e-5, `BN running mean/var (momentum, population variance) ${errs}`);
 });
@@ -114,7 +143,9 @@ test('tfjsGradients: TF.js autodiff through the interpreted graph (d/dx Σ x²·
   const w = b.param('w', { dtype: 'float32', dims: [3], data: new Float32Array([1, 2, 3]) });
   const loss = b.reduceSum(b.mul(b.mul(x, x), w), undefined, false);
   inferShapes(b.graph);
-  const r = tfjsGradients(b.graph, loss, ['x', 'w'], { x: { dtype: 'float32', dims: [3], data: new Float32Array([1, -1, 2]) } });
+  const r = tfjsGradients(b.graph, loss, ['x', 'w'], {
+    x: { dtype: 'float32', dims: [3], data: new Float32Array([1, -1, 2]) },
+  });
   assert.equal(r.loss, 1 + 2 + 12);
   assert.deepEqual(Array.from(r.grads.x.data as Float32Array), [2, -4, 12]);
   assert.deepEqual(Array.from(r.grads.w.data as Float32Array), [1, 1, 4]);
@@ -126,7 +157,11 @@ test('an op the interpreter lacks throws QCB_ONNX_UNSUPPORTED_OP listing what it
   b.graph.outputs = [{ name: y, dtype: 'float32' }];
   assert.throws(
     () => runGraph(b.graph, { x: { dtype: 'float32', dims: [2], data: new Float32Array(2) } }),
-    (e: unknown) => e instanceof QcbError && e.code === 'QCB_ONNX_UNSUPPORTED_OP' && /Sin/.test(e.message) && (e.context.allowed ?? '').includes('Conv'),
+    (e: unknown) =>
+      e instanceof QcbError &&
+      e.code === 'QCB_ONNX_UNSUPPORTED_OP' &&
+      /Sin/.test(e.message) &&
+      (e.context.allowed ?? '').includes('Conv'),
   );
   assert.ok(TFJS_OPS.includes('ScatterElements') && TFJS_OPS.includes('ConvTranspose'));
 });

@@ -1,18 +1,18 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { GraphBuilder, fromArray, full, randn, randu, zeros } from '../../../src/engine/ir/builder.js';
+import { fromArray, full, GraphBuilder, randn, randu, zeros } from '../../../src/engine/ir/builder.js';
 import type { Graph } from '../../../src/engine/ir/graph.js';
 import { importOnnx } from '../../../src/engine/onnx/import.js';
 import { loadSession, toOrt } from '../../../src/engine/runtime/session.js';
 import { compileTrainStep } from '../../../src/engine/train/compile.js';
 import { exportInference } from '../../../src/engine/train/export-inference.js';
-import { Trainer } from '../../../src/engine/train/trainer.js';
 import { Sgd } from '../../../src/engine/train/optim/index.js';
+import { Trainer } from '../../../src/engine/train/trainer.js';
 
 const fixtures = fileURLToPath(new URL('../../../../shared/fixtures/onnx/', import.meta.url));
 
@@ -21,11 +21,24 @@ function cnn(classes = 3): Graph {
   const b = new GraphBuilder('cnn');
   const x = b.input('x', 'float32', ['N', 2, 6, 6]);
   const yOneHot = b.input('y', 'float32', ['N', classes]);
-  const c = b.conv(x, b.param('conv.weight', randn([4, 2, 3, 3], 0.4, 1)), b.param('conv.bias', zeros([4])), { pads: [1, 1, 1, 1] });
-  const bn = b.batchNorm(c, b.param('bn.weight', full([4], 1)), b.param('bn.bias', zeros([4])), b.param('bn.running_mean', zeros([4])), b.param('bn.running_var', full([4], 1)));
+  const c = b.conv(x, b.param('conv.weight', randn([4, 2, 3, 3], 0.4, 1)), b.param('conv.bias', zeros([4])), {
+    pads: [1, 1, 1, 1],
+  });
+  const bn = b.batchNorm(
+    c,
+    b.param('bn.weight', full([4], 1)),
+    b.param('bn.bias', zeros([4])),
+    b.param('bn.running_mean', zeros([4])),
+    b.param('bn.running_var', full([4], 1)),
+  );
   const feat = b.flatten(b.globalAveragePool(b.relu(bn)));
   b.output(feat, 'features');
-  const logits = b.gemm('features', b.param('head.weight', randn([classes, 4], 0.3, 2)), b.param('head.bias', zeros([classes])), { transB: true });
+  const logits = b.gemm(
+    'features',
+    b.param('head.weight', randn([classes, 4], 0.3, 2)),
+    b.param('head.bias', zeros([classes])),
+    { transB: true },
+  );
   b.output(logits, 'logits');
   const ce = b.neg(b.reduceMean(b.reduceSum(b.mul(b.logSoftmax('logits'), yOneHot), [1], false), undefined, false));
   b.output(ce, 'loss');
@@ -41,26 +54,47 @@ for (let n = 0; n < N; n++)
     const shift = k === 2 ? -1 : k === c ? 1.5 : 0;
     for (let i = 0; i < 36; i++) (X.data as Float32Array)[(n * 2 + c) * 36 + i] += shift;
   }
-const Y = fromArray(Array.from({ length: N * 3 }, (_, i) => (i % 3 === Math.floor(i / 3) % 3 ? 1 : 0)), [N, 3]);
+const Y = fromArray(
+  Array.from({ length: N * 3 }, (_, i) => (i % 3 === Math.floor(i / 3) % 3 ? 1 : 0)),
+  [N, 3],
+);
 
 test('full training with BN in training mode: loss decreases and running stats follow the batch mean', async () => {
-  const tr = await Trainer.create({ graph: cnn(), loss: 'loss', optimizer: new Sgd({ momentum: 0.9 }), extraOutputs: ['logits'] });
+  const tr = await Trainer.create({
+    graph: cnn(),
+    loss: 'loss',
+    optimizer: new Sgd({ momentum: 0.9 }),
+    extraOutputs: ['logits'],
+  });
   assert.ok(!tr.compiled.graph.nodes.some((n) => n.opType === 'BatchNormalization'), 'BN lowered to primitives');
-  assert.deepEqual(tr.compiled.params.map((p) => p.name).sort(), ['bn.bias', 'bn.weight', 'conv.bias', 'conv.weight', 'head.bias', 'head.weight']);
+  assert.deepEqual(tr.compiled.params.map((p) => p.name).sort(), [
+    'bn.bias',
+    'bn.weight',
+    'conv.bias',
+    'conv.weight',
+    'head.bias',
+    'head.weight',
+  ]);
   const first = await tr.step({ x: X, y: Y }, 0.1);
   assert.deepEqual([...first.outputs.logits.dims], [N, 3]);
   // running_mean after one step = 0.9·0 + 0.1·(batch mean of the conv output); conv output from the initial weights
   const probe = new GraphBuilder('probe');
   const px = probe.input('x', 'float32', ['N', 2, 6, 6]);
   const init = cnn().initializers;
-  const pc = probe.conv(px, probe.param('w', init.get('conv.weight')!), probe.param('b', init.get('conv.bias')!), { pads: [1, 1, 1, 1] });
+  const pc = probe.conv(px, probe.param('w', init.get('conv.weight')!), probe.param('b', init.get('conv.bias')!), {
+    pads: [1, 1, 1, 1],
+  });
   probe.output(probe.reduceMean(pc, [0, 2, 3], false), 'mean');
   const s = await loadSession(probe.build(), { noCache: true });
   const mean = (await s.run({ x: toOrt(X) })).mean.data as Float32Array;
   const rm = tr.getParams().get('bn.running_mean')!.data as Float32Array;
-  for (let c = 0; c < 4; c++) assert.ok(Math.abs(rm[c] - 0.1 * mean[c]) < 1e-5, `running_mean[${c}] ${rm[c]} vs ${0.1 * mean[c]}`);
+  for (let c = 0; c < 4; c++)
+    assert.ok(Math.abs(rm[c] - 0.1 * mean[c]) < 1e-5, `running_mean[${c}] ${rm[c]} vs ${0.1 * mean[c]}`);
   const rv = tr.getParams().get('bn.running_var')!.data as Float32Array;
-  assert.ok(rv.every((v) => v > 0 && v !== 1), 'running_var updated');
+  assert.ok(
+    rv.every((v) => v > 0 && v !== 1),
+    'running_var updated',
+  );
   let last = first.loss;
   for (let i = 0; i < 30; i++) last = (await tr.step({ x: X, y: Y }, 0.1)).loss;
   assert.ok(last < first.loss * 0.7, `loss ${first.loss} → ${last}`);
@@ -68,14 +102,27 @@ test('full training with BN in training mode: loss decreases and running stats f
 
 test('linear probe: only the head trains, frozen weights stay initializers and BN stays in inference mode', async () => {
   const g = cnn();
-  const c = compileTrainStep({ graph: g, loss: 'loss', optimizer: new Sgd({ momentum: 0.9 }), trainable: ['head.weight', 'head.bias'] });
-  assert.deepEqual(c.params.map((p) => p.name), ['head.weight', 'head.bias']);
+  const c = compileTrainStep({
+    graph: g,
+    loss: 'loss',
+    optimizer: new Sgd({ momentum: 0.9 }),
+    trainable: ['head.weight', 'head.bias'],
+  });
+  assert.deepEqual(
+    c.params.map((p) => p.name),
+    ['head.weight', 'head.bias'],
+  );
   assert.ok(c.graph.initializers.has('conv.weight'));
   assert.ok(c.graph.nodes.some((n) => n.opType === 'BatchNormalization'));
   assert.equal(c.state.filter((s) => s.name.startsWith('bn.')).length, 0);
   // no backward through the frozen encoder: no Conv gradient nodes
   assert.ok(!c.graph.nodes.some((n) => n.name.includes('Conv') && n.name.includes('grad')), 'no conv backward');
-  const tr = await Trainer.create({ graph: g, loss: 'loss', optimizer: new Sgd({ momentum: 0.9 }), trainable: ['head.weight', 'head.bias'] });
+  const tr = await Trainer.create({
+    graph: g,
+    loss: 'loss',
+    optimizer: new Sgd({ momentum: 0.9 }),
+    trainable: ['head.weight', 'head.bias'],
+  });
   const l0 = (await tr.step({ x: X, y: Y }, 0.5)).loss;
   let l = l0;
   for (let i = 0; i < 20; i++) l = (await tr.step({ x: X, y: Y }, 0.5)).loss;
@@ -86,11 +133,19 @@ test('linear probe: only the head trains, frozen weights stay initializers and B
 });
 
 test('exportInference writes a standalone model with trained weights that onnxruntime runs', async () => {
-  const tr = await Trainer.create({ graph: cnn(), loss: 'loss', optimizer: new Sgd({ momentum: 0.9 }), extraOutputs: ['logits'] });
+  const tr = await Trainer.create({
+    graph: cnn(),
+    loss: 'loss',
+    optimizer: new Sgd({ momentum: 0.9 }),
+    extraOutputs: ['logits'],
+  });
   for (let i = 0; i < 3; i++) await tr.step({ x: X, y: Y }, 0.05);
   const path = join(mkdtempSync(join(tmpdir(), 'qcb-export-')), 'model.onnx');
   const g = exportInference(tr, path, { outputs: ['features', 'logits'] });
-  assert.deepEqual(g.inputs.map((i) => i.name), ['x']);
+  assert.deepEqual(
+    g.inputs.map((i) => i.name),
+    ['x'],
+  );
   assert.ok(g.nodes.some((n) => n.opType === 'BatchNormalization' && !n.attrs.training_mode));
   const s = await ort.InferenceSession.create(path);
   const out = await s.run({ x: toOrt(X) });
@@ -114,7 +169,11 @@ test('fine-tuning step on the imported VGG fixture (opset 13 → 17, folded Iden
   const y = b.input('y', 'float32', ['batch', 128]);
   const d = b.sub('features', y);
   b.output(b.reduceMean(b.mul(d, d), undefined, false), 'loss');
-  const tr = await Trainer.create({ graph: b.build(), loss: 'loss', optimizer: new Sgd({ momentum: 0.9, weightDecay: 1e-4 }) });
+  const tr = await Trainer.create({
+    graph: b.build(),
+    loss: 'loss',
+    optimizer: new Sgd({ momentum: 0.9, weightDecay: 1e-4 }),
+  });
   assert.equal(tr.compiled.params.length, g.initializers.size);
   const x = randu([2, 3, 64, 64], 0, 1, 9);
   const target = randu([2, 128], 0, 0.1, 10);
@@ -130,7 +189,8 @@ test('gradients through training-mode BatchNormalization (lowered to primitives)
   const c = tr.compiled;
   const base: Record<string, ort.Tensor> = { x: toOrt(X), y: toOrt(Y) };
   for (const p of [...c.params, ...c.state]) base[p.input] = toOrt(p.init);
-  const run = async (feeds: Record<string, ort.Tensor>, lr: number) => tr.session.run({ ...feeds, [c.lr]: toOrt({ dtype: 'float32', dims: [], data: Float32Array.of(lr) }) });
+  const run = async (feeds: Record<string, ort.Tensor>, lr: number) =>
+    tr.session.run({ ...feeds, [c.lr]: toOrt({ dtype: 'float32', dims: [], data: Float32Array.of(lr) }) });
   const out = await run(base, 1);
   for (const name of ['conv.weight', 'bn.weight', 'bn.bias', 'conv.bias']) {
     const p = c.params.find((q) => q.name === name)!;
@@ -147,7 +207,10 @@ test('gradients through training-mode BatchNormalization (lowered to primitives)
         return (r[c.loss].data as Float32Array)[0];
       };
       const fd = ((await lossAt(eps)) - (await lossAt(-eps))) / (2 * eps);
-      assert.ok(Math.abs(fd - grad[i]) <= 2e-2 * scale + 1e-4, `${name}[${i}]: autodiff ${grad[i]} vs finite difference ${fd}`);
+      assert.ok(
+        Math.abs(fd - grad[i]) <= 2e-2 * scale + 1e-4,
+        `${name}[${i}]: autodiff ${grad[i]} vs finite difference ${fd}`,
+      );
     }
   }
   // conv.bias has no effect before a training-mode BN (the batch mean removes it): its gradient is ~0

@@ -21,7 +21,13 @@ export class AdamW implements Optimizer {
   readonly kind = 'adamw';
   readonly o: Required<Omit<AdamWOptions, 'noDecay'>> & Pick<AdamWOptions, 'noDecay'>;
   constructor(o: AdamWOptions = {}) {
-    this.o = { beta1: o.beta1 ?? 0.9, beta2: o.beta2 ?? 0.999, eps: o.eps ?? 1e-8, weightDecay: o.weightDecay ?? 1e-2, noDecay: o.noDecay };
+    this.o = {
+      beta1: o.beta1 ?? 0.9,
+      beta2: o.beta2 ?? 0.999,
+      eps: o.eps ?? 1e-8,
+      weightDecay: o.weightDecay ?? 1e-2,
+      noDecay: o.noDecay,
+    };
   }
   state(): StateSpec[] {
     return [

@@ -6,8 +6,8 @@ import { Sgd, type SgdOptions } from './sgd.js';
 import type { Optimizer } from './types.js';
 
 export type { Optimizer, OptParam, StateSpec } from './types.js';
-export { AdamW, Lars, Sgd };
 export type { AdamWOptions, LarsOptions, SgdOptions };
+export { AdamW, Lars, Sgd };
 
 export const OPTIMIZERS = {
   sgd: (o: Record<string, unknown> = {}) => new Sgd(o as SgdOptions),

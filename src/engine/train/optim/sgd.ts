@@ -20,7 +20,13 @@ export class Sgd implements Optimizer {
   readonly kind = 'sgd';
   readonly o: Required<Omit<SgdOptions, 'noDecay'>> & Pick<SgdOptions, 'noDecay'>;
   constructor(o: SgdOptions = {}) {
-    this.o = { momentum: o.momentum ?? 0, dampening: o.dampening ?? 0, weightDecay: o.weightDecay ?? 0, nesterov: o.nesterov ?? false, noDecay: o.noDecay };
+    this.o = {
+      momentum: o.momentum ?? 0,
+      dampening: o.dampening ?? 0,
+      weightDecay: o.weightDecay ?? 0,
+      nesterov: o.nesterov ?? false,
+      noDecay: o.noDecay,
+    };
   }
   state(): StateSpec[] {
     return this.o.momentum !== 0 ? [{ suffix: 'momentum', init: (p) => zeros(p.dims, p.dtype) }] : [];

@@ -36,7 +36,11 @@ export interface Optimizer {
    * Emits the update. `global` maps global-state names to their current value names; the returned `global` maps
    * them to updated value names (emitted once per step, before the parameters).
    */
-  prepare(b: GraphBuilder, lr: string, global: Record<string, string>): { global: Record<string, string>; ctx: Record<string, string> };
+  prepare(
+    b: GraphBuilder,
+    lr: string,
+    global: Record<string, string>,
+  ): { global: Record<string, string>; ctx: Record<string, string> };
   update(b: GraphBuilder, p: OptParam, lr: string, ctx: Record<string, string>): { param: string; state: string[] };
   /** Hyper-parameters for logs and results. */
   describe(): Record<string, unknown>;
