@@ -7,6 +7,7 @@ import { DATASETS, readDataset } from '../data/datasets/index.js';
 import { readCellProfilerCentres } from '../data/nuclei/cellprofiler.js';
 import type { Compression } from '../data/store/crop-store.js';
 import { QcbError } from '../errors.js';
+import { parseShard } from '../runner/cells.js';
 import { lookup } from '../util/suggest.js';
 import type { CliContext, Command } from './types.js';
 
@@ -37,7 +38,7 @@ Options:
                           fixed:CH=MIN:MAX,CH=MIN:MAX,… (same window for every field)
   --diameter PX           typical nucleus diameter for segmentation (default 30)
   --centres FILE          nucleus centres from a CellProfiler object table (Location_Center_X/Y + field keys)
-  --shard I/N             process shard I of N (1-based) into STORE/parts/; the last shard merges into STORE
+  --shard i/n             process shard i of n (0-based) into STORE/parts/; the last shard merges into STORE
   --merge N               only merge the N finished shards under STORE/parts into STORE
   --strict                stop at the first bad field (default: skip it and list it in skipped.csv)
   --workers N             worker threads (default 2; 0 = in-process)
@@ -50,16 +51,17 @@ Options:
 An interrupted run (Ctrl-C, a killed job) continues from its last checkpoint when rerun with the same options.
 Exit codes: 0 ok (skipped fields are listed, not fatal), 1 run failure, 2 bad input.`;
 
-function parseShard(v: string): { index: number; count: number } {
-  const m = /^(\d+)\/(\d+)$/.exec(v);
-  if (!m)
+/** `--shard i/n`, 0-based as everywhere in qcbench (`qcbench run --shard`), → the extractor's 1-based index. */
+function parseShardOption(v: string): { index: number; count: number } {
+  const s = parseShard(v);
+  if (!s)
     throw new QcbError('QCB_USAGE', `bad --shard '${v}'`, {
       key: '--shard',
       value: v,
-      allowed: 'I/N, 1 ≤ I ≤ N',
-      fix: 'e.g. --shard 1/4',
+      allowed: 'i/n with 0 ≤ i < n',
+      fix: 'e.g. --shard 0/4 … --shard 3/4 (SLURM: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)',
     });
-  return { index: Number(m[1]), count: Number(m[2]) };
+  return { index: s.index + 1, count: s.count };
 }
 
 function parseNormalise(v: string, channels: string[] | undefined): Normalisation {
@@ -268,7 +270,7 @@ export const command: Command = {
         normalisation: values.normalise ? parseNormalise(values.normalise, fieldSet.channels) : undefined,
         segment: diameter === undefined ? {} : { diameter },
         centres,
-        shard: values.shard ? parseShard(values.shard) : undefined,
+        shard: values.shard ? parseShardOption(values.shard) : undefined,
         strict,
         workers: int(values.workers, 'workers', 0),
         batchFields: int(values.batch, 'batch', 1),

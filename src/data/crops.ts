@@ -334,7 +334,7 @@ export function shardRange(n: number, index: number, count: number): [number, nu
       key: '--shard',
       value: `${index}/${count}`,
       allowed: 'i/n with 1 ≤ i ≤ n',
-      fix: 'e.g. --shard $((SLURM_ARRAY_TASK_ID + 1))/$SLURM_ARRAY_TASK_COUNT',
+      fix: 'pass a shard index within the shard count (the CLI takes 0-based i/n)',
     });
   }
   return [Math.floor(((index - 1) * n) / count), Math.floor((index * n) / count)];

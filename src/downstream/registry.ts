@@ -4,7 +4,7 @@
  * validation split of the training set. A task gets the encoder graph and the train/test crops, and returns test
  * predictions with an abnormal score (for the AUC); metrics are computed by src/metrics/classification.ts.
  *
- * The second-order `quadratic` head (Fan et al. 2017) belongs to the second-order work and registers there.
+ * The second-order `quadratic` head (Fan et al. 2017) is the fourth, beside them.
  */
 import type { EncoderGraph, Preprocess } from '../encoders/types.js';
 import type { TaskName } from '../runner/results.js';
@@ -17,6 +17,7 @@ import type { HeadTrainSettings } from './head.js';
 import { knnClassify } from './knn.js';
 import { type LineSearchResult, lineSearch } from './line-search.js';
 import { LINEAR_DEFAULTS, predictLinear, trainLinear } from './linear.js';
+import { fitQuadraticHead, predictQuadraticHead } from '../second-order/head.js';
 
 /** Crops of one split with their labels and ids. */
 export interface TaskSplit {
@@ -203,7 +204,34 @@ const finetune: DownstreamTask = {
 };
 
 /** Downstream tasks by name (paper §3.3). */
-export const DOWNSTREAM_TASKS = { knn, linear, finetune } satisfies Record<string, DownstreamTask>;
+/**
+ * Fan et al. 2017's quadratic head on frozen features (src/second-order/head.ts): one layer of second-order neurons,
+ * full-batch AdamW, started as the linear probe (`init: first-order`).
+ */
+const quadratic: DownstreamTask = {
+  name: 'quadratic',
+  label: 'Quadratic head',
+  frozen: true,
+  async run(ctx) {
+    const timing: Record<string, number> = {};
+    const f = await frozenFeatures(ctx, timing);
+    const s = ctx.settings ?? {};
+    const num = (k: string, d: number) => (typeof s[k] === 'number' ? (s[k] as number) : d);
+    const settings = {
+      steps: num('steps', 300),
+      lr: num('lr', 0.02),
+      weightDecay: num('weight_decay', 1e-3),
+      init: s.init === 'random' ? ('random' as const) : ('first-order' as const),
+    };
+    const t0 = Date.now();
+    const head = await fitQuadraticHead(f.train, ctx.train.labels, { ...settings, order: 2, seed: ctx.seed, positiveClass: 'abnormal' });
+    timing.train = (Date.now() - t0) / 1000;
+    const p = predictQuadraticHead(head, f.test);
+    return { pred: p.pred, score: p.score, settings: { ...settings, order: 2 }, timing };
+  },
+};
+
+export const DOWNSTREAM_TASKS = { knn, linear, finetune, quadratic } satisfies Record<string, DownstreamTask>;
 
 /** A task by name; QCB_UNKNOWN_NAME with "did you mean" otherwise. */
 export function resolveTask(name: string): DownstreamTask {

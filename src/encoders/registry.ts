@@ -2,8 +2,7 @@
  * The encoder registry: every name a protocol's `encoders:` may list (src/protocol/catalog.ts), each mapped to the
  * file that provides it. `resolveEncoder` also takes a path to any ONNX CNN (`--encoder path.onnx`).
  *
- * Not here: `soq-cnn` / `foq-cnn` (second-order CNNs trained from scratch, Fan et al. 2017) belong to the
- * second-order work and register there.
+ * The second-order CNNs `soq-cnn` / `foq-cnn` (Fan et al. 2017) live in second-order.ts.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -15,6 +14,7 @@ import { loadFractalDbResNet18 } from './fractaldb.js';
 import { loadImageNetEncoder } from './imagenet.js';
 import { loadOnnxEncoder, preprocessFromMetadata, readOnnxMetadata } from './onnx-file.js';
 import { loadRandomResNet18 } from './random.js';
+import { SECOND_ORDER_ENCODERS } from './second-order.js';
 import {
   type Encoder,
   type EncoderGraph,
@@ -70,7 +70,7 @@ async function loadSslEncoder(name: string, o: EncoderLoadOptions): Promise<Enco
   return { ...rest, source: { ...eg.source, method: name, metadata: info.metadata } };
 }
 
-/** Every encoder the benchmark knows by name (names match src/protocol/catalog.ts, minus the second-order pair). */
+/** Every encoder the benchmark knows by name (names match src/protocol/catalog.ts). */
 export const ENCODERS = {
   vgg16: imagenet('vgg16'),
   resnet18: imagenet('resnet18'),
@@ -98,6 +98,7 @@ export const ENCODERS = {
     description: CATALOG['resnet18-fractaldb'].description,
     load: loadFractalDbResNet18,
   },
+  ...SECOND_ORDER_ENCODERS,
 } satisfies Record<string, Encoder>;
 
 export type RegisteredEncoder = keyof typeof ENCODERS;

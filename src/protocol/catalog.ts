@@ -92,13 +92,13 @@ export const ENCODERS = {
   'soq-cnn': {
     label: 'Second-order CNN (scratch)',
     kind: 'scratch',
-    dim: 64,
+    dim: 60,
     description: 'small CNN with quadratic neurons (Fan et al. 2017, Fig. 6) trained from scratch on the annotations',
   },
   'foq-cnn': {
     label: 'First-order CNN twin (scratch)',
     kind: 'scratch',
-    dim: 64,
+    dim: 60,
     description: 'the first-order twin of soq-cnn, same size, trained from scratch',
   },
 } as const satisfies Record<string, EncoderEntry>;

@@ -64,8 +64,11 @@ export const FINETUNE = {
   gamma: 0.1,
 } as const;
 
-/** Fan et al. 2017 head: quadratic neurons on frozen features (same schedule as the linear probe). */
-export const QUADRATIC = { ...LINEAR, hidden: 0, init: 'first-order' } as const;
+/**
+ * Fan et al. 2017 head: one layer of quadratic neurons (Eq. 1) on standardised frozen features, trained full-batch
+ * with AdamW (src/second-order/head.ts); `first-order` initialisation starts it as the linear probe.
+ */
+export const QUADRATIC = { steps: 300, lr: 0.02, weight_decay: 0.001, init: 'first-order' } as const;
 
 /**
  * The paper's "line search" of hyperparameters (§3.2–3.3), on a validation split carved from the training set only:

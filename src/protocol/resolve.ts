@@ -292,7 +292,7 @@ function crossChecks(p: Protocol, report: (i: Issue) => void): void {
           fix: `add '${e}' to encoders, or remove it here`,
         });
   });
-  for (const t of ['linear', 'finetune', 'quadratic'] as const) {
+  for (const t of ['linear', 'finetune'] as const) {
     const cfg = p.tasks?.[t];
     if (!cfg) continue;
     cfg.milestones.forEach((m, j) => {

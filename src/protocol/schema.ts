@@ -184,8 +184,9 @@ export const PROTOCOL_SPEC: Spec = {
         quadratic: {
           kind: 'object',
           fields: {
-            ...optimizerFields(D.QUADRATIC),
-            hidden: { kind: 'int', min: 0, default: D.QUADRATIC.hidden },
+            steps: posInt(D.QUADRATIC.steps),
+            lr: { kind: 'number', gt: 0, default: D.QUADRATIC.lr },
+            weight_decay: nonNeg(D.QUADRATIC.weight_decay),
             init: { kind: 'enum', values: ['first-order', 'random'], what: 'initialisation', default: D.QUADRATIC.init },
           },
         },
@@ -292,7 +293,7 @@ export interface Protocol {
     knn: { k: number; normalize: boolean };
     linear: OptimConfig;
     finetune: OptimConfig;
-    quadratic: OptimConfig & { hidden: number; init: 'first-order' | 'random' };
+    quadratic: { steps: number; lr: number; weight_decay: number; init: 'first-order' | 'random' };
     line_search: { enabled: boolean; val_fraction: number; lr: number[] };
   };
   evaluations: EvaluationConfig[];

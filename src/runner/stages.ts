@@ -277,7 +277,7 @@ async function computeCell(
     train: { crops: trainCrops, labels: trainRows.map((a) => a.label), ids: trainRows.map((a) => a.crop_id) },
     test: { crops: testCrops, labels: testRows.map((a) => a.label), ids: testRows.map((a) => a.crop_id) },
     seed: key.seed,
-    settings: ctx.p.tasks[key.task as 'knn' | 'linear' | 'finetune'] as unknown as Record<string, unknown>,
+    settings: ctx.p.tasks[key.task] as unknown as Record<string, unknown>,
     lineSearch: key.task === 'knn' ? undefined : ctx.p.tasks.line_search,
     features,
     threads: ctx.threads,

@@ -5,11 +5,21 @@ import { ends, shortPretrain } from './_pretrain-case.js';
 test('swav: a short pretraining on generated crops lowers the loss', async () => {
   // SwAV's loss changes definition twice early on: when the queue has filled (codes are then computed over batch +
   // queue; queue 16 = one batch, full after the first step) and when the prototypes unfreeze after epoch 1. The
-  // decrease is measured from the first epoch with both in place (epoch 2) to the end.
-  const { res, cleanup } = await shortPretrain('swav', { hyper: { num_prototypes: 8, queue_size: 16 }, epochs: 6 });
+  // decrease is measured from the first epoch with both in place (epoch 2) to the end. Its clustering objective is
+  // noisier than the others' on 32 crops, so this test holds the data still: one batch of 16 crops, views without
+  // augmentation (the loss is then a deterministic function of the weights), and a lower lr than the other tests
+  // (at 0.05 the unfrozen prototypes overshoot before the loss falls).
+  const noAugment = { rot90: false, flip: 0, transpose: 0, shiftScaleP: 0 };
+  const { res, cleanup } = await shortPretrain('swav', {
+    hyper: { num_prototypes: 8, queue_size: 16 },
+    epochs: 8,
+    lr: 0.01,
+    maxImagesPerEpoch: 16,
+    augment: noAugment,
+  });
   try {
     const l = res.record.loss;
-    assert.equal(l.length, 12); // 6 epochs × 2 steps
+    assert.equal(l.length, 8); // 8 epochs × 1 step
     assert.ok(l.every((p) => Number.isFinite(p.loss)));
     const { first, last } = ends(l.filter((p) => p.epoch >= 1));
     assert.ok(last < first, `swav loss ${first.toFixed(4)} → ${last.toFixed(4)}`);

@@ -1,0 +1,120 @@
+/**
+ * `qcbench qc apply --model MODEL.onnx --store STORE [--out DIR] [--threshold T] [--shard i/n] [--batch N]`: scores
+ * every crop of a store with an exported QC classifier and writes per-crop scores, per-field and per-well abnormal
+ * fractions, a plate map and montages (src/qc/apply.ts). Streaming, sharded, resumable.
+ */
+import { parseArgs } from 'node:util';
+import { QcbError } from '../errors.js';
+import { applyQcModel } from '../qc/apply.js';
+import { intArg, unitArg } from './qc-train.js';
+import type { Command } from './types.js';
+
+const usage = `qcbench qc apply --model MODEL.onnx --store STORE [--out DIR] [--threshold T] [--shard i/n] [--batch N]
+                 [--montage N] [--threads N] [--json]
+
+Scores every crop of a crop store with a classifier from \`qcbench qc train\` (MODEL.json must sit beside it), in
+batches streamed from the store. Writes into DIR (default qc-<store name>):
+  scores.csv, scores.jsonl   crop_id, index, plate, well, site, field_id, x, y, score, abnormal (score > threshold)
+  fields.csv, wells.csv      abnormal fraction and mean score per field and per well
+  plate-map.vl.json|svg|png  wells coloured by abnormal fraction, one panel per plate (96/384/1536 from well names)
+  montages/<plate>_<well>.png + montages.csv   the highest-scoring crops of each well, to check by eye
+  summary.json
+
+--shard i/n scores the i-th (0-based) of n contiguous parts; run all n (in any order, on any machines sharing DIR):
+the last one to finish writes the summary. A killed run continues after its last finished batch when rerun.
+The model and the store are checked first (crop size, channel names, sidecar hash): a mismatch fails before any work.
+
+Options:
+  --threshold T   abnormal when score > T (default: the model's, 0.5)
+  --batch N       crops per onnxruntime run and per checkpoint (default 64)
+  --montage N     crops per well montage (default 16; 0 = none)
+  --threads N     onnxruntime threads (default: all cores)
+  --json          print the run summary as JSON
+
+Exit codes: 0 done (or this shard done), 1 run failure or interrupted, 2 bad input.`;
+
+function parse(args: string[]) {
+  try {
+    return parseArgs({
+      args,
+      options: {
+        model: { type: 'string' },
+        store: { type: 'string' },
+        out: { type: 'string' },
+        threshold: { type: 'string' },
+        shard: { type: 'string' },
+        batch: { type: 'string' },
+        montage: { type: 'string' },
+        threads: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    throw new QcbError('QCB_USAGE', (e as Error).message, { fix: 'see `qcbench qc apply --help`' });
+  }
+}
+
+/** `i/n` (0-based i) → { index, count }. */
+export function parseShard(v: string | undefined): { index: number; count: number } | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d+)\/(\d+)$/.exec(v.trim());
+  if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2])) {
+    throw new QcbError('QCB_USAGE', `bad --shard '${v}'`, {
+      key: '--shard',
+      value: v,
+      allowed: 'i/n with 0 ≤ i < n (0-based, as qcbench run --shard)',
+      fix: 'e.g. --shard 0/4 … --shard 3/4',
+    });
+  }
+  return { index: Number(m[1]), count: Number(m[2]) };
+}
+
+export const command: Command = {
+  name: 'apply',
+  summary: 'score every crop of a store with a QC model: per-crop scores, per-well fractions, plate map, montages',
+  usage,
+  async run(args, ctx) {
+    const { values } = parse(args);
+    if (values.help) {
+      process.stdout.write(`${usage}\n`);
+      return 0;
+    }
+    for (const k of ['model', 'store'] as const) {
+      if (!values[k]) {
+        throw new QcbError('QCB_USAGE', `missing --${k}`, {
+          key: `--${k}`,
+          fix: 'qcbench qc apply --model qc.onnx --store crops/ --out qc-out/',
+        });
+      }
+    }
+    const ac = new AbortController();
+    const onSig = () => ac.abort();
+    process.once('SIGINT', onSig);
+    process.once('SIGTERM', onSig);
+    try {
+      const r = await applyQcModel({
+        model: values.model!,
+        store: values.store!,
+        out: values.out,
+        threshold: unitArg(values.threshold, '--threshold'),
+        shard: parseShard(values.shard),
+        batch: intArg(values.batch, '--batch', 1),
+        montage: intArg(values.montage, '--montage', 0),
+        threads: intArg(values.threads, '--threads', 1),
+        signal: ac.signal,
+        log: ctx.log,
+      });
+      if (values.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      else
+        process.stdout.write(
+          `${r.out}\n${r.scored} crops scored (${r.cropsPerSecond.toFixed(1)} crops/s)${r.resumedFrom ? `, ${r.resumedFrom} done earlier` : ''}; ` +
+            `${r.complete ? 'summary written' : r.shardDone ? 'waiting for the other shards' : 'interrupted: rerun to continue'}\n`,
+        );
+      return r.shardDone ? 0 : 1;
+    } finally {
+      process.off('SIGINT', onSig);
+      process.off('SIGTERM', onSig);
+    }
+  },
+};

@@ -1,0 +1,429 @@
+/**
+ * `qcbench qc apply`: scores every crop of a store with an exported QC classifier (src/qc/model.ts), streaming the
+ * store in batches (memory does not grow with the screen), and summarises where the problems are.
+ *
+ * ```
+ * OUT/shards/shard-<i>-of-<n>/scores.csv|.jsonl   per-crop scores of shard i (0-based), appended batch by batch
+ * OUT/shards/shard-<i>-of-<n>/progress.json       last finished batch (crops done, byte lengths), written atomically
+ * OUT/shards/shard-<i>-of-<n>/done.json           the shard is complete
+ * — once every shard is done (by whichever shard finishes last) —
+ * OUT/scores.csv, OUT/scores.jsonl                all crops: crop_id, index, plate, well, site, field_id, x, y, score, abnormal
+ * OUT/fields.csv, OUT/wells.csv                   abnormal fraction per field / per well
+ * OUT/plate-map.vl.json|.svg|.png                 wells coloured by abnormal fraction, one panel per plate
+ * OUT/montages/<plate>_<well>.png (+ montages.csv)  highest-scoring crops per well, for a person to check
+ * OUT/summary.json
+ * ```
+ * A killed run resumes after its last finished batch: the score files are cut back to the checkpoint's byte lengths.
+ */
+import {
+  closeSync,
+  createReadStream,
+  existsSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import sharp from 'sharp';
+import { montage } from '../cli/data-show.js';
+import { csvCell } from '../data/datasets/csv-parse.js';
+import { openCropStore } from '../data/store/crop-store.js';
+import { QcbError } from '../errors.js';
+import { contentHash, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
+import { type Logger, logger as defaultLogger } from '../util/log.js';
+import { type WellFraction, writePlateMap } from './plate-map.js';
+import { checkStoreFits, loadQcModel, readQcModel, scoreCrops } from './runtime.js';
+
+export interface QcApplyOptions {
+  model: string;
+  store: string;
+  /** Output folder (default `qc-<store name>` in the working directory). */
+  out?: string;
+  /** Decision threshold: abnormal when score > threshold (default: the sidecar's). */
+  threshold?: number;
+  /** 0-based shard index and shard count (as `qcbench run --shard`). */
+  shard?: { index: number; count: number };
+  /** Crops per onnxruntime run and per checkpoint (default 64, the store's chunk). */
+  batch?: number;
+  threads?: number;
+  /** Crops per well montage (default 16; 0 = no montages). */
+  montage?: number;
+  /** Stops cleanly after the current batch (checkpoint written); the run resumes later. */
+  signal?: AbortSignal;
+  log?: Logger;
+}
+
+export interface QcApplyResult {
+  out: string;
+  /** Crops in this shard. */
+  crops: number;
+  /** Crops scored by this call (the rest were done by an earlier, interrupted run). */
+  scored: number;
+  resumedFrom: number;
+  seconds: number;
+  cropsPerSecond: number;
+  /** True when this shard finished (not interrupted). */
+  shardDone: boolean;
+  /** True when every shard is done and the summary files were written. */
+  complete: boolean;
+  /** Summary files written (relative to out). */
+  files: string[];
+}
+
+export const SCORE_COLUMNS = ['crop_id', 'index', 'plate', 'well', 'site', 'field_id', 'x', 'y', 'score', 'abnormal'] as const;
+
+/** 0-based shard i of n: crops [⌊iN/n⌋, ⌊(i+1)N/n⌋). */
+export function qcShardRange(n: number, index: number, count: number): [number, number] {
+  if (!Number.isInteger(index) || !Number.isInteger(count) || count < 1 || index < 0 || index >= count) {
+    throw new QcbError('QCB_USAGE', `bad shard ${index}/${count}`, {
+      key: '--shard',
+      value: `${index}/${count}`,
+      allowed: 'i/n with 0 ≤ i < n (0-based, as qcbench run --shard)',
+      fix: 'e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT',
+    });
+  }
+  return [Math.floor((index * n) / count), Math.floor(((index + 1) * n) / count)];
+}
+
+interface ShardProgress {
+  identity: string;
+  done: number;
+  csvBytes: number;
+  jsonlBytes: number;
+}
+
+function shardDir(out: string, i: number, n: number): string {
+  return join(out, 'shards', `shard-${i}-of-${n}`);
+}
+
+/** Opens a score file cut back to `bytes` (a fresh file with `header` when 0); returns fd and its length. */
+function openAt(path: string, bytes: number, header: string): { fd: number; size: number } {
+  const fd = openSync(path, existsSync(path) ? 'r+' : 'w+');
+  if (bytes === 0) {
+    ftruncateSync(fd, 0);
+    const h = Buffer.from(header);
+    writeSync(fd, h, 0, h.length, 0);
+    return { fd, size: h.length };
+  }
+  ftruncateSync(fd, bytes);
+  return { fd, size: bytes };
+}
+
+/**
+ * Scores the crops of one shard (resuming when possible), then, if every shard is done, writes the summary.
+ * @throws before any work: QCB_FILE_NOT_FOUND (model, sidecar), QCB_FILE_FORMAT (sidecar does not match the model),
+ *   QCB_STORE (missing store, other crop size or channels), QCB_USAGE (threshold, shard, batch)
+ */
+export async function applyQcModel(o: QcApplyOptions): Promise<QcApplyResult> {
+  const log = o.log ?? defaultLogger;
+  const t0 = Date.now();
+  // ---- every check before any work
+  const { sidecar } = readQcModel(o.model);
+  const store = await openCropStore(o.store, { cacheChunks: 4 });
+  checkStoreFits(sidecar, store, o.model);
+  const threshold = o.threshold ?? sidecar.threshold ?? 0.5;
+  if (!(threshold >= 0 && threshold <= 1)) {
+    throw new QcbError('QCB_USAGE', `threshold ${threshold} is outside [0, 1]`, {
+      key: '--threshold',
+      value: threshold,
+      allowed: '0 … 1',
+      fix: `give a threshold between 0 and 1 (the model's is ${sidecar.threshold})`,
+    });
+  }
+  const batch = o.batch ?? 64;
+  if (!Number.isInteger(batch) || batch < 1) {
+    throw new QcbError('QCB_USAGE', `batch ${batch} is not a positive integer`, {
+      key: '--batch',
+      value: batch,
+      allowed: 'an integer ≥ 1',
+      fix: 'use --batch 64',
+    });
+  }
+  const sh = o.shard ?? { index: 0, count: 1 };
+  const [start, end] = qcShardRange(store.count, sh.index, sh.count);
+  const out = resolve(o.out ?? `qc-${basename(store.path)}`);
+  const dir = shardDir(out, sh.index, sh.count);
+  mkdirSync(dir, { recursive: true });
+  const identity = contentHash({
+    model: sidecar.model_sha256,
+    store: store.hash,
+    threshold,
+    shard: [sh.index, sh.count],
+  });
+  /** Same for every shard of one run: the summary waits for all shards of this run. */
+  const run = contentHash({ model: sidecar.model_sha256, store: store.hash, threshold, shards: sh.count });
+  const C = store.channels.length;
+  const S = store.size;
+
+  // ---- resume state
+  const progFile = join(dir, 'progress.json');
+  const doneFile = join(dir, 'done.json');
+  let prog: ShardProgress = { identity, done: 0, csvBytes: 0, jsonlBytes: 0 };
+  if (existsSync(progFile)) {
+    try {
+      const p = JSON.parse(readFileSync(progFile, 'utf8')) as ShardProgress;
+      if (p.identity === identity) prog = p;
+      else log.info('earlier QC output was made with another model, store or threshold: starting again', { dir });
+    } catch {
+      log.warn('unreadable progress file: starting the shard again', { file: progFile });
+    }
+  }
+  let shardDone = prog.done >= end - start && existsSync(doneFile) && readRun(doneFile) === run;
+  const resumedFrom = prog.done;
+  let scored = 0;
+  if (!shardDone) {
+    const model = await loadQcModel(o.model, { threads: o.threads });
+    const csvF = openAt(join(dir, 'scores.csv'), prog.csvBytes, `${SCORE_COLUMNS.join(',')}\n`);
+    const jsonF = openAt(join(dir, 'scores.jsonl'), prog.jsonlBytes, '');
+    const csvFd = csvF.fd;
+    const jsonFd = jsonF.fd;
+    prog = { ...prog, csvBytes: csvF.size, jsonlBytes: jsonF.size };
+    const bar = log.startProgress(
+      sh.count > 1 ? `scoring shard ${sh.index}/${sh.count}` : 'scoring',
+      end - start,
+      'crops',
+    );
+    if (prog.done > 0) {
+      bar.tick(prog.done, 'resumed');
+      log.info('resuming QC scoring', { done: prog.done, of: end - start });
+    }
+    try {
+      for (let s = start + prog.done; s < end; s += batch) {
+        if (o.signal?.aborted) break;
+        const e = Math.min(end, s + batch);
+        const data = await store.read(s, e);
+        const scores = await scoreCrops(model.session, data, e - s, C, S, sidecar.input?.dtype ?? 'uint8');
+        let csv = '';
+        let jl = '';
+        for (let i = s; i < e; i++) {
+          const m = store.meta[i];
+          const sc = scores[i - s];
+          const ab = sc > threshold ? 1 : 0;
+          csv += `${[m.crop_id, i, m.plate, m.well, m.site, m.field_id, m.x, m.y, sc, ab].map(csvCell).join(',')}\n`;
+          jl += `${JSON.stringify({ crop_id: m.crop_id, index: i, plate: m.plate, well: m.well, site: m.site, field_id: m.field_id, x: m.x, y: m.y, score: sc, abnormal: ab === 1 })}\n`;
+        }
+        const cb = Buffer.from(csv);
+        const jb = Buffer.from(jl);
+        writeSync(csvFd, cb, 0, cb.length, prog.csvBytes);
+        writeSync(jsonFd, jb, 0, jb.length, prog.jsonlBytes);
+        fsyncSync(csvFd);
+        fsyncSync(jsonFd);
+        prog = {
+          identity,
+          done: e - start,
+          csvBytes: prog.csvBytes + cb.length,
+          jsonlBytes: prog.jsonlBytes + jb.length,
+        };
+        writeJsonAtomic(progFile, prog);
+        scored += e - s;
+        bar.tick(e - s);
+      }
+    } finally {
+      closeSync(csvFd);
+      closeSync(jsonFd);
+      await model.session.release();
+    }
+    shardDone = prog.done >= end - start;
+    bar.finish(shardDone ? 'scoring: done' : 'scoring: interrupted (rerun the same command to continue)');
+    if (shardDone) writeJsonAtomic(doneFile, { identity, run, crops: end - start, finished_at: new Date().toISOString() });
+  }
+  const seconds = (Date.now() - t0) / 1000;
+  let complete = false;
+  let files: string[] = [];
+  if (shardDone) {
+    const dirs = Array.from({ length: sh.count }, (_, i) => shardDir(out, i, sh.count));
+    const allDone = dirs.every((d) => readRun(join(d, 'done.json')) === run);
+    if (allDone) {
+      files = await summarise(out, dirs, store, { threshold, montage: o.montage ?? 16, model: o.model, sidecar, log });
+      complete = true;
+    } else log.info('shard done; the summary is written when the last shard finishes', { shard: `${sh.index}/${sh.count}` });
+  }
+  return {
+    out,
+    crops: end - start,
+    scored,
+    resumedFrom,
+    seconds,
+    cropsPerSecond: scored / Math.max(seconds, 1e-9),
+    shardDone,
+    complete,
+    files,
+  };
+}
+
+function readRun(doneFile: string): string | undefined {
+  try {
+    return existsSync(doneFile) ? (JSON.parse(readFileSync(doneFile, 'utf8')) as { run?: string }).run : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+interface Acc {
+  plate: string;
+  well: string;
+  site?: number;
+  field_id?: string;
+  n: number;
+  abnormal: number;
+  sum: number;
+}
+
+function add(map: Map<string, Acc>, key: string, init: () => Acc, score: number, ab: boolean): void {
+  let a = map.get(key);
+  if (!a) map.set(key, (a = init()));
+  a.n++;
+  a.sum += score;
+  if (ab) a.abnormal++;
+}
+
+/** Concatenates the shards' score files and writes fractions, plate map, montages and summary.json. */
+async function summarise(
+  out: string,
+  dirs: string[],
+  store: Awaited<ReturnType<typeof openCropStore>>,
+  o: { threshold: number; montage: number; model: string; sidecar: ReturnType<typeof readQcModel>['sidecar']; log: Logger },
+): Promise<string[]> {
+  const fields = new Map<string, Acc>();
+  const wells = new Map<string, Acc>();
+  /** Top `o.montage` (score, index) per well, highest first. */
+  const top = new Map<string, { score: number; index: number; crop_id: string }[]>();
+  const csvOut = openSync(join(out, 'scores.csv.tmp'), 'w');
+  const jlOut = openSync(join(out, 'scores.jsonl.tmp'), 'w');
+  writeSync(csvOut, `${SCORE_COLUMNS.join(',')}\n`);
+  let total = 0;
+  let abnormal = 0;
+  try {
+    for (const d of dirs) {
+      // CSV: copy without its header
+      const csvText = createInterface({ input: createReadStream(join(d, 'scores.csv')), crlfDelay: Infinity });
+      let first = true;
+      for await (const line of csvText) {
+        if (first) {
+          first = false;
+          continue;
+        }
+        if (line) writeSync(csvOut, `${line}\n`);
+      }
+      const rl = createInterface({ input: createReadStream(join(d, 'scores.jsonl')), crlfDelay: Infinity });
+      for await (const line of rl) {
+        if (!line) continue;
+        writeSync(jlOut, `${line}\n`);
+        const r = JSON.parse(line) as {
+          crop_id: string;
+          index: number;
+          plate: string;
+          well: string;
+          site: number;
+          field_id: string;
+          score: number;
+          abnormal: boolean;
+        };
+        total++;
+        if (r.abnormal) abnormal++;
+        add(fields, r.field_id, () => ({ plate: r.plate, well: r.well, site: r.site, field_id: r.field_id, n: 0, abnormal: 0, sum: 0 }), r.score, r.abnormal);
+        const wk = `${r.plate}\u0000${r.well}`;
+        add(wells, wk, () => ({ plate: r.plate, well: r.well, n: 0, abnormal: 0, sum: 0 }), r.score, r.abnormal);
+        if (o.montage > 0) {
+          let l = top.get(wk);
+          if (!l) top.set(wk, (l = []));
+          if (l.length < o.montage || r.score > l[l.length - 1].score) {
+            let p = l.length;
+            while (p > 0 && l[p - 1].score < r.score) p--;
+            l.splice(p, 0, { score: r.score, index: r.index, crop_id: r.crop_id });
+            if (l.length > o.montage) l.pop();
+          }
+        }
+      }
+    }
+  } finally {
+    closeSync(csvOut);
+    closeSync(jlOut);
+  }
+  renameSync(join(out, 'scores.csv.tmp'), join(out, 'scores.csv'));
+  renameSync(join(out, 'scores.jsonl.tmp'), join(out, 'scores.jsonl'));
+  if (total !== store.count) {
+    throw new QcbError('QCB_INTERNAL', `the shards hold ${total} scores for ${store.count} crops`, {
+      file: out,
+      fix: 'delete the output folder and rerun qcbench qc apply',
+    });
+  }
+  const frac = (a: Acc) => (a.n ? a.abnormal / a.n : 0);
+  const fieldRows = [...fields.values()];
+  writeFileAtomic(
+    join(out, 'fields.csv'),
+    `plate,well,site,field_id,n,abnormal,fraction,mean_score\n${fieldRows
+      .map((a) => [a.plate, a.well, a.site ?? '', a.field_id ?? '', a.n, a.abnormal, frac(a), a.sum / a.n].map(csvCell).join(','))
+      .join('\n')}\n`,
+  );
+  const wellRows: WellFraction[] = [...wells.values()].map((a) => ({
+    plate: a.plate,
+    well: a.well,
+    n: a.n,
+    abnormal: a.abnormal,
+    fraction: frac(a),
+    mean_score: a.sum / a.n,
+  }));
+  writeFileAtomic(
+    join(out, 'wells.csv'),
+    `plate,well,n,abnormal,fraction,mean_score\n${wellRows
+      .map((w) => [w.plate, w.well, w.n, w.abnormal, w.fraction, w.mean_score].map(csvCell).join(','))
+      .join('\n')}\n`,
+  );
+  const files = ['scores.csv', 'scores.jsonl', 'fields.csv', 'wells.csv'];
+  try {
+    const pm = await writePlateMap(out, wellRows);
+    files.push(...pm.map((p) => basename(p)));
+  } catch (e) {
+    // non-standard well names: the tables are still complete
+    if (!(e instanceof QcbError) || e.code !== 'QCB_CSV_VALUE') throw e;
+    o.log.warn('no plate map: the well names fit no standard plate', { error: e.message });
+  }
+  if (o.montage > 0) {
+    const mdir = join(out, 'montages');
+    mkdirSync(mdir, { recursive: true });
+    const C = store.channels.length;
+    const S = store.size;
+    let rows = 'plate,well,file,rank,crop_id,index,score\n';
+    for (const [wk, l] of top) {
+      const [plate, well] = wk.split('\u0000');
+      const crops = await store.readIndices(l.map((t) => t.index));
+      const cols = Math.min(l.length, 8);
+      const m = montage(crops, l.length, C, S, cols);
+      const file = `${plate}_${well}.png`.replace(/[^A-Za-z0-9_.-]/g, '_');
+      await sharp(Buffer.from(m.rgb), { raw: { width: m.width, height: m.height, channels: 3 } })
+        .png()
+        .toFile(join(mdir, file));
+      l.forEach((t, r) => {
+        rows += `${[plate, well, `montages/${file}`, r + 1, t.crop_id, t.index, t.score].map(csvCell).join(',')}\n`;
+      });
+    }
+    writeFileAtomic(join(out, 'montages.csv'), rows);
+    files.push('montages.csv', 'montages/');
+  }
+  const summary = {
+    model: resolve(o.model),
+    model_sha256: o.sidecar.model_sha256,
+    encoder: o.sidecar.encoder.name,
+    task: o.sidecar.task,
+    store: store.path,
+    store_hash: store.hash,
+    threshold: o.threshold,
+    crops: total,
+    abnormal,
+    abnormal_fraction: total ? abnormal / total : 0,
+    fields: fields.size,
+    wells: wells.size,
+    shards: dirs.length,
+    finished_at: new Date().toISOString(),
+  };
+  writeJsonAtomic(join(out, 'summary.json'), summary);
+  files.push('summary.json');
+  o.log.info('QC summary written', { out, crops: total, abnormal, wells: wells.size });
+  return files;
+}

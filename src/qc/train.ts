@@ -1,0 +1,306 @@
+/**
+ * `qcbench qc train`: trains the chosen encoder + downstream head (Masud et al. 2022 §3.3: kNN, linear layer on the
+ * frozen encoder, or fine-tuning) on the annotations' train split and exports ONE self-contained ONNX classifier
+ * (src/qc/model.ts) with its JSON sidecar; validation metrics are those of the exported model itself on the test split.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { qcbenchVersion } from '../cli/env.js';
+import { type Annotation, readAnnotations } from '../data/annotations.js';
+import { type CropStore, openCropStore } from '../data/store/crop-store.js';
+import { chooseChannels, pickChannels } from '../downstream/features.js';
+import { FINETUNE_DEFAULTS, trainFinetune } from '../downstream/finetune.js';
+import { LINEAR_DEFAULTS, trainLinear } from '../downstream/linear.js';
+import { resolveTask } from '../downstream/registry.js';
+import { exportOnnx } from '../engine/onnx/export.js';
+import { sessionOptions } from '../engine/runtime/session.js';
+import { resolveEncoder } from '../encoders/registry.js';
+import { QcbError } from '../errors.js';
+import { evaluate } from '../metrics/classification.js';
+import type { Prediction } from '../runner/results.js';
+import { contentHash, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
+import { type Logger, logger as defaultLogger } from '../util/log.js';
+import { buildClassifierGraph, buildFeatureGraph, type ClassifierSpec, QC_CLASSES, type QcHead } from './model.js';
+import { type QcSidecar, scoreCrops, sha256, sidecarPath } from './runtime.js';
+
+export interface QcTrainOptions {
+  /** Registry name or ONNX file. */
+  encoder: string;
+  /** knn | linear | finetune */
+  task: string;
+  annotations: string;
+  store: string;
+  /** Output MODEL.onnx (MODEL.json is written beside it). */
+  out: string;
+  seed?: number;
+  /** Training epochs of linear / finetune (default the paper's 150 / 50). */
+  epochs?: number;
+  /** k of the kNN (default 5, the paper's). */
+  k?: number;
+  /** Store channels fed as R, G, B (default: chooseChannels). */
+  channels?: string[];
+  /** Decision threshold recorded in the sidecar (default 0.5). */
+  threshold?: number;
+  threads?: number;
+  weightsDir?: string;
+  /** SSL encoder export for the SSL methods' names. */
+  pretrained?: string;
+  log?: Logger;
+}
+
+export interface QcTrainResult {
+  model: string;
+  sidecar: string;
+  meta: QcSidecar;
+  /** Test-split predictions of the exported model. */
+  predictions: Prediction[];
+}
+
+function rowsIn(store: CropStore, rows: Annotation[], annotations: string, which: string): number[] {
+  const index = new Map(store.meta.map((m) => [m.crop_id, m.index]));
+  const missing = rows.filter((r) => !index.has(r.crop_id));
+  if (missing.length) {
+    throw new QcbError(
+      'QCB_ANNOTATIONS',
+      `${missing.length} ${which} crop(s) of the annotation file are not in the crop store ${store.path} (e.g. ${missing[0].crop_id})`,
+      {
+        file: annotations,
+        key: 'crop_id',
+        value: missing.slice(0, 5).map((m) => m.crop_id),
+        fix: 'use the store the annotations were made on (crop ids <plate>_<well>_s<site>_<x>_<y>)',
+      },
+    );
+  }
+  return rows.map((r) => index.get(r.crop_id)!);
+}
+
+/** Runs a graph with input `crops` over uint8 crops in batches and returns one output (rows × width). */
+async function runBatches(
+  session: ort.InferenceSession,
+  data: Uint8Array,
+  n: number,
+  C: number,
+  S: number,
+  output: string,
+  bs = 64,
+): Promise<{ data: Float32Array; cols: number }> {
+  const per = C * S * S;
+  const parts: Float32Array[] = [];
+  let cols = 0;
+  for (let s = 0; s < n; s += bs) {
+    const m = Math.min(bs, n - s);
+    const r = await session.run(
+      { crops: new ort.Tensor('uint8', data.subarray(s * per, (s + m) * per), [m, C, S, S]) },
+      [output],
+    );
+    const d = r[output].data as Float32Array;
+    cols = d.length / m;
+    parts.push(Float32Array.from(d));
+  }
+  const out = new Float32Array(n * cols);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return { data: out, cols };
+}
+
+/**
+ * Trains and exports a QC classifier (see module doc).
+ * @throws QCB_ANNOTATIONS (no train/test crops, crops not in the store), QCB_UNKNOWN_NAME (encoder, task),
+ *   QCB_WEIGHTS_MISSING, QCB_STORE, QCB_IMAGE_SIZE (an encoder fixed to another input size)
+ */
+export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
+  const log = o.log ?? defaultLogger;
+  const seed = o.seed ?? 0;
+  const task = resolveTask(o.task);
+  const encoder = resolveEncoder(o.encoder);
+  const threshold = o.threshold ?? 0.5;
+  if (!(threshold >= 0 && threshold <= 1)) {
+    throw new QcbError('QCB_USAGE', `threshold ${threshold} is outside [0, 1]`, {
+      key: '--threshold',
+      value: threshold,
+      allowed: '0 … 1',
+      fix: 'give a threshold between 0 and 1 (default 0.5)',
+    });
+  }
+  const all = readAnnotations(o.annotations);
+  const train = all.filter((a) => a.split === 'train');
+  const test = all.filter((a) => a.split === 'test');
+  if (train.length === 0 || !train.some((a) => a.label === 'abnormal') || !train.some((a) => a.label === 'normal')) {
+    throw new QcbError('QCB_ANNOTATIONS', `the train split has ${train.length} crops; QC training needs normal and abnormal crops`, {
+      file: o.annotations,
+      key: 'split',
+      fix: 'mark normal and abnormal crops split=train in the annotation file',
+    });
+  }
+  const store = await openCropStore(o.store);
+  const C = store.channels.length;
+  const S = store.size;
+  const chIdx = chooseChannels(store.channels, o.channels);
+  const rgbIdx = chIdx.length === 1 ? [chIdx[0], chIdx[0], chIdx[0]] : chIdx;
+  const trainIdx = rowsIn(store, train, o.annotations, 'training');
+  const testIdx = rowsIn(store, test, o.annotations, 'test');
+  const trainData = await store.readIndices(trainIdx);
+  const trainLabels = train.map((a) => a.label);
+
+  log.info('loading encoder', { encoder: o.encoder, crop_size: S });
+  const eg = await encoder.load({
+    cropSize: S,
+    seed,
+    threads: o.threads,
+    log,
+    weightsDir: o.weightsDir,
+    pretrained: o.pretrained,
+  });
+  if (eg.inputSize !== undefined && eg.inputSize !== S) {
+    throw new QcbError(
+      'QCB_IMAGE_SIZE',
+      `encoder '${o.encoder}' is fixed to ${eg.inputSize}×${eg.inputSize} inputs but the store's crops are ${S}×${S}; the QC model does no resizing`,
+      {
+        file: store.path,
+        key: '--encoder',
+        fix: `cut crops of ${eg.inputSize} px (qcbench data crops --size ${eg.inputSize}) or export the encoder with a dynamic input size`,
+      },
+    );
+  }
+  const pre = eg.preprocess ?? encoder.preprocess;
+  const spec: ClassifierSpec = {
+    body: eg.graph,
+    bodyOutput: 'features',
+    channels: C,
+    channelIndices: rgbIdx,
+    cropSize: S,
+    preprocess: pre,
+  };
+  let head: QcHead;
+  let settings: Record<string, unknown>;
+  const t0 = Date.now();
+  if (task.name === 'finetune') {
+    const s = { ...FINETUNE_DEFAULTS, ...(o.epochs !== undefined ? { epochs: o.epochs } : {}) };
+    const crops = pickChannels(trainData, train.length, C, S, rgbIdx);
+    const m = await trainFinetune(eg, pre, crops, trainLabels, { seed, settings: s, threads: o.threads, log });
+    spec.body = m.graph;
+    spec.bodyOutput = 'logits';
+    head = { kind: 'logits' };
+    settings = { ...s, final_loss: m.lossCurve[m.lossCurve.length - 1] };
+  } else {
+    const fg = buildFeatureGraph(spec);
+    const fs = await ort.InferenceSession.create(exportOnnx(fg), sessionOptions({ intraOpNumThreads: o.threads }));
+    const prog = log.startProgress('features (train)', train.length, 'crops');
+    const f = await runBatches(fs, trainData, train.length, C, S, 'features');
+    prog.tick(train.length);
+    prog.finish();
+    await fs.release();
+    if (task.name === 'knn') {
+      const k = o.k ?? 5;
+      if (!Number.isInteger(k) || k < 1) {
+        throw new QcbError('QCB_USAGE', `k must be a positive integer, got ${k}`, {
+          key: '--k',
+          value: k,
+          allowed: 'an integer ≥ 1',
+          fix: 'use --k 5 (the paper)',
+        });
+      }
+      head = {
+        kind: 'knn',
+        bank: f.data,
+        rows: train.length,
+        cols: f.cols,
+        labels: Float32Array.from(trainLabels, (l) => (l === 'abnormal' ? 1 : 0)),
+        k,
+        normalize: 'raw',
+      };
+      settings = { k: Math.min(k, train.length), normalize: 'raw', bank: 'embedded' };
+    } else {
+      const s = { ...LINEAR_DEFAULTS, ...(o.epochs !== undefined ? { epochs: o.epochs } : {}) };
+      const m = await trainLinear({ data: f.data, rows: train.length, cols: f.cols }, trainLabels, {
+        seed,
+        settings: s,
+        threads: o.threads,
+        log,
+      });
+      head = { kind: 'linear', weight: m.weight, bias: m.bias };
+      settings = { ...s, final_loss: m.lossCurve[m.lossCurve.length - 1] };
+    }
+  }
+  const trainSeconds = (Date.now() - t0) / 1000;
+  const graph = buildClassifierGraph(spec, head);
+  const outputs = graph.outputs.map((v) => v.name);
+  const bytes = exportOnnx(graph, {
+    metadata: {
+      'qcbench.kind': 'qc-classifier',
+      'qcbench.encoder': encoder.name,
+      'qcbench.task': task.name,
+      'qcbench.crop_size': String(S),
+      'qcbench.store_channels': JSON.stringify(store.channels),
+      'qcbench.threshold': String(threshold),
+    },
+  });
+  const model = resolve(o.out);
+  mkdirSync(dirname(model), { recursive: true });
+
+  // validation: the exported bytes themselves on the test split
+  let predictions: Prediction[] = [];
+  let metrics = null;
+  if (test.length > 0) {
+    const vs = await ort.InferenceSession.create(bytes, sessionOptions({ intraOpNumThreads: o.threads }));
+    const data = await store.readIndices(testIdx);
+    const scores: number[] = [];
+    for (let s = 0; s < test.length; s += 64) {
+      const m = Math.min(64, test.length - s);
+      const per = C * S * S;
+      scores.push(...(await scoreCrops(vs, data.subarray(s * per, (s + m) * per), m, C, S)));
+    }
+    await vs.release();
+    predictions = test.map((a, i) => ({
+      crop_id: a.crop_id,
+      label: a.label,
+      pred: scores[i] > threshold ? 'abnormal' : 'normal',
+      score: scores[i],
+      artefact_type: a.artefact_type,
+    }));
+    const both = test.some((a) => a.label === 'abnormal') && test.some((a) => a.label === 'normal');
+    if (both) metrics = evaluate(predictions, { classes: ['normal', 'abnormal'], bootstrap: 200, seed, nTrain: train.length });
+  }
+  const meta: QcSidecar = {
+    format: 'qcbench-qc-model',
+    version: 1,
+    qcbench_version: qcbenchVersion(),
+    created_at: new Date().toISOString(),
+    model_sha256: sha256(bytes),
+    encoder: { name: encoder.name, label: encoder.label, kind: encoder.kind, dim: eg.dim, source: eg.source },
+    task: task.name,
+    task_settings: { ...settings, train_seconds: trainSeconds },
+    crop_size: S,
+    store_channels: [...store.channels],
+    channels: (chIdx.length === 1 ? [chIdx[0]] : chIdx).map((i) => store.channels[i]),
+    channel_indices: rgbIdx,
+    input: { name: 'crops', dtype: 'uint8', shape: ['N', C, S, S] },
+    outputs,
+    preprocessing: { scale: 1 / 255, mean: [...pre.mean], std: [...pre.std] },
+    classes: [...QC_CLASSES],
+    threshold,
+    validation: { n_train: train.length, n_test: test.length, metrics },
+    data: {
+      annotations: resolve(o.annotations),
+      annotations_hash: contentHash(readFileSync(o.annotations, 'utf8')),
+      store: store.path,
+      store_hash: store.hash,
+    },
+    seed,
+  };
+  writeFileAtomic(model, bytes);
+  const sc = sidecarPath(model);
+  writeJsonAtomic(sc, meta);
+  log.info('QC model written', {
+    model,
+    task: task.name,
+    auc: metrics?.auc,
+    f1: metrics?.f1,
+  });
+  return { model, sidecar: sc, meta, predictions };
+}
