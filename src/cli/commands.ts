@@ -46,6 +46,13 @@ export const GROUPS = {
       verify: sub('features and gradients of an ONNX encoder against a torch reference', () => import('./encoder-verify.js')),
     },
   },
+  qc: {
+    summary: 'quality control of a whole screen with the chosen encoder',
+    subs: {
+      train: sub('train encoder + head on annotations; export one self-contained ONNX classifier', () => import('./qc-train.js')),
+      apply: sub('score every crop of a store; per-field/per-well fractions, plate map, montages', () => import('./qc-apply.js')),
+    },
+  },
   weights: {
     summary: 'ImageNet weights of the transfer-learning encoders',
     subs: {
@@ -59,6 +66,7 @@ export const GROUPS = {
       engine: sub('ResNet18 training and feature-extraction images/s, RSS, ratio to PyTorch', () => import('./bench-engine.js')),
       data: sub('crop extraction fields/s, store reads, augmentation crops/s', () => import('./bench-data.js')),
       ssl: sub('SSL pretraining images/s per method and the loss overhead', () => import('./bench-ssl.js')),
+      qc: sub('crops scored per second through an exported QC classifier', () => import('./bench-qc.js')),
     },
   },
 } satisfies Record<string, GroupEntry>;

@@ -118,7 +118,10 @@ export const command: Command = {
       seed: intArg(values.seed, '--seed', 0),
       epochs: intArg(values.epochs, '--epochs', 1),
       k: intArg(values.k, '--k', 1),
-      channels: values.channels?.split(',').map((s) => s.trim()).filter(Boolean),
+      channels: values.channels
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
       threshold: unitArg(values.threshold, '--threshold'),
       pretrained: values.pretrained,
       weightsDir: values.weights,

@@ -35,7 +35,7 @@ import { csvCell } from '../data/datasets/csv-parse.js';
 import { openCropStore } from '../data/store/crop-store.js';
 import { QcbError } from '../errors.js';
 import { contentHash, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
-import { type Logger, logger as defaultLogger } from '../util/log.js';
+import { logger as defaultLogger, type Logger } from '../util/log.js';
 import { type WellFraction, writePlateMap } from './plate-map.js';
 import { checkStoreFits, loadQcModel, readQcModel, scoreCrops } from './runtime.js';
 
@@ -75,7 +75,18 @@ export interface QcApplyResult {
   files: string[];
 }
 
-export const SCORE_COLUMNS = ['crop_id', 'index', 'plate', 'well', 'site', 'field_id', 'x', 'y', 'score', 'abnormal'] as const;
+export const SCORE_COLUMNS = [
+  'crop_id',
+  'index',
+  'plate',
+  'well',
+  'site',
+  'field_id',
+  'x',
+  'y',
+  'score',
+  'abnormal',
+] as const;
 
 /** 0-based shard i of n: crops [⌊iN/n⌋, ⌊(i+1)N/n⌋). */
 export function qcShardRange(n: number, index: number, count: number): [number, number] {
@@ -193,10 +204,14 @@ export async function applyQcModel(o: QcApplyOptions): Promise<QcApplyResult> {
       log.info('resuming QC scoring', { done: prog.done, of: end - start });
     }
     try {
+      // the next batch is read while onnxruntime scores this one
+      let next: Promise<Uint8Array> | undefined =
+        start + prog.done < end ? store.read(start + prog.done, Math.min(end, start + prog.done + batch)) : undefined;
       for (let s = start + prog.done; s < end; s += batch) {
         if (o.signal?.aborted) break;
         const e = Math.min(end, s + batch);
-        const data = await store.read(s, e);
+        const data = await next!;
+        next = e < end ? store.read(e, Math.min(end, e + batch)) : undefined;
         const scores = await scoreCrops(model.session, data, e - s, C, S, sidecar.input?.dtype ?? 'uint8');
         let csv = '';
         let jl = '';
@@ -230,7 +245,8 @@ export async function applyQcModel(o: QcApplyOptions): Promise<QcApplyResult> {
     }
     shardDone = prog.done >= end - start;
     bar.finish(shardDone ? 'scoring: done' : 'scoring: interrupted (rerun the same command to continue)');
-    if (shardDone) writeJsonAtomic(doneFile, { identity, run, crops: end - start, finished_at: new Date().toISOString() });
+    if (shardDone)
+      writeJsonAtomic(doneFile, { identity, run, crops: end - start, finished_at: new Date().toISOString() });
   }
   const seconds = (Date.now() - t0) / 1000;
   let complete = false;
@@ -241,7 +257,8 @@ export async function applyQcModel(o: QcApplyOptions): Promise<QcApplyResult> {
     if (allDone) {
       files = await summarise(out, dirs, store, { threshold, montage: o.montage ?? 16, model: o.model, sidecar, log });
       complete = true;
-    } else log.info('shard done; the summary is written when the last shard finishes', { shard: `${sh.index}/${sh.count}` });
+    } else
+      log.info('shard done; the summary is written when the last shard finishes', { shard: `${sh.index}/${sh.count}` });
   }
   return {
     out,
@@ -287,7 +304,13 @@ async function summarise(
   out: string,
   dirs: string[],
   store: Awaited<ReturnType<typeof openCropStore>>,
-  o: { threshold: number; montage: number; model: string; sidecar: ReturnType<typeof readQcModel>['sidecar']; log: Logger },
+  o: {
+    threshold: number;
+    montage: number;
+    model: string;
+    sidecar: ReturnType<typeof readQcModel>['sidecar'];
+    log: Logger;
+  },
 ): Promise<string[]> {
   const fields = new Map<string, Acc>();
   const wells = new Map<string, Acc>();
@@ -326,7 +349,13 @@ async function summarise(
         };
         total++;
         if (r.abnormal) abnormal++;
-        add(fields, r.field_id, () => ({ plate: r.plate, well: r.well, site: r.site, field_id: r.field_id, n: 0, abnormal: 0, sum: 0 }), r.score, r.abnormal);
+        add(
+          fields,
+          r.field_id,
+          () => ({ plate: r.plate, well: r.well, site: r.site, field_id: r.field_id, n: 0, abnormal: 0, sum: 0 }),
+          r.score,
+          r.abnormal,
+        );
         const wk = `${r.plate}\u0000${r.well}`;
         add(wells, wk, () => ({ plate: r.plate, well: r.well, n: 0, abnormal: 0, sum: 0 }), r.score, r.abnormal);
         if (o.montage > 0) {
@@ -358,7 +387,9 @@ async function summarise(
   writeFileAtomic(
     join(out, 'fields.csv'),
     `plate,well,site,field_id,n,abnormal,fraction,mean_score\n${fieldRows
-      .map((a) => [a.plate, a.well, a.site ?? '', a.field_id ?? '', a.n, a.abnormal, frac(a), a.sum / a.n].map(csvCell).join(','))
+      .map((a) =>
+        [a.plate, a.well, a.site ?? '', a.field_id ?? '', a.n, a.abnormal, frac(a), a.sum / a.n].map(csvCell).join(','),
+      )
       .join('\n')}\n`,
   );
   const wellRows: WellFraction[] = [...wells.values()].map((a) => ({

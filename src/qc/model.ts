@@ -17,11 +17,12 @@
  * A crop is abnormal when abnormal_score > threshold (0.5 by default, i.e. argmax; a kNN tie with an even k goes
  * to normal).
  */
-import { QcbError } from '../errors.js';
+
+import type { Preprocess } from '../encoders/types.js';
 import { GraphBuilder } from '../engine/ir/builder.js';
 import type { Graph, Tensor } from '../engine/ir/graph.js';
 import { cloneGraph } from '../engine/train/compile.js';
-import type { Preprocess } from '../encoders/types.js';
+import { QcbError } from '../errors.js';
 
 /** Classes of every QC model, in logit/probability order: index 1 (abnormal) is the positive class. */
 export const QC_CLASSES = ['normal', 'abnormal'] as const;
@@ -148,9 +149,13 @@ export function buildClassifierGraph(spec: ClassifierSpec, head: QcHead): Graph 
   if (head.kind === 'knn') {
     const { rows: M, cols: D, k } = head;
     if (M < 1 || head.bank.length !== M * D || head.labels.length !== M) {
-      throw new QcbError('QCB_INTERNAL', `kNN bank of ${head.bank.length} values for ${M}×${D} and ${head.labels.length} labels`, {
-        fix: 'please report this',
-      });
+      throw new QcbError(
+        'QCB_INTERNAL',
+        `kNN bank of ${head.bank.length} values for ${M}×${D} and ${head.labels.length} labels`,
+        {
+          fix: 'please report this',
+        },
+      );
     }
     const kk = Math.min(k, M);
     const bank = Float32Array.from(head.bank);

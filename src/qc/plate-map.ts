@@ -68,11 +68,15 @@ export function inferPlateFormat(wells: readonly string[]): { wells: 96 | 384 | 
     const f = PLATE_FORMATS[n];
     if (maxRow < f.rows && maxCol <= f.cols) return { wells: n, ...f };
   }
-  throw new QcbError('QCB_CSV_VALUE', `wells up to row ${rowLabel(maxRow)} and column ${maxCol} fit no standard plate`, {
-    key: 'well',
-    allowed: '96 (A–H × 1–12), 384 (A–P × 1–24) or 1536 (A–AF × 1–48) well plates',
-    fix: 'check the well names of the crop store',
-  });
+  throw new QcbError(
+    'QCB_CSV_VALUE',
+    `wells up to row ${rowLabel(maxRow)} and column ${maxCol} fit no standard plate`,
+    {
+      key: 'well',
+      allowed: '96 (A–H × 1–12), 384 (A–P × 1–24) or 1536 (A–AF × 1–48) well plates',
+      fix: 'check the well names of the crop store',
+    },
+  );
 }
 
 /**
@@ -107,7 +111,10 @@ export function plateMapSpec(wells: readonly WellFraction[], title = 'Abnormal f
   const cell = fmt.wells === 96 ? 28 : fmt.wells === 384 ? 16 : 9;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: title, subtitle: `${plates.length} plate(s), ${fmt.wells}-well layout, ${wells.length} well(s) with crops` },
+    title: {
+      text: title,
+      subtitle: `${plates.length} plate(s), ${fmt.wells}-well layout, ${wells.length} well(s) with crops`,
+    },
     data: { values },
     facet: { field: 'plate', type: 'nominal', title: 'plate' },
     columns: Math.min(plates.length, fmt.wells === 96 ? 3 : 2),
@@ -115,7 +122,13 @@ export function plateMapSpec(wells: readonly WellFraction[], title = 'Abnormal f
       width: cell * fmt.cols,
       height: cell * fmt.rows,
       encoding: {
-        x: { field: 'col', type: 'ordinal', scale: { domain: cols }, title: null, axis: { orient: 'top', labelAngle: 0 } },
+        x: {
+          field: 'col',
+          type: 'ordinal',
+          scale: { domain: cols },
+          title: null,
+          axis: { orient: 'top', labelAngle: 0 },
+        },
         y: { field: 'row', type: 'ordinal', scale: { domain: rows }, title: null },
       },
       layer: [
@@ -146,7 +159,11 @@ export function plateMapSpec(wells: readonly WellFraction[], title = 'Abnormal f
 }
 
 /** Writes `<base>.vl.json`, `<base>.svg` and `<base>.png` into `dir`; returns the three paths. */
-export async function writePlateMap(dir: string, wells: readonly WellFraction[], base = 'plate-map'): Promise<string[]> {
+export async function writePlateMap(
+  dir: string,
+  wells: readonly WellFraction[],
+  base = 'plate-map',
+): Promise<string[]> {
   const spec = plateMapSpec(wells);
   const vl = join(dir, `${base}.vl.json`);
   writeJsonAtomic(vl, spec);

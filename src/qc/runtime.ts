@@ -5,8 +5,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
-import { sessionOptions } from '../engine/runtime/session.js';
 import type { Preprocess } from '../encoders/types.js';
+import { sessionOptions } from '../engine/runtime/session.js';
 import { QcbError } from '../errors.js';
 import type { CellMetrics } from '../runner/results.js';
 
@@ -88,7 +88,11 @@ export function readQcModel(modelPath: string): { bytes: Uint8Array; sidecar: Qc
       fix: 'retrain the model or restore the sidecar',
     });
   }
-  if (sidecar?.format !== 'qcbench-qc-model' || !Number.isInteger(sidecar.crop_size) || !Array.isArray(sidecar.store_channels)) {
+  if (
+    sidecar?.format !== 'qcbench-qc-model' ||
+    !Number.isInteger(sidecar.crop_size) ||
+    !Array.isArray(sidecar.store_channels)
+  ) {
     throw new QcbError('QCB_FILE_FORMAT', `${sc} is not a qcbench QC model sidecar`, {
       file: sc,
       key: 'format',
@@ -131,7 +135,11 @@ export async function loadQcModel(modelPath: string, o: { threads?: number } = {
  * Checks that crops of a store (channel names, side) fit the model.
  * @throws QCB_STORE naming the store, the mismatch and the fix
  */
-export function checkStoreFits(sidecar: QcSidecar, store: { path: string; channels: string[]; size: number }, modelPath: string): void {
+export function checkStoreFits(
+  sidecar: QcSidecar,
+  store: { path: string; channels: string[]; size: number },
+  modelPath: string,
+): void {
   if (store.size !== sidecar.crop_size) {
     throw new QcbError(
       'QCB_STORE',
@@ -176,7 +184,9 @@ export async function scoreCrops(
   dtype: 'uint8' | 'float32' = 'uint8',
 ): Promise<Float32Array> {
   const t =
-    dtype === 'uint8' ? new ort.Tensor('uint8', data, [n, C, S, S]) : new ort.Tensor('float32', Float32Array.from(data), [n, C, S, S]);
+    dtype === 'uint8'
+      ? new ort.Tensor('uint8', data, [n, C, S, S])
+      : new ort.Tensor('float32', Float32Array.from(data), [n, C, S, S]);
   let r: ort.InferenceSession.OnnxValueMapType;
   try {
     r = await session.run({ crops: t }, ['abnormal_score']);

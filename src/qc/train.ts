@@ -3,8 +3,7 @@
  * frozen encoder, or fine-tuning) on the annotations' train split and exports ONE self-contained ONNX classifier
  * (src/qc/model.ts) with its JSON sidecar; validation metrics are those of the exported model itself on the test split.
  */
-import { readFileSync } from 'node:fs';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { qcbenchVersion } from '../cli/env.js';
@@ -14,14 +13,14 @@ import { chooseChannels, pickChannels } from '../downstream/features.js';
 import { FINETUNE_DEFAULTS, trainFinetune } from '../downstream/finetune.js';
 import { LINEAR_DEFAULTS, trainLinear } from '../downstream/linear.js';
 import { resolveTask } from '../downstream/registry.js';
+import { resolveEncoder } from '../encoders/registry.js';
 import { exportOnnx } from '../engine/onnx/export.js';
 import { sessionOptions } from '../engine/runtime/session.js';
-import { resolveEncoder } from '../encoders/registry.js';
 import { QcbError } from '../errors.js';
 import { evaluate } from '../metrics/classification.js';
 import type { Prediction } from '../runner/results.js';
 import { contentHash, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
-import { type Logger, logger as defaultLogger } from '../util/log.js';
+import { logger as defaultLogger, type Logger } from '../util/log.js';
 import { buildClassifierGraph, buildFeatureGraph, type ClassifierSpec, QC_CLASSES, type QcHead } from './model.js';
 import { type QcSidecar, scoreCrops, sha256, sidecarPath } from './runtime.js';
 
@@ -131,11 +130,15 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
   const train = all.filter((a) => a.split === 'train');
   const test = all.filter((a) => a.split === 'test');
   if (train.length === 0 || !train.some((a) => a.label === 'abnormal') || !train.some((a) => a.label === 'normal')) {
-    throw new QcbError('QCB_ANNOTATIONS', `the train split has ${train.length} crops; QC training needs normal and abnormal crops`, {
-      file: o.annotations,
-      key: 'split',
-      fix: 'mark normal and abnormal crops split=train in the annotation file',
-    });
+    throw new QcbError(
+      'QCB_ANNOTATIONS',
+      `the train split has ${train.length} crops; QC training needs normal and abnormal crops`,
+      {
+        file: o.annotations,
+        key: 'split',
+        fix: 'mark normal and abnormal crops split=train in the annotation file',
+      },
+    );
   }
   const store = await openCropStore(o.store);
   const C = store.channels.length;
@@ -264,7 +267,8 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
       artefact_type: a.artefact_type,
     }));
     const both = test.some((a) => a.label === 'abnormal') && test.some((a) => a.label === 'normal');
-    if (both) metrics = evaluate(predictions, { classes: ['normal', 'abnormal'], bootstrap: 200, seed, nTrain: train.length });
+    if (both)
+      metrics = evaluate(predictions, { classes: ['normal', 'abnormal'], bootstrap: 200, seed, nTrain: train.length });
   }
   const meta: QcSidecar = {
     format: 'qcbench-qc-model',

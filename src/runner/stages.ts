@@ -23,7 +23,7 @@ import { resolveEncoder } from '../encoders/registry.js';
 import type { EncoderGraph, Preprocess } from '../encoders/types.js';
 import { QcbError } from '../errors.js';
 import { evaluate } from '../metrics/classification.js';
-import { ENCODERS, SSL_METHODS } from '../protocol/catalog.js';
+import { type ENCODERS, SSL_METHODS } from '../protocol/catalog.js';
 import type { DatasetConfig } from '../protocol/schema.js';
 import { pretrain } from '../ssl/pretrain.js';
 import { contentHash, writeFileAtomic } from '../util/fs.js';
@@ -211,7 +211,9 @@ async function cropsOf(memo: Memo, ds: DatasetHandle, rows: Annotation[]): Promi
 
 function selectFeatureRows(f: Features, rows: number[]): Features {
   const data = new Float32Array(rows.length * f.cols);
-  rows.forEach((r, i) => data.set(f.data.subarray(r * f.cols, (r + 1) * f.cols), i * f.cols));
+  rows.forEach((r, i) => {
+    data.set(f.data.subarray(r * f.cols, (r + 1) * f.cols), i * f.cols);
+  });
   return { data, rows: rows.length, cols: f.cols };
 }
 

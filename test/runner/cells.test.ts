@@ -14,7 +14,7 @@ test('the full protocol expands to Tables 1-3 × 3 seeds', () => {
   // 9 encoders × 3 seeds × (3 tasks at 350 + 4 budgets + 1 domain shift) = 216
   assert.equal(cells.length, 216);
   assert.equal(new Set(cells.map((c) => c.id)).size, cells.length, 'ids are unique');
-  cells.forEach((c, i) => assert.equal(c.index, i));
+  assert.deepEqual(cells.map((c) => c.index), cells.map((_, i) => i));
   const shift = cells.filter((c) => c.key.test_set === 'bbbc021');
   assert.equal(shift.length, 27);
   // The domain-shift cell and the in-domain fine-tune at 350 evaluate one trained model.
