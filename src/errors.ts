@@ -40,6 +40,7 @@ export const ERROR_CODES = {
   QCB_FEED: 'a model input has the wrong shape or dtype',
   QCB_WEIGHTS_MISSING: 'pretrained weights are not present',
   QCB_REFERENCE: 'reference file (.ref.json) is malformed',
+  QCB_PROVIDER: 'the requested onnxruntime execution provider is not installed on this machine',
   // run failures (exit 1)
   QCB_NAN_LOSS: 'the loss became NaN or infinite',
   QCB_RUNTIME: 'onnxruntime failed while running a model',

@@ -2,6 +2,7 @@
 # Run a qcbench protocol as a SLURM job array: each array task runs one shard of the cells, all writing into one
 # shared results directory (and one shared cache, so crops and SSL pretraining are computed once and reused).
 # Submit:   sbatch --array=0-15 docs/cluster/slurm-array.sh protocols/full.yaml
+# Progress: npx qcbench status --results /shared/qcbench/results/full      (done / pending / running / failed cells)
 # Report:   npx qcbench report --results /shared/qcbench/results/full      (once all tasks have finished)
 #
 #SBATCH --job-name=qcbench

@@ -64,9 +64,10 @@ export const GROUPS = {
     summary: 'measure throughput and memory on this machine',
     subs: {
       engine: sub('ResNet18 training and feature-extraction images/s, RSS, ratio to PyTorch', () => import('./bench-engine.js')),
-      data: sub('crop extraction fields/s, store reads, augmentation crops/s', () => import('./bench-data.js')),
+      data: sub('crop extraction fields/s, peak RSS, store reads, augmentation crops/s, synthetic data s', () => import('./bench-data.js')),
       ssl: sub('SSL pretraining images/s per method and the loss overhead', () => import('./bench-ssl.js')),
       qc: sub('crops scored per second through an exported QC classifier', () => import('./bench-qc.js')),
+      report: sub('seconds qcbench report takes on full-protocol-sized results (target < 10 s)', () => import('./bench-report.js')),
     },
   },
 } satisfies Record<string, GroupEntry>;

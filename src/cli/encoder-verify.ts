@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { defaultThreads } from '../engine/runtime/session.js';
 import { FEATURE_TOL, GRAD_TOL, KINK_TOL, verifyEncoder } from '../engine/verify.js';
 import { QcbError } from '../errors.js';
-import type { Command } from './types.js';
+import { applyProviderOption, type Command, PROVIDER_OPTION } from './types.js';
 
 const usage = `qcbench encoder verify --onnx M.onnx --ref M.ref.json [--json] [--threads N]
 
@@ -22,6 +22,7 @@ Options:
                   weight_grads; format in ../shared/README.md)
   --json          print the report as JSON on stdout
   --threads N     onnxruntime intra-op threads (default: all cores)
+  --provider P    onnxruntime execution provider: cpu (default) or cuda (README "GPU")
 
 Exit codes: 0 all within tolerance (features ≤ ${FEATURE_TOL}, gradients ≤ ${GRAD_TOL}), 1 above tolerance
 (QCB_VERIFY_FAILED), 2 bad input (missing file, malformed model or reference, unsupported operator).`;
@@ -38,8 +39,10 @@ export const command: Command = {
         ref: { type: 'string' },
         json: { type: 'boolean', default: false },
         threads: { type: 'string' },
+        ...PROVIDER_OPTION,
       },
     });
+    await applyProviderOption(values.provider);
     if (!values.onnx || !values.ref) {
       throw new QcbError('QCB_USAGE', `missing ${!values.onnx ? '--onnx' : '--ref'}`, {
         key: !values.onnx ? '--onnx' : '--ref',

@@ -10,7 +10,7 @@ import { evaluateCell } from '../downstream/cell.js';
 import { QcbError } from '../errors.js';
 import { LINE_SEARCH } from '../protocol/defaults.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
-import type { Command } from './types.js';
+import { applyProviderOption, type Command, PROVIDER_OPTION } from './types.js';
 
 const usage = `qcbench eval --encoder NAME|FILE.onnx --task knn|linear|finetune --annotations FILE --store STORE
               [--budget N] [--seed S] [--json] [--predictions FILE] [--out FILE] [options]
@@ -36,6 +36,7 @@ Options:
   --epochs N --lr X --batch N --k N   override the task's paper defaults
   --bootstrap N       bootstrap resamples for the 95% intervals (default 1000; 0 = none)
   --threads N         onnxruntime threads (default: all cores)
+  --provider P        onnxruntime execution provider: cpu (default) or cuda (README "GPU")
   --predictions FILE  write the test predictions (.csv or .json)
   --out FILE          write the whole result as JSON
   --json              print the result as JSON on stdout
@@ -98,11 +99,13 @@ export const command: Command = {
         k: { type: 'string' },
         bootstrap: { type: 'string' },
         threads: { type: 'string' },
+        ...PROVIDER_OPTION,
         predictions: { type: 'string' },
         out: { type: 'string' },
         json: { type: 'boolean', default: false },
       },
     });
+    await applyProviderOption(values.provider);
     for (const k of ['encoder', 'task', 'annotations', 'store'] as const) {
       if (!values[k]) {
         throw new QcbError('QCB_USAGE', `missing --${k}`, {

@@ -6,10 +6,12 @@ import { parseArgs } from 'node:util';
 import { readAnnotations } from '../data/annotations.js';
 import { openCropStore } from '../data/store/crop-store.js';
 import { QcbError } from '../errors.js';
-import { SSL_METHODS } from '../ssl/registry.js';
-import { getMethod } from '../ssl/registry.js';
-import { type KnnMonitor, pretrain, storeCropSource } from '../ssl/pretrain.js';
-import type { Command } from './types.js';
+import { AUGMENTATIONS } from '../protocol/catalog.js';
+import { SSL_WEIGHT_DECAY } from '../protocol/defaults.js';
+import { sslAugment } from '../ssl/augment.js';
+import { getMethod, SSL_METHODS } from '../ssl/registry.js';
+import { type KnnMonitor, knnMonitorFor, pretrain, storeCropSource } from '../ssl/pretrain.js';
+import { applyProviderOption, type Command, PROVIDER_OPTION } from './types.js';
 
 function num(v: string | undefined, key: string, int = false): number | undefined {
   if (v === undefined) return undefined;
@@ -65,15 +67,17 @@ Defaults follow the paper (§3.2): 5 epochs, batch 128, SGD lr 0.001 momentum 0.
   --batch N              images per step, two views each (128)
   --lr X                 base learning rate (0.001)
   --momentum X           (0.9)
-  --weight-decay X       (1e-4)
+  --weight-decay X       (${SSL_WEIGHT_DECAY}: solo-learn's configs; the paper gives none)
   --optimizer sgd|lars   (sgd)
   --warmup-epochs N      (1)
   --seed N               (1)
   --max-images N         images per epoch: a fixed seeded subset of the store (all)
   --channels A,B,C       store channels to train on, 1 or 3 of them (all; the store must then have 1 or 3)
+  --augment A,B,…        augmentations making the two views, any of ${AUGMENTATIONS.join(', ')} (all)
   --set name=value       method hyperparameter override, repeatable (e.g. --set num_prototypes=100)
   --monitor FILE         annotation file of crops of this store: kNN accuracy (k 5) after every epoch
   --threads N            onnxruntime threads (all cores)
+  --provider P           onnxruntime execution provider: cpu (default) or cuda (README "GPU")
   --no-resume            ignore an existing checkpoint (it is overwritten)
   --json                 print the PretrainRecord as JSON
 
@@ -95,13 +99,16 @@ Exit codes: 0 done, 1 training failed (e.g. QCB_NAN_LOSS), 2 bad input.`,
         seed: { type: 'string' },
         'max-images': { type: 'string' },
         channels: { type: 'string' },
+        augment: { type: 'string' },
         set: { type: 'string', multiple: true, default: [] },
         monitor: { type: 'string' },
         threads: { type: 'string' },
+        ...PROVIDER_OPTION,
         'no-resume': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
       },
     });
+    await applyProviderOption(values.provider);
     for (const k of ['method', 'store', 'out'] as const) {
       if (!values[k])
         throw new QcbError('QCB_USAGE', `pretrain needs --${k}`, {
@@ -128,29 +135,17 @@ Exit codes: 0 done, 1 training failed (e.g. QCB_NAN_LOSS), 2 bad input.`,
     const source = storeCropSource(store, channels);
     let monitor: KnnMonitor | undefined;
     if (values.monitor) {
-      const ann = readAnnotations(values.monitor);
       const byId = new Map(store.meta.map((m, i) => [m.crop_id, i]));
-      const rows: number[] = [];
-      const labels: string[] = [];
-      const train: number[] = [];
-      const test: number[] = [];
-      for (const a of ann) {
-        const i = byId.get(a.crop_id);
-        if (i === undefined) continue;
-        (a.split === 'train' ? train : test).push(rows.length);
-        rows.push(i);
-        labels.push(a.label);
-      }
-      if (train.length === 0 || test.length === 0) {
-        throw new QcbError(
-          'QCB_ANNOTATIONS',
-          `${values.monitor} has no train or no test crops of store ${store.path}`,
-          { file: values.monitor, fix: 'use annotations made for this store (crop ids of its crops.csv)' },
-        );
-      }
-      const data = await source.read(rows);
-      monitor = { crops: { data, n: rows.length, channels: source.channels, size: source.size }, labels, train, test };
+      monitor = await knnMonitorFor(source, byId, readAnnotations(values.monitor), { file: values.monitor });
     }
+    const augment = values.augment
+      ? sslAugment(
+          values.augment
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean),
+        )
+      : undefined;
     const res = await pretrain({
       method: method.name,
       hyper: parseSets(values.set as string[]),
@@ -168,6 +163,7 @@ Exit codes: 0 done, 1 training failed (e.g. QCB_NAN_LOSS), 2 bad input.`,
       threads: num(values.threads, 'threads', true),
       resume: !values['no-resume'],
       monitor,
+      ...(augment ? { augment } : {}),
       log: ctx.log,
     });
     if (values.json) process.stdout.write(`${JSON.stringify(res.record, null, 2)}\n`);

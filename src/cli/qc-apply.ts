@@ -1,13 +1,13 @@
 /**
  * `qcbench qc apply --model MODEL.onnx --store STORE [--out DIR] [--threshold T] [--shard i/n] [--batch N]`: scores
  * every crop of a store with an exported QC classifier and writes per-crop scores, per-field and per-well abnormal
- * fractions, a plate map and montages (src/qc/apply.ts). Streaming, sharded, resumable.
+ * fractions (CSV and JSON lines), a plate map and montages (src/qc/apply.ts). Streaming, sharded, resumable.
  */
 import { parseArgs } from 'node:util';
 import { QcbError } from '../errors.js';
 import { applyQcModel } from '../qc/apply.js';
 import { intArg, unitArg } from './qc-train.js';
-import type { Command } from './types.js';
+import { applyProviderOption, type Command, PROVIDER_OPTION } from './types.js';
 
 const usage = `qcbench qc apply --model MODEL.onnx --store STORE [--out DIR] [--threshold T] [--shard i/n] [--batch N]
                  [--montage N] [--threads N] [--json]
@@ -15,7 +15,8 @@ const usage = `qcbench qc apply --model MODEL.onnx --store STORE [--out DIR] [--
 Scores every crop of a crop store with a classifier from \`qcbench qc train\` (MODEL.json must sit beside it), in
 batches streamed from the store. Writes into DIR (default qc-<store name>):
   scores.csv, scores.jsonl   crop_id, index, plate, well, site, field_id, x, y, score, abnormal (score > threshold)
-  fields.csv, wells.csv      abnormal fraction and mean score per field and per well
+  fields.csv, fields.jsonl   plate, well, site, field_id, n, abnormal, fraction, mean_score: one row per field
+  wells.csv, wells.jsonl     plate, well, n, abnormal, fraction, mean_score: one row per well
   plate-map.vl.json|svg|png  wells coloured by abnormal fraction, one panel per plate (96/384/1536 from well names)
   montages/<plate>_<well>.png + montages.csv   the highest-scoring crops of each well, to check by eye
   summary.json
@@ -29,6 +30,7 @@ Options:
   --batch N       crops per onnxruntime run and per checkpoint (default 64)
   --montage N     crops per well montage (default 16; 0 = none)
   --threads N     onnxruntime threads (default: all cores)
+  --provider P    onnxruntime execution provider: cpu (default) or cuda (README "GPU")
   --json          print the run summary as JSON
 
 Exit codes: 0 done (or this shard done), 1 run failure or interrupted, 2 bad input.`;
@@ -46,6 +48,7 @@ function parse(args: string[]) {
         batch: { type: 'string' },
         montage: { type: 'string' },
         threads: { type: 'string' },
+        ...PROVIDER_OPTION,
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
       },
@@ -80,6 +83,7 @@ export const command: Command = {
       process.stdout.write(`${usage}\n`);
       return 0;
     }
+    await applyProviderOption(values.provider);
     for (const k of ['model', 'store'] as const) {
       if (!values[k]) {
         throw new QcbError('QCB_USAGE', `missing --${k}`, {

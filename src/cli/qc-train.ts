@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { QcbError } from '../errors.js';
 import { trainQcModel } from '../qc/train.js';
-import type { Command } from './types.js';
+import { applyProviderOption, type Command, PROVIDER_OPTION } from './types.js';
 
 const usage = `qcbench qc train --encoder NAME|FILE.onnx --task knn|linear|finetune --annotations FILE --store STORE
                  --out MODEL.onnx [--seed S] [--epochs N] [--k N] [--channels A,B,C] [--threshold T] [--threads N]
@@ -34,6 +34,7 @@ Options:
   --pretrained FILE encoder.onnx exported by \`qcbench pretrain\` (SSL encoders)
   --weights DIR     ImageNet weights folder
   --threads N       onnxruntime threads (default: all cores)
+  --provider P      onnxruntime execution provider: cpu (default) or cuda (README "GPU")
   --json            print the sidecar as JSON
 
 Exit codes: 0 done, 1 run failure, 2 bad input.`;
@@ -82,6 +83,7 @@ function parse(args: string[]) {
         pretrained: { type: 'string' },
         weights: { type: 'string' },
         threads: { type: 'string' },
+        ...PROVIDER_OPTION,
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
       },
@@ -101,6 +103,7 @@ export const command: Command = {
       process.stdout.write(`${usage}\n`);
       return 0;
     }
+    await applyProviderOption(values.provider);
     for (const k of ['encoder', 'task', 'annotations', 'store', 'out'] as const) {
       if (!values[k]) {
         throw new QcbError('QCB_USAGE', `missing --${k}`, {

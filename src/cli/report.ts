@@ -9,20 +9,38 @@
  * tables/all-results.{md,csv}         every (encoder × task × budget × test set) group
  * tables/cells.csv                    every cell (per seed) with bootstrap intervals
  * tables/recall-by-type.{md,csv}      recall of abnormal images per artefact type (when types are known)
- * charts/<name>.{vl.json,svg,png}     Vega-Lite specs and their renderings
+ * tables/second-order.{md,csv}        the paper's planar second-order tests per network over seeds (when stored)
+ * tables/second-order-qc.{md,csv}     quadratic head / second-order CNN against their first-order twins
+ * charts/<name>.{vl.json,svg,png}     Vega-Lite specs and their renderings, including the second-order decision
+ *                                     maps (second-order-<experiment>-<network>)
+ * charts/misclassified-crops.vl.json  the montages as a Vega-Lite figure of image marks (no SVG/PNG of its own)
+ * montages/<cellId>.png               copies of the montages that figure shows (URLs relative to the report folder)
  * ```
+ * Second-order results are read from `<results>/second-order/`, where `qcbench second-order spirals|rings --out`
+ * writes them (src/reports/second-order.ts).
  */
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { EXIT, QcbError } from '../errors.js';
 import { aggregate } from '../reports/aggregate.js';
 import { buildCharts } from '../reports/charts.js';
-import { buildHtml, type Montage } from '../reports/html.js';
+import { buildHtml } from '../reports/html.js';
 import { loadResults } from '../reports/load.js';
+import { collectMontages, montageChart } from '../reports/montages.js';
 import { loadReference, Reference } from '../reports/reference.js';
 import { renderSvg, svgToPng } from '../reports/render.js';
+import {
+  loadSecondOrder,
+  qcPairsCsv,
+  qcPairsMarkdown,
+  secondOrderCharts,
+  secondOrderCsv,
+  secondOrderMarkdown,
+  secondOrderQcPairs,
+  secondOrderRows,
+} from '../reports/second-order.js';
 import {
   buildRecallTable,
   buildTables,
@@ -43,9 +61,6 @@ import type { Command } from './types.js';
 export const DEFAULT_REFERENCE = fileURLToPath(
   new URL('../../../shared/reference/masud2022_tables.csv', import.meta.url),
 );
-
-/** At most this many montages are inlined in the HTML (one per group, lowest seed first), to keep it small. */
-const MAX_MONTAGES = 60;
 
 export interface ReportOptions {
   /** Paper reference CSV (default DEFAULT_REFERENCE; when the default is absent the report has no paper figures). */
@@ -71,7 +86,8 @@ export interface ReportSummary {
 
 /**
  * Builds the report of `resultsDir` into `outDir`. Files of earlier reports that this build no longer produces
- * (e.g. a chart for a budget that was removed) are deleted from outDir/tables and outDir/charts; nothing else is.
+ * (e.g. a chart for a budget that was removed) are deleted from outDir/tables, outDir/charts and outDir/montages;
+ * nothing else is.
  */
 export async function buildReport(
   resultsDir: string,
@@ -94,6 +110,16 @@ export async function buildReport(
   const agg = aggregate(res);
   const tables = buildTables(agg, ref);
   const charts = buildCharts(agg, ref, res.pretrain);
+  const so = loadSecondOrder(res.dir);
+  const soRows = secondOrderRows(so);
+  const soPairs = secondOrderQcPairs(agg);
+  const soCharts = secondOrderCharts(so);
+  const { montages, notes: montageNotes } = collectMontages(
+    res.dir,
+    agg.groups.flatMap((g) => g.done),
+  );
+  const montageFig = montageChart(montages);
+  const allCharts = [...charts, ...(montageFig ? [montageFig] : []), ...soCharts];
   const written = new Map<string, string | Uint8Array>();
   const put = (rel: string, data: string | Uint8Array) => written.set(rel, data);
 
@@ -110,13 +136,23 @@ export async function buildReport(
     put('tables/recall-by-type.md', recallMarkdown(recall));
     put('tables/recall-by-type.csv', recallCsv(recall));
   }
+  if (soRows.length) {
+    put('tables/second-order.md', secondOrderMarkdown(soRows));
+    put('tables/second-order.csv', secondOrderCsv(soRows));
+  }
+  if (soPairs.length) {
+    put('tables/second-order-qc.md', qcPairsMarkdown(soPairs));
+    put('tables/second-order-qc.csv', qcPairsCsv(soPairs));
+  }
+  for (const m of montages) put(m.href, m.png);
 
   const warnings: string[] = [];
   const png = opts.png ?? true;
   // PNG rasterising runs on sharp's thread pool while vega lays out the next chart on the main thread
   const pngs: Promise<void>[] = [];
-  for (const ch of charts) {
+  for (const ch of allCharts) {
     put(`charts/${ch.name}.vl.json`, `${JSON.stringify(ch.spec, null, 2)}\n`);
+    if (ch.specOnly) continue;
     const { svg, warnings: w } = await renderSvg(ch.spec, ch.name);
     for (const x of w) warnings.push(`${ch.name}: ${x}`);
     put(`charts/${ch.name}.svg`, svg);
@@ -132,29 +168,44 @@ export async function buildReport(
   await Promise.all(pngs);
 
   if (opts.html ?? true) {
-    const { montages, montageNotes } = collectMontages(
-      res.dir,
-      agg.groups.flatMap((g) => g.done),
-    );
     const html = buildHtml({
       run: res.run,
       agg,
       tables,
       recall,
       charts,
-      montages,
+      montageChart: montageFig,
       montageNotes,
+      secondOrder:
+        soRows.length || soPairs.length || so.notes.length
+          ? {
+              rows: soRows,
+              qc: soPairs,
+              charts: soCharts,
+              notes: [
+                ...so.notes,
+                ...(soRows.length
+                  ? []
+                  : [
+                      "The paper's planar tests (two spirals, concentric rings) are not in this results directory: `qcbench second-order spirals --out <results>/second-order` (and `rings`) adds them and their decision maps to this section.",
+                    ]),
+              ],
+            }
+          : undefined,
       notes: [...notes, ...tables.flatMap((t) => t.notes.filter((n) => n.startsWith('Data differ'))).slice(0, 1)],
       tableFiles: (id) =>
-        (id === 'all-results' || id === 'recall-by-type' ? ['md', 'csv'] : ['md', 'csv', 'tex']).map((e) => ({
+        (/^table\d$/.test(id) ? ['md', 'csv', 'tex'] : ['md', 'csv']).map((e) => ({
           label: e.toUpperCase() === 'TEX' ? 'LaTeX' : e === 'md' ? 'Markdown' : 'CSV',
           href: `tables/${id}.${e}`,
         })),
-      chartFiles: (name) => [
-        { label: 'Vega-Lite', href: `charts/${name}.vl.json` },
-        { label: 'SVG', href: `charts/${name}.svg` },
-        ...(png ? [{ label: 'PNG', href: `charts/${name}.png` }] : []),
-      ],
+      chartFiles: (ch) =>
+        ch.specOnly
+          ? [{ label: 'Vega-Lite', href: `charts/${ch.name}.vl.json` }]
+          : [
+              { label: 'Vega-Lite', href: `charts/${ch.name}.vl.json` },
+              { label: 'SVG', href: `charts/${ch.name}.svg` },
+              ...(png ? [{ label: 'PNG', href: `charts/${ch.name}.png` }] : []),
+            ],
     });
     put('index.html', html);
   }
@@ -167,7 +218,7 @@ export async function buildReport(
     files: [...written.keys()].sort(),
     counts: agg.counts,
     tables: tables.map((t) => t.id),
-    charts: charts.map((c) => c.name),
+    charts: allCharts.map((c) => c.name),
     warnings,
     seconds,
   };
@@ -184,48 +235,9 @@ export async function buildReport(
   return summary;
 }
 
-/** One montage per group (lowest seed), in report order, at most MAX_MONTAGES; notes say what is left out or missing. */
-function collectMontages(
-  dir: string,
-  done: import('../runner/results.js').CellRecord[],
-): { montages: Montage[]; montageNotes: string[] } {
-  const withMontage = done.filter((c) => c.montage);
-  const notes: string[] = [];
-  if (!withMontage.length) {
-    notes.push(
-      'This results directory has no montages of misclassified crops (montages/*.png): the runner did not write any for these cells.',
-    );
-    return { montages: [], montageNotes: notes };
-  }
-  const seen = new Set<string>();
-  const firstPerGroup = withMontage.filter((c) => {
-    const k = `${c.key.encoder}|${c.key.task}|${c.key.train_set}|${c.key.test_set}|${c.key.budget}`;
-    if (seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
-  const montages: Montage[] = [];
-  const missing: string[] = [];
-  for (const c of firstPerGroup) {
-    if (montages.length >= MAX_MONTAGES) break;
-    const file = resolve(dir, c.montage!);
-    if (!existsSync(file)) {
-      missing.push(c.montage!);
-      continue;
-    }
-    montages.push({ cell: c, dataUrl: `data:image/png;base64,${readFileSync(file).toString('base64')}` });
-  }
-  notes.push(
-    `Crops of the test set that the classifier got wrong, one montage per setting (lowest seed shown; ${withMontage.length} montage${withMontage.length === 1 ? '' : 's'} in the results directory's montages/).`,
-  );
-  if (firstPerGroup.length > MAX_MONTAGES) notes.push(`Only the first ${MAX_MONTAGES} settings are shown here.`);
-  if (missing.length) notes.push(`Montage files referenced by cells but missing: ${missing.sort().join(', ')}.`);
-  return { montages, montageNotes: notes };
-}
-
-/** Deletes report files of an earlier build that this build did not write (only in tables/ and charts/). */
+/** Deletes report files of an earlier build that this build did not write (only in tables/, charts/, montages/). */
 function removeStale(outDir: string, keep: Set<string>): void {
-  for (const sub of ['tables', 'charts']) {
+  for (const sub of ['tables', 'charts', 'montages']) {
     const d = join(outDir, sub);
     if (!existsSync(d) || !statSync(d).isDirectory()) continue;
     for (const f of readdirSync(d)) {
@@ -235,9 +247,12 @@ function removeStale(outDir: string, keep: Set<string>): void {
   }
 }
 
-/** `results/<name>/` when it is the only run under ./results. */
+/** Where runs write by default (the protocol's `workdir`, `.qcbench`, + `results/<protocol name>`). */
+const DEFAULT_RESULTS_ROOT = join('.qcbench', 'results');
+
+/** `.qcbench/results/<name>/` when it is the only run there. */
 function defaultResultsDir(): string {
-  const root = resolve('results');
+  const root = resolve(DEFAULT_RESULTS_ROOT);
   const runs = existsSync(root)
     ? readdirSync(root)
         .filter((d) => existsSync(join(root, d, 'run.json')))
@@ -245,15 +260,15 @@ function defaultResultsDir(): string {
     : [];
   if (runs.length === 1) return join(root, runs[0]);
   if (runs.length === 0) {
-    throw new QcbError('QCB_FILE_NOT_FOUND', 'no results directory found under ./results', {
+    throw new QcbError('QCB_FILE_NOT_FOUND', `no results directory found under ./${DEFAULT_RESULTS_ROOT}`, {
       key: '--results',
       fix: 'run a protocol first (qcbench run protocols/quick.yaml) or pass --results DIR',
     });
   }
-  throw new QcbError('QCB_USAGE', `several runs under ./results: ${runs.join(', ')}`, {
+  throw new QcbError('QCB_USAGE', `several runs under ./${DEFAULT_RESULTS_ROOT}: ${runs.join(', ')}`, {
     key: '--results',
-    allowed: runs.map((r) => `results/${r}`).join(', '),
-    fix: `pass --results results/${runs[0]} (or another of them)`,
+    allowed: runs.map((r) => `${DEFAULT_RESULTS_ROOT}/${r}`).join(', '),
+    fix: `pass --results ${DEFAULT_RESULTS_ROOT}/${runs[0]} (or another of them)`,
   });
 }
 
@@ -261,9 +276,12 @@ const usage = `qcbench report [--results DIR] [--out DIR] [--reference FILE] [--
 
 Rebuilds Tables 1–3 of Masud et al. 2022 (Markdown, CSV, LaTeX) with the paper's figure beside each of ours,
 the Vega-Lite charts (.vl.json, SVG, PNG) and one self-contained HTML report from a results directory.
-The same results always give byte-identical tables.
+The same results always give byte-identical tables. Second-order results stored in <results>/second-order/
+(qcbench second-order spirals|rings --out <results>/second-order) add a "Second-order neurons" section with
+their table and decision maps.
 
-  --results DIR      results directory of a run (default: the only run under ./results)
+  --results DIR      results directory of a run (default: the only run under ./.qcbench/results, where runs
+                     write unless the protocol sets another workdir)
   --out DIR          output directory (default: reports/out)
   --reference FILE   the paper's tables as CSV (default: ../shared/reference/masud2022_tables.csv)
   --no-png           skip PNG rendering (SVG and Vega-Lite only)

@@ -7,7 +7,7 @@ import { parseShard } from '../runner/cells.js';
 import { type RunSummary, runProtocol } from '../runner/run.js';
 import type { Logger } from '../util/log.js';
 import { qcbenchVersion } from './env.js';
-import type { Command } from './types.js';
+import { applyProviderOption, type Command, PROVIDER_OPTION } from './types.js';
 
 /** Options shared by `run` and `ablation`. */
 export const RUN_OPTIONS = {
@@ -20,12 +20,15 @@ export const RUN_OPTIONS = {
   'max-cells': { type: 'string' },
   'no-report': { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
+  ...PROVIDER_OPTION,
 } as const;
 
 export const RUN_OPTIONS_HELP = `  --shard i/n          run shard i of n (0-based), e.g. a SLURM array task or a Kubernetes indexed Job pod;
                        all shards write into one shared results directory
   --workers N          run N local worker processes in parallel (default 1)
-  --threads N          onnxruntime threads per worker (default: cores / workers)
+  --threads N          onnxruntime threads per worker (default: the protocol's runtime.threads, else cores / workers)
+  --provider P         onnxruntime execution provider, cpu or cuda (default: the protocol's
+                       runtime.execution_provider, cpu); cuda needs onnxruntime-node's CUDA files (README "GPU")
   --workdir DIR        generated data, caches and results (default: the protocol's workdir, .qcbench)
   --results DIR        results directory (default <workdir>/results/<protocol name>)
   --no-retry-failed    do not recompute cells recorded as failed (finished cells are never recomputed)
@@ -48,6 +51,11 @@ export async function runWithOptions(
   log: Logger,
   workerArgv: string[],
 ): Promise<number> {
+  // the execution provider first: a missing CUDA install fails here, before any work starts
+  await applyProviderOption(values.provider as string | undefined, {
+    provider: p.runtime.execution_provider,
+    file: p.source.file,
+  });
   if (typeof values.results === 'string') p.results = resolve(values.results);
   let shard: { index: number; count: number } | undefined;
   if (typeof values.shard === 'string') {

@@ -2,38 +2,28 @@
  * `qcbench second-order spirals|rings`: the paper's two planar experiments (Fan, Cong & Wang 2017 §III-A/B) over
  * several seeds — accuracy and iterations-to-converge of each network — and their decision maps (Figs. 3–5).
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { EXIT, QcbError } from '../errors.js';
 import { renderSvg } from '../reports/render.js';
-import { decisionMapSpec } from '../second-order/decision-map.js';
+import {
+  type DecisionMapRecord,
+  type NetworkSummary,
+  SECOND_ORDER_DIR,
+  SECOND_ORDER_MAPS_SCHEMA,
+  SECOND_ORDER_SCHEMA,
+  type SecondOrderMapsRecord,
+  type SecondOrderRecord,
+} from '../reports/second-order.js';
+import { decisionMapData, decisionMapSpecFromData } from '../second-order/decision-map.js';
 import { type Backend, PLANE_TASKS, type PlaneTask, type PlaneTrainResult, trainPlane } from '../second-order/train.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { lookup } from '../util/suggest.js';
 import type { Command } from './types.js';
 
-/** Per-network summary over seeds. */
-export interface NetworkSummary {
-  id: string;
-  sizes: number[];
-  order: number;
-  seeds: number;
-  /** Seeds whose training accuracy reached the task's target. */
-  converged: number;
-  accuracy: { mean: number; min: number; max: number };
-  /** Iterations to reach the target, over the converged seeds (null when none did). */
-  iterations: { median: number; mean: number; min: number; max: number } | null;
-  msPerIteration: number;
-  perSeed: {
-    seed: number;
-    accuracy: number;
-    bestAccuracy: number;
-    iterationsToConverge: number | null;
-    iterations: number;
-    loss: number;
-  }[];
-}
+/** Per-network summary over seeds (the record type lives with the report that reads it). */
+export type { NetworkSummary };
 
 const median = (v: number[]) => {
   const s = [...v].sort((a, b) => a - b);
@@ -105,8 +95,12 @@ per network, the final training accuracy and the iterations needed to reach the 
   --backend B        engine (default: each step one onnxruntime call — graph + autodiff + SGD, float32; the
                      faster one except on the smallest network) or analytic (float64 TypeScript backpropagation)
   --no-curriculum    spirals: train on all points from the start
-  --out DIR          write results.json and, per network, the decision map of its most
-                     accurate seed (Vega-Lite .vl.json and .svg)
+  --out DIR          write <experiment>-results.json, <experiment>-maps.json (the decision-map grid of each
+                     network's most accurate seed, with the training points) and each map as Vega-Lite .vl.json
+                     and .svg. To put them in a run's report, write them into the results directory's
+                     second-order/ folder: --out <results>/second-order (an --out that is itself a results
+                     directory, holding run.json, means the same); qcbench report then adds a "Second-order
+                     neurons" section with the table and the maps.
   --json             print the results as JSON instead of a table
 
 Exit codes: 0 ok, 1 training failed (NaN loss), 2 bad arguments.`,
@@ -161,7 +155,7 @@ Exit codes: 0 ok, 1 training failed (NaN loss), 2 bad arguments.`,
         prog.tick(1, `acc ${(r.accuracy * 100).toFixed(1)}%`);
       }
       prog.finish();
-      summaries.push(summarise(nw.id, task, rs));
+      summaries.push({ ...summarise(nw.id, task, rs), budget: cfg.iterations });
     }
     const result = {
       experiment: name,
@@ -170,23 +164,31 @@ Exit codes: 0 ok, 1 training failed (NaN loss), 2 bad arguments.`,
       backend,
       seeds,
       points: ds.n,
+      ...(task.networks.some((n) => n.config.curriculum) ? { curriculum: !values['no-curriculum'] } : {}),
       networks: summaries,
     };
     if (values.out) {
-      const dir = values.out;
+      // a results directory (it holds run.json) keeps second-order results in its second-order/ folder
+      const dir = existsSync(join(values.out, 'run.json')) ? join(values.out, SECOND_ORDER_DIR) : values.out;
       mkdirSync(dir, { recursive: true });
-      writeJsonAtomic(join(dir, `${name}-results.json`), result);
+      const record: SecondOrderRecord = { schema: SECOND_ORDER_SCHEMA, ...result };
+      writeJsonAtomic(join(dir, `${name}-results.json`), record);
+      const maps: DecisionMapRecord[] = [];
       for (const nw of task.networks) {
         const { seed, r } = mapped.get(nw.id)!;
-        const spec = decisionMapSpec(r.net, ds, {
+        const map = decisionMapData(r.net, ds, {
           inputScale: nw.config.inputScale,
           title: `${task.title}: ${nw.id}, seed ${seed}, accuracy ${(r.accuracy * 100).toFixed(1)}%`,
         });
+        maps.push({ network: nw.id, seed, accuracy: r.accuracy, map });
+        const spec = decisionMapSpecFromData(map);
         writeJsonAtomic(join(dir, `${name}-${nw.id}.vl.json`), spec);
         const { svg } = await renderSvg(spec, `${name}-${nw.id}`);
         writeFileAtomic(join(dir, `${name}-${nw.id}.svg`), svg);
       }
-      ctx.log.info(`wrote ${name}-results.json and decision maps to ${dir}`);
+      const mapsRecord: SecondOrderMapsRecord = { schema: SECOND_ORDER_MAPS_SCHEMA, experiment: name, maps };
+      writeJsonAtomic(join(dir, `${name}-maps.json`), mapsRecord);
+      ctx.log.info(`wrote ${name}-results.json, ${name}-maps.json and decision maps to ${dir}`);
     }
     if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     else {

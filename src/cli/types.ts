@@ -18,3 +18,22 @@ export interface Command {
   usage: string;
   run(args: string[], ctx: CliContext): Promise<number>;
 }
+
+/** `--provider cpu|cuda`: the option of every command that runs models (spread into its parseArgs options). */
+export const PROVIDER_OPTION = { provider: { type: 'string' } } as const;
+
+/**
+ * Applies `--provider` (or, without it, a protocol's `runtime.execution_provider`) as the process-wide default
+ * execution provider, before any work starts.
+ * @throws QCB_USAGE for an unknown provider (did-you-mean), QCB_PROVIDER when cuda's files are not installed
+ */
+export async function applyProviderOption(
+  flag: string | undefined,
+  protocol?: { provider: string; file?: string },
+): Promise<void> {
+  if (flag === undefined && protocol === undefined) return;
+  const { setDefaultExecutionProvider } = await import('../engine/runtime/session.js');
+  if (flag !== undefined) setDefaultExecutionProvider(flag, { key: '--provider' });
+  else if (protocol)
+    setDefaultExecutionProvider(protocol.provider, { key: 'runtime.execution_provider', file: protocol.file });
+}

@@ -1,24 +1,37 @@
 /**
- * Engine benchmark: torchvision ResNet18 (the exported fixture, BatchNorm folded into conv biases) at S×S, batch B:
- * a full fine-tuning step (features → linear head → softmax cross-entropy, SGD momentum 0.9, weight decay 1e-4) in
- * images/s, feature extraction in images/s, peak RSS; and, where `python3 -c 'import torch'` works, the same step
- * and forward pass in PyTorch (same architecture: conv+bias, no BN) in a child process, for the ratio.
+ * Engine benchmark, comparable with issue 3's PyTorch baseline (torchvision ResNet18, 128×128, batch 64, 2 threads):
+ * by default the engine's own torchvision ResNet18 (`buildResNet18`: convolutions without bias, BatchNorm) + a
+ * 10-class linear head + softmax cross-entropy, one full fine-tuning step with BatchNorm in training mode (batch
+ * statistics, running-statistic updates) and SGD (momentum 0.9, weight decay 1e-4), in images/s; feature extraction
+ * in images/s through the exported inference model (BatchNorm in inference mode); peak RSS. Where
+ * `python3 -c 'import torch'` works, the same model (torchvision's resnet18 layout with BatchNorm, defined with
+ * torch.nn so torchvision need not be installed) runs the same step in `train()` mode and the forward pass in
+ * `eval()` mode in a child process, for the ratio.
+ *
+ * With `model`, an imported ONNX encoder is benchmarked instead (as exported: the torchvision fixture has BatchNorm
+ * folded into conv biases) and PyTorch runs the same ResNet18 layout with conv biases and no BatchNorm.
  */
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buildResNet18 } from '../encoders/resnet18.js';
 import { QcbError } from '../errors.js';
 import { fromArray, GraphBuilder, randn, randu, zeros } from './ir/builder.js';
 import type { Graph } from './ir/graph.js';
 import { inferShapes } from './ir/shapes.js';
 import { importOnnx } from './onnx/import.js';
 import { loadSession, toOrt } from './runtime/session.js';
+import { inferenceGraph } from './train/export-inference.js';
 import { Sgd } from './train/optim/sgd.js';
 import { Trainer } from './train/trainer.js';
 
 export interface BenchOptions {
-  model: string;
+  /**
+   * An encoder ONNX file to benchmark as imported; default the engine's own torchvision ResNet18 with BatchNorm in
+   * training mode (the baseline's model).
+   */
+  model?: string;
   batch?: number;
   size?: number;
   /** Timed training steps after one warm-up step. */
@@ -39,7 +52,10 @@ export interface OpShare {
 }
 
 export interface BenchResult {
+  /** The ONNX file benchmarked, or `resnet18` for the engine's own torchvision ResNet18. */
   model: string;
+  /** BatchNorm nodes trained with batch statistics in the training step (20 for the default ResNet18). */
+  bn_training_nodes: number;
   batch: number;
   size: number;
   threads: number;
@@ -61,6 +77,40 @@ const median = (a: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+/** Name of the built-in benchmark model in {@link BenchResult.model}. */
+export const BUILTIN_MODEL = 'resnet18';
+
+const CLASSES = 10;
+
+/** A 10-class linear head and mean softmax cross-entropy against one-hot `labels_onehot`, output `loss`. */
+function appendHeadAndLoss(b: GraphBuilder, feat: string, batch: string | number, dim: number, classes: number): void {
+  const y = b.input('labels_onehot', 'float32', [batch, classes]);
+  const logits = b.gemm(
+    feat,
+    b.param('head.weight', randn([classes, dim], 0.01, 7)),
+    b.param('head.bias', zeros([classes])),
+    { transB: true },
+  );
+  const ce = b.neg(b.reduceMean(b.reduceSum(b.mul(b.logSoftmax(logits), y), [1], false), undefined, false));
+  b.output(ce, 'loss');
+}
+
+/**
+ * The engine's torchvision ResNet18 (BatchNorm, torchvision initialisation) with a 10-class linear head and softmax
+ * cross-entropy: input `input` N×3×S×S and `labels_onehot` N×10, outputs `features` N×512 and the scalar `loss`.
+ * Compiled as a training step, its BatchNorm nodes train (their scale and bias are trainable parameters).
+ */
+export function resnet18ClassifierGraph(size: number, classes = CLASSES, seed = 0): Graph {
+  const b = new GraphBuilder('resnet18_bench');
+  const x = b.input('input', 'float32', ['N', 3, size, size]);
+  const r = buildResNet18(b, x, { seed });
+  b.output(r.features, 'features');
+  appendHeadAndLoss(b, 'features', 'N', 512, classes);
+  const g = b.build();
+  inferShapes(g);
+  return g;
+}
+
 /** The fixture encoder with a 10-class linear head and softmax cross-entropy loss, input resized to S×S. */
 export function classifierGraph(model: string, size: number, classes = 10): Graph {
   const g = importOnnx(model);
@@ -73,15 +123,7 @@ export function classifierGraph(model: string, size: number, classes = 10): Grap
   if (typeof dim !== 'number')
     throw new QcbError('QCB_ONNX_GRAPH', `features of ${model} have no static width`, { file: model });
   const b = new GraphBuilder(g);
-  const y = b.input('labels_onehot', 'float32', [inp.shape[0], classes]);
-  const logits = b.gemm(
-    feat,
-    b.param('head.weight', randn([classes, dim], 0.01, 7)),
-    b.param('head.bias', zeros([classes])),
-    { transB: true },
-  );
-  const ce = b.neg(b.reduceMean(b.reduceSum(b.mul(b.logSoftmax(logits), y), [1], false), undefined, false));
-  b.output(ce, 'loss');
+  appendHeadAndLoss(b, feat, inp.shape[0], dim, classes);
   return b.build();
 }
 
@@ -96,28 +138,44 @@ export async function benchEngine(o: BenchOptions): Promise<BenchResult> {
   const steps = o.steps ?? 5;
   const threads = o.threads ?? 2;
   const log = o.onProgress ?? (() => {});
+  const builtin = o.model === undefined;
+  if (builtin && B < 2) {
+    throw new QcbError('QCB_USAGE', `BatchNorm in training mode needs at least 2 images per batch, got --batch ${B}`, {
+      key: '--batch',
+      value: B,
+      allowed: 'an integer ≥ 2',
+      fix: 'use --batch 2 or more (PyTorch refuses a batch of one in train mode too)',
+    });
+  }
   const x = randu([B, 3, S, S], 0, 1, 1);
   const y = fromArray(
-    Array.from({ length: B * 10 }, (_, i) => (i % 10 === Math.floor(i / 10) % 10 ? 1 : 0)),
-    [B, 10],
+    Array.from({ length: B * CLASSES }, (_, i) => (i % CLASSES === Math.floor(i / CLASSES) % CLASSES ? 1 : 0)),
+    [B, CLASSES],
   );
 
-  const fg = importOnnx(o.model);
-  fg.inputs[0].shape = [fg.inputs[0].shape?.[0] ?? 'N', 3, S, S];
-  fg.values.clear();
-  inferShapes(fg);
-  const fs = await loadSession(fg, { intraOpNumThreads: threads, noCache: true });
-  const xin = toOrt(x);
   const t0 = performance.now();
-  const graph = classifierGraph(o.model, S);
+  const graph = builtin ? resnet18ClassifierGraph(S) : classifierGraph(o.model as string, S);
   const spec = { graph, loss: 'loss', optimizer: new Sgd({ momentum: 0.9, weightDecay: 1e-4 }) };
   const tr = await Trainer.create(spec, { intraOpNumThreads: threads, noCache: true });
   const compileSeconds = (performance.now() - t0) / 1000;
+  const bnTraining = tr.compiled.state.filter((c) => c.name.endsWith('running_mean')).length;
   const feeds = { [graph.inputs[0].name]: x, labels_onehot: y };
+
+  // features: the built-in model's exported inference graph (BatchNorm in inference mode), or the file as imported
+  let fg: Graph;
+  if (builtin) fg = inferenceGraph(tr, { outputs: ['features'] });
+  else {
+    fg = importOnnx(o.model as string);
+    fg.inputs[0].shape = [fg.inputs[0].shape?.[0] ?? 'N', 3, S, S];
+    fg.values.clear();
+    inferShapes(fg);
+  }
+  const fs = await loadSession(fg, { intraOpNumThreads: threads, noCache: true });
+  const xin = toOrt(x);
 
   // PyTorch runs in a child process that waits for commands, so that its steps interleave with ours: on a shared
   // machine both sides then see the same load and the ratio stays meaningful even when absolute figures do not.
-  const peer = (o.torch ?? true) ? await TorchPeer.start(B, S, threads) : undefined;
+  const peer = (o.torch ?? true) ? await TorchPeer.start(B, S, threads, builtin) : undefined;
   // both runtimes' thread pools spin-wait for a while after work; a short idle gap before each timed call keeps one
   // side's spinning threads from slowing the other
   const settle = () => new Promise((r) => setTimeout(r, 100));
@@ -155,7 +213,8 @@ export async function benchEngine(o: BenchOptions): Promise<BenchResult> {
     }
     await tr.session.session.release();
     const res: BenchResult = {
-      model: o.model,
+      model: o.model ?? BUILTIN_MODEL,
+      bn_training_nodes: bnTraining,
       batch: B,
       size: S,
       threads,
@@ -221,38 +280,49 @@ function readProfile(prefix: string): OpShare[] {
   return [...by].map(([op, r]) => ({ op, ms: r.ms, count: r.count, share: r.ms / total })).sort((a, b) => b.ms - a.ms);
 }
 
-/** The PyTorch side: ResNet18 (torchvision BasicBlock layout, conv with bias, no BN) + linear head, same step. */
+/**
+ * The PyTorch side: torchvision's resnet18 layout (BasicBlock; conv without bias + BatchNorm, or with `bn` 0 conv with
+ * bias and no BatchNorm, as the BN-folded fixture), torchvision's initialisation, + a 10-class linear head. The
+ * training step runs in `train()` mode (batch statistics), feature extraction in `eval()` mode under `no_grad`.
+ */
 const TORCH_SCRIPT = `
 import sys, time, json, resource
 import torch, torch.nn as nn, torch.nn.functional as F
-B, S, threads = map(int, sys.argv[1:4])
+B, S, threads, bn = map(int, sys.argv[1:5])
 torch.set_num_threads(threads); torch.manual_seed(0)
-class Block(nn.Module):
+def conv(cin, cout, k, stride, pad): return nn.Conv2d(cin, cout, k, stride, pad, bias=not bn)
+def norm(c): return nn.BatchNorm2d(c) if bn else nn.Identity()
+class BasicBlock(nn.Module):
     def __init__(s, cin, cout, stride):
         super().__init__()
-        s.c1 = nn.Conv2d(cin, cout, 3, stride, 1); s.c2 = nn.Conv2d(cout, cout, 3, 1, 1)
-        s.down = nn.Conv2d(cin, cout, 1, stride) if stride != 1 or cin != cout else None
+        s.conv1 = conv(cin, cout, 3, stride, 1); s.bn1 = norm(cout)
+        s.conv2 = conv(cout, cout, 3, 1, 1); s.bn2 = norm(cout)
+        s.downsample = nn.Sequential(conv(cin, cout, 1, stride, 0), norm(cout)) if stride != 1 or cin != cout else None
     def forward(s, x):
-        y = s.c2(F.relu(s.c1(x)))
-        return F.relu(y + (s.down(x) if s.down is not None else x))
+        y = s.bn2(s.conv2(F.relu(s.bn1(s.conv1(x)))))
+        return F.relu(y + (s.downsample(x) if s.downsample is not None else x))
 class ResNet18(nn.Module):
     def __init__(s):
         super().__init__()
-        s.conv1 = nn.Conv2d(3, 64, 7, 2, 3)
+        s.conv1 = conv(3, 64, 7, 2, 3); s.bn1 = norm(64)
         L = []; cin = 64
         for cout, stride in [(64,1),(64,1),(128,2),(128,1),(256,2),(256,1),(512,2),(512,1)]:
-            L.append(Block(cin, cout, stride)); cin = cout
-        s.layers = nn.Sequential(*L); s.head = nn.Linear(512, 10)
+            L.append(BasicBlock(cin, cout, stride)); cin = cout
+        s.layers = nn.Sequential(*L); s.fc = nn.Linear(512, 10)
+        for m in s.modules():
+            if isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d): nn.init.constant_(m.weight, 1); nn.init.constant_(m.bias, 0)
     def features(s, x):
-        x = F.max_pool2d(F.relu(s.conv1(x)), 3, 2, 1)
+        x = F.max_pool2d(F.relu(s.bn1(s.conv1(x))), 3, 2, 1)
         return torch.flatten(F.adaptive_avg_pool2d(s.layers(x), 1), 1)
-    def forward(s, x): return s.head(s.features(x))
+    def forward(s, x): return s.fc(s.features(x))
 m = ResNet18()
 x = torch.rand(B, 3, S, S); y = torch.arange(B) % 10
 opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
 def train():
-    opt.zero_grad(set_to_none=True); loss = F.cross_entropy(m(x), y); loss.backward(); opt.step()
+    m.train(); opt.zero_grad(set_to_none=True); loss = F.cross_entropy(m(x), y); loss.backward(); opt.step()
 def features():
+    m.eval()
     with torch.no_grad(): m.features(x)
 print(json.dumps({"ready": True, "version": torch.__version__}), flush=True)
 for line in sys.stdin:
@@ -306,11 +376,11 @@ export class TorchPeer {
    * Starts the first python (python3, then /usr/bin/python3) that imports torch; returns an `{ error }` object when
    * none does or the model cannot be built.
    */
-  static async start(B: number, S: number, threads: number): Promise<TorchPeer | { error: string }> {
+  static async start(B: number, S: number, threads: number, bn = true): Promise<TorchPeer | { error: string }> {
     for (const py of ['python3', '/usr/bin/python3']) {
       if (py.startsWith('/') && !existsSync(py)) continue;
       if (spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' }).status !== 0) continue;
-      const child = spawn(py, ['-c', TORCH_SCRIPT, String(B), String(S), String(threads)], {
+      const child = spawn(py, ['-c', TORCH_SCRIPT, String(B), String(S), String(threads), bn ? '1' : '0'], {
         stdio: ['pipe', 'pipe', 'pipe'],
       });
       let err = '';

@@ -95,9 +95,9 @@ export function verificationGraph(
   const fshape = g.values.get(features)?.shape;
   const r = b.freshInput('r', 'float32', fshape ?? ['N', 'D']);
   const loss = b.reduceSum(b.mul(features, r), undefined, false);
-  inferShapes(g);
+  inferShapes(g, { file });
   const reluNodes = g.nodes.filter((n) => n.opType === 'Relu');
-  const grads = appendBackward(g, loss, [input, ...weights]);
+  const grads = appendBackward(g, loss, [input, ...weights], { file });
   const gradInput = grads.get(input)!;
   g.outputs = [
     { name: features, dtype: 'float32' },
@@ -116,7 +116,7 @@ export function verificationGraph(
     kinkProbes.set(n.name, m);
     g.outputs.push({ name: m, dtype: 'float32' });
   }
-  inferShapes(g);
+  inferShapes(g, { file });
   return { graph: g, input, features, gradInput, weightGrads, kinkProbes };
 }
 

@@ -16,6 +16,14 @@ export const LABEL_BUDGETS = [350, 100, 50, 25, 10] as const;
 /** Three seeds: the least that gives a mean ± sd (the paper reports single runs). */
 export const SEEDS = [0, 1, 2] as const;
 
+/**
+ * SSL pretraining weight decay. The paper (§3.2) gives none; solo-learn's configs, which the paper used, set 1e-4 for
+ * SimCLR-type runs with SGD and LARS alike (scripts/pretrain/cifar/simclr.yaml: LARS, weight_decay 1e-4;
+ * mocov2plus.yaml: SGD, weight_decay 1e-4). The one value the protocol default, `pretrain()` and `qcbench pretrain`
+ * share.
+ */
+export const SSL_WEIGHT_DECAY = 1e-4;
+
 /** Paper §3.2: SSL pretraining settings. */
 export const PRETRAIN = {
   backbone: 'resnet18', // §3.2 "a ResNet18 as encoder"
@@ -24,16 +32,22 @@ export const PRETRAIN = {
   optimizer: 'sgd', // §3.2
   lr: 0.001, // §3.2 "initial learning rate of 0.001"
   momentum: 0.9, // §3.2
-  weight_decay: 1e-5, // solo-learn default for SGD runs (paper silent)
+  weight_decay: SSL_WEIGHT_DECAY, // paper silent: solo-learn's configs (see SSL_WEIGHT_DECAY)
   schedule: 'warmup_cosine', // §3.2 "warm-up cosine scheduler"
   warmup_epochs: 1, // §3.2 "warm-up epochs set to 1"
+  /** Width of the projector's hidden layers for every method (`pretrain.methods.<m>.proj_hidden_dim` overrides). */
   projector_dim: 2048, // §3.2 "2048 dimension FC layers"
+  /** Which of the paper's augmentations make the two views (src/ssl/augment.ts maps them onto the loader's). */
   augmentations: ['rot90', 'flip', 'transpose', 'shift', 'scale'], // §3.2
   /** Cap on crops seen per epoch (null: all). The paper used all 2.1 M. */
   max_images_per_epoch: null as number | null,
   /** Log the loss every this many steps. */
   log_every: 10,
-  /** kNN monitor on the annotated training set after every epoch (solo-learn's online kNN, optional). */
+  /**
+   * kNN monitor (k 5) after every epoch, on the annotated crops of `data.pretrain_on` (train split as the bank, test
+   * split scored): solo-learn's online kNN, optional. Part of the encoder's hash: its curve is in the pretraining
+   * record.
+   */
   knn_monitor: false,
 } as const;
 

@@ -100,6 +100,11 @@ const evaluationSpec: Spec = {
   },
 };
 
+/**
+ * `pretrain.methods.<name>`: each method's hyperparameters with their catalogue defaults, except `proj_hidden_dim`,
+ * which has none here: unset, it is `pretrain.projector_dim` (the paper's one "2048 dimension FC layers" for every
+ * method; `sslHyper` in src/runner/cells.ts applies it), set, it wins for that method.
+ */
 const methodOverrides: Spec = {
   kind: 'object',
   fields: Object.fromEntries(
@@ -110,13 +115,20 @@ const methodOverrides: Spec = {
         fields: Object.fromEntries(
           Object.entries(SSL_METHOD_DEFAULTS[m]).map(([k, v]) => [
             k,
-            Number.isInteger(v) ? ({ kind: 'int', min: 0, default: v } as Spec) : ({ kind: 'number', gt: 0, default: v } as Spec),
+            k === 'proj_hidden_dim'
+              ? ({ kind: 'int', min: 1 } as Spec)
+              : Number.isInteger(v)
+                ? ({ kind: 'int', min: 0, default: v } as Spec)
+                : ({ kind: 'number', gt: 0, default: v } as Spec),
           ]),
         ),
       } as Spec,
     ]),
   ),
 };
+
+/** Optimizers SSL pretraining implements (src/ssl/pretrain.ts): SGD with momentum (paper) and LARS (solo-learn). */
+export const SSL_OPTIMIZERS = ['sgd', 'lars'] as const;
 
 /** The whole protocol. Keys in snake_case as in solo-learn and lm-evaluation-harness configs. */
 export const PROTOCOL_SPEC: Spec = {
@@ -154,19 +166,23 @@ export const PROTOCOL_SPEC: Spec = {
         backbone: { kind: 'enum', values: ['resnet18'], what: 'SSL backbone', default: D.PRETRAIN.backbone },
         epochs: posInt(D.PRETRAIN.epochs),
         batch_size: { kind: 'int', min: 2, default: D.PRETRAIN.batch_size },
-        optimizer: { kind: 'enum', values: OPTIMIZERS, what: 'optimizer', default: D.PRETRAIN.optimizer },
+        optimizer: { kind: 'enum', values: SSL_OPTIMIZERS, what: 'SSL optimizer', default: D.PRETRAIN.optimizer },
         lr: { kind: 'number', gt: 0, default: D.PRETRAIN.lr },
         momentum: { kind: 'number', min: 0, max: 1, default: D.PRETRAIN.momentum },
         weight_decay: nonNeg(D.PRETRAIN.weight_decay),
         schedule: { kind: 'enum', values: ['warmup_cosine', 'constant'], what: 'schedule', default: D.PRETRAIN.schedule },
         warmup_epochs: { kind: 'number', min: 0, default: D.PRETRAIN.warmup_epochs },
+        /** Hidden width of every method's projector (`methods.<name>.proj_hidden_dim` overrides it per method). */
+        projector_dim: posInt(D.PRETRAIN.projector_dim),
+        /** Augmentations making the two views (src/ssl/augment.ts); a name left out turns that step off. */
         augmentations: {
           kind: 'list',
           of: { kind: 'enum', values: AUGMENTATIONS, what: 'augmentation' },
           unique: true,
           default: [...D.PRETRAIN.augmentations],
         },
-        max_images_per_epoch: { kind: 'nullable', of: posInt() },
+        // default null (D.PRETRAIN.max_images_per_epoch: every crop), also when the protocol has no `pretrain:` block
+        max_images_per_epoch: { kind: 'nullable', of: posInt(), default: null },
         log_every: posInt(D.PRETRAIN.log_every),
         knn_monitor: { kind: 'bool', default: D.PRETRAIN.knn_monitor },
         methods: methodOverrides,
@@ -277,17 +293,23 @@ export interface Protocol {
     backbone: 'resnet18';
     epochs: number;
     batch_size: number;
-    optimizer: (typeof OPTIMIZERS)[number];
+    optimizer: (typeof SSL_OPTIMIZERS)[number];
     lr: number;
     momentum: number;
     weight_decay: number;
     schedule: 'warmup_cosine' | 'constant';
     warmup_epochs: number;
+    projector_dim: number;
     augmentations: (typeof AUGMENTATIONS)[number][];
     max_images_per_epoch: number | null;
     log_every: number;
     knn_monitor: boolean;
-    methods: { [M in keyof typeof SSL_METHOD_DEFAULTS]: { [K in keyof (typeof SSL_METHOD_DEFAULTS)[M]]: number } };
+    /** Per-method hyperparameters; `proj_hidden_dim` only when the protocol sets it (else `projector_dim`). */
+    methods: {
+      [M in keyof typeof SSL_METHOD_DEFAULTS]: {
+        [K in Exclude<keyof (typeof SSL_METHOD_DEFAULTS)[M], 'proj_hidden_dim'>]: number;
+      } & { proj_hidden_dim?: number };
+    };
   };
   tasks: {
     knn: { k: number; normalize: boolean };

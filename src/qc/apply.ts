@@ -8,7 +8,7 @@
  * OUT/shards/shard-<i>-of-<n>/done.json           the shard is complete
  * — once every shard is done (by whichever shard finishes last) —
  * OUT/scores.csv, OUT/scores.jsonl                all crops: crop_id, index, plate, well, site, field_id, x, y, score, abnormal
- * OUT/fields.csv, OUT/wells.csv                   abnormal fraction per field / per well
+ * OUT/fields.csv|.jsonl, OUT/wells.csv|.jsonl     abnormal fraction and mean score per field / per well
  * OUT/plate-map.vl.json|.svg|.png                 wells coloured by abnormal fraction, one panel per plate
  * OUT/montages/<plate>_<well>.png (+ montages.csv)  highest-scoring crops per well, for a person to check
  * OUT/summary.json
@@ -299,6 +299,19 @@ function add(map: Map<string, Acc>, key: string, init: () => Acc, score: number,
   if (ab) a.abnormal++;
 }
 
+/** Writes OUT/NAME.csv and OUT/NAME.jsonl (the given columns, in order), each atomically. */
+function writeTable<T extends object>(out: string, name: string, columns: (keyof T & string)[], rows: T[]): void {
+  const cell = (r: T, c: keyof T & string) => r[c] as unknown as string | number | null;
+  writeFileAtomic(
+    join(out, `${name}.csv`),
+    `${columns.join(',')}\n${rows.map((r) => columns.map((c) => csvCell(cell(r, c) ?? '')).join(',')).join('\n')}${rows.length ? '\n' : ''}`,
+  );
+  writeFileAtomic(
+    join(out, `${name}.jsonl`),
+    rows.map((r) => `${JSON.stringify(Object.fromEntries(columns.map((c) => [c, cell(r, c)])))}\n`).join(''),
+  );
+}
+
 /** Concatenates the shards' score files and writes fractions, plate map, montages and summary.json. */
 async function summarise(
   out: string,
@@ -383,14 +396,23 @@ async function summarise(
     });
   }
   const frac = (a: Acc) => (a.n ? a.abnormal / a.n : 0);
-  const fieldRows = [...fields.values()];
-  writeFileAtomic(
-    join(out, 'fields.csv'),
-    `plate,well,site,field_id,n,abnormal,fraction,mean_score\n${fieldRows
-      .map((a) =>
-        [a.plate, a.well, a.site ?? '', a.field_id ?? '', a.n, a.abnormal, frac(a), a.sum / a.n].map(csvCell).join(','),
-      )
-      .join('\n')}\n`,
+  // Per-field and per-well tables: CSV and JSON lines with the same columns in the same order (numbers as numbers;
+  // a field without site or field id has an empty CSV cell and null in JSON).
+  const fieldRows = [...fields.values()].map((a) => ({
+    plate: a.plate,
+    well: a.well,
+    site: a.site ?? null,
+    field_id: a.field_id ?? null,
+    n: a.n,
+    abnormal: a.abnormal,
+    fraction: frac(a),
+    mean_score: a.sum / a.n,
+  }));
+  writeTable(
+    out,
+    'fields',
+    ['plate', 'well', 'site', 'field_id', 'n', 'abnormal', 'fraction', 'mean_score'],
+    fieldRows,
   );
   const wellRows: WellFraction[] = [...wells.values()].map((a) => ({
     plate: a.plate,
@@ -400,13 +422,8 @@ async function summarise(
     fraction: frac(a),
     mean_score: a.sum / a.n,
   }));
-  writeFileAtomic(
-    join(out, 'wells.csv'),
-    `plate,well,n,abnormal,fraction,mean_score\n${wellRows
-      .map((w) => [w.plate, w.well, w.n, w.abnormal, w.fraction, w.mean_score].map(csvCell).join(','))
-      .join('\n')}\n`,
-  );
-  const files = ['scores.csv', 'scores.jsonl', 'fields.csv', 'wells.csv'];
+  writeTable(out, 'wells', ['plate', 'well', 'n', 'abnormal', 'fraction', 'mean_score'], wellRows);
+  const files = ['scores.csv', 'scores.jsonl', 'fields.csv', 'fields.jsonl', 'wells.csv', 'wells.jsonl'];
   try {
     const pm = await writePlateMap(out, wellRows);
     files.push(...pm.map((p) => basename(p)));

@@ -7,7 +7,8 @@
  * - `tasks`: F1 per encoder for each downstream task (kNN, linear, fine-tuned), ours against the paper (§4.1);
  * - `pretrain-loss` (and `pretrain-knn-monitor`): SSL pretraining loss curves per method (§3.2);
  * - `confusion-<task>-<images>-<test set>`: confusion matrices summed over seeds, one panel per encoder.
- * Montages of misclassified crops are PNG files written by the runner; html.ts shows them.
+ * Further figures come from other modules: `misclassified-crops` (montages.ts: image marks over the runner's montage
+ * PNGs) and the second-order decision maps `second-order-<experiment>-<network>` (second-order.ts).
  */
 import type { PretrainRecord } from '../runner/results.js';
 import type { Aggregate, Group } from './aggregate.js';
@@ -24,6 +25,10 @@ export interface Chart {
   /** One or two sentences under the figure: what is plotted and how to read it. */
   caption: string;
   spec: VlSpec;
+  /** The spec index.html embeds when it differs from the file's (e.g. images inlined as data URLs). */
+  embedSpec?: VlSpec;
+  /** Written as `.vl.json` only, without an SVG/PNG rendering (e.g. montages, which are PNG files already). */
+  specOnly?: boolean;
 }
 
 const FONT = 'DejaVu Sans, Helvetica, Arial, sans-serif';
@@ -89,7 +94,8 @@ const PAPER_NAME = 'paper (Masud et al. 2022)';
 
 const r4 = (x: number) => Math.round(x * 1e4) / 1e4;
 
-function top(title: string, subtitle: string, body: VlSpec): VlSpec {
+/** A top-level spec in the report's theme (body keys, including `config`, override the defaults). */
+export function top(title: string, subtitle: string, body: VlSpec): VlSpec {
   return { $schema: SCHEMA, title: { text: title, subtitle }, config: CONFIG, ...body };
 }
 

@@ -1,21 +1,36 @@
 /**
  * The self-contained HTML report: reading guide, Tables 1–3, every chart (rendered in the page by vega-embed from the
- * inlined Vega-Lite specs) and the montages of misclassified crops (inlined PNG data URLs). vega, vega-lite and
- * vega-embed are read from node_modules and inlined, so the file opens offline, from a mail attachment or a USB stick.
+ * inlined Vega-Lite specs), the montages of misclassified crops (a Vega-Lite figure of image marks with the PNGs
+ * inlined as data URLs) and, when the results hold them, the second-order neurons (tables and decision maps).
+ * vega, vega-lite and vega-embed are read from node_modules and inlined, so the file opens offline, from a mail
+ * attachment or a USB stick.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { CellRecord, RunRecord } from '../runner/results.js';
+import type { RunRecord } from '../runner/results.js';
 import type { Aggregate } from './aggregate.js';
 import type { Chart } from './charts.js';
 import { KIND_LABELS, METRIC_LABELS, METRICS } from './reference.js';
+import {
+  fmtAccuracy,
+  fmtIterations,
+  QC_PAIR_HEADER,
+  type QcPair,
+  qcPairCells,
+  type SecondOrderRow,
+} from './second-order.js';
 import { fmt, fmtDiff, fmtOurs, type RecallTable, type TableCell, type TableModel, taskTitle } from './tables.js';
 
-export interface Montage {
-  cell: CellRecord;
-  /** `data:image/png;base64,…` */
-  dataUrl: string;
+/** The "Second-order neurons" section (src/reports/second-order.ts). */
+export interface SecondOrderHtml {
+  /** The paper's planar tests: one row per experiment and network. */
+  rows: SecondOrderRow[];
+  /** Second-order models of the QC benchmark beside their first-order twins. */
+  qc: QcPair[];
+  /** Decision maps. */
+  charts: Chart[];
+  notes: string[];
 }
 
 export interface HtmlInput {
@@ -25,14 +40,16 @@ export interface HtmlInput {
   /** Recall of abnormal images per artefact type, when cells recorded types. */
   recall?: RecallTable;
   charts: Chart[];
-  montages: Montage[];
+  /** The montages of misclassified crops as one Vega-Lite figure (montages.ts), when the run wrote any. */
+  montageChart?: Chart;
   /** Sentences about montages (absent, capped, missing files). */
   montageNotes: string[];
+  secondOrder?: SecondOrderHtml;
   /** General notes shown at the top (reference missing, data differ, …). */
   notes: string[];
   /** Relative links to the other outputs (tables in md/csv/tex), shown under each table. */
   tableFiles: (id: string) => { label: string; href: string }[];
-  chartFiles: (name: string) => { label: string; href: string }[];
+  chartFiles: (chart: Chart) => { label: string; href: string }[];
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -210,6 +227,62 @@ the command that fixes them.</p>
 </section>`;
 }
 
+function secondOrderHtml(
+  so: SecondOrderHtml,
+  figure: (ch: Chart) => string,
+  tableFiles: (id: string) => { label: string; href: string }[],
+): string {
+  const files = (id: string) => {
+    const f = tableFiles(id);
+    return f.length
+      ? `<p class="files">${f.map((x) => `<a href="${esc(x.href)}">${esc(x.label)}</a>`).join(' · ')}</p>`
+      : '';
+  };
+  const out: string[] = ['<section id="second-order"><h2>Second-order neurons</h2>'];
+  out.push(
+    "<p>Second-order (quadratic) neurons (Fan, Cong &amp; Wang 2017) replace a neuron's inner product by a quadratic form, <code>(w<sub>r</sub>·x + b<sub>r</sub>)(w<sub>g</sub>·x + b<sub>g</sub>) + w<sub>b</sub>·x² + c</code>, before the activation. Below: the paper's two planar tests over seeds with their decision maps, and what the quadratic head and the small second-order CNN do in the QC benchmark against their first-order twins.</p>",
+  );
+  for (const n of so.notes) out.push(`<p class="note">${esc(n)}</p>`);
+  if (so.rows.length) {
+    out.push(
+      '<section class="table" id="second-order-planar"><h3>The paper\'s planar tests: training accuracy per network over seeds</h3>',
+      '<p class="caption">Two spirals (194 points) and four concentric rings (240 points), full-batch gradient descent. Training accuracy in percent, mean ± sd [min, max] over seeds; iterations = updates until the target accuracy was first reached, median (mean) [min, max] over the seeds that reached it (runs stop there).</p>',
+      '<div class="scroll"><table><thead><tr><th class="l">Experiment</th><th class="l">Network</th><th>Seeds</th><th>Reached target</th><th>Training accuracy (%)</th><th>Iterations to target</th><th>Budget</th></tr></thead><tbody>',
+    );
+    for (const r of so.rows) {
+      out.push(
+        `<tr><td class="l">${esc(r.experiment)}: ${esc(r.title)} <span class="ref">target ${r.target}%, ${esc(r.backend)} backend</span></td><th class="enc">${esc(r.network)}</th><td>${r.seeds}</td><td>${r.converged}/${r.seeds}</td><td>${esc(fmtAccuracy(r.accuracy))}</td><td>${esc(fmtIterations(r.iterations))}</td><td>${r.budget ?? '—'}</td></tr>`,
+      );
+    }
+    out.push('</tbody></table></div>', files('second-order'), '</section>');
+  }
+  if (so.charts.length) {
+    out.push(
+      '<h3>Decision maps</h3>',
+      '<p class="caption">Each network\'s output over the plane for its most accurate seed, with the training points on top, as the paper\'s Figs. 3–5.</p>',
+      '<div class="maps">',
+    );
+    for (const ch of so.charts) out.push(figure(ch));
+    out.push('</div>');
+  }
+  if (so.qc.length) {
+    out.push(
+      '<section class="table" id="second-order-qc"><h3>In the QC benchmark: second-order against first-order twins</h3>',
+      '<p class="caption">Percent, mean ± sd over finished seeds; Δ = second-order − first-order. Quadratic head: one layer of quadratic neurons on the frozen encoder beside the linear probe on the same features. Second-order CNN: <code>soq-cnn</code> (the paper\'s Fig. 6 network) beside its first-order twin <code>foq-cnn</code>, both trained from scratch.</p>',
+      `<div class="scroll"><table><thead><tr>${QC_PAIR_HEADER.map((h, i) => `<th${i < 2 ? ' class="l"' : ''}>${esc(h)}</th>`).join('')}</tr></thead><tbody>`,
+    );
+    for (const p of so.qc) {
+      const cells = qcPairCells(p);
+      out.push(
+        `<tr>${cells.map((v, i) => (i < 2 ? `<td class="l">${esc(v)}</td>` : `<td>${esc(v)}</td>`)).join('')}</tr>`,
+      );
+    }
+    out.push('</tbody></table></div>', files('second-order-qc'), '</section>');
+  }
+  out.push('</section>');
+  return out.join('\n');
+}
+
 const CSS = `
 body{font-family:"DejaVu Sans",Helvetica,Arial,sans-serif;color:#222;max-width:1280px;margin:24px auto;padding:0 20px;line-height:1.45;font-size:14px}
 h1{font-weight:normal;font-size:26px;margin-bottom:4px}h2{font-weight:normal;font-size:20px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:36px}
@@ -222,7 +295,7 @@ tr.kind-ssl th.enc{color:#1a4f8a}tr.kind-control th.enc,tr.kind-supervised-synth
 .warn{display:block;color:#b00020;font-size:11px}td.skipped .st,td.pending .st,td.absent .st{color:#8a6d00}td.failed .st{color:#b00020}td.wide{text-align:left;white-space:normal}
 .fix code,.footnotes code{background:#f3f3f3;padding:1px 4px;border-radius:3px}.footnotes{font-size:12px;color:#555}.files{font-size:12px}
 figure{margin:22px 0;page-break-inside:avoid}figcaption{font-size:13px;color:#444;max-width:900px}.chart{min-height:60px}
-.montages{display:flex;flex-wrap:wrap;gap:16px}.montage{max-width:420px}.montage img{max-width:100%;image-rendering:pixelated;border:1px solid #ccc}.montage p{font-size:12px;margin:4px 0}
+td.l,th.l{text-align:left}.maps{display:flex;flex-wrap:wrap;gap:0 28px}.maps figure{max-width:560px}
 footer{margin-top:40px;color:#777;font-size:12px;border-top:1px solid #ddd;padding-top:8px}
 @media print{body{max-width:none}.files{display:none}}
 `;
@@ -279,39 +352,35 @@ export function buildHtml(input: HtmlInput): string {
     `<p class="files">Every group of cells (all tasks, budgets and test sets): ${allFiles.map((f) => `<a href="${esc(f.href)}">${esc(f.label)}</a>`).join(' · ')}</p>`,
   );
   parts.push('</section>');
-  parts.push('<section id="figures"><h2>Figures</h2>');
-  if (!input.charts.length) parts.push('<p>No finished cells to plot yet.</p>');
-  input.charts.forEach((ch, i) => {
+  // every Vega-Lite figure of the page, in order of appearance: chart-<i> is embedded[i]
+  const embedded: Chart[] = [];
+  const figure = (ch: Chart) => {
+    const i = embedded.length;
+    embedded.push(ch);
     const files = input
-      .chartFiles(ch.name)
+      .chartFiles(ch)
       .map((f) => `<a href="${esc(f.href)}">${esc(f.label)}</a>`)
       .join(' · ');
-    parts.push(
-      `<figure id="fig-${esc(ch.name)}"><div class="chart" id="chart-${i}" data-chart="${esc(ch.name)}"></div><figcaption><b>Figure ${i + 1}.</b> ${esc(ch.caption)}${files ? ` <span class="files">(${files})</span>` : ''}</figcaption></figure>`,
-    );
-  });
+    return `<figure id="fig-${esc(ch.name)}"><div class="chart" id="chart-${i}" data-chart="${esc(ch.name)}"></div><figcaption><b>Figure ${i + 1}.</b> ${esc(ch.caption)}${files ? ` <span class="files">(${files})</span>` : ''}</figcaption></figure>`;
+  };
+  parts.push('<section id="figures"><h2>Figures</h2>');
+  if (!input.charts.length) parts.push('<p>No finished cells to plot yet.</p>');
+  for (const ch of input.charts) parts.push(figure(ch));
   parts.push('</section>');
-  parts.push('<section id="montages"><h2>Misclassified crops</h2>');
-  for (const n of input.montageNotes) parts.push(`<p>${esc(n)}</p>`);
-  if (input.montages.length) {
-    parts.push('<div class="montages">');
-    for (const m of input.montages) {
-      const k = m.cell.key;
-      const where = k.test_set === k.train_set ? k.test_set : `${k.train_set} → ${k.test_set}`;
-      parts.push(
-        `<div class="montage"><img alt="misclassified crops: ${esc(m.cell.encoder_label)}, ${esc(k.task)}" src="${m.dataUrl}"><p>${esc(m.cell.encoder_label)} · ${esc(taskTitle(k.task))} · ${k.budget} images · ${esc(where)} · seed ${k.seed}</p></div>`,
-      );
-    }
-    parts.push('</div>');
+  if (c.total > 0 || input.montageChart) {
+    parts.push('<section id="montages"><h2>Misclassified crops</h2>');
+    for (const n of input.montageNotes) parts.push(`<p>${esc(n)}</p>`);
+    if (input.montageChart) parts.push(figure(input.montageChart));
+    parts.push('</section>');
   }
-  parts.push('</section>');
+  if (input.secondOrder) parts.push(secondOrderHtml(input.secondOrder, figure, input.tableFiles));
   parts.push(
     `<footer>Generated by <code>qcbench report</code> from the results directory alone (the same results give the same report). Charts: ${libs.map((l) => `${l.name} ${l.version}`).join(', ')}. Reference: Masud, Cohen, Bendidi, Bollot, Genovesio, <i>Comparison of semi-supervised learning methods for High Content Screening quality control</i>, 2022. Data: Broad Bioimage Benchmark Collection (Ljosa et al., Nature Methods 2012).</footer>`,
   );
   parts.push(
     `<script>
 (function () {
-  var specs = ${scriptJson(input.charts.map((ch) => ch.spec))};
+  var specs = ${scriptJson(embedded.map((ch) => ch.embedSpec ?? ch.spec))};
   window.qcbenchCharts = { total: specs.length, rendered: 0, failed: 0 };
   specs.forEach(function (spec, i) {
     var el = document.getElementById('chart-' + i);

@@ -39,13 +39,23 @@ export function compareKeys(a: CellKey, b: CellKey): number {
   );
 }
 
+/** Sub-folder of a results directory holding `qcbench second-order --out` results (src/reports/second-order.ts). */
+export const SECOND_ORDER_DIR = 'second-order';
+
+/** Does `dir` hold results of the paper's planar second-order tests (`second-order/*-results.json`)? */
+export function hasSecondOrderResults(dir: string): boolean {
+  const d = join(dir, SECOND_ORDER_DIR);
+  return existsSync(d) && statSync(d).isDirectory() && readdirSync(d).some((f) => f.endsWith('-results.json'));
+}
+
 export function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /**
  * Loads run.json, cells/*.json and pretrain/*.json. A file that is not valid JSON or carries another schema tag is a
- * QcbError naming the file; temp files of atomic writes (`*.tmp`) are ignored.
+ * QcbError naming the file; temp files of atomic writes (`*.tmp`) are ignored. A directory that holds only
+ * second-order results (`second-order/`, read by src/reports/second-order.ts) loads with no cells.
  */
 export function loadResults(dir: string): LoadedResults {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
@@ -59,11 +69,11 @@ export function loadResults(dir: string): LoadedResults {
   const run = existsSync(runFile) ? readRecord<RunRecord>(runFile, RUN_SCHEMA) : undefined;
   const cells = listJson(join(dir, 'cells')).map((f) => readRecord<CellRecord>(f, CELL_SCHEMA));
   const pretrain = listJson(join(dir, 'pretrain')).map((f) => readRecord<PretrainRecord>(f, PRETRAIN_SCHEMA));
-  if (!run && cells.length === 0) {
+  if (!run && cells.length === 0 && !hasSecondOrderResults(dir)) {
     throw new QcbError('QCB_FILE_NOT_FOUND', `'${dir}' holds neither run.json nor cells/*.json`, {
       file: dir,
       key: '--results',
-      fix: 'point --results at the directory a run wrote (it contains run.json and cells/)',
+      fix: 'point --results at the directory a run wrote (it contains run.json and cells/, or second-order/)',
     });
   }
   for (const c of cells) {

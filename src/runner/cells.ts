@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { ENCODERS, type EncoderName, SSL_METHODS } from '../protocol/catalog.js';
+import { ENCODERS, type EncoderName, SSL_METHODS, type SslMethodName } from '../protocol/catalog.js';
 import type { DatasetConfig, Protocol } from '../protocol/schema.js';
 import type { CellKey } from './results.js';
 import { contentHash } from '../util/fs.js';
@@ -32,7 +32,7 @@ export interface CellPlan {
   encoderId: string;
 }
 
-function fileHash(path: string | undefined): string | null {
+export function fileHash(path: string | undefined): string | null {
   if (!path || !existsSync(path)) return null;
   const st = statSync(path);
   if (st.isDirectory()) return `dir:${path}`;
@@ -58,18 +58,35 @@ export function datasetId(p: Protocol, name: string): string {
   });
 }
 
+/**
+ * The hyperparameters an SSL method pretrains with: `pretrain.methods.<name>` over the catalogue defaults, with
+ * `pretrain.projector_dim` as the projector's hidden width unless the method sets `proj_hidden_dim` itself.
+ */
+export function sslHyper(p: Protocol, method: SslMethodName): Record<string, number> {
+  const own = p.pretrain.methods[method] as Record<string, number | undefined>;
+  const out: Record<string, number> = { proj_hidden_dim: p.pretrain.projector_dim };
+  for (const [k, v] of Object.entries(own)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
 /** Identity of an encoder as the run will use it. */
 export function encoderId(p: Protocol, encoder: EncoderName): string {
   const entry = ENCODERS[encoder];
   const base = { encoder, crop_size: p.data.crop_size };
   if ((SSL_METHODS as readonly string[]).includes(encoder)) {
-    const { methods, knn_monitor: _k, log_every: _l, ...pre } = p.pretrain;
+    // Everything that shapes the weights or the pretraining record: the projector width through the method's
+    // effective hyperparameters, the augmentation set (order does not matter), and the kNN monitor with the
+    // annotations it scores (its curve is part of the record). Only the loss-logging interval is left out.
+    const { methods: _m, log_every: _l, projector_dim: _d, augmentations, ...pre } = p.pretrain;
+    const monitorOn = p.data.datasets[p.data.pretrain_on]?.annotations;
     return contentHash({
       ...base,
       v: STAGE_VERSIONS.pretrain,
-      pretrain: pre,
-      method: methods[encoder as keyof typeof methods],
+      // (an unset max_images_per_epoch is null whether or not the protocol has a `pretrain:` block)
+      pretrain: { ...pre, max_images_per_epoch: pre.max_images_per_epoch ?? null, augmentations: [...augmentations].sort() },
+      method: sslHyper(p, encoder as SslMethodName),
       data: datasetId(p, p.data.pretrain_on),
+      ...(p.pretrain.knn_monitor ? { monitor: fileHash(monitorOn) } : {}),
     });
   }
   if (entry.kind === 'tl') {

@@ -29,7 +29,7 @@ export interface RunOptions {
   retryFailed?: boolean;
   /** Stop after this many cells have been computed (tests use it to interrupt a run deterministically). */
   maxCells?: number;
-  /** Threads per onnxruntime session (default: cores / workers). */
+  /** Threads per onnxruntime session (default: the protocol's runtime.threads when > 0, else cores / workers). */
   threads?: number;
   log: Logger;
   /** The argv used to re-launch this run as worker processes (`--workers`). */
@@ -86,7 +86,7 @@ export async function runProtocol(p: Protocol, stages: Stages, opts: RunOptions,
   if (workers > 1 && mine.length > 1) {
     await runWorkers(p, opts, workers, log);
   } else {
-    const threads = opts.threads ?? Math.max(1, Math.floor(availableParallelism() / workers));
+    const threads = opts.threads ?? defaultThreads(p, workers);
     const ctx: StageContext = {
       p,
       cache: new ArtifactStore(join(p.workdir, 'cache')),
@@ -101,6 +101,7 @@ export async function runProtocol(p: Protocol, stages: Stages, opts: RunOptions,
     log.info(`run ${p.name}: ${cells.length} cells, ${mine.length} in this shard, ${todo.length} to compute`, {
       results: p.results,
       shard: opts.shard ? `${opts.shard.index}/${opts.shard.count}` : undefined,
+      threads,
     });
     const progress = log.startProgress(`run ${p.name}`, todo.length, 'cells');
     let computed = 0;
@@ -136,6 +137,11 @@ export async function runProtocol(p: Protocol, stages: Stages, opts: RunOptions,
     progress.finish(`run ${p.name}: computed ${computed} cell(s)`);
   }
   return summarize(p, mine);
+}
+
+/** onnxruntime threads per worker: the protocol's `runtime.threads` (0 = one per core, shared by the workers). */
+function defaultThreads(p: Protocol, workers: number): number {
+  return p.runtime.threads > 0 ? p.runtime.threads : Math.max(1, Math.floor(availableParallelism() / workers));
 }
 
 const round = (x: number) => Math.round(x * 100) / 100;
@@ -225,7 +231,7 @@ async function runWorkers(p: Protocol, opts: RunOptions, workers: number, log: L
   if (!argv)
     throw new QcbError('QCB_USAGE', '--workers needs the command line to re-launch', { fix: 'use qcbench run --workers N' });
   const outer = opts.shard ?? { index: 0, count: 1 };
-  const threads = Math.max(1, Math.floor(availableParallelism() / workers));
+  const threads = opts.threads ?? defaultThreads(p, workers);
   log.info(`starting ${workers} worker processes, ${threads} thread(s) each`);
   const codes = await Promise.all(
     Array.from({ length: workers }, (_, w) => {

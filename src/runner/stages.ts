@@ -3,12 +3,15 @@
  *
  *   dataset  (synthetic generation when absent → nuclei centres → Zarr crop store)   cache/stores/<datasetId>
  *   encoder  (SSL pretraining, FractalDB pretraining, ImageNet weights, random init)  cache/encoders/<encoderId>
- *   features (frozen encoders: every annotated crop of a data set, once per encoder)  in memory per worker
- *   task     (kNN / linear probe / fine-tuning with the cell's label budget and seed)
+ *   features (frozen encoders: every annotated crop of a data set, once per encoder)  cache/features/<featuresId>
+ *   train    (kNN bank / linear probe / fine-tuning / quadratic head with the cell's   cache/models/<trainId>
+ *             label budget and seed; shared by cells that differ only in test set)
+ *   predict  (the trained model on the cell's test set)
  *   metrics  (weighted accuracy, F1, AUC with bootstrap intervals, confusion, recall per artefact type)
  *
- * Heavy artifacts are content-addressed in `<workdir>/cache` and claimed while computed, so a crop store or an SSL
- * encoder is made once for every cell, run, worker and shard that needs it.
+ * Heavy artifacts are content-addressed in `<workdir>/cache` and claimed while computed, so a crop store, an SSL
+ * encoder, an encoder's features of a data set or a trained downstream model is made once for every cell, run,
+ * worker and shard that needs it, and a resumed run reads them back instead of recomputing.
  */
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,11 +26,13 @@ import { resolveEncoder } from '../encoders/registry.js';
 import type { EncoderGraph, Preprocess } from '../encoders/types.js';
 import { QcbError } from '../errors.js';
 import { evaluate } from '../metrics/classification.js';
-import { type ENCODERS, SSL_METHODS } from '../protocol/catalog.js';
-import type { DatasetConfig } from '../protocol/schema.js';
-import { pretrain } from '../ssl/pretrain.js';
-import { contentHash, writeFileAtomic } from '../util/fs.js';
-import { type CellPlan, datasetId, encoderId } from './cells.js';
+import { type ENCODERS, SSL_METHODS, type SslMethodName } from '../protocol/catalog.js';
+import type { DatasetConfig, Protocol } from '../protocol/schema.js';
+import { sslAugment } from '../ssl/augment.js';
+import { type CropSource as SslCropSource, knnMonitorFor, type PretrainOptions, pretrain } from '../ssl/pretrain.js';
+import { contentHash, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
+import { type CellPlan, datasetId, encoderId, STAGE_VERSIONS, sslHyper } from './cells.js';
+import { f32Bytes, loadModel, PERSISTED_TASKS, predictModel, readF32, trainModel } from './train.js';
 import { extractDatasetCrops } from './extract.js';
 import type { Prediction } from './results.js';
 import type { CellOutcome, StageContext, Stages } from './stage-types.js';
@@ -144,6 +149,44 @@ async function ensureEncoder(ctx: StageContext, memo: Memo, name: string, onStag
   });
 }
 
+/**
+ * The pretraining options a protocol gives an SSL method: every `pretrain.*` key (the method's hyperparameters with
+ * `projector_dim`, the augmentation list, the schedule, the optimizer) and, with `knn_monitor`, the kNN monitor on
+ * the pretraining data set's annotations (as `qcbench pretrain --monitor`). What `encoderId` hashes.
+ */
+export async function sslPretrainOptions(
+  p: Protocol,
+  method: SslMethodName,
+  data: {
+    source: SslCropSource;
+    index: ReadonlyMap<string, number>;
+    annotations: readonly Annotation[];
+    annotationsFile: string;
+  },
+): Promise<Omit<PretrainOptions, 'outDir'>> {
+  const monitor = p.pretrain.knn_monitor
+    ? await knnMonitorFor(data.source, data.index, data.annotations, { file: data.annotationsFile })
+    : undefined;
+  return {
+    method,
+    hyper: sslHyper(p, method),
+    source: data.source,
+    epochs: p.pretrain.epochs,
+    batchSize: p.pretrain.batch_size,
+    lr: p.pretrain.lr,
+    momentum: p.pretrain.momentum,
+    weightDecay: p.pretrain.weight_decay,
+    optimizer: p.pretrain.optimizer,
+    schedule: p.pretrain.schedule,
+    warmupEpochs: p.pretrain.warmup_epochs,
+    augment: sslAugment(p.pretrain.augmentations),
+    seed: 0,
+    maxImagesPerEpoch: p.pretrain.max_images_per_epoch ?? undefined,
+    logEvery: p.pretrain.log_every,
+    ...(monitor ? { monitor } : {}),
+  };
+}
+
 /** SSL pretraining on the protocol's `pretrain_on` crops; the exported encoder is cached by content hash. */
 async function ensurePretrained(
   ctx: StageContext,
@@ -161,28 +204,22 @@ async function ensurePretrained(
       const work = join(ctx.cache.root, 'pretrain-work', id);
       mkdirSync(work, { recursive: true });
       const store = ds.store;
+      const source: SslCropSource = {
+        count: store.count,
+        channels: store.channels.length,
+        size: store.size,
+        id: `${store.path}#${store.hash}`,
+        read: (indices) => store.readIndices([...indices]),
+      };
       const res = await pretrain({
-        method,
-        hyper: p.pretrain.methods[method as keyof typeof p.pretrain.methods] as Record<string, number>,
-        source: {
-          count: store.count,
-          channels: store.channels.length,
-          size: store.size,
-          id: `${store.path}#${store.hash}`,
-          read: (indices) => store.readIndices([...indices]),
-        },
+        ...(await sslPretrainOptions(p, method as SslMethodName, {
+          source,
+          index: ds.index,
+          annotations: ds.annotations,
+          annotationsFile: ds.annotationsFile,
+        })),
         outDir: work,
-        epochs: p.pretrain.epochs,
-        batchSize: p.pretrain.batch_size,
-        lr: p.pretrain.lr,
-        momentum: p.pretrain.momentum,
-        weightDecay: p.pretrain.weight_decay,
-        optimizer: p.pretrain.optimizer === 'lars' ? 'lars' : 'sgd',
-        warmupEpochs: p.pretrain.warmup_epochs,
-        seed: 0,
-        maxImagesPerEpoch: p.pretrain.max_images_per_epoch ?? undefined,
         threads: ctx.threads,
-        logEvery: p.pretrain.log_every,
         log: ctx.log,
       });
       mkdirSync(tmp, { recursive: true });
@@ -217,6 +254,52 @@ function selectFeatureRows(f: Features, rows: number[]): Features {
   return { data, rows: rows.length, cols: f.cols };
 }
 
+/**
+ * Features of every annotated crop of a data set through a frozen encoder, content-addressed by encoder, crop store
+ * and crop list (`cache/features/<id>`: features.f32, N×D float32 little-endian, and meta.json), so kNN, the linear
+ * probe and the quadratic head of every budget and seed, and a resumed run, share one extraction.
+ */
+async function ensureFeatures(
+  ctx: StageContext,
+  memo: Memo,
+  encoder: string,
+  enc: EncoderHandle,
+  ds: DatasetHandle,
+): Promise<Features> {
+  const cropIds = ds.annotations.map((a) => a.crop_id);
+  const id = contentHash({
+    v: STAGE_VERSIONS.features,
+    encoder: encoderId(ctx.p, encoder as keyof typeof ENCODERS),
+    data: datasetId(ctx.p, ds.name),
+    crops: contentHash(cropIds),
+  }).slice(0, 24);
+  return once(memo.features, id, async () => {
+    const { path } = await ctx.cache.ensure(
+      'features',
+      id,
+      async (tmp) => {
+        const f = await extractFeatures(enc.eg, enc.preprocess, await cropsOf(memo, ds, ds.annotations), {
+          threads: ctx.threads,
+          log: ctx.log,
+          label: `features ${encoder} ${ds.name}`,
+        });
+        mkdirSync(tmp, { recursive: true });
+        writeFileAtomic(join(tmp, 'features.f32'), f32Bytes(f.data));
+        writeJsonAtomic(join(tmp, 'meta.json'), { encoder, dataset: ds.name, rows: f.rows, cols: f.cols, crop_ids: cropIds });
+      },
+      { onWait: () => ctx.log.info(`waiting for another worker to finish the features of ${encoder} on ${ds.name}`) },
+    );
+    const meta = JSON.parse(readFileSync(join(path, 'meta.json'), 'utf8')) as { rows: number; cols: number };
+    const data = readF32(join(path, 'features.f32'));
+    if (data.length !== meta.rows * meta.cols)
+      throw new QcbError('QCB_FILE_TRUNCATED', `cached features ${path} hold ${data.length} values, expected ${meta.rows}×${meta.cols}`, {
+        file: path,
+        fix: 'delete the folder: the features are extracted again',
+      });
+    return { data, rows: meta.rows, cols: meta.cols };
+  });
+}
+
 async function computeCell(
   ctx: StageContext,
   memo: Memo,
@@ -249,43 +332,89 @@ async function computeCell(
 
   const task = resolveTask(key.task);
   const [trainCrops, testCrops] = await Promise.all([cropsOf(memo, trainDs, trainRows), cropsOf(memo, testDs, testRows)]);
-  let features: { train: Features; test: Features } | undefined;
-  if (task.frozen) {
-    t0 = t();
+  // Rows of an annotation subset in the data set's feature matrix (every annotated crop, in file order).
+  const pos = (ds: DatasetHandle, rows: Annotation[]) => {
+    const at = new Map(ds.annotations.map((a, i) => [a.crop_id, i]));
+    return rows.map((r) => at.get(r.crop_id)!);
+  };
+  const featuresOf = async (ds: DatasetHandle, rows: Annotation[]) => {
+    const t1 = t();
     onStage('features');
-    // Every annotated crop of a data set once per encoder; budgets and seeds select rows.
-    const all = async (ds: DatasetHandle) =>
-      once(memo.features, `${key.encoder}:${ds.name}`, async () =>
-        extractFeatures(enc.eg, enc.preprocess, await cropsOf(memo, ds, ds.annotations), {
-          threads: ctx.threads,
-          log: ctx.log,
-          label: `features ${key.encoder} ${ds.name}`,
-        }),
-      );
-    const pos = (ds: DatasetHandle, rows: Annotation[]) => {
-      const at = new Map(ds.annotations.map((a, i) => [a.crop_id, i]));
-      return rows.map((r) => at.get(r.crop_id)!);
-    };
-    const [ftr, fte] = await Promise.all([all(trainDs), all(testDs)]);
-    features = { train: selectFeatureRows(ftr, pos(trainDs, trainRows)), test: selectFeatureRows(fte, pos(testDs, testRows)) };
-    timing.features = (t() - t0) / 1000;
-  }
+    const f = selectFeatureRows(await ensureFeatures(ctx, memo, key.encoder, enc, ds), pos(ds, rows));
+    timing.features = (timing.features ?? 0) + (t() - t1) / 1000;
+    return f;
+  };
+  const settings = ctx.p.tasks[key.task] as unknown as Record<string, unknown>;
+  const lineSearch = key.task === 'knn' ? undefined : ctx.p.tasks.line_search;
 
-  t0 = t();
-  onStage(key.task);
-  const out = await task.run({
-    eg: enc.eg,
-    preprocess: enc.preprocess,
-    train: { crops: trainCrops, labels: trainRows.map((a) => a.label), ids: trainRows.map((a) => a.crop_id) },
-    test: { crops: testCrops, labels: testRows.map((a) => a.label), ids: testRows.map((a) => a.crop_id) },
-    seed: key.seed,
-    settings: ctx.p.tasks[key.task] as unknown as Record<string, unknown>,
-    lineSearch: key.task === 'knn' ? undefined : ctx.p.tasks.line_search,
-    features,
-    threads: ctx.threads,
-    log: ctx.log,
-  });
-  timing.task = (t() - t0) / 1000;
+  let out: { pred: string[]; score: number[] };
+  if (PERSISTED_TASKS.includes(key.task)) {
+    // The trained model is its own stage, keyed by trainId: cells that differ only in test set (the domain shift)
+    // evaluate the model the first of them trained, and a resumed run reads it back.
+    t0 = t();
+    onStage(`train ${key.task}`);
+    const { path, computed } = await ctx.cache.ensure(
+      'models',
+      cell.trainId,
+      async (tmp) => {
+        await trainModel(
+          {
+            task: key.task,
+            trainId: cell.trainId,
+            eg: enc.eg,
+            preprocess: enc.preprocess,
+            crops: trainCrops,
+            labels: trainRows.map((a) => a.label),
+            ids: trainRows.map((a) => a.crop_id),
+            features: task.frozen ? await featuresOf(trainDs, trainRows) : undefined,
+            seed: key.seed,
+            settings,
+            lineSearch,
+            threads: ctx.threads,
+            log: ctx.log,
+          },
+          tmp,
+        );
+      },
+      { onWait: () => ctx.log.info(`waiting for another worker to finish training model ${cell.trainId}`) },
+    );
+    timing.train = (t() - t0) / 1000;
+    const model = loadModel(path);
+    // Logged once the model is in place, so a model appears in the log at most once however runs are killed.
+    if (computed)
+      ctx.log.info(`trained ${key.task} on ${key.encoder} n=${key.budget} seed=${key.seed} ${key.train_set}`, {
+        stage: 'train',
+        train: cell.trainId,
+        cell: cell.id,
+        seconds: model.record.seconds,
+      });
+    else ctx.log.debug(`reusing trained ${key.task} model ${cell.trainId}`, { stage: 'train', train: cell.trainId, cell: cell.id });
+    const testFeatures = task.frozen ? await featuresOf(testDs, testRows) : undefined;
+    t0 = t();
+    onStage(`predict ${key.task}`);
+    out = await predictModel(model, { crops: testCrops, features: testFeatures }, { threads: ctx.threads });
+    timing.predict = (t() - t0) / 1000;
+  } else {
+    // A task this stage does not persist: train and predict in one go through the registry.
+    const features = task.frozen
+      ? { train: await featuresOf(trainDs, trainRows), test: await featuresOf(testDs, testRows) }
+      : undefined;
+    t0 = t();
+    onStage(key.task);
+    out = await task.run({
+      eg: enc.eg,
+      preprocess: enc.preprocess,
+      train: { crops: trainCrops, labels: trainRows.map((a) => a.label), ids: trainRows.map((a) => a.crop_id) },
+      test: { crops: testCrops, labels: testRows.map((a) => a.label), ids: testRows.map((a) => a.crop_id) },
+      seed: key.seed,
+      settings,
+      lineSearch,
+      features,
+      threads: ctx.threads,
+      log: ctx.log,
+    });
+    timing.task = (t() - t0) / 1000;
+  }
 
   const predictions: Prediction[] = testRows.map((a, i) => ({
     crop_id: a.crop_id,

@@ -1,7 +1,8 @@
 /**
  * Decision maps like Fan, Cong & Wang 2017 Figs. 3–5: a trained network's output over the plane as a heatmap
  * (MATLAB's "cool" colour map, cyan → magenta, as the paper), with the training points on top ("o" and "+" for the
- * two classes). Output: a self-contained Vega-Lite spec (data inline) that `src/reports/render.ts` renders to SVG/PNG.
+ * two classes). Output: a self-contained Vega-Lite spec (data inline) that `src/reports/render.ts` renders to SVG/PNG,
+ * built from plain map data (`decisionMapData`) that `qcbench second-order --out` stores and `qcbench report` reads.
  */
 import type { VlSpec } from '../reports/charts.js';
 import { type NetParams, predict } from './analytic.js';
@@ -57,25 +58,57 @@ export function decisionGrid(
   return rows;
 }
 
+/**
+ * Everything a decision map shows, as plain JSON: what `qcbench second-order --out DIR` stores (`<experiment>-maps.json`)
+ * so that `qcbench report` can draw the map again from the results directory alone, without the network.
+ */
+export interface DecisionMapData {
+  title: string;
+  /** Plot domain [xmin, xmax, ymin, ymax]. */
+  domain: [number, number, number, number];
+  /** Cells per axis. */
+  resolution: number;
+  /** Network output on the grid (cell corners and output at the cell centre), row by row from ymin. */
+  grid: { x: number; x2: number; y: number; y2: number; p: number }[];
+  /** Training points with their class label. */
+  points: { x: number; y: number; class: 0 | 1 }[];
+}
+
+/** The data of a decision map: the network's output on the grid and the training points. */
+export function decisionMapData(net: NetParams, ds: PlaneDataset, o: DecisionMapOptions = {}): DecisionMapData {
+  return {
+    title: o.title ?? `${ds.name}: ${net.order === 2 ? 'second' : 'first'}-order ${net.sizes.join('-')}`,
+    domain: [...ds.domain],
+    resolution: o.resolution ?? 50,
+    grid: decisionGrid(net, ds, o),
+    points: Array.from({ length: ds.n }, (_, i) => ({
+      x: r4(ds.x[2 * i]),
+      y: r4(ds.x[2 * i + 1]),
+      class: ds.y[i] > 0.5 ? 1 : 0,
+    })),
+  };
+}
+
 /** Vega-Lite spec: heatmap of the network output with the training points ("o" class 0, "+" class 1) on top. */
 export function decisionMapSpec(net: NetParams, ds: PlaneDataset, o: DecisionMapOptions = {}): VlSpec {
+  return decisionMapSpecFromData(decisionMapData(net, ds, o), { size: o.size });
+}
+
+/** The Vega-Lite spec of stored map data (`decisionMapData`), e.g. read back from a results directory. */
+export function decisionMapSpecFromData(d: DecisionMapData, o: { size?: number } = {}): VlSpec {
   const size = o.size ?? 320;
-  const [x0, x1, y0, y1] = ds.domain;
-  const points = Array.from({ length: ds.n }, (_, i) => ({
-    x: r4(ds.x[2 * i]),
-    y: r4(ds.x[2 * i + 1]),
-    class: ds.y[i] > 0.5 ? '1 (+)' : '0 (o)',
-  }));
+  const [x0, x1, y0, y1] = d.domain;
+  const points = d.points.map((p) => ({ x: p.x, y: p.y, class: p.class === 1 ? '1 (+)' : '0 (o)' }));
   const xScale = { domain: [x0, x1], nice: false, zero: false };
   const yScale = { domain: [y0, y1], nice: false, zero: false };
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: o.title ?? `${ds.name}: ${net.order === 2 ? 'second' : 'first'}-order ${net.sizes.join('-')}`,
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: d.title,
     width: size,
     height: size,
     layer: [
       {
-        data: { values: decisionGrid(net, ds, o) },
+        data: { values: d.grid },
         mark: { type: 'rect' },
         encoding: {
           x: { field: 'x', type: 'quantitative', scale: xScale, title: 'x' },

@@ -11,6 +11,7 @@
  */
 import { randn } from '../engine/ir/builder.js';
 import type { Tensor } from '../engine/ir/graph.js';
+import { SSL_WEIGHT_DECAY } from '../protocol/defaults.js';
 import { sphericalKMeans } from './kmeans.js';
 import { buildPretrainGraph, createSslTrainer, makeSslOptimizer } from './pretrain.js';
 import { SSL_METHODS, resolveHyper } from './registry.js';
@@ -74,7 +75,12 @@ async function makeRunner(
   const n = o.batch;
   const t0 = performance.now();
   const pg = buildPretrainGraph(m, hp, { n, size: o.size, seed: 1, lossKind });
-  const trainer = await createSslTrainer(pg, makeSslOptimizer({ momentum: 0.9, weightDecay: 1e-4 }), [], o.threads);
+  const trainer = await createSslTrainer(
+    pg,
+    makeSslOptimizer({ momentum: 0.9, weightDecay: SSL_WEIGHT_DECAY }),
+    [],
+    o.threads,
+  );
   const compile = (performance.now() - t0) / 1000;
   const fillSteps = Math.ceil(Math.max(hp.num_prototypes ?? 0, 4 * n) / n);
   const mach =

@@ -32,6 +32,7 @@ import { Lars } from '../engine/train/optim/lars.js';
 import { Sgd } from '../engine/train/optim/sgd.js';
 import type { Optimizer } from '../engine/train/optim/types.js';
 import { Trainer } from '../engine/train/trainer.js';
+import { SSL_WEIGHT_DECAY } from '../protocol/defaults.js';
 import { PRETRAIN_SCHEMA, type PretrainRecord } from '../runner/results.js';
 import { contentHash, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { logger as defaultLogger, type Logger } from '../util/log.js';
@@ -129,6 +130,47 @@ export interface KnnMonitor {
   k?: number;
 }
 
+/**
+ * The kNN monitor of annotated crops of `source` (`qcbench pretrain --monitor`, protocol `pretrain.knn_monitor`): the
+ * annotations' train split is the neighbour bank, their test split is scored; rows whose crop is not in the source
+ * are left out.
+ * @param cropIndex crop_id → index in the source
+ * @throws QCB_ANNOTATIONS when no train or no test crop of the annotations is in the source
+ */
+export async function knnMonitorFor(
+  source: CropSource,
+  cropIndex: ReadonlyMap<string, number>,
+  annotations: readonly { crop_id: string; label: string; split: string }[],
+  o: { file?: string; k?: number } = {},
+): Promise<KnnMonitor> {
+  const rows: number[] = [];
+  const labels: string[] = [];
+  const train: number[] = [];
+  const test: number[] = [];
+  for (const a of annotations) {
+    const i = cropIndex.get(a.crop_id);
+    if (i === undefined) continue;
+    (a.split === 'train' ? train : test).push(rows.length);
+    rows.push(i);
+    labels.push(a.label);
+  }
+  if (train.length === 0 || test.length === 0) {
+    throw new QcbError(
+      'QCB_ANNOTATIONS',
+      `${o.file ?? 'the annotations'} has no train or no test crops of ${source.id} for the kNN monitor`,
+      { file: o.file, fix: 'use annotations made for this store (crop ids of its crops.csv), with both splits' },
+    );
+  }
+  const data = await source.read(rows);
+  return {
+    crops: { data, n: rows.length, channels: source.channels, size: source.size },
+    labels,
+    train,
+    test,
+    ...(o.k !== undefined ? { k: o.k } : {}),
+  };
+}
+
 export interface PretrainOptions {
   /** SSL method name (simclr, barlow_twins, vicreg, deepclusterv2, swav). */
   method: string;
@@ -145,10 +187,12 @@ export interface PretrainOptions {
   lr?: number;
   /** Default 0.9 (paper §3.2). */
   momentum?: number;
-  /** Default 1e-4 (solo-learn's SGD configs; the paper does not say). */
+  /** Default SSL_WEIGHT_DECAY (src/protocol/defaults.ts: solo-learn's configs; the paper does not say). */
   weightDecay?: number;
   /** `sgd` (default, paper) or `lars` (solo-learn's usual optimizer; η 0.02, bias/BN excluded). */
   optimizer?: 'sgd' | 'lars';
+  /** `warmup_cosine` (default, paper §3.2) or `constant` (the base learning rate at every step). */
+  schedule?: 'warmup_cosine' | 'constant';
   /** Warm-up epochs of the warm-up cosine schedule; default 1 (paper §3.2). */
   warmupEpochs?: number;
   /** Learning rate at step 0 of the warm-up; default 3e-5 (solo-learn `warmup_start_lr`). */
@@ -158,7 +202,10 @@ export interface PretrainOptions {
   seed?: number;
   /** Images per epoch (a fixed seeded subset of the source, reshuffled every epoch); default all. */
   maxImagesPerEpoch?: number;
-  /** Augmentation (default: rot90, flip, transpose, shift and scale with the ImageNet normalisation). */
+  /**
+   * Augmentation (default: rot90, flip, transpose, shift and scale with the ImageNet normalisation); `sslAugment`
+   * (src/ssl/augment.ts) turns a list of the paper's augmentation names into these options.
+   */
   augment?: Partial<AugmentOptions>;
   /** onnxruntime intra-op threads. */
   threads?: number;
@@ -420,7 +467,7 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
   const n = opts.batchSize ?? 128;
   const baseLr = opts.lr ?? 0.001;
   const momentum = opts.momentum ?? 0.9;
-  const weightDecay = opts.weightDecay ?? 1e-4;
+  const weightDecay = opts.weightDecay ?? SSL_WEIGHT_DECAY;
   const warmupEpochs = opts.warmupEpochs ?? 1;
   const warmupStartLr = opts.warmupStartLr ?? 3e-5;
   const minLr = opts.minLr ?? 0;
@@ -456,6 +503,7 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
     ...opts.augment,
   };
   const optimizerKind = opts.optimizer ?? 'sgd';
+  const constantLr = opts.schedule === 'constant';
   const settings = {
     method: method.name,
     hyper: hp,
@@ -465,13 +513,15 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
     momentum,
     weight_decay: weightDecay,
     optimizer: optimizerKind,
-    schedule: {
-      kind: 'warmup_cosine',
-      warmup_epochs: warmupEpochs,
-      warmup_start_lr: warmupStartLr,
-      min_lr: minLr,
-      per: 'step',
-    },
+    schedule: constantLr
+      ? { kind: 'constant' }
+      : {
+          kind: 'warmup_cosine',
+          warmup_epochs: warmupEpochs,
+          warmup_start_lr: warmupStartLr,
+          min_lr: minLr,
+          per: 'step',
+        },
     seed,
     images_per_epoch: m,
     steps_per_epoch: stepsPerEpoch,
@@ -669,7 +719,9 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
           ...(machinery?.feeds(info) ?? {}),
         };
         const globalStep = epoch * stepsPerEpoch + s;
-        const lr = warmupCosineLr(globalStep, totalSteps, warmupEpochs * stepsPerEpoch, baseLr, warmupStartLr, minLr);
+        const lr = constantLr
+          ? baseLr
+          : warmupCosineLr(globalStep, totalSteps, warmupEpochs * stepsPerEpoch, baseLr, warmupStartLr, minLr);
         let r: Awaited<ReturnType<Trainer['step']>>;
         try {
           r = await current.step(feeds, lr);

@@ -72,3 +72,13 @@ test('unknown command and unknown option are usage errors (exit 2) with a sugges
   assert.equal(b.code, 2);
   assert.match(b.err, /QCB_USAGE/);
 });
+
+test('bench --help lists report; bench report --help names the 10 s target', () => {
+  const g = qcbench('bench', '--help');
+  assert.equal(g.code, 0, g.err);
+  assert.match(g.out, /report/);
+  const r = qcbench('bench', 'report', '--help');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /qcbench bench report \[--json\]/);
+  assert.match(r.out, /target under 10 s/);
+});

@@ -84,6 +84,25 @@ async function capture(fn: () => Promise<number>): Promise<{ code: number; out: 
   }
 }
 
+/** A CSV table and its JSON-lines twin hold the same rows and columns, numbers as JSON numbers. */
+function assertSameRows(csvFile: string, jsonlFile: string, numeric: string[]): void {
+  const [head, ...rows] = readFileSync(csvFile, 'utf8').trim().split('\n');
+  const cols = head.split(',');
+  const json = readFileSync(jsonlFile, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.equal(json.length, rows.length, `${jsonlFile}: as many rows as ${csvFile}`);
+  rows.forEach((row, i) => {
+    assert.deepEqual(Object.keys(json[i]), cols, `${jsonlFile} row ${i}: columns`);
+    row.split(',').forEach((cell, j) => {
+      const v = json[i][cols[j]];
+      if (numeric.includes(cols[j])) assert.equal(typeof v, 'number', `${jsonlFile} row ${i} ${cols[j]}`);
+      assert.equal(v === null ? '' : String(v), cell, `${jsonlFile} row ${i} ${cols[j]}`);
+    });
+  });
+}
+
 const rejects = (p: Promise<unknown>, code: string) =>
   assert.rejects(p, (e: unknown) => e instanceof QcbError && e.code === code);
 
@@ -133,6 +152,15 @@ test('qc train (linear, knn, finetune) and qc apply from the command line', asyn
     assert.ok(r.complete);
     const w = readFileSync(join(out, 'wells.csv'), 'utf8').trim().split('\n');
     assert.equal(w.length, 1 + wells.length);
+    assertSameRows(join(out, 'wells.csv'), join(out, 'wells.jsonl'), ['n', 'abnormal', 'fraction', 'mean_score']);
+    assertSameRows(join(out, 'fields.csv'), join(out, 'fields.jsonl'), [
+      'site',
+      'n',
+      'abnormal',
+      'fraction',
+      'mean_score',
+    ]);
+    assert.equal(readFileSync(join(out, 'fields.csv'), 'utf8').trim().split('\n').length, 1 + wells.length); // one site per well
     // the stored scores are what the file alone computes
     const sess = await ort.InferenceSession.create(readFileSync(model));
     const scores = readFileSync(join(out, 'scores.jsonl'), 'utf8')

@@ -1,7 +1,9 @@
 /**
  * End to end through the real CLI and every real stage (synthetic screen → crops → encoder → kNN / linear probe →
  * metrics → report): a run killed with SIGKILL midway resumes to the same results as an uninterrupted run with no cell
- * computed twice; two shards into one directory equal the unsharded run; `qcbench report` is byte-identical.
+ * computed twice and no downstream model trained twice (a second test set of the same screen evaluates the models
+ * the first trained, as the domain shift does); two shards into one directory equal the unsharded run; `qcbench
+ * report` is byte-identical.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -38,12 +40,20 @@ data:
       root: screen
       annotations: ann.csv
       synth: { domain: u2os, wells: 4, sites: 2, width: 320, height: 256, seed: 3, abnormal_fraction: 0.4, crop_size: 32 }
+    t:
+      format: synthetic
+      root: screen
+      annotations: ann.csv
+      synth: { domain: u2os, wells: 4, sites: 2, width: 320, height: 256, seed: 3, abnormal_fraction: 0.4, crop_size: 32 }
 tasks:
   linear: { epochs: 6, milestones: [4] }
 metrics: { bootstrap: 50 }
 evaluations:
   - tasks: [knn, linear]
     budgets: [8, 20]
+  - tasks: [knn, linear]
+    budgets: [8]
+    test_set: t
 `,
   );
 });
@@ -70,14 +80,25 @@ function cellRecords(workdir: string): Map<string, { status: string; metrics: un
   );
 }
 
-function doneLines(workdir: string): string[] {
+function logRecords(workdir: string): Record<string, unknown>[] {
   const log = join(workdir, 'results', 'tiny', 'log.jsonl');
   return readFileSync(log, 'utf8')
     .trim()
     .split('\n')
-    .map((l) => JSON.parse(l))
+    .map((l) => JSON.parse(l));
+}
+
+function doneLines(workdir: string): string[] {
+  return logRecords(workdir)
     .filter((r) => typeof r.msg === 'string' && r.msg.startsWith('done '))
-    .map((r) => r.cell);
+    .map((r) => r.cell as string);
+}
+
+/** Train ids of the downstream models trained (logged once each model is in place). */
+function trainedModels(workdir: string): string[] {
+  return logRecords(workdir)
+    .filter((r) => r.stage === 'train' && typeof r.msg === 'string' && r.msg.startsWith('trained '))
+    .map((r) => r.train as string);
 }
 
 test('a run killed with SIGKILL resumes to the same results, computing no cell twice', { timeout: 600_000 }, async () => {
@@ -85,7 +106,8 @@ test('a run killed with SIGKILL resumes to the same results, computing no cell t
   const r = qcbench(['run', protocol, '--no-report'], full);
   assert.equal(r.code, 0, r.err);
   const reference = cellRecords(full);
-  assert.equal(reference.size, 8, '1 encoder × 2 tasks × 2 budgets × 2 seeds');
+  assert.equal(reference.size, 12, '1 encoder × 2 tasks × (2 budgets + 1 on the second test set) × 2 seeds');
+  assert.equal(trainedModels(full).length, 8, 'the second test set reuses the 8 models of budget 8 and 20');
   for (const v of reference.values()) assert.equal(v.status, 'done');
 
   const killed = join(base, 'w-killed');
@@ -97,13 +119,13 @@ test('a run killed with SIGKILL resumes to the same results, computing no cell t
   const cells = join(killed, 'results', 'tiny', 'cells');
   const exited = new Promise((res) => child.on('exit', res));
   for (let i = 0; i < 1200; i++) {
-    if (existsSync(cells) && readdirSync(cells).filter((f) => f.endsWith('.json')).length >= 3) break;
+    if (existsSync(cells) && readdirSync(cells).filter((f) => f.endsWith('.json')).length >= 4) break;
     await new Promise((res) => setTimeout(res, 100));
   }
   child.kill('SIGKILL');
   await exited;
   const before = readdirSync(cells).filter((f) => f.endsWith('.json')).length;
-  assert.ok(before >= 3 && before < 8, `killed midway (${before} of 8 cells finished)`);
+  assert.ok(before >= 4 && before < 12, `killed midway (${before} of 12 cells finished)`);
 
   const resumed = qcbench(['run', protocol, '--no-report'], killed);
   assert.equal(resumed.code, 0, resumed.err);
@@ -111,12 +133,15 @@ test('a run killed with SIGKILL resumes to the same results, computing no cell t
   assert.deepEqual([...after.keys()].sort(), [...reference.keys()].sort());
   for (const [id, rec] of reference) assert.deepEqual(after.get(id), rec, `cell ${id} equals the uninterrupted run`);
   const done = doneLines(killed);
-  assert.equal(done.length, 8);
-  assert.equal(new Set(done).size, 8, 'no cell computed twice');
+  assert.equal(done.length, 12);
+  assert.equal(new Set(done).size, 12, 'no cell computed twice');
+  const trained = trainedModels(killed);
+  assert.equal(new Set(trained).size, trained.length, 'no model trained twice');
+  assert.ok(trained.length <= 8);
 
   const again = qcbench(['run', protocol, '--no-report'], killed);
   assert.equal(again.code, 0);
-  assert.equal(doneLines(killed).length, 8, 'a finished run computes nothing');
+  assert.equal(doneLines(killed).length, 12, 'a finished run computes nothing');
 });
 
 test('two shards into one directory equal the unsharded run; report is byte-identical', { timeout: 600_000 }, async () => {
@@ -129,7 +154,7 @@ test('two shards into one directory equal the unsharded run; report is byte-iden
   assert.deepEqual(cellRecords(sharded), cellRecords(full));
   const status = qcbench(['status', '--results', join(sharded, 'results', 'tiny'), '--json'], sharded);
   const st = JSON.parse(status.out);
-  assert.equal(st.done, 8);
+  assert.equal(st.done, 12);
   assert.equal(st.pending, 0);
 
   const outs = ['a', 'b', 'c'].map((x) => join(base, `report-${x}`));

@@ -79,6 +79,25 @@ function readScores(
     .map((l) => JSON.parse(l));
 }
 
+/** A CSV table and its JSON-lines twin hold the same rows and columns, numbers as JSON numbers. */
+function assertSameRows(csvFile: string, jsonlFile: string, numeric: string[]): void {
+  const [head, ...rows] = readFileSync(csvFile, 'utf8').trim().split('\n');
+  const cols = head.split(',');
+  const json = readFileSync(jsonlFile, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.equal(json.length, rows.length, `${jsonlFile}: as many rows as ${csvFile}`);
+  rows.forEach((row, i) => {
+    assert.deepEqual(Object.keys(json[i]), cols, `${jsonlFile} row ${i}: columns`);
+    row.split(',').forEach((cell, j) => {
+      const v = json[i][cols[j]];
+      if (numeric.includes(cols[j])) assert.equal(typeof v, 'number', `${jsonlFile} row ${i} ${cols[j]}`);
+      assert.equal(v === null ? '' : String(v), cell, `${jsonlFile} row ${i} ${cols[j]}`);
+    });
+  });
+}
+
 test('qc train → apply on a second synthetic screen: AUC, per-well fractions, standalone ONNX, shards, resume', async (tc) => {
   const a = await screen('train', 1);
   const b = await screen('apply', 2);
@@ -123,7 +142,9 @@ test('qc train → apply on a second synthetic screen: AUC, per-well fractions, 
     'scores.csv',
     'scores.jsonl',
     'fields.csv',
+    'fields.jsonl',
     'wells.csv',
+    'wells.jsonl',
     'plate-map.vl.json',
     'plate-map.svg',
     'plate-map.png',
@@ -149,6 +170,16 @@ test('qc train → apply on a second synthetic screen: AUC, per-well fractions, 
     .slice(1)
     .map((l) => l.split(','));
   assert.equal(wells.length, 8);
+  assertSameRows(join(out, 'wells.csv'), join(out, 'wells.jsonl'), ['n', 'abnormal', 'fraction', 'mean_score']);
+  assertSameRows(join(out, 'fields.csv'), join(out, 'fields.jsonl'), [
+    'site',
+    'n',
+    'abnormal',
+    'fraction',
+    'mean_score',
+  ]);
+  const nFields = readFileSync(join(out, 'fields.csv'), 'utf8').trim().split('\n').length - 1;
+  assert.ok(nFields > 8 && nFields <= 8 * 3, `${nFields} fields with crops (8 wells × 3 sites)`);
   const truthFrac = wells.map(([, well]) => {
     const ks = known.filter((s) => s.well === well);
     return ks.filter((s) => b.truth.get(s.crop_id) === 'abnormal').length / ks.length;
@@ -210,7 +241,8 @@ test('qc train → apply on a second synthetic screen: AUC, per-well fractions, 
   assert.ok(s0.complete);
   assert.equal(s0.crops + s1.crops, st.count);
   assert.equal(readFileSync(join(out2, 'scores.csv'), 'utf8'), readFileSync(join(out, 'scores.csv'), 'utf8'));
-  assert.equal(readFileSync(join(out2, 'wells.csv'), 'utf8'), readFileSync(join(out, 'wells.csv'), 'utf8'));
+  for (const f of ['wells.csv', 'wells.jsonl', 'fields.csv', 'fields.jsonl'])
+    assert.equal(readFileSync(join(out2, f), 'utf8'), readFileSync(join(out, f), 'utf8'), f);
 
   // resume: a run killed after its first batch (checkpoint at 32 crops, half-written batch after it)
   const shard = join(out, 'shards', 'shard-0-of-1');

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -125,6 +126,19 @@ test('full-size results: tables carry mean ± sd over seeds, the paper figures a
     assert.ok(!/<script[^>]+src=/i.test(html) && !/<link[^>]+href="https?:/i.test(html));
     for (const name of s.charts) assert.ok(html.includes(`data-chart="${name}"`), name);
     assert.equal((html.match(/data:image\/png;base64,/g) ?? []).length, 4);
+    // the montages are a Vega-Lite figure too: image marks over copies in the report folder (no SVG/PNG of it)
+    assert.ok(s.charts.includes('misclassified-crops'));
+    const mspec = JSON.parse(readFileSync(join(out, 'charts/misclassified-crops.vl.json'), 'utf8'));
+    const urls = (mspec.concat as { data: { values: { url: string }[] }; mark: { type: string } }[]).map((p) => {
+      assert.equal(p.mark.type, 'image');
+      return p.data.values[0].url;
+    });
+    assert.equal(urls.length, 4);
+    for (const u of urls) {
+      assert.match(u, /^montages\/[0-9a-f]+\.png$/);
+      assert.ok(readFileSync(join(out, u)).equals(readFileSync(join(res, u))), u);
+    }
+    assert.ok(!existsSync(join(out, 'charts/misclassified-crops.svg')));
     assert.ok(html.includes('skipped: ImageNet weights for vgg16'));
     assert.ok(html.includes('qcbench weights fetch vgg16'));
   } finally {
@@ -252,6 +266,26 @@ test('qcbench report: exit 0 with --json summary; a missing or malformed results
       (e: Error & { code?: string; context?: { file?: string } }) =>
         e.code === 'QCB_FILE_FORMAT' && e.context?.file?.endsWith(bad) === true,
     );
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('qcbench report without --results reads the only run under ./.qcbench/results, where runs write by default', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'qcb-report-'));
+  try {
+    await makeResults(join(root, '.qcbench', 'results', 'quick'), { encoders: ['swav'], seeds: [0], budgets: [50] });
+    const bin = fileURLToPath(new URL('../../bin/qcbench.js', import.meta.url));
+    const r = spawnSync(process.execPath, [bin, 'report', '--no-png', '--json', '--reference', reference], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, CI: '1' },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const summary = JSON.parse(r.stdout);
+    assert.equal(summary.outDir, join(root, 'reports', 'out'));
+    assert.equal(summary.counts.total, 4);
+    assert.ok(existsSync(join(root, 'reports', 'out', 'index.html')));
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { command as pretrainCmd } from '../../src/cli/pretrain.js';
 import { CropStoreWriter } from '../../src/data/store/crop-store.js';
 import { QcbError } from '../../src/errors.js';
+import { SSL_WEIGHT_DECAY } from '../../src/protocol/defaults.js';
 import { quietLog, testCrops } from './_pretrain-case.js';
 
 /** A real crop store (src/data/store) of the generated test crops, with ids and an annotation file. */
@@ -67,6 +68,8 @@ test('qcbench pretrain: store in, encoder + record + checkpoint out, kNN monitor
         'proj_output_dim=32',
         '--monitor',
         s.annotations,
+        '--augment',
+        'rot90,flip',
       ],
       { log: quietLog },
     );
@@ -79,6 +82,14 @@ test('qcbench pretrain: store in, encoder + record + checkpoint out, kNN monitor
     assert.equal(rec.loss.length, 2);
     assert.equal(rec.settings.hyper.proj_output_dim, 32);
     assert.equal(rec.settings.hyper.sim_loss_weight, 25);
+    // one weight decay for the protocol, pretrain() and the CLI (src/protocol/defaults.ts)
+    assert.equal(rec.settings.weight_decay, SSL_WEIGHT_DECAY);
+    assert.match(pretrainCmd.usage, new RegExp(`--weight-decay X +\\(${SSL_WEIGHT_DECAY}`));
+    // --augment picks the paper's augmentations by name; the others are off
+    assert.equal(rec.settings.augment.rot90, true);
+    assert.equal(rec.settings.augment.flip, 0.5);
+    assert.equal(rec.settings.augment.transpose, 0);
+    assert.equal(rec.settings.augment.shiftScaleP, 0);
     assert.deepEqual(
       rec.knn_monitor.map((k: { epoch: number }) => k.epoch),
       [-1, 0],
@@ -95,6 +106,7 @@ test('qcbench pretrain: store in, encoder + record + checkpoint out, kNN monitor
     await usage(['--method', 'simclr', '--store', join(dir, 'nope'), '--out', out], 'QCB_STORE');
     await usage(['--method', 'simclr', '--store', s.path, '--out', out, '--set', 'temp=0.1'], 'QCB_USAGE');
     await usage(['--method', 'simclr', '--store', s.path, '--out', out, '--channels', 'DAPI'], 'QCB_STORE');
+    await usage(['--method', 'simclr', '--store', s.path, '--out', out, '--augment', 'rot90,blur'], 'QCB_USAGE');
     // other settings into a folder holding a checkpoint: refused, not silently mixed
     await usage(
       ['--method', 'vicreg', '--store', s.path, '--out', out, '--epochs', '1', '--batch', '8', '--max-images', '16'],

@@ -14,7 +14,7 @@ import { dtypeFromCode, isFloat, isStatic } from './util.js';
 export interface BackwardOptions {
   /** Name of a value holding dL/dloss (same shape as the loss); default a constant 1. */
   seed?: string;
-  /** Model file named in error messages. */
+  /** Model file named in error messages; default `graph.source` (the file the graph was imported from). */
   file?: string;
 }
 
@@ -41,8 +41,9 @@ export function appendBackward(
   graph: Graph,
   loss: string,
   wrt: string[],
-  opts: BackwardOptions = {},
+  options: BackwardOptions = {},
 ): Map<string, string> {
+  const opts: BackwardOptions = { ...options, file: options.file ?? graph.source };
   // Backward rules emit opset-17 ops (ScatterElements with reduction needs 16). Opsets 13–16 changed nothing but
   // additions with backward-compatible defaults up to 17, so such graphs are lifted to 17.
   if (graph.opset < 13) {

@@ -61,6 +61,11 @@ export interface Graph {
   nodes: Node[];
   /** Known type/shape of every value (inputs, initializers, node outputs) when inferred. */
   values: Map<string, ValueInfo>;
+  /**
+   * The model file the graph was imported from (set by `importOnnx`, kept by `cloneGraph`); the default file named
+   * in shape-inference and autodiff errors.
+   */
+  source?: string;
 }
 
 /** Attribute constructors: `attr.ints([1, 1])`, `attr.float(0.1)`. */

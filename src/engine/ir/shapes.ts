@@ -1027,7 +1027,8 @@ export function shapeRule(node: Node, file?: string): ShapeRule {
  * @throws QCB_ONNX_UNSUPPORTED_OP for an operator without a shape rule; QCB_ONNX_GRAPH for a node reading a value
  *   that nothing defines, or for inconsistent shapes.
  */
-export function inferShapes(graph: Graph, opts: { file?: string } = {}): Map<string, Inferred> {
+export function inferShapes(graph: Graph, options: { file?: string } = {}): Map<string, Inferred> {
+  const opts = { file: options.file ?? graph.source };
   const known = new Map<string, Inferred>();
   for (const v of graph.inputs) known.set(v.name, { dtype: v.dtype, shape: v.shape ? [...v.shape] : undefined });
   for (const [name, t] of graph.initializers) {

@@ -55,10 +55,17 @@ export function allocData(dtype: DType, n: number): TensorData {
   }
 }
 
-/** Views little-endian bytes as a typed array of `dtype`, copying so the result is aligned and owns its memory. */
+/**
+ * Views little-endian bytes as a typed array of `dtype`, copying so the result is aligned and owns its memory.
+ * @throws RangeError when the byte length is not a whole number of elements (callers reading files check the
+ *   length first and report the file; this guards against silently dropping trailing bytes).
+ */
 export function dataFromBytes(dtype: DType, bytes: Uint8Array): TensorData {
   const size = DTYPE_BYTES[dtype];
-  const out = allocData(dtype, Math.floor(bytes.length / size));
+  if (bytes.length % size !== 0) {
+    throw new RangeError(`${bytes.length} bytes are not a whole number of ${dtype} elements (${size} bytes each)`);
+  }
+  const out = allocData(dtype, bytes.length / size);
   new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(bytes.subarray(0, out.byteLength));
   return out;
 }

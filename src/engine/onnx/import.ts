@@ -9,7 +9,7 @@ import { QcbError } from '../../errors.js';
 import type { Attr, Dim, DType, Graph, Node, Tensor, TensorData, ValueInfo } from '../ir/graph.js';
 import { emptyGraph } from '../ir/graph.js';
 import { inferShapes } from '../ir/shapes.js';
-import { allocData, dataFromBytes, dtypeFromCode } from './dtypes.js';
+import { allocData, DTYPE_BYTES, dataFromBytes, dtypeFromCode } from './dtypes.js';
 
 const { onnx } = p;
 
@@ -44,8 +44,8 @@ function parseErr(file: string | undefined, msg: string, cause?: unknown): QcbEr
 }
 
 /** Converts a TensorProto to an engine tensor. */
-export function tensorFromProto(tp: p.onnx.ITensorProto, file?: string): Tensor {
-  const name = tp.name ?? '';
+export function tensorFromProto(tp: p.onnx.ITensorProto, file?: string, owner?: string): Tensor {
+  const name = tp.name || owner || '';
   if (tp.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL || (tp.externalData && tp.externalData.length > 0)) {
     throw new QcbError(
       'QCB_ONNX_PARSE',
@@ -74,20 +74,40 @@ export function tensorFromProto(tp: p.onnx.ITensorProto, file?: string): Tensor 
   }
   const dims = (tp.dims ?? []).map((d) => toNum(d as Longish));
   const n = dims.reduce((a, b) => a * b, 1);
+  const size = DTYPE_BYTES[dtype];
+  const countErr = (field: string, found: number, unit = 'elements') =>
+    new QcbError(
+      'QCB_ONNX_PARSE',
+      `${owner ? 'tensor' : 'initializer'} '${name}' (${dtype}, dims [${dims.join(', ')}]) should hold ${unit === 'bytes' ? n * size : n} ${unit} in ${field} but holds ${found}: the file is truncated or corrupt`,
+      {
+        file,
+        key: name,
+        value: { expected: unit === 'bytes' ? n * size : n, found, field },
+        fix: 're-export the model (torch.onnx.export) or re-download it; a model file edited by hand must keep each tensor’s data length equal to the product of its dims',
+      },
+    );
   let data: TensorData;
   if (tp.rawData && tp.rawData.length > 0) {
+    if (tp.rawData.length !== n * size) throw countErr('raw_data', tp.rawData.length, 'bytes');
     data = dataFromBytes(dtype, tp.rawData);
   } else {
     data = allocData(dtype, n);
     switch (dtype) {
-      case 'float32':
-        (data as Float32Array).set(tp.floatData ?? []);
+      case 'float32': {
+        const src = tp.floatData ?? [];
+        if (src.length !== n) throw countErr('float_data', src.length);
+        (data as Float32Array).set(src);
         break;
-      case 'float64':
-        (data as Float64Array).set(tp.doubleData ?? []);
+      }
+      case 'float64': {
+        const src = tp.doubleData ?? [];
+        if (src.length !== n) throw countErr('double_data', src.length);
+        (data as Float64Array).set(src);
         break;
+      }
       case 'int64': {
         const src = tp.int64Data ?? [];
+        if (src.length !== n) throw countErr('int64_data', src.length);
         const d = data as BigInt64Array;
         for (let i = 0; i < src.length; i++) {
           const v = src[i] as Longish;
@@ -103,6 +123,7 @@ export function tensorFromProto(tp: p.onnx.ITensorProto, file?: string): Tensor 
       default: {
         // int32, int8, uint8, bool and float16 (as bits) are stored in int32_data
         const src = tp.int32Data ?? [];
+        if (src.length !== n) throw countErr('int32_data', src.length);
         const d = data as Int32Array | Int8Array | Uint8Array | Uint16Array;
         for (let i = 0; i < src.length; i++) d[i] = src[i];
       }
@@ -134,7 +155,7 @@ function attrFromProto(a: p.onnx.IAttributeProto, node: string, file?: string): 
     case T.STRINGS:
       return { type: 'strings', value: (a.strings ?? []).map((s) => dec.decode(s)) };
     case T.TENSOR:
-      return { type: 'tensor', value: tensorFromProto(a.t ?? {}, file) };
+      return { type: 'tensor', value: tensorFromProto(a.t ?? {}, file, `${node}.${a.name}`) };
     default:
       throw new QcbError(
         'QCB_ONNX_UNSUPPORTED_OP',
@@ -226,6 +247,7 @@ export function importOnnx(src: Uint8Array | string, opts: ImportOptions = {}): 
   }
 
   const graph = emptyGraph(g.name || 'graph', opset);
+  if (file !== undefined) graph.source = file;
   for (const t of g.initializer ?? []) {
     graph.initializers.set(t.name ?? '', tensorFromProto(t, file));
   }

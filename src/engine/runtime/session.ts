@@ -4,16 +4,22 @@
  * runs, and conversion between engine tensors and `ort.Tensor`.
  *
  * Execution providers: `cpu` always works. `cuda` works only where the user installed onnxruntime-node's CUDA
- * binaries (its postinstall downloads them; `npx onnxruntime-node-install-cuda` or reinstalling with
- * `ONNXRUNTIME_NODE_INSTALL_CUDA=v12` on a machine with CUDA 12 and cuDNN 9); otherwise session creation fails with
- * QCB_RUNTIME naming the provider.
+ * provider files (README "GPU": `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js`
+ * on a Linux machine with CUDA 12). The process-wide default provider (`setDefaultExecutionProvider`, set from a
+ * protocol's `runtime.execution_provider` or a command's `--provider`) applies to every session whose options name
+ * none; asking for `cuda` where its provider library is absent is QCB_PROVIDER up front, and a session that fails to
+ * load on CUDA (no GPU, wrong CUDA version) is QCB_RUNTIME with the same fix.
  *
  * Determinism: CPU kernels are deterministic for a fixed thread count; random operators (Dropout, RandomNormal, …)
  * get the session's `seed` as their `seed` attribute when they have none (see `seedRandomOps`).
  */
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { QcbError } from '../../errors.js';
+import { didYouMean } from '../../util/suggest.js';
 import { contentHash } from '../../util/fs.js';
 import type { Dim, DType, Graph, Tensor, ValueInfo } from '../ir/graph.js';
 import { attr } from '../ir/graph.js';
@@ -23,8 +29,88 @@ import { importOnnx } from '../onnx/import.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
+/** The execution providers qcbench accepts (`--provider`, `runtime.execution_provider`). */
+export const EXECUTION_PROVIDERS: readonly ExecutionProvider[] = ['cpu', 'cuda'];
+
+/** The command that fetches onnxruntime-node's CUDA provider files (README "GPU"), run once in the project. */
+export const CUDA_INSTALL_COMMAND =
+  'ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js';
+
+const CUDA_FIX = `on a Linux machine with an NVIDIA GPU and CUDA 12, fetch onnxruntime-node's CUDA provider files once (needs network): ${CUDA_INSTALL_COMMAND}; or use --provider cpu (runtime: { execution_provider: cpu } in a protocol)`;
+
+/** Whether onnxruntime-node can use `p` here: cpu always; cuda when its provider library is installed. */
+export function executionProviderInstalled(p: ExecutionProvider): boolean {
+  if (p === 'cpu') return true;
+  let dir: string;
+  try {
+    dir = join(
+      dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json')),
+      'bin',
+      'napi-v6',
+      process.platform,
+      process.arch,
+    );
+  } catch {
+    return false;
+  }
+  if (!existsSync(dir)) return false;
+  return readdirSync(dir).some((f) => f.includes(`onnxruntime_providers_${p}`));
+}
+
+/**
+ * Checks a provider name (from `--provider` or a protocol) and that it is installed.
+ * @param where the flag or protocol key and file, named in errors
+ * @throws QCB_USAGE for an unknown name (with did-you-mean), QCB_PROVIDER when the provider is not installed
+ */
+export function checkExecutionProvider(
+  name: string,
+  where: { key?: string; file?: string } = { key: '--provider' },
+): ExecutionProvider {
+  if (!(EXECUTION_PROVIDERS as readonly string[]).includes(name)) {
+    throw new QcbError('QCB_USAGE', `unknown execution provider '${name}'`, {
+      ...where,
+      value: name,
+      allowed: EXECUTION_PROVIDERS.join(', '),
+      fix: didYouMean(name, EXECUTION_PROVIDERS),
+    });
+  }
+  const p = name as ExecutionProvider;
+  if (!executionProviderInstalled(p)) {
+    throw new QcbError(
+      'QCB_PROVIDER',
+      `execution provider '${p}' is not installed: onnxruntime-node's ${p.toUpperCase()} provider library is not in node_modules/onnxruntime-node/bin`,
+      { ...where, value: p, allowed: EXECUTION_PROVIDERS.filter(executionProviderInstalled).join(', '), fix: CUDA_FIX },
+    );
+  }
+  return p;
+}
+
+let defaultProvider: ExecutionProvider = 'cpu';
+
+/**
+ * Sets the execution provider of every session created afterwards whose options name none (process-wide; default
+ * cpu). Checks it first: see {@link checkExecutionProvider}.
+ */
+export function setDefaultExecutionProvider(
+  name: string,
+  where: { key?: string; file?: string } = { key: '--provider' },
+): ExecutionProvider {
+  defaultProvider = checkExecutionProvider(name, where);
+  return defaultProvider;
+}
+
+/** The process-wide default execution provider. */
+export function defaultExecutionProvider(): ExecutionProvider {
+  return defaultProvider;
+}
+
+/** onnxruntime's provider list for a provider: cuda falls back to cpu for nodes CUDA has no kernel for. */
+function providerList(p: ExecutionProvider): ExecutionProvider[] {
+  return p === 'cpu' ? ['cpu'] : [p, 'cpu'];
+}
+
 export interface RuntimeOptions {
-  /** Execution providers in order of preference (default ['cpu']). */
+  /** Execution providers in order of preference (default: the process-wide default, `setDefaultExecutionProvider`). */
   executionProviders?: ExecutionProvider[];
   /** Intra-op threads (default: the number of cores, `os.availableParallelism()`). */
   intraOpNumThreads?: number;
@@ -86,7 +172,7 @@ export function defaultThreads(): number {
 
 /** onnxruntime session options for our runs (sequential, mem arena, full graph optimisation). */
 export function sessionOptions(o: RuntimeOptions = {}): ort.InferenceSession.SessionOptions {
-  const eps = o.executionProviders ?? ['cpu'];
+  const eps = o.executionProviders ?? providerList(defaultProvider);
   const so: ort.InferenceSession.SessionOptions = {
     executionProviders: eps,
     intraOpNumThreads: o.intraOpNumThreads ?? defaultThreads(),
@@ -159,14 +245,12 @@ export async function loadSession(
     } catch (e) {
       if (!opts.noCache) cache.delete(key);
       const msg = (e as Error).message;
-      const ep = (opts.executionProviders ?? ['cpu']).join(', ');
+      const ep = (so.executionProviders as string[]).join(', ');
       throw new QcbError('QCB_RUNTIME', `onnxruntime could not load the model: ${msg}`, {
         file,
         cause: e,
         value: { executionProviders: ep },
-        fix: ep.includes('cuda')
-          ? "the CUDA provider needs onnxruntime-node's CUDA binaries (see the engine docs) and a CUDA 12 GPU; use --ep cpu"
-          : 'check the model with `qcbench encoder verify`',
+        fix: ep.includes('cuda') ? CUDA_FIX : 'check the model with `qcbench encoder verify`',
       });
     }
   })();

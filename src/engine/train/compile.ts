@@ -16,6 +16,7 @@ import type { Graph, Node, Tensor, ValueInfo } from '../ir/graph.js';
 import { upgradeOpset } from '../ir/opset.js';
 import { inferShapes } from '../ir/shapes.js';
 import { lowerBatchNormTraining } from './batchnorm.js';
+import { lowerSmallConvs } from './conv-gemm.js';
 import type { Optimizer } from './optim/types.js';
 
 export interface TrainStepSpec {
@@ -39,6 +40,13 @@ export interface TrainStepSpec {
    * Dropout inactive.
    */
   dropoutTraining?: boolean;
+  /**
+   * Convs with trained weights whose output plane (Ho·Wo) is at most this size run as one batch-wide GEMM in the step
+   * (conv-gemm.ts); 0 turns the lowering off. Default CONV_GEMM_MAX_PLANE.
+   */
+  convGemmMaxPlane?: number;
+  /** Model file named in error messages; default `graph.source` (set when the graph was imported from a file). */
+  file?: string;
 }
 
 /** A tensor carried between steps: fed as `input`, returned as `output`. */
@@ -74,6 +82,7 @@ export function cloneGraph(g: Graph): Graph {
     initializers: new Map(g.initializers),
     nodes: g.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs], attrs: { ...n.attrs } })),
     values: new Map([...g.values].map(([k, v]) => [k, { ...v, shape: v.shape ? [...v.shape] : undefined }])),
+    ...(g.source !== undefined ? { source: g.source } : {}),
   };
 }
 
@@ -91,14 +100,16 @@ function ancestors(g: Graph, loss: string): Set<string> {
 
 /** Compiles a training step. @throws QCB_ONNX_GRAPH for unknown names, QCB_ONNX_UNSUPPORTED_OP from autodiff */
 export function compileTrainStep(spec: TrainStepSpec): CompiledStep {
+  const file = spec.file ?? spec.graph.source;
   const forward = cloneGraph(spec.graph);
-  inferShapes(forward);
+  inferShapes(forward, { file });
   const g = cloneGraph(forward);
   upgradeOpset(g, 17); // backward graphs use opset-17 operators
-  inferShapes(g);
+  inferShapes(g, { file });
   const known = (v: string) => g.values.has(v);
   if (!known(spec.loss)) {
     throw new QcbError('QCB_ONNX_GRAPH', `loss '${spec.loss}' is not a value of graph '${g.name}'`, {
+      file,
       key: spec.loss,
       fix: 'pass the name of the loss node output',
     });
@@ -106,6 +117,7 @@ export function compileTrainStep(spec: TrainStepSpec): CompiledStep {
   for (const e of spec.extraOutputs ?? []) {
     if (!known(e))
       throw new QcbError('QCB_ONNX_GRAPH', `extra output '${e}' is not a value of graph '${g.name}'`, {
+        file,
         key: e,
         fix: 'name an existing value',
       });
@@ -119,6 +131,7 @@ export function compileTrainStep(spec: TrainStepSpec): CompiledStep {
     for (const t of spec.trainable) {
       if (!g.initializers.has(t)) {
         throw new QcbError('QCB_ONNX_GRAPH', `trainable parameter '${t}' is not an initializer of graph '${g.name}'`, {
+          file,
           key: t,
           fix: 'name model parameters (initializers)',
         });
@@ -169,6 +182,7 @@ export function compileTrainStep(spec: TrainStepSpec): CompiledStep {
     ] as const) {
       if (bnCarried.some((c) => c.input === inp)) {
         throw new QcbError('QCB_ONNX_GRAPH', `running statistic '${inp}' is shared by two BatchNormalization nodes`, {
+          file,
           key: inp,
           fix: 're-export the model without shared BN buffers',
         });
@@ -177,14 +191,17 @@ export function compileTrainStep(spec: TrainStepSpec): CompiledStep {
         throw new QcbError(
           'QCB_ONNX_GRAPH',
           `BatchNormalization '${u.node}' running statistic '${inp}' is not an initializer`,
-          { key: inp },
+          { file, key: inp },
         );
       bnCarried.push({ name: inp, input: inp, output: out, init: promote(inp) });
     }
   }
-  inferShapes(g);
+  inferShapes(g, { file });
+  // small-plane convs with trained weights: one batch-wide GEMM instead of onnxruntime's per-image path
+  if (spec.convGemmMaxPlane !== 0 && lowerSmallConvs(g, (w) => tset.has(w), spec.convGemmMaxPlane) > 0)
+    inferShapes(g, { file });
 
-  const grads = appendBackward(g, spec.loss, trainable);
+  const grads = appendBackward(g, spec.loss, trainable, { file });
 
   const b = new GraphBuilder(g);
   const lr = b.freshInput('lr', 'float32', []);
@@ -243,7 +260,7 @@ export function compileTrainStep(spec: TrainStepSpec): CompiledStep {
   }
   g.outputs = outs.map((o) => ({ name: o, dtype: 'float32' }));
   pruneDead(g);
-  inferShapes(g);
+  inferShapes(g, { file });
 
   const dataInputs = forward.inputs.filter((v) => !tset.has(v.name));
   return { graph: g, forward, loss: spec.loss, dataInputs, lr, extraOutputs, params, state, frozen };
