@@ -67,7 +67,7 @@ export const GROUPS = {
       data: sub('crop extraction fields/s, peak RSS, store reads, augmentation crops/s, synthetic data s', () => import('./bench-data.js')),
       ssl: sub('SSL pretraining images/s per method and the loss overhead', () => import('./bench-ssl.js')),
       qc: sub('crops scored per second through an exported QC classifier', () => import('./bench-qc.js')),
-      report: sub('seconds qcbench report takes on full-protocol-sized results (target < 10 s)', () => import('./bench-report.js')),
+      report: sub('seconds and HTML size of qcbench report on full-protocol-sized results (targets < 10 s, ≤ 25 MB)', () => import('./bench-report.js')),
     },
   },
 } satisfies Record<string, GroupEntry>;

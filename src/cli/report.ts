@@ -14,7 +14,8 @@
  * charts/<name>.{vl.json,svg,png}     Vega-Lite specs and their renderings, including the second-order decision
  *                                     maps (second-order-<experiment>-<network>)
  * charts/misclassified-crops.vl.json  the montages as a Vega-Lite figure of image marks (no SVG/PNG of its own)
- * montages/<cellId>.png               copies of the montages that figure shows (URLs relative to the report folder)
+ * montages/<cellId>.png               full-resolution copies of the montages that figure shows (URLs relative to the
+ *                                     report folder); index.html inlines downscaled JPEG previews and links these
  * ```
  * Second-order results are read from `<results>/second-order/`, where `qcbench second-order spirals|rings --out`
  * writes them (src/reports/second-order.ts).
@@ -28,7 +29,7 @@ import { aggregate } from '../reports/aggregate.js';
 import { buildCharts } from '../reports/charts.js';
 import { buildHtml } from '../reports/html.js';
 import { loadResults } from '../reports/load.js';
-import { collectMontages, montageChart } from '../reports/montages.js';
+import { collectMontages, montageChart, montagePreviews } from '../reports/montages.js';
 import { loadReference, Reference } from '../reports/reference.js';
 import { renderSvg, svgToPng } from '../reports/render.js';
 import {
@@ -118,8 +119,9 @@ export async function buildReport(
     res.dir,
     agg.groups.flatMap((g) => g.done),
   );
-  const montageFig = montageChart(montages);
-  const allCharts = [...charts, ...(montageFig ? [montageFig] : []), ...soCharts];
+  // the JPEG previews index.html inlines are encoded on sharp's thread pool while the charts render below
+  const previews = montagePreviews(montages);
+  previews.catch(() => {}); // awaited below; this only keeps an early failure from being an unhandled rejection
   const written = new Map<string, string | Uint8Array>();
   const put = (rel: string, data: string | Uint8Array) => written.set(rel, data);
 
@@ -150,7 +152,7 @@ export async function buildReport(
   const png = opts.png ?? true;
   // PNG rasterising runs on sharp's thread pool while vega lays out the next chart on the main thread
   const pngs: Promise<void>[] = [];
-  for (const ch of allCharts) {
+  for (const ch of [...charts, ...soCharts]) {
     put(`charts/${ch.name}.vl.json`, `${JSON.stringify(ch.spec, null, 2)}\n`);
     if (ch.specOnly) continue;
     const { svg, warnings: w } = await renderSvg(ch.spec, ch.name);
@@ -166,6 +168,9 @@ export async function buildReport(
     }
   }
   await Promise.all(pngs);
+  const montageFig = montageChart(montages, await previews);
+  if (montageFig) put(`charts/${montageFig.name}.vl.json`, `${JSON.stringify(montageFig.spec, null, 2)}\n`);
+  const allCharts = [...charts, ...(montageFig ? [montageFig] : []), ...soCharts];
 
   if (opts.html ?? true) {
     const html = buildHtml({
@@ -176,6 +181,7 @@ export async function buildReport(
       charts,
       montageChart: montageFig,
       montageNotes,
+      montageFiles: montages.map((m) => ({ label: m.label, href: m.href })),
       secondOrder:
         soRows.length || soPairs.length || so.notes.length
           ? {

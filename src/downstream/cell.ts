@@ -12,7 +12,8 @@ import { evaluate } from '../metrics/classification.js';
 import type { CellMetrics, EncoderKind, Prediction } from '../runner/results.js';
 import type { Logger } from '../util/log.js';
 import { chooseChannels, pickChannels } from './features.js';
-import { resolveTask, type TaskOutput, type TaskSplit } from './registry.js';
+import { resolveTask, runTask, type TaskOutput } from './registry.js';
+import type { TaskSplit } from './task.js';
 
 export interface EvalCellOptions {
   /** Registry name or ONNX path. */
@@ -149,7 +150,7 @@ export async function evaluateCell(o: EvalCellOptions): Promise<EvalCellResult> 
     }));
   const tLoad = (Date.now() - t1) / 1000;
   o.log?.info(`encoder ${encoder.name}`, { label: encoder.label, kind: encoder.kind, dim: eg.dim });
-  const out: TaskOutput = await task.run({
+  const out: TaskOutput = await runTask(task, {
     eg,
     preprocess: eg.preprocess ?? encoder.preprocess,
     train: trainSplit,

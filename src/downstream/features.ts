@@ -3,6 +3,7 @@
  * [0, 1] → the encoder's normalisation (x − mean) / std per channel → `features` N×D. A frozen encoder's features
  * are computed once per (encoder, crops) and shared by kNN and the linear probe (paper §3.3 tasks 1–2).
  */
+import { readFileSync } from 'node:fs';
 import { QcbError } from '../errors.js';
 import { loadSession, ortF32 } from '../engine/runtime/session.js';
 import type { EncoderGraph, Preprocess } from '../encoders/types.js';
@@ -31,6 +32,36 @@ export function selectCrops(c: CropSet, rows: readonly number[]): CropSet {
     data.set(c.data.subarray(r * per, (r + 1) * per), i * per);
   });
   return { data, n: rows.length, channels: c.channels, size: c.size };
+}
+
+/** Rows `rows` of N×D features (copied): rows.length×D. */
+export function selectFeatureRows(f: Features, rows: readonly number[]): Features {
+  const data = new Float32Array(rows.length * f.cols);
+  rows.forEach((r, i) => {
+    data.set(f.data.subarray(r * f.cols, (r + 1) * f.cols), i * f.cols);
+  });
+  return { data, rows: rows.length, cols: f.cols };
+}
+
+/** Float32 values as little-endian bytes (a view, not a copy): the layout of the `.f32` files. */
+export function f32Bytes(a: Float32Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/**
+ * Reads a little-endian float32 file (copied, so it is aligned).
+ * @throws QCB_FILE_TRUNCATED when its size is not a whole number of float32 values
+ */
+export function readF32(file: string): Float32Array {
+  const buf = readFileSync(file);
+  if (buf.length % 4 !== 0)
+    throw new QcbError('QCB_FILE_TRUNCATED', `${file} has ${buf.length} bytes, not a whole number of float32 values`, {
+      file,
+      fix: 'delete the folder holding it: it is computed again',
+    });
+  const out = new Float32Array(buf.length / 4);
+  new Uint8Array(out.buffer).set(buf);
+  return out;
 }
 
 /**

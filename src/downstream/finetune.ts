@@ -8,19 +8,27 @@
  * (autodiff + SGD in ONNX) and run in onnxruntime; BatchNorm trains with batch statistics (PyTorch's `model.train()`),
  * and the exported inference graph (running statistics) predicts the test crops. Batches of one crop are skipped:
  * BatchNorm needs two samples for a batch statistic (PyTorch raises there).
+ *
+ * As a downstream task (`FINETUNE_TASK`) with the optional line search; a saved model is the inference graph as
+ * `model.onnx` (the engine's export) with its input size, normalisation and classes as JSON.
  */
+import { join } from 'node:path';
 import { QcbError } from '../errors.js';
 import { GraphBuilder } from '../engine/ir/builder.js';
 import type { Graph } from '../engine/ir/graph.js';
+import { exportOnnx } from '../engine/onnx/export.js';
+import { importOnnx } from '../engine/onnx/import.js';
 import { loadSession, ortF32 } from '../engine/runtime/session.js';
 import { cloneGraph } from '../engine/train/compile.js';
 import { inferenceGraph } from '../engine/train/export-inference.js';
 import { Sgd } from '../engine/train/optim/sgd.js';
 import { Trainer } from '../engine/train/trainer.js';
 import type { EncoderGraph, Preprocess } from '../encoders/types.js';
+import { TASKS } from '../protocol/catalog.js';
 import { FINETUNE } from '../protocol/defaults.js';
+import { writeFileAtomic } from '../util/fs.js';
 import type { Logger } from '../util/log.js';
-import { type CropSet, cropsToInput } from './features.js';
+import { type CropSet, cropsToInput, selectCrops } from './features.js';
 import {
   appendCrossEntropy,
   appendLinearHead,
@@ -32,6 +40,7 @@ import {
   permutation,
   predictionsFromLogits,
 } from './head.js';
+import { type DownstreamTask, trainHead } from './task.js';
 
 /** Paper §3.3 defaults (from src/protocol/defaults.ts). */
 export const FINETUNE_DEFAULTS: HeadTrainSettings = {
@@ -183,3 +192,53 @@ export async function predictFinetune(
 ): Promise<{ pred: string[]; score: number[] }> {
   return predictionsFromLogits(await finetuneLogits(m, crops, o), m.classes);
 }
+
+/** The JSON part of a saved fine-tuned model (the graph is `model.onnx`: `input` N×3×T×T → `logits` N×K). */
+export interface FinetuneSaved {
+  input_size: number;
+  preprocess: Preprocess;
+  classes: string[];
+  images_per_second: number;
+}
+
+const GRAPH_FILE = 'model.onnx';
+
+/** Fine-tuning of the whole encoder with a linear head (paper §3.3 task 3); settings over FINETUNE_DEFAULTS. */
+export const FINETUNE_TASK = {
+  name: 'finetune',
+  label: TASKS.finetune.label,
+  frozen: false,
+  async train(ctx) {
+    const t = await trainHead(ctx, FINETUNE_DEFAULTS, {
+      all: ctx.train.crops,
+      rows: selectCrops,
+      fit: (crops, labels, settings, log) =>
+        trainFinetune(ctx.eg, ctx.preprocess, crops, labels, { seed: ctx.seed, settings, threads: ctx.threads, log }),
+      predict: async (m, crops) => (await predictFinetune(m, crops, { threads: ctx.threads })).pred,
+    });
+    return { ...t, settings: { ...t.settings, images_per_second: t.model.images_per_second } };
+  },
+  predict(m, input, o) {
+    return predictFinetune(m, input.crops, o);
+  },
+  save(m, dir, o) {
+    writeFileAtomic(join(dir, GRAPH_FILE), exportOnnx(m.graph, { metadata: o?.metadata }));
+    return {
+      input_size: m.inputSize,
+      preprocess: m.preprocess,
+      classes: [...m.classes],
+      images_per_second: m.images_per_second,
+    };
+  },
+  load(dir, s) {
+    return {
+      graph: importOnnx(join(dir, GRAPH_FILE)),
+      inputSize: s.input_size,
+      preprocess: s.preprocess,
+      classes: s.classes,
+      // the loss curve is not part of the graph: the caller keeps it beside (Trained.lossCurve)
+      lossCurve: [],
+      images_per_second: s.images_per_second,
+    };
+  },
+} satisfies DownstreamTask<FinetuneModel, FinetuneSaved>;

@@ -3,9 +3,17 @@
  * features, no training. Exact Euclidean neighbour search: `ml-knn`'s k-d tree for low-dimensional features, a plain
  * scan for encoder features (see KD_TREE_MAX_DIM); the vote is done here so that ties in distance and in votes
  * resolve deterministically and the abnormal score is available for the AUC.
+ *
+ * As a downstream task (`KNN_TASK`), "training" keeps the training features as the neighbour bank; a saved model is
+ * the bank as `bank.f32` (N×D float32 little-endian) and its labels, k and normalisation as JSON.
  */
+import { join } from 'node:path';
 import KNN from 'ml-knn';
 import { QcbError } from '../errors.js';
+import { TASKS } from '../protocol/catalog.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { f32Bytes, type Features, readF32 } from './features.js';
+import { type DownstreamTask, needFeatures } from './task.js';
 
 /** A feature matrix: N rows of D values, or one flat row-major buffer with its shape (N×D). */
 export type FeatureMatrix = readonly ArrayLike<number>[] | { data: ArrayLike<number>; rows: number; cols: number };
@@ -37,6 +45,19 @@ export interface KnnResult {
   k: number;
 }
 
+/** `k` when it is a positive integer. @throws QCB_USAGE otherwise */
+function checkK(k: number): number {
+  if (!Number.isInteger(k) || k < 1) {
+    throw new QcbError('QCB_USAGE', 'k must be a positive integer', {
+      key: 'k',
+      value: k,
+      allowed: 'an integer ≥ 1',
+      fix: 'set tasks.knn.k to a positive integer (the paper uses 5)',
+    });
+  }
+  return k;
+}
+
 /**
  * Classifies test rows by their k nearest training rows.
  * @param trainX N×D training features
@@ -51,15 +72,7 @@ export function knnClassify(
   testX: FeatureMatrix,
   opts: KnnOptions = {},
 ): KnnResult {
-  const k0 = opts.k ?? 5;
-  if (!Number.isInteger(k0) || k0 < 1) {
-    throw new QcbError('QCB_USAGE', 'k must be a positive integer', {
-      key: 'k',
-      value: k0,
-      allowed: 'an integer ≥ 1',
-      fix: 'set tasks.knn.k to a positive integer (the paper uses 5)',
-    });
-  }
+  const k0 = checkK(opts.k ?? 5);
   const l2 = (opts.normalize ?? 'raw') === 'l2';
   const train = toRows(trainX, l2, 'train');
   const test = toRows(testX, l2, 'test');
@@ -225,3 +238,65 @@ function toRows(x: FeatureMatrix, l2: boolean, name: string): number[][] {
   }
   return rows;
 }
+
+/** A kNN "model": the neighbour bank (training features N×D), its N labels, k and the feature preprocessing. */
+export interface KnnModel {
+  bank: Features;
+  labels: string[];
+  /** As set (the classification uses min(k, N)). */
+  k: number;
+  normalize: 'raw' | 'l2';
+}
+
+/** The JSON part of a saved kNN model (the bank is `bank.f32`, rows×cols float32 little-endian). */
+export interface KnnSaved {
+  k: number;
+  normalize: 'raw' | 'l2';
+  labels: string[];
+  rows: number;
+  cols: number;
+}
+
+const BANK_FILE = 'bank.f32';
+
+/** kNN on frozen features (paper §3.3 task 1); settings `k` (default 5) and `normalize` (`l2` or true, else raw). */
+export const KNN_TASK = {
+  name: 'knn',
+  label: TASKS.knn.label,
+  frozen: true,
+  async train(ctx) {
+    const bank = needFeatures(ctx.features, 'knn', 'training');
+    const k = checkK(typeof ctx.settings?.k === 'number' ? ctx.settings.k : 5);
+    const n = ctx.settings?.normalize;
+    const normalize = n === true || n === 'l2' ? 'l2' : 'raw';
+    return {
+      model: { bank, labels: [...ctx.train.labels], k, normalize },
+      settings: { k: Math.min(k, bank.rows), normalize },
+    };
+  },
+  async predict(m, input) {
+    const r = knnClassify(m.bank, m.labels, needFeatures(input.features, 'knn', 'test'), {
+      k: m.k,
+      normalize: m.normalize,
+    });
+    return { pred: r.pred, score: r.score };
+  },
+  save(m, dir) {
+    writeFileAtomic(join(dir, BANK_FILE), f32Bytes(m.bank.data));
+    return { k: m.k, normalize: m.normalize, labels: [...m.labels], rows: m.bank.rows, cols: m.bank.cols };
+  },
+  load(dir, s) {
+    const file = join(dir, BANK_FILE);
+    const data = readF32(file);
+    if (data.length !== s.rows * s.cols || s.labels.length !== s.rows)
+      throw new QcbError(
+        'QCB_FILE_TRUNCATED',
+        `kNN bank ${file} holds ${data.length} values for ${s.labels.length} labels, expected ${s.rows}×${s.cols}`,
+        {
+          file,
+          fix: 'delete the model folder: it is made again',
+        },
+      );
+    return { bank: { data, rows: s.rows, cols: s.cols }, labels: s.labels, k: s.k, normalize: s.normalize };
+  },
+} satisfies DownstreamTask<KnnModel, KnnSaved>;

@@ -7,15 +7,18 @@
  * The encoder is frozen and no augmentation is used, so its features are computed once and the head is trained on
  * them: exactly the same optimisation as running the frozen encoder every step, and ~1000× cheaper. The head trains
  * through the engine's training step (Gemm + softmax cross-entropy, SGD) in onnxruntime.
+ *
+ * As a downstream task (`LINEAR_TASK`) with the optional line search; a saved model is the head's weights as JSON.
  */
 import { QcbError } from '../errors.js';
 import { GraphBuilder } from '../engine/ir/builder.js';
 import type { Tensor } from '../engine/ir/graph.js';
 import { Sgd } from '../engine/train/optim/sgd.js';
 import { Trainer } from '../engine/train/trainer.js';
+import { TASKS } from '../protocol/catalog.js';
 import { LINEAR } from '../protocol/defaults.js';
 import type { Logger } from '../util/log.js';
-import type { Features } from './features.js';
+import { type Features, selectFeatureRows } from './features.js';
 import {
   appendCrossEntropy,
   appendLinearHead,
@@ -27,6 +30,7 @@ import {
   permutation,
   predictionsFromLogits,
 } from './head.js';
+import { type DownstreamTask, needFeatures, trainHead } from './task.js';
 
 /** Paper §3.3 defaults (from src/protocol/defaults.ts). */
 export const LINEAR_DEFAULTS: HeadTrainSettings = {
@@ -53,14 +57,6 @@ export interface LinearOptions {
   settings?: Partial<HeadTrainSettings>;
   threads?: number;
   log?: Logger;
-}
-
-function rowsOf(f: Features, rows: readonly number[]): Float32Array {
-  const out = new Float32Array(rows.length * f.cols);
-  rows.forEach((r, i) => {
-    out.set(f.data.subarray(r * f.cols, (r + 1) * f.cols), i * f.cols);
-  });
-  return out;
 }
 
 /**
@@ -106,7 +102,7 @@ export async function trainLinear(x: Features, labels: readonly string[], o: Lin
     for (let st = 0; st < perm.length; st += s.batch_size) {
       const rows = perm.slice(st, st + s.batch_size);
       const feeds: Record<string, Tensor> = {
-        x: { dtype: 'float32', dims: [rows.length, x.cols], data: rowsOf(x, rows) },
+        x: { dtype: 'float32', dims: [rows.length, x.cols], data: selectFeatureRows(x, rows).data },
         y: { dtype: 'float32', dims: [rows.length, K], data: oneHot(y, rows, K) },
       };
       const r = await trainer.step(feeds, lr);
@@ -154,3 +150,52 @@ export function linearLogits(m: LinearModel, x: Features): Float32Array {
 export function predictLinear(m: LinearModel, x: Features): { pred: string[]; score: number[] } {
   return predictionsFromLogits(linearLogits(m, x), m.classes);
 }
+
+/** The JSON form of a saved linear head (weight K×D row-major, bias K). */
+export interface LinearSaved {
+  weight: number[];
+  bias: number[];
+  dim: number;
+  classes: string[];
+}
+
+/** Linear layer on frozen features (paper §3.3 task 2); settings as HeadTrainSettings over LINEAR_DEFAULTS. */
+export const LINEAR_TASK = {
+  name: 'linear',
+  label: TASKS.linear.label,
+  frozen: true,
+  train(ctx) {
+    return trainHead(ctx, LINEAR_DEFAULTS, {
+      all: needFeatures(ctx.features, 'linear', 'training'),
+      rows: selectFeatureRows,
+      fit: (x, labels, settings, log) =>
+        trainLinear(x, labels, { seed: ctx.seed, settings, threads: ctx.threads, log }),
+      predict: async (m, x) => predictLinear(m, x).pred,
+    });
+  },
+  async predict(m, input) {
+    return predictLinear(m, needFeatures(input.features, 'linear', 'test'));
+  },
+  save(m) {
+    return { weight: Array.from(m.weight), bias: Array.from(m.bias), dim: m.dim, classes: [...m.classes] };
+  },
+  load(dir, s) {
+    if (s.weight.length !== s.classes.length * s.dim || s.bias.length !== s.classes.length)
+      throw new QcbError(
+        'QCB_FILE_TRUNCATED',
+        `the saved linear head has ${s.weight.length} weights, expected ${s.classes.length}×${s.dim}`,
+        {
+          file: dir,
+          fix: 'delete the model folder: it is trained again',
+        },
+      );
+    // the loss curve is not part of the head: the caller keeps it beside (Trained.lossCurve)
+    return {
+      weight: Float32Array.from(s.weight),
+      bias: Float32Array.from(s.bias),
+      dim: s.dim,
+      classes: s.classes,
+      lossCurve: [],
+    };
+  },
+} satisfies DownstreamTask<LinearModel, LinearSaved>;

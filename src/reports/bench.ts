@@ -5,6 +5,8 @@
  * every cell finished with 130 test predictions and bootstrap intervals, a 1042×522 montage per cell (32 crops of
  * 128 px, as the runner writes them), an SSL pretraining loss curve of 5,000 steps per method — and times
  * `qcbench report` on them as a user runs it: a fresh process (`bin/qcbench.js report`), wall clock, PNGs included.
+ * It also measures the size of the resulting index.html, which a scientist must be able to e-mail (target
+ * HTML_TARGET_MB; the montages are inlined as downscaled JPEG previews, see montages.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -23,6 +25,9 @@ const BIN = join(ROOT, 'bin', 'qcbench.js');
 
 /** Issue 6: `qcbench report` on the full protocol's results takes under 10 s. */
 export const REPORT_TARGET_SECONDS = 10;
+
+/** index.html of the full protocol's report is at most this many MB (2^20 bytes), small enough to e-mail. */
+export const HTML_TARGET_MB = 25;
 
 export interface BenchReportOptions {
   /** Only the first N seeds of the protocol (default: all, 3 for full.yaml). */
@@ -50,7 +55,11 @@ export interface BenchReportResult {
   meets_target: boolean;
   charts: number;
   files: number;
+  /** Size of index.html in MB (2^20 bytes). */
   html_mb: number;
+  html_target_mb: number;
+  /** html_mb ≤ html_target_mb. */
+  meets_html_target: boolean;
   report_mb: number;
   cores: number;
   load_average: number;
@@ -110,6 +119,7 @@ export async function benchReport(o: BenchReportOptions = {}): Promise<BenchRepo
     }
     const summary = JSON.parse(r.stdout) as ReportSummary;
     const mb = (f: string) => statSync(f).size / 2 ** 20;
+    const htmlMb = round(mb(join(out, 'index.html')));
     return {
       protocol: 'protocols/full.yaml',
       cells: cells.length,
@@ -124,7 +134,9 @@ export async function benchReport(o: BenchReportOptions = {}): Promise<BenchRepo
       meets_target: wall < REPORT_TARGET_SECONDS,
       charts: summary.charts.length,
       files: summary.files.length,
-      html_mb: round(mb(join(out, 'index.html'))),
+      html_mb: htmlMb,
+      html_target_mb: HTML_TARGET_MB,
+      meets_html_target: htmlMb <= HTML_TARGET_MB,
       report_mb: round(summary.files.reduce((a, f) => a + mb(join(out, f)), 0)),
       cores: availableParallelism(),
       load_average: round(loadavg()[0]),

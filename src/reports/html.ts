@@ -1,9 +1,10 @@
 /**
  * The self-contained HTML report: reading guide, Tables 1–3, every chart (rendered in the page by vega-embed from the
- * inlined Vega-Lite specs), the montages of misclassified crops (a Vega-Lite figure of image marks with the PNGs
- * inlined as data URLs) and, when the results hold them, the second-order neurons (tables and decision maps).
+ * inlined Vega-Lite specs), the montages of misclassified crops (a Vega-Lite figure of image marks with downscaled
+ * JPEG previews inlined as data URLs, each linking to its full-resolution PNG in `montages/` beside index.html) and,
+ * when the results hold them, the second-order neurons (tables and decision maps).
  * vega, vega-lite and vega-embed are read from node_modules and inlined, so the file opens offline, from a mail
- * attachment or a USB stick.
+ * attachment or a USB stick, and stays small enough to e-mail (`qcbench bench report` measures it).
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -44,6 +45,8 @@ export interface HtmlInput {
   montageChart?: Chart;
   /** Sentences about montages (absent, capped, missing files). */
   montageNotes: string[];
+  /** The full-resolution montage PNGs beside index.html (relative links), in the figure's order. */
+  montageFiles?: { label: string; href: string }[];
   secondOrder?: SecondOrderHtml;
   /** General notes shown at the top (reference missing, data differ, …). */
   notes: string[];
@@ -371,6 +374,14 @@ export function buildHtml(input: HtmlInput): string {
     parts.push('<section id="montages"><h2>Misclassified crops</h2>');
     for (const n of input.montageNotes) parts.push(`<p>${esc(n)}</p>`);
     if (input.montageChart) parts.push(figure(input.montageChart));
+    const mf = input.montageFiles ?? [];
+    if (mf.length) {
+      parts.push(
+        `<details class="files"><summary>Full-resolution montages (${mf.length} PNG file${mf.length === 1 ? '' : 's'} in <code>montages/</code> beside this page)</summary>`,
+        '<p>The figure shows reduced JPEG previews so that this page stays small enough to e-mail; the PNGs open only where the <code>montages/</code> folder sits next to index.html.</p>',
+        `<ul>${mf.map((f) => `<li><a href="${esc(f.href)}">${esc(f.label)}</a></li>`).join('')}</ul></details>`,
+      );
+    }
     parts.push('</section>');
   }
   if (input.secondOrder) parts.push(secondOrderHtml(input.secondOrder, figure, input.tableFiles));
@@ -384,7 +395,7 @@ export function buildHtml(input: HtmlInput): string {
   window.qcbenchCharts = { total: specs.length, rendered: 0, failed: 0 };
   specs.forEach(function (spec, i) {
     var el = document.getElementById('chart-' + i);
-    vegaEmbed(el, spec, { actions: false, renderer: 'svg' }).then(function () {
+    vegaEmbed(el, spec, { actions: false, renderer: 'svg', loader: { target: '_blank' } }).then(function () {
       el.setAttribute('data-rendered', '1');
       window.qcbenchCharts.rendered++;
     }).catch(function (err) {

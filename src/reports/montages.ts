@@ -4,15 +4,21 @@
  * per setting (lowest seed), copies those PNGs to `<out>/montages/` and describes them with one Vega-Lite spec of
  * image marks, one panel per setting:
  *
- * - `charts/misclassified-crops.vl.json` references the copies by URL relative to the report folder
+ * - `charts/misclassified-crops.vl.json` references the full-resolution copies by URL relative to the report folder
  *   (`montages/<cellId>.png`, i.e. relative to index.html), so the file stays small;
- * - index.html embeds the same spec with the images as `data:` URLs, so the page stays one self-contained file that
- *   works offline.
+ * - index.html embeds the same spec with downscaled JPEG previews (at most PREVIEW_WIDTH px wide, quality
+ *   PREVIEW_QUALITY) as `data:` URLs, so the page stays one self-contained file that works offline and is small
+ *   enough to e-mail (inlining the ~1 MB PNGs made it ~124 MB at full-protocol size). Each panel links (`href`) to its
+ *   full-resolution PNG beside index.html.
+ *
+ * The previews are made by sharp (libvips resize + libjpeg), which gives the same bytes for the same PNG and options,
+ * so the report stays byte-identical across rebuilds.
  *
  * The montages are photographs already, so this figure has no SVG/PNG rendering of its own.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
+import sharp from 'sharp';
 import type { CellRecord } from '../runner/results.js';
 import { CONFIG, type Chart, top, type VlSpec } from './charts.js';
 import { taskTitle } from './tables.js';
@@ -22,6 +28,12 @@ export const MAX_MONTAGES = 60;
 
 /** Display width of a montage panel in pixels (narrower images keep their size). */
 const PANEL_WIDTH = 400;
+
+/** Width of the JPEG previews inlined in index.html (narrower montages keep their size): 1.6 × the panel width. */
+export const PREVIEW_WIDTH = 640;
+
+/** JPEG quality of the inlined previews. */
+export const PREVIEW_QUALITY = 75;
 
 export interface MontageImage {
   cell: CellRecord;
@@ -95,28 +107,55 @@ export function collectMontages(
 }
 
 /**
- * The Vega-Lite figure of the montages: `spec` references the copies in the report folder by relative URL,
- * `embedSpec` (for index.html) carries them as data URLs.
+ * The JPEG preview of each montage that index.html inlines: at most PREVIEW_WIDTH px wide (aspect kept, never
+ * enlarged), quality PREVIEW_QUALITY, no metadata. Encoded on sharp's thread pool, in the montages' order.
  */
-export function montageChart(montages: readonly MontageImage[]): Chart | undefined {
+export function montagePreviews(montages: readonly MontageImage[]): Promise<Buffer[]> {
+  return Promise.all(
+    montages.map((m) =>
+      sharp(m.png)
+        .flatten({ background: '#ffffff' })
+        .resize({ width: PREVIEW_WIDTH, withoutEnlargement: true })
+        .jpeg({ quality: PREVIEW_QUALITY })
+        .toBuffer(),
+    ),
+  );
+}
+
+/**
+ * The Vega-Lite figure of the montages: `spec` references the full-resolution copies in the report folder by
+ * relative URL, `embedSpec` (for index.html) carries the JPEG `previews` (montagePreviews, same order) as data URLs.
+ * In both, clicking a panel opens the full-resolution PNG (`href`, relative to the report folder).
+ */
+export function montageChart(montages: readonly MontageImage[], previews: readonly Buffer[]): Chart | undefined {
   if (!montages.length) return undefined;
-  const build = (url: (m: MontageImage) => string): VlSpec =>
+  if (previews.length !== montages.length)
+    throw new Error(`montageChart: ${previews.length} previews for ${montages.length} montages`);
+  const build = (url: (m: MontageImage, i: number) => string, description: string): VlSpec =>
     top('Misclassified crops', 'one montage per setting (lowest seed); missed abnormal crops first', {
-      description:
-        'Montages of misclassified test crops. Image URLs are relative to the report folder (where index.html is); index.html embeds this spec with the images inlined.',
-      concat: montages.map((m) => {
+      description,
+      concat: montages.map((m, i) => {
         const w = Math.min(PANEL_WIDTH, m.width);
         const h = Math.max(1, Math.round((m.height * w) / m.width));
         return {
           title: { text: m.label, fontSize: 11, anchor: 'start', offset: 4 },
           width: w,
           height: h,
-          data: { values: [{ url: url(m), label: m.label }] },
-          mark: { type: 'image', width: w, height: h, align: 'left', baseline: 'top', aspect: false },
+          data: { values: [{ url: url(m, i), href: m.href, label: m.label }] },
+          mark: {
+            type: 'image',
+            width: w,
+            height: h,
+            align: 'left',
+            baseline: 'top',
+            aspect: false,
+            cursor: 'pointer',
+          },
           encoding: {
             x: { value: 0 },
             y: { value: 0 },
             url: { field: 'url', type: 'nominal' },
+            href: { field: 'href', type: 'nominal' },
             description: { field: 'label', type: 'nominal' },
           },
         };
@@ -125,13 +164,19 @@ export function montageChart(montages: readonly MontageImage[]): Chart | undefin
       spacing: 18,
       config: { ...CONFIG, view: { stroke: null } },
     });
-  const spec = build((m) => m.href);
-  const embedSpec = build((m) => `data:image/png;base64,${m.png.toString('base64')}`);
+  const spec = build(
+    (m) => m.href,
+    'Montages of misclassified test crops. Image URLs are relative to the report folder (where index.html is); index.html embeds this spec with downscaled JPEG previews inlined.',
+  );
+  const embedSpec = build(
+    (_, i) => `data:image/jpeg;base64,${previews[i].toString('base64')}`,
+    `Montages of misclassified test crops as JPEG previews at most ${PREVIEW_WIDTH} px wide; click a montage to open its full-resolution PNG (montages/ beside index.html).`,
+  );
   return {
     name: 'misclassified-crops',
     title: 'Misclassified crops',
     caption:
-      'Test crops the classifier got wrong, one montage per setting (encoder, task, training images, test set; lowest seed). Missed abnormal crops come first, then false alarms.',
+      'Test crops the classifier got wrong, one montage per setting (encoder, task, training images, test set; lowest seed). Missed abnormal crops come first, then false alarms. Shown as reduced previews: click a montage to open its full-resolution PNG.',
     spec,
     embedSpec,
     specOnly: true,

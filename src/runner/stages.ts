@@ -20,7 +20,7 @@ import { openCropStore, type CropStore } from '../data/store/crop-store.js';
 import { synthesizeScreen } from '../data/synth/screen.js';
 import sharp from 'sharp';
 import { montage } from '../cli/data-show.js';
-import { type CropSet, extractFeatures, type Features, selectCrops } from '../downstream/features.js';
+import { type CropSet, extractFeatures, f32Bytes, type Features, readF32, selectCrops } from '../downstream/features.js';
 import { resolveTask } from '../downstream/registry.js';
 import { resolveEncoder } from '../encoders/registry.js';
 import type { EncoderGraph, Preprocess } from '../encoders/types.js';
@@ -32,7 +32,7 @@ import { sslAugment } from '../ssl/augment.js';
 import { type CropSource as SslCropSource, knnMonitorFor, type PretrainOptions, pretrain } from '../ssl/pretrain.js';
 import { contentHash, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { type CellPlan, datasetId, encoderId, STAGE_VERSIONS, sslHyper } from './cells.js';
-import { f32Bytes, loadModel, PERSISTED_TASKS, predictModel, readF32, trainModel } from './train.js';
+import { ensureModel, predictModel } from './train.js';
 import { extractDatasetCrops } from './extract.js';
 import type { Prediction } from './results.js';
 import type { CellOutcome, StageContext, Stages } from './stage-types.js';
@@ -347,74 +347,41 @@ async function computeCell(
   const settings = ctx.p.tasks[key.task] as unknown as Record<string, unknown>;
   const lineSearch = key.task === 'knn' ? undefined : ctx.p.tasks.line_search;
 
-  let out: { pred: string[]; score: number[] };
-  if (PERSISTED_TASKS.includes(key.task)) {
-    // The trained model is its own stage, keyed by trainId: cells that differ only in test set (the domain shift)
-    // evaluate the model the first of them trained, and a resumed run reads it back.
-    t0 = t();
-    onStage(`train ${key.task}`);
-    const { path, computed } = await ctx.cache.ensure(
-      'models',
-      cell.trainId,
-      async (tmp) => {
-        await trainModel(
-          {
-            task: key.task,
-            trainId: cell.trainId,
-            eg: enc.eg,
-            preprocess: enc.preprocess,
-            crops: trainCrops,
-            labels: trainRows.map((a) => a.label),
-            ids: trainRows.map((a) => a.crop_id),
-            features: task.frozen ? await featuresOf(trainDs, trainRows) : undefined,
-            seed: key.seed,
-            settings,
-            lineSearch,
-            threads: ctx.threads,
-            log: ctx.log,
-          },
-          tmp,
-        );
-      },
-      { onWait: () => ctx.log.info(`waiting for another worker to finish training model ${cell.trainId}`) },
-    );
-    timing.train = (t() - t0) / 1000;
-    const model = loadModel(path);
-    // Logged once the model is in place, so a model appears in the log at most once however runs are killed.
-    if (computed)
-      ctx.log.info(`trained ${key.task} on ${key.encoder} n=${key.budget} seed=${key.seed} ${key.train_set}`, {
-        stage: 'train',
-        train: cell.trainId,
-        cell: cell.id,
-        seconds: model.record.seconds,
-      });
-    else ctx.log.debug(`reusing trained ${key.task} model ${cell.trainId}`, { stage: 'train', train: cell.trainId, cell: cell.id });
-    const testFeatures = task.frozen ? await featuresOf(testDs, testRows) : undefined;
-    t0 = t();
-    onStage(`predict ${key.task}`);
-    out = await predictModel(model, { crops: testCrops, features: testFeatures }, { threads: ctx.threads });
-    timing.predict = (t() - t0) / 1000;
-  } else {
-    // A task this stage does not persist: train and predict in one go through the registry.
-    const features = task.frozen
-      ? { train: await featuresOf(trainDs, trainRows), test: await featuresOf(testDs, testRows) }
-      : undefined;
-    t0 = t();
-    onStage(key.task);
-    out = await task.run({
+  // The trained model is its own stage, keyed by trainId: cells that differ only in test set (the domain shift)
+  // evaluate the model the first of them trained, and a resumed run reads it back.
+  t0 = t();
+  onStage(`train ${key.task}`);
+  const { model, computed } = await ensureModel(
+    ctx.cache,
+    { task: key.task, trainId: cell.trainId },
+    async () => ({
       eg: enc.eg,
       preprocess: enc.preprocess,
       train: { crops: trainCrops, labels: trainRows.map((a) => a.label), ids: trainRows.map((a) => a.crop_id) },
-      test: { crops: testCrops, labels: testRows.map((a) => a.label), ids: testRows.map((a) => a.crop_id) },
+      features: task.frozen ? await featuresOf(trainDs, trainRows) : undefined,
       seed: key.seed,
       settings,
       lineSearch,
-      features,
       threads: ctx.threads,
       log: ctx.log,
+    }),
+    { onWait: () => ctx.log.info(`waiting for another worker to finish training model ${cell.trainId}`) },
+  );
+  timing.train = (t() - t0) / 1000;
+  // Logged once the model is in place, so a model appears in the log at most once however runs are killed.
+  if (computed)
+    ctx.log.info(`trained ${key.task} on ${key.encoder} n=${key.budget} seed=${key.seed} ${key.train_set}`, {
+      stage: 'train',
+      train: cell.trainId,
+      cell: cell.id,
+      seconds: model.record.seconds,
     });
-    timing.task = (t() - t0) / 1000;
-  }
+  else ctx.log.debug(`reusing trained ${key.task} model ${cell.trainId}`, { stage: 'train', train: cell.trainId, cell: cell.id });
+  const testFeatures = task.frozen ? await featuresOf(testDs, testRows) : undefined;
+  t0 = t();
+  onStage(`predict ${key.task}`);
+  const out = await predictModel(model, { crops: testCrops, features: testFeatures }, { threads: ctx.threads });
+  timing.predict = (t() - t0) / 1000;
 
   const predictions: Prediction[] = testRows.map((a, i) => ({
     crop_id: a.crop_id,

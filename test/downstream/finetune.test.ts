@@ -7,7 +7,7 @@ import { loadRandomResNet18 } from '../../src/encoders/random.js';
 import { IMAGENET_PREPROCESS } from '../../src/encoders/types.js';
 import { selectCrops } from '../../src/downstream/features.js';
 import { predictFinetune, trainFinetune } from '../../src/downstream/finetune.js';
-import { DOWNSTREAM_TASKS } from '../../src/downstream/registry.js';
+import { DOWNSTREAM_TASKS, runTask } from '../../src/downstream/registry.js';
 import { accuracy } from '../../src/metrics/classification.js';
 import { synthCrops } from './synth-crops.js';
 
@@ -45,7 +45,7 @@ test('finetune: the whole exported VGG encoder trains, its loss falls and it bea
 
 test('finetune task: an engine ResNet18 (BatchNorm in training mode) lowers its loss and beats chance through the registry', async () => {
   const eg = await loadRandomResNet18({ cropSize: S, seed: 2, settings: { width: 4 } });
-  const out = await DOWNSTREAM_TASKS.finetune.run({
+  const out = await runTask(DOWNSTREAM_TASKS.finetune, {
     eg,
     preprocess: IMAGENET_PREPROCESS,
     train: { crops: selectCrops(data.crops, trainRows), labels: trainRows.map((i) => data.labels[i]), ids: [] },

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DOWNSTREAM_TASKS } from '../../src/downstream/registry.js';
+import { DOWNSTREAM_TASKS, runTask } from '../../src/downstream/registry.js';
 import { lineSearch, stratifiedSplit } from '../../src/downstream/line-search.js';
 import type { Features } from '../../src/downstream/features.js';
 import { QcbError } from '../../src/errors.js';
@@ -61,7 +61,7 @@ test('line search in the linear task: test features are never read while choosin
     rows: f.rows,
     cols: f.cols,
   });
-  const out = await DOWNSTREAM_TASKS.linear.run({
+  const out = await runTask(DOWNSTREAM_TASKS.linear, {
     eg: undefined as never,
     preprocess: { mean: [0, 0, 0], std: [1, 1, 1] },
     train: { crops: { data: new Uint8Array(0), n, channels: 3, size: 1 }, labels, ids: labels.map((_, i) => `t${i}`) },

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { resolveTask } from '../../src/downstream/registry.js';
+import { resolveTask, runTask } from '../../src/downstream/registry.js';
 import { resolveEncoder } from '../../src/encoders/registry.js';
 
 test('the quadratic task separates a class boundary the linear probe cannot (same frozen features)', async () => {
@@ -37,8 +37,8 @@ test('the quadratic task separates a class boundary the linear probe cannot (sam
     threads: 1,
   });
   const acc = (pred: string[]) => pred.filter((p, i) => p === te.labels[i]).length / pred.length;
-  const q = await resolveTask('quadratic').run(ctx({ steps: 300, lr: 0.05 }));
-  const l = await resolveTask('linear').run(ctx({ epochs: 60, milestones: [40], lr: 0.01 }));
+  const q = await runTask(resolveTask('quadratic'), ctx({ steps: 300, lr: 0.05 }));
+  const l = await runTask(resolveTask('linear'), ctx({ epochs: 60, milestones: [40], lr: 0.01 }));
   assert.equal(q.score.length, 200);
   assert.ok(q.score.every((s) => s >= 0 && s <= 1));
   assert.ok(acc(q.pred) > 0.85, `quadratic head accuracy ${acc(q.pred)}`);

@@ -2,8 +2,9 @@
  * The downstream training stage through the real runner and every real stage (synthetic screen → crops → encoder →
  * features → train → predict → metrics): cells that share a trainId (same encoder, task, budget, seed and training
  * set; another test set) train one model; the model and the features are persisted, so a run that lost its cell
- * records recomputes them from the cache without training or extracting again; the results equal the registry's
- * train-and-predict path. Also: `pretrain.knn_monitor`, `projector_dim` and `schedule` of a protocol reach a real
+ * records recomputes them from the cache without training or extracting again; the runner's path (train → save →
+ * load → predict, src/runner/train.ts) gives the predictions and settings of the registry's train → predict in memory
+ * (`runTask`), both through the tasks' one implementation. Also: `pretrain.knn_monitor`, `projector_dim` and `schedule` of a protocol reach a real
  * SSL pretraining.
  */
 import assert from 'node:assert/strict';
@@ -19,7 +20,7 @@ import {
 } from '../../src/data/annotations.js';
 import { openCropStore } from '../../src/data/store/crop-store.js';
 import { synthesizeScreen } from '../../src/data/synth/screen.js';
-import { DOWNSTREAM_TASKS } from '../../src/downstream/registry.js';
+import { DOWNSTREAM_TASKS, runTask } from '../../src/downstream/registry.js';
 import { extractFeatures } from '../../src/downstream/features.js';
 import { resolveEncoder } from '../../src/encoders/registry.js';
 import { SSL_WEIGHT_DECAY } from '../../src/protocol/defaults.js';
@@ -28,6 +29,7 @@ import type { Protocol } from '../../src/protocol/schema.js';
 import { datasetId, expandCells } from '../../src/runner/cells.js';
 import type { CellRecord } from '../../src/runner/results.js';
 import { runProtocol } from '../../src/runner/run.js';
+import { loadModel, predictModel } from '../../src/runner/train.js';
 import { createStages } from '../../src/runner/stages.js';
 import { Logger } from '../../src/util/log.js';
 
@@ -160,7 +162,7 @@ test('cells sharing a trainId train once; models and features persist; results e
     assert.deepEqual(first.get(c.id)?.metrics, first.get(twin.id)?.metrics);
   }
 
-  // the persisted model predicts what the registry's train-and-predict in one go predicts
+  // the persisted model (train → save → load → predict) predicts what the registry's train → predict in memory does
   const storeDir = join(p.workdir, 'cache', 'stores', datasetId(p, 's').slice(0, 24));
   const store = await openCropStore(storeDir);
   const ann = readAnnotations(join(base, 'ann.csv'));
@@ -196,7 +198,8 @@ test('cells sharing a trainId train once; models and features persist; results e
     test: await extractFeatures(eg, pre, testSplit.crops, { threads: 1 }),
   };
   for (const task of ['knn', 'linear', 'finetune'] as const) {
-    const out = await DOWNSTREAM_TASKS[task].run({
+    const frozen = DOWNSTREAM_TASKS[task].frozen;
+    const out = await runTask(DOWNSTREAM_TASKS[task], {
       eg,
       preprocess: pre,
       train,
@@ -204,7 +207,7 @@ test('cells sharing a trainId train once; models and features persist; results e
       seed: 0,
       settings: p.tasks[task] as unknown as Record<string, unknown>,
       lineSearch: task === 'knn' ? undefined : p.tasks.line_search,
-      features: DOWNSTREAM_TASKS[task].frozen ? features : undefined,
+      features: frozen ? features : undefined,
       threads: 1,
     });
     const cell = plan.find(
@@ -218,6 +221,27 @@ test('cells sharing a trainId train once; models and features persist; results e
     );
     got.forEach((x, i) => {
       assert.ok(Math.abs(x.score - out.score[i]) < 1e-5, `${task}: score ${i} ${x.score} vs ${out.score[i]}`);
+    });
+    // the cached artifact itself: its record holds the registry's settings and curve, and reloaded here it predicts
+    // what its cell recorded
+    const model = loadModel(join(modelsDir, cell.trainId));
+    assert.equal(model.record.task, task);
+    assert.deepEqual(model.record.train_crop_ids, train.ids);
+    const { images_per_second: _a, ...recorded } = model.record.settings;
+    const { images_per_second: _b, ...chosen } = out.settings;
+    assert.deepEqual(recorded, chosen, `${task}: settings recorded = settings used`);
+    assert.equal(model.record.loss_curve?.length, out.lossCurve?.length);
+    model.record.loss_curve?.forEach((l, i) => {
+      assert.ok(Math.abs(l - out.lossCurve![i]) < 1e-4 * Math.max(1, Math.abs(l)), `${task}: loss ${i}`);
+    });
+    const again = await predictModel(
+      model,
+      { crops: testSplit.crops, features: frozen ? features.test : undefined },
+      { threads: 1 },
+    );
+    assert.deepEqual(again.pred, out.pred, `${task}: reloaded model`);
+    again.score.forEach((v, i) => {
+      assert.ok(Math.abs(v - got[i].score) < 1e-5, `${task}: reloaded score ${i}`);
     });
   }
 

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { benchReport, FULL_PROTOCOL, REPORT_TARGET_SECONDS } from '../../src/reports/bench.js';
+import { benchReport, FULL_PROTOCOL, HTML_TARGET_MB, REPORT_TARGET_SECONDS } from '../../src/reports/bench.js';
 import { resolveProtocol } from '../../src/protocol/resolve.js';
 import { expandCells } from '../../src/runner/cells.js';
 
@@ -25,6 +25,10 @@ test("bench report: synthetic results with the full protocol's cells, timed thro
     for (const k of ['generate_seconds', 'report_seconds', 'build_seconds', 'html_mb', 'report_mb'] as const)
       assert.ok(Number.isFinite(r[k]) && r[k] >= 0, k);
     assert.equal(r.meets_target, r.report_seconds < REPORT_TARGET_SECONDS);
+    // the HTML size and its target (structure only: the size itself depends on the synthetic montages)
+    assert.equal(r.html_target_mb, HTML_TARGET_MB);
+    assert.equal(r.meets_html_target, r.html_mb <= HTML_TARGET_MB);
+    assert.ok(r.html_mb > 0 && r.html_mb <= r.report_mb);
     assert.ok(r.charts >= 10 && r.files > r.charts);
     // --keep leaves the results and the report behind
     assert.equal(r.dir, keep);

@@ -83,7 +83,7 @@ test('the HTML report opens offline in headless Chromium without console errors 
       assert.equal(state.total, summary.charts.length);
       assert.equal(state.failed, 0);
       assert.equal(state.rendered, summary.charts.length);
-      // every chart container holds a drawn SVG with marks; the montages are image marks with inlined PNGs
+      // every chart container holds a drawn SVG with marks; the montages are image marks with inlined JPEG previews
       const drawn = await page.$$eval('div.chart', (els) =>
         els.map((el) => {
           const svg = el.querySelector('svg');
@@ -93,7 +93,7 @@ test('the HTML report opens offline in headless Chromium without console errors 
             images: svg
               ? [...svg.querySelectorAll('image')].filter(
                   (i) =>
-                    (i.getAttribute('href') ?? i.getAttribute('xlink:href') ?? '').startsWith('data:image/png') &&
+                    (i.getAttribute('href') ?? i.getAttribute('xlink:href') ?? '').startsWith('data:image/jpeg') &&
                     Number(i.getAttribute('width')) > 0,
                 ).length
               : 0,
@@ -108,6 +108,13 @@ test('the HTML report opens offline in headless Chromium without console errors 
         if (d.name === 'misclassified-crops') assert.equal(d.images, 3, 'three montages drawn');
         else assert.ok(d.marks > 20, `chart ${d.name} has ${d.marks} marks`);
       }
+      // clicking a montage preview opens its full-resolution PNG beside the report, in a new tab
+      const [popup] = await Promise.all([
+        ctx.waitForEvent('page', { timeout: 10000 }),
+        page.locator('div.chart[data-chart="misclassified-crops"] svg image').first().click(),
+      ]);
+      assert.match(popup.url(), /^file:.*\/report\/montages\/[0-9a-f]+\.png$/);
+      await popup.close();
       assert.ok(summary.charts.includes('second-order-rings-second-order-2-3-2-1'));
       assert.ok((await page.textContent('#table1'))?.includes('skipped'));
       assert.deepEqual(errors, []);

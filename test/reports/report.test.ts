@@ -5,8 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
 import { buildReport, command } from '../../src/cli/report.js';
 import { meanSd } from '../../src/metrics/summary.js';
+import { PREVIEW_WIDTH } from '../../src/reports/montages.js';
 import type { CellRecord } from '../../src/runner/results.js';
 import { Logger } from '../../src/util/log.js';
 import { makeResults } from './make-results.js';
@@ -125,7 +127,9 @@ test('full-size results: tables carry mean ± sd over seeds, the paper figures a
     const html = readFileSync(join(out, 'index.html'), 'utf8');
     assert.ok(!/<script[^>]+src=/i.test(html) && !/<link[^>]+href="https?:/i.test(html));
     for (const name of s.charts) assert.ok(html.includes(`data-chart="${name}"`), name);
-    assert.equal((html.match(/data:image\/png;base64,/g) ?? []).length, 4);
+    // the montages are inlined as JPEG previews, not as the PNGs
+    assert.equal((html.match(/data:image\/png;base64,/g) ?? []).length, 0);
+    assert.equal((html.match(/data:image\/jpeg;base64,/g) ?? []).length, 4);
     // the montages are a Vega-Lite figure too: image marks over copies in the report folder (no SVG/PNG of it)
     assert.ok(s.charts.includes('misclassified-crops'));
     const mspec = JSON.parse(readFileSync(join(out, 'charts/misclassified-crops.vl.json'), 'utf8'));
@@ -137,7 +141,11 @@ test('full-size results: tables carry mean ± sd over seeds, the paper figures a
     for (const u of urls) {
       assert.match(u, /^montages\/[0-9a-f]+\.png$/);
       assert.ok(readFileSync(join(out, u)).equals(readFileSync(join(res, u))), u);
+      // the page links every full-resolution PNG
+      assert.ok(html.includes(`<a href="${u}">`), u);
     }
+    for (const p of mspec.concat as { data: { values: { url: string; href: string }[] } }[])
+      assert.equal(p.data.values[0].href, p.data.values[0].url, 'each panel links its full-resolution PNG');
     assert.ok(!existsSync(join(out, 'charts/misclassified-crops.svg')));
     assert.ok(html.includes('skipped: ImageNet weights for vgg16'));
     assert.ok(html.includes('qcbench weights fetch vgg16'));
@@ -150,7 +158,15 @@ test('a second build of the same results is byte-identical, and stale chart file
   const root = mkdtempSync(join(tmpdir(), 'qcb-report-'));
   try {
     const res = join(root, 'results');
-    await makeResults(res, { encoders: ['simclr', 'random-resnet18'], budgets: [100, 25], failed: 1, bootstrap: 20 });
+    // montages of the runner's size, so that the inlined JPEG previews are downscaled (and must be byte-identical)
+    await makeResults(res, {
+      encoders: ['simclr', 'random-resnet18'],
+      budgets: [100, 25],
+      failed: 1,
+      bootstrap: 20,
+      montages: 3,
+      montageSize: [1042, 522],
+    });
     const a = join(root, 'a');
     const b = join(root, 'b');
     const sa = await buildReport(res, a, { reference, log: quiet });
@@ -162,9 +178,48 @@ test('a second build of the same results is byte-identical, and stale chart file
     assert.deepEqual(fa, listFiles(b));
     assert.deepEqual(fa, sa.files.map((f) => f.split('/').join('/')).sort());
     for (const f of fa) assert.ok(readFileSync(join(a, f)).equals(readFileSync(join(b, f))), `${f} differs`);
+    assert.match(readFileSync(join(a, 'index.html'), 'utf8'), /data:image\/jpeg;base64,/, 'JPEG previews inlined');
     // no timestamps in tables
     for (const f of fa.filter((x) => x.startsWith('tables')))
       assert.ok(!/20\d\d-\d\d-\d\dT/.test(readFileSync(join(a, f), 'utf8')), f);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('index.html inlines JPEG previews at most PREVIEW_WIDTH px wide; the full-resolution PNGs are linked beside it', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'qcb-report-'));
+  try {
+    const res = join(root, 'results');
+    // montages of the runner's size (32 crops of 128 px)
+    await makeResults(res, {
+      encoders: ['simclr'],
+      seeds: [0],
+      budgets: [50],
+      montages: 2,
+      montageSize: [1042, 522],
+    });
+    const out = join(root, 'out');
+    await buildReport(res, out, { reference, png: false, log: quiet });
+    const html = readFileSync(join(out, 'index.html'), 'utf8');
+    const previews = [...html.matchAll(/data:image\/jpeg;base64,([A-Za-z0-9+/=]+)/g)].map((m) =>
+      Buffer.from(m[1], 'base64'),
+    );
+    assert.equal(previews.length, 2);
+    const mspec = JSON.parse(readFileSync(join(out, 'charts/misclassified-crops.vl.json'), 'utf8'));
+    const urls = (mspec.concat as { data: { values: { url: string; href: string }[] } }[]).map(
+      (p) => p.data.values[0].url,
+    );
+    for (const [i, jpeg] of previews.entries()) {
+      const meta = await sharp(jpeg).metadata();
+      assert.equal(meta.format, 'jpeg');
+      assert.equal(meta.width, PREVIEW_WIDTH);
+      assert.equal(meta.height, Math.round((522 * PREVIEW_WIDTH) / 1042));
+      const full = readFileSync(join(out, urls[i]));
+      assert.equal((await sharp(full).metadata()).width, 1042, 'the linked copy keeps full resolution');
+      assert.ok(jpeg.length < full.length, 'the preview is smaller than the PNG');
+    }
+    assert.match(html, /Full-resolution montages \(2 PNG files in <code>montages\/<\/code>/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -24,6 +24,7 @@ import { contentHash } from '../../util/fs.js';
 import type { Dim, DType, Graph, Tensor, ValueInfo } from '../ir/graph.js';
 import { attr } from '../ir/graph.js';
 import { DTYPE_BYTES, dataFromBytes, ORT_TYPE } from '../onnx/dtypes.js';
+import { NCHWC_MAX_PLANE, nchwcBlockSize, rewriteNchwc } from './nchwc.js';
 import { exportOnnx } from '../onnx/export.js';
 import { importOnnx } from '../onnx/import.js';
 
@@ -122,6 +123,11 @@ export interface RuntimeOptions {
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   /** Skip the session cache (the session is still returned; the caller releases it). */
   noCache?: boolean;
+  /**
+   * Run convs with computed weights (training steps) through onnxruntime's blocked NCHWc kernels on the CPU
+   * (nchwc.ts): a plane-size limit, or 0 for off. Default NCHWC_MAX_PLANE.
+   */
+  nchwcMaxPlane?: number;
 }
 
 /** A loaded model: the ort session plus its declared interface. */
@@ -228,7 +234,10 @@ export async function loadSession(
     outputs = g.outputs;
   } else {
     if (opts.seed !== undefined) seedRandomOps(model, opts.seed);
-    bytes = exportOnnx(model);
+    const eps = opts.executionProviders ?? providerList(defaultProvider);
+    const maxPlane = opts.nchwcMaxPlane ?? NCHWC_MAX_PLANE;
+    const block = maxPlane > 0 && eps[0] === 'cpu' ? await nchwcBlockSize() : 0;
+    bytes = exportOnnx(block ? rewriteNchwc(model, block, maxPlane).graph : model);
     inputs = model.inputs;
     outputs = model.outputs;
   }

@@ -16,7 +16,6 @@ import type { Graph, Node, Tensor, ValueInfo } from '../ir/graph.js';
 import { upgradeOpset } from '../ir/opset.js';
 import { inferShapes } from '../ir/shapes.js';
 import { lowerBatchNormTraining } from './batchnorm.js';
-import { lowerSmallConvs } from './conv-gemm.js';
 import type { Optimizer } from './optim/types.js';
 
 export interface TrainStepSpec {
@@ -40,11 +39,6 @@ export interface TrainStepSpec {
    * Dropout inactive.
    */
   dropoutTraining?: boolean;
-  /**
-   * Convs with trained weights whose output plane (Ho·Wo) is at most this size run as one batch-wide GEMM in the step
-   * (conv-gemm.ts); 0 turns the lowering off. Default CONV_GEMM_MAX_PLANE.
-   */
-  convGemmMaxPlane?: number;
   /** Model file named in error messages; default `graph.source` (set when the graph was imported from a file). */
   file?: string;
 }
@@ -197,9 +191,6 @@ export function compileTrainStep(spec: TrainStepSpec): CompiledStep {
     }
   }
   inferShapes(g, { file });
-  // small-plane convs with trained weights: one batch-wide GEMM instead of onnxruntime's per-image path
-  if (spec.convGemmMaxPlane !== 0 && lowerSmallConvs(g, (w) => tset.has(w), spec.convGemmMaxPlane) > 0)
-    inferShapes(g, { file });
 
   const grads = appendBackward(g, spec.loss, trainable, { file });
 

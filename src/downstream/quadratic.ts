@@ -1,0 +1,83 @@
+/**
+ * The quadratic head as a downstream task: Fan et al. 2017's one layer of second-order neurons on frozen features
+ * (src/second-order/head.ts), full-batch AdamW, started as the linear probe (`init: first-order`). A saved model is
+ * the head (standardisation, layer parameters, classes) as JSON.
+ */
+import { QcbError } from '../errors.js';
+import { TASKS } from '../protocol/catalog.js';
+import { type LayerParams, PARAM_KEYS, type ParamKey } from '../second-order/analytic.js';
+import { fitQuadraticHead, predictQuadraticHead, type QuadraticHead } from '../second-order/head.js';
+import { type DownstreamTask, needFeatures } from './task.js';
+
+/** The JSON form of a saved quadratic head (the layer's six parameter arrays; order 1 leaves four empty). */
+export interface QuadraticSaved {
+  classes: string[];
+  positiveClass: string;
+  /** D feature means and standard deviations of the standardisation. */
+  mean: number[];
+  std: number[];
+  layer: { order: 1 | 2; in: number; out: number } & Record<ParamKey, number[]>;
+  trainLoss: number;
+}
+
+/**
+ * Second-order head on frozen features; settings `steps` (default 300), `lr` (0.02), `weight_decay` (1e-3) and
+ * `init` (`first-order`, or `random`).
+ */
+export const QUADRATIC_TASK = {
+  name: 'quadratic',
+  label: TASKS.quadratic.label,
+  frozen: true,
+  async train(ctx) {
+    const s = ctx.settings ?? {};
+    const num = (k: string, d: number) => (typeof s[k] === 'number' ? (s[k] as number) : d);
+    const settings = {
+      steps: num('steps', 300),
+      lr: num('lr', 0.02),
+      weightDecay: num('weight_decay', 1e-3),
+      init: s.init === 'random' ? ('random' as const) : ('first-order' as const),
+    };
+    const head = await fitQuadraticHead(needFeatures(ctx.features, 'quadratic', 'training'), ctx.train.labels, {
+      ...settings,
+      order: 2,
+      seed: ctx.seed,
+      positiveClass: 'abnormal',
+    });
+    return { model: head, settings: { ...settings, order: 2 } };
+  },
+  async predict(head, input) {
+    const p = predictQuadraticHead(head, needFeatures(input.features, 'quadratic', 'test'));
+    return { pred: p.pred, score: p.score };
+  },
+  save(head) {
+    const { order, in: inF, out } = head.layer;
+    const layer = { order, in: inF, out } as QuadraticSaved['layer'];
+    for (const k of PARAM_KEYS) layer[k] = Array.from(head.layer[k] ?? []);
+    return {
+      classes: [...head.classes],
+      positiveClass: head.positiveClass,
+      mean: Array.from(head.mean),
+      std: Array.from(head.std),
+      layer,
+      trainLoss: head.trainLoss,
+    };
+  },
+  load(dir, s) {
+    const { order, in: inF, out } = s.layer;
+    if (s.mean.length !== inF || s.std.length !== inF || s.layer.wr.length !== inF * out)
+      throw new QcbError('QCB_FILE_TRUNCATED', `the saved quadratic head does not match its ${out}×${inF} layer`, {
+        file: dir,
+        fix: 'delete the model folder: it is trained again',
+      });
+    const layer = { order, in: inF, out } as LayerParams;
+    for (const k of PARAM_KEYS) layer[k] = Float64Array.from(s.layer[k]);
+    return {
+      classes: s.classes,
+      positiveClass: s.positiveClass,
+      mean: Float64Array.from(s.mean),
+      std: Float64Array.from(s.std),
+      layer,
+      trainLoss: s.trainLoss,
+    };
+  },
+} satisfies DownstreamTask<QuadraticHead, QuadraticSaved>;
