@@ -1,20 +1,23 @@
 /**
- * `qcbench encoder verify --onnx M.onnx --ref M.ref.json [--json]`: checks that the engine computes an exported
- * encoder's features and gradients as PyTorch does (features within 1e-4, gradients within 1e-3, relative to the
- * largest reference magnitude). Exit 0 when within tolerance, 1 (QCB_VERIFY_FAILED) otherwise, 2 for bad input.
+ * `qcbench encoder verify --onnx M.onnx --ref M.ref.json [--json] [--engine onnxruntime|tfjs]`: checks that the
+ * engine computes an exported encoder's features and gradients as PyTorch does (features within 1e-4, gradients
+ * within 1e-3, relative to the largest reference magnitude). Exit 0 when within tolerance, 1 (QCB_VERIFY_FAILED)
+ * otherwise, 2 for bad input.
  */
 import { parseArgs } from 'node:util';
 import { defaultThreads } from '../engine/runtime/session.js';
-import { FEATURE_TOL, GRAD_TOL, KINK_TOL, verifyEncoder } from '../engine/verify.js';
+import { checkEncoderEngine, FEATURE_TOL, GRAD_TOL, KINK_TOL, verifyEncoder } from '../engine/verify.js';
 import { QcbError } from '../errors.js';
 import { applyProviderOption, type Command, PROVIDER_OPTION } from './types.js';
 
-const usage = `qcbench encoder verify --onnx M.onnx --ref M.ref.json [--json] [--threads N]
+const usage = `qcbench encoder verify --onnx M.onnx --ref M.ref.json [--json] [--threads N] [--engine onnxruntime|tfjs]
 
 Loads an exported encoder (input N×3×H×W → features N×D), computes its features on the reference input, then
 L = sum(features * r) and its gradients through the engine's own backward graph (run in onnxruntime), and prints
 the max relative error (max|got − ref| / max|ref|) of the features, grad_input and each weight gradient listed in
-the reference file.
+the reference file. With --engine tfjs the same imported graph runs in qcbench's TF.js interpreter instead and the
+gradients come from TF.js's own autodiff: an independent check of the model that uses none of the engine's
+gradient rules.
 
 Options:
   --onnx FILE     the encoder model (.onnx)
@@ -23,6 +26,11 @@ Options:
   --json          print the report as JSON on stdout
   --threads N     onnxruntime intra-op threads (default: all cores)
   --provider P    onnxruntime execution provider: cpu (default) or cuda (README "GPU")
+  --engine E      onnxruntime (default): the training engine, our backward graph in onnxruntime;
+                  tfjs: the TF.js interpreter with TF.js's autodiff, on @tensorflow/tfjs-node-gpu or
+                  @tensorflow/tfjs-node where the user installed one (backend 'tensorflow'), else TF.js's pure-JS
+                  CPU backend (backend 'cpu': single-threaded, seconds to minutes per model). --threads and
+                  --provider apply to onnxruntime only. The report names the engine and backend that ran.
 
 Exit codes: 0 all within tolerance (features ≤ ${FEATURE_TOL}, gradients ≤ ${GRAD_TOL}), 1 above tolerance
 (QCB_VERIFY_FAILED), 2 bad input (missing file, malformed model or reference, unsupported operator).`;
@@ -40,8 +48,10 @@ export const command: Command = {
         json: { type: 'boolean', default: false },
         threads: { type: 'string' },
         ...PROVIDER_OPTION,
+        engine: { type: 'string' },
       },
     });
+    const engine = checkEncoderEngine(values.engine ?? 'onnxruntime');
     await applyProviderOption(values.provider);
     if (!values.onnx || !values.ref) {
       throw new QcbError('QCB_USAGE', `missing ${!values.onnx ? '--onnx' : '--ref'}`, {
@@ -57,12 +67,13 @@ export const command: Command = {
         allowed: 'a positive integer',
       });
     }
-    const r = await verifyEncoder(values.onnx, values.ref, { intraOpNumThreads: threads });
+    const r = await verifyEncoder(values.onnx, values.ref, { intraOpNumThreads: threads }, { engine });
     if (values.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     else {
       const lines = [
         `model      ${r.model}`,
         `reference  ${r.reference}`,
+        `engine     ${r.engine} (backend ${r.backend})`,
         ...r.items.map(
           (i) =>
             `${i.ok ? 'ok  ' : 'FAIL'}  ${i.name.padEnd(48)} [${i.shape.join('×')}]  rel ${i.relError.toExponential(2)}  (tol ${i.tolerance})`,

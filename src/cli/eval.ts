@@ -7,6 +7,9 @@
 import { extname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { evaluateCell } from '../downstream/cell.js';
+import { setFeatureEngine } from '../downstream/features.js';
+import { resolveTask } from '../downstream/registry.js';
+import { checkEncoderEngine } from '../engine/verify.js';
 import { QcbError } from '../errors.js';
 import { LINE_SEARCH } from '../protocol/defaults.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
@@ -37,6 +40,10 @@ Options:
   --bootstrap N       bootstrap resamples for the 95% intervals (default 1000; 0 = none)
   --threads N         onnxruntime threads (default: all cores)
   --provider P        onnxruntime execution provider: cpu (default) or cuda (README "GPU")
+  --engine E          what computes the frozen features (knn, linear, quadratic): onnxruntime (default) or tfjs,
+                      qcbench's TF.js interpreter of the same graph, on @tensorflow/tfjs-node-gpu or -node where
+                      installed, else TF.js's pure-JS CPU backend (single-threaded: far slower). Heads still train
+                      in onnxruntime; finetune trains the encoder in onnxruntime only
   --predictions FILE  write the test predictions (.csv or .json)
   --out FILE          write the whole result as JSON
   --json              print the result as JSON on stdout
@@ -100,6 +107,7 @@ export const command: Command = {
         bootstrap: { type: 'string' },
         threads: { type: 'string' },
         ...PROVIDER_OPTION,
+        engine: { type: 'string' },
         predictions: { type: 'string' },
         out: { type: 'string' },
         json: { type: 'boolean', default: false },
@@ -113,6 +121,19 @@ export const command: Command = {
           fix: 'qcbench eval --encoder resnet18 --task linear --annotations annotations.csv --store crops/',
         });
       }
+    }
+    const engine = checkEncoderEngine(values.engine ?? 'onnxruntime');
+    if (engine !== 'onnxruntime' && !resolveTask(values.task!).frozen) {
+      throw new QcbError(
+        'QCB_USAGE',
+        `--engine ${engine} computes frozen features; task '${values.task}' trains the encoder`,
+        {
+          key: '--engine',
+          value: engine,
+          allowed: 'onnxruntime for finetune; onnxruntime or tfjs for knn, linear, quadratic',
+          fix: 'drop --engine for finetune, or use a frozen-encoder task',
+        },
+      );
     }
     const seed = posInt(values.seed, '--seed', 0) ?? 0;
     const budget = posInt(values.budget, '--budget', 2);
@@ -144,6 +165,9 @@ export const command: Command = {
       }
       encoderSettings[m[1]] = v;
     }
+    let backend: string | undefined;
+    if (engine === 'tfjs') backend = await (await import('../engine/tfjs/interpreter.js')).initTfjsEngine();
+    const prevEngine = setFeatureEngine(engine);
     const r = await evaluateCell({
       encoder: values.encoder!,
       task: values.task!,
@@ -169,8 +193,10 @@ export const command: Command = {
       threads,
       bootstrap,
       log: ctx.log,
-    });
-    const { predictions, ...result } = r;
+    }).finally(() => setFeatureEngine(prevEngine));
+    const { predictions, ...cell } = r;
+    // the engine is recorded when it is not the default
+    const result = backend ? { ...cell, engine: { features: engine, backend } } : cell;
     const { metrics } = r;
     if (values.predictions) {
       const f = values.predictions;
@@ -192,6 +218,7 @@ export const command: Command = {
         metrics.ci95 ? `  [${metrics.ci95[m][0].toFixed(1)}–${metrics.ci95[m][1].toFixed(1)}]` : '';
       const lines = [
         `encoder   ${r.encoder.name} (${r.encoder.label}, ${r.encoder.kind}), ${r.encoder.dim}-d`,
+        ...(backend ? [`engine    ${engine} (TF.js backend ${backend}) for features`] : []),
         `task      ${r.task}  train ${metrics.n_train}${budget !== undefined ? ` (budget ${budget})` : ''}  test ${metrics.n_test}  seed ${seed}`,
         `accuracy  ${metrics.accuracy.toFixed(2)}${ci('accuracy')}`,
         `F1        ${metrics.f1.toFixed(2)}${ci('f1')}`,

@@ -2,10 +2,12 @@
  * Feature extraction through an encoder's ONNX graph in onnxruntime, in batches: uint8 crops N×C×S×S → float in
  * [0, 1] → the encoder's normalisation (x − mean) / std per channel → `features` N×D. A frozen encoder's features
  * are computed once per (encoder, crops) and shared by kNN and the linear probe (paper §3.3 tasks 1–2).
+ * `qcbench eval --engine tfjs` runs the same graph in the TF.js interpreter instead (see {@link setFeatureEngine}).
  */
 import { readFileSync } from 'node:fs';
 import { QcbError } from '../errors.js';
 import { loadSession, ortF32 } from '../engine/runtime/session.js';
+import type { EncoderEngine } from '../engine/verify.js';
 import type { EncoderGraph, Preprocess } from '../encoders/types.js';
 import type { Logger } from '../util/log.js';
 
@@ -126,10 +128,29 @@ export interface ExtractOptions {
   log?: Logger;
   /** Progress label (default "features"). */
   label?: string;
+  /** Engine that runs the encoder graph; default the process-wide one ({@link setFeatureEngine}: onnxruntime). */
+  engine?: EncoderEngine;
+}
+
+/** Crops per run of the TF.js interpreter: it keeps a batch's intermediates until the batch ends. */
+const TFJS_BATCH = 16;
+
+let defaultFeatureEngine: EncoderEngine = 'onnxruntime';
+
+/**
+ * Sets the engine of every later {@link extractFeatures} whose options name none, process-wide (as the execution
+ * provider is): `qcbench eval --engine`. Frozen features only: fine-tuning always trains in onnxruntime.
+ * @returns the previous engine, to restore
+ */
+export function setFeatureEngine(engine: EncoderEngine): EncoderEngine {
+  const prev = defaultFeatureEngine;
+  defaultFeatureEngine = engine;
+  return prev;
 }
 
 /**
- * Runs the encoder over all crops.
+ * Runs the encoder over all crops, in onnxruntime or (`engine: 'tfjs'`) in the TF.js interpreter, which is loaded
+ * only then and uses tfjs-node where installed, else TF.js's pure-JS CPU backend.
  * @returns N×D features (D = `eg.dim`)
  * @throws QCB_FEED if the encoder's features are not finite (a diverged pretraining), QCB_STORE for crops with
  *   neither 1 nor 3 channels
@@ -140,17 +161,29 @@ export async function extractFeatures(
   crops: CropSet,
   o: ExtractOptions = {},
 ): Promise<Features> {
-  const bs = Math.max(1, o.batchSize ?? 64);
-  const session = await loadSession(eg.graph, { intraOpNumThreads: o.threads });
+  const engine = o.engine ?? defaultFeatureEngine;
+  const bs = Math.max(1, o.batchSize ?? (engine === 'tfjs' ? TFJS_BATCH : 64));
   const T = eg.inputSize ?? crops.size;
+  let run: (x: Float32Array, n: number) => Promise<Float32Array>;
+  if (engine === 'tfjs') {
+    const tfjs = await import('../engine/tfjs/interpreter.js');
+    const backend = await tfjs.initTfjsEngine();
+    o.log?.debug('features on the TF.js interpreter', { backend });
+    run = async (x, n) =>
+      tfjs.runGraph(eg.graph, { input: { dtype: 'float32', dims: [n, 3, T, T], data: x } }, ['features']).features
+        .data as Float32Array;
+  } else {
+    const session = await loadSession(eg.graph, { intraOpNumThreads: o.threads });
+    run = async (x, n) =>
+      (await session.run({ input: ortF32(x, [n, 3, T, T]) }, ['features'])).features.data as Float32Array;
+  }
   const D = eg.dim;
   const out = new Float32Array(crops.n * D);
   const prog = o.log && crops.n > bs ? o.log.startProgress(o.label ?? 'features', crops.n, 'crops') : undefined;
   for (let s = 0; s < crops.n; s += bs) {
     const rows = Array.from({ length: Math.min(bs, crops.n - s) }, (_, i) => s + i);
     const x = cropsToInput(crops, rows, pre, T);
-    const r = await session.run({ input: ortF32(x, [rows.length, 3, T, T]) }, ['features']);
-    const f = r.features.data as Float32Array;
+    const f = await run(x, rows.length);
     if (f.length !== rows.length * D) {
       throw new QcbError(
         'QCB_ONNX_GRAPH',

@@ -2,17 +2,45 @@
  * Encoder verification: runs an exported encoder's features and, through the engine's own backward graph, the
  * gradients of L = Σ features ⊙ r with respect to the input and every weight the reference lists; compares them to
  * a PyTorch reference file (`.ref.json`). This is the acceptance test of "fine-tune any ONNX CNN".
+ *
+ * Two engines compute them: `onnxruntime` (default) runs the graph with our own backward pass in onnxruntime, the
+ * engine every training step uses; `tfjs` runs the same imported graph in the TF.js interpreter and takes the
+ * gradients from TF.js's own autodiff, an independent check of the exported model that uses none of our gradient
+ * rules (on tfjs-node / tfjs-node-gpu when installed, else TF.js's pure-JS CPU backend).
  */
 import * as ort from 'onnxruntime-node';
 import { QcbError } from '../errors.js';
+import { didYouMean } from '../util/suggest.js';
 import { appendBackward } from './grad/autodiff.js';
 import { GraphBuilder } from './ir/builder.js';
-import type { Graph } from './ir/graph.js';
+import type { Graph, Node } from './ir/graph.js';
 import { upgradeOpset } from './ir/opset.js';
 import { inferShapes } from './ir/shapes.js';
 import { importOnnx } from './onnx/import.js';
 import { type EncoderReference, maxRelError, readReference } from './onnx/reference.js';
-import { loadSession, type RuntimeOptions } from './runtime/session.js';
+import { defaultExecutionProvider, loadSession, type RuntimeOptions } from './runtime/session.js';
+
+/**
+ * The engines that can run an encoder graph (`--engine` of `encoder verify` and `eval`): onnxruntime (the training
+ * engine) or the TF.js interpreter (src/engine/tfjs/interpreter.ts, loaded only when chosen).
+ */
+export const ENCODER_ENGINES = ['onnxruntime', 'tfjs'] as const;
+export type EncoderEngine = (typeof ENCODER_ENGINES)[number];
+
+/**
+ * Checks an engine name.
+ * @param key the flag named in the error (default `--engine`)
+ * @throws QCB_USAGE for an unknown name, with did-you-mean
+ */
+export function checkEncoderEngine(name: string, key = '--engine'): EncoderEngine {
+  if ((ENCODER_ENGINES as readonly string[]).includes(name)) return name as EncoderEngine;
+  throw new QcbError('QCB_USAGE', `unknown engine '${name}'`, {
+    key,
+    value: name,
+    allowed: ENCODER_ENGINES.join(', '),
+    fix: didYouMean(name, ENCODER_ENGINES),
+  });
+}
 
 export interface VerifyItem {
   /** 'features', 'grad_input' or `weight:<initializer>`. */
@@ -27,6 +55,13 @@ export interface VerifyItem {
 export interface VerifyReport {
   model: string;
   reference: string;
+  /** Which engine computed features and gradients. */
+  engine: EncoderEngine;
+  /**
+   * Where it ran: onnxruntime's execution provider ('cpu', 'cuda'), or the TF.js backend ('tensorflow' for
+   * tfjs-node / tfjs-node-gpu, 'cpu' for the pure-JS backend).
+   */
+  backend: string;
   ok: boolean;
   items: VerifyItem[];
   /**
@@ -49,21 +84,14 @@ export const KINK_TOL = 1e-5;
 export const GRAD_TOL = 1e-3;
 
 /**
- * Builds the verification graph: the encoder plus L = ReduceSum(features ⊙ r) and its backward pass.
- * Outputs: features, grad_input, then one gradient per listed weight (`grad:<name>`).
+ * The encoder plus the loss L = ReduceSum(features ⊙ r), in place, with shapes inferred: the forward graph both
+ * engines start from. Checks that the encoder has one input and that every listed weight is an initializer.
  */
-export function verificationGraph(
+function lossGraph(
   encoder: Graph,
   weights: string[],
   file?: string,
-): {
-  graph: Graph;
-  input: string;
-  features: string;
-  gradInput: string;
-  weightGrads: Map<string, string>;
-  kinkProbes: Map<string, string>;
-} {
+): { graph: Graph; b: GraphBuilder; input: string; r: string; features: string; loss: string } {
   if (encoder.inputs.length !== 1 || encoder.outputs.length < 1) {
     throw new QcbError(
       'QCB_ONNX_GRAPH',
@@ -96,6 +124,41 @@ export function verificationGraph(
   const r = b.freshInput('r', 'float32', fshape ?? ['N', 'D']);
   const loss = b.reduceSum(b.mul(features, r), undefined, false);
   inferShapes(g, { file });
+  return { graph: g, b, input, r, features, loss };
+}
+
+/**
+ * Appends, for every ReLU node, min |input| as a graph output (after any backward pass, so these probes are not
+ * differentiated).
+ * @returns node name → probe value
+ */
+function addKinkProbes(g: Graph, b: GraphBuilder, reluNodes: Node[]): Map<string, string> {
+  const kinkProbes = new Map<string, string>();
+  for (const n of reluNodes) {
+    const m = b.op1('ReduceMin', [b.abs(n.inputs[0])], { keepdims: 0 }, 'relu_min_abs');
+    kinkProbes.set(n.name, m);
+    g.outputs.push({ name: m, dtype: 'float32' });
+  }
+  return kinkProbes;
+}
+
+/**
+ * Builds the verification graph: the encoder plus L = ReduceSum(features ⊙ r) and its backward pass.
+ * Outputs: features, grad_input, then one gradient per listed weight (`grad:<name>`).
+ */
+export function verificationGraph(
+  encoder: Graph,
+  weights: string[],
+  file?: string,
+): {
+  graph: Graph;
+  input: string;
+  features: string;
+  gradInput: string;
+  weightGrads: Map<string, string>;
+  kinkProbes: Map<string, string>;
+} {
+  const { graph: g, b, input, features, loss } = lossGraph(encoder, weights, file);
   const reluNodes = g.nodes.filter((n) => n.opType === 'Relu');
   const grads = appendBackward(g, loss, [input, ...weights], { file });
   const gradInput = grads.get(input)!;
@@ -109,28 +172,34 @@ export function verificationGraph(
     weightGrads.set(w, gw);
     if (!g.outputs.some((o) => o.name === gw)) g.outputs.push({ name: gw, dtype: 'float32' });
   }
-  // min |input| of every ReLU (after the backward pass, so these probes are not differentiated)
-  const kinkProbes = new Map<string, string>();
-  for (const n of reluNodes) {
-    const m = b.op1('ReduceMin', [b.abs(n.inputs[0])], { keepdims: 0 }, 'relu_min_abs');
-    kinkProbes.set(n.name, m);
-    g.outputs.push({ name: m, dtype: 'float32' });
-  }
+  const kinkProbes = addKinkProbes(g, b, reluNodes);
   inferShapes(g, { file });
   return { graph: g, input, features, gradInput, weightGrads, kinkProbes };
 }
 
-/** Verifies an encoder ONNX file against its reference. Never throws for numeric mismatches: see `ok`. */
-export async function verifyEncoder(
+/** Computed values to compare: shape and float32 data. */
+interface Computed {
+  dims: readonly number[];
+  data: Float32Array;
+}
+
+/** Features, gradients and ReLU probes of one engine. */
+interface EngineResult {
+  backend: string;
+  features: Computed;
+  gradInput: Computed;
+  weightGrads: Map<string, Computed>;
+  /** node name → min |ReLU input| */
+  kinks: Map<string, number>;
+}
+
+async function runOnnxruntime(
   modelPath: string,
-  refPath: string,
-  rt: RuntimeOptions = {},
-): Promise<VerifyReport> {
-  const t0 = performance.now();
-  const ref: EncoderReference = readReference(refPath);
-  const encoder = importOnnx(modelPath);
-  const weights = [...ref.weightGrads.keys()];
-  const v = verificationGraph(encoder, weights, modelPath);
+  ref: EncoderReference,
+  weights: string[],
+  rt: RuntimeOptions,
+): Promise<EngineResult> {
+  const v = verificationGraph(importOnnx(modelPath), weights, modelPath);
   const rName = v.graph.inputs.find((i) => i.name !== v.input)!.name;
   const session = await loadSession(v.graph, { ...rt, noCache: true }, modelPath);
   try {
@@ -138,32 +207,93 @@ export async function verifyEncoder(
       [v.input]: new ort.Tensor('float32', ref.input.data, ref.input.shape),
       [rName]: new ort.Tensor('float32', ref.r.data, ref.r.shape),
     });
-    const items: VerifyItem[] = [];
-    const cmp = (name: string, got: ort.Tensor, want: { shape: number[]; data: Float32Array }, tol: number) => {
-      const sameShape = got.dims.length === want.shape.length && got.dims.every((d, i) => d === want.shape[i]);
-      const e = sameShape ? maxRelError(got.data as Float32Array, want.data) : Number.POSITIVE_INFINITY;
-      items.push({ name, shape: [...got.dims], relError: e, tolerance: tol, ok: e <= tol });
-    };
-    cmp('features', out[v.features], ref.features, FEATURE_TOL);
-    cmp('grad_input', out[v.gradInput], ref.gradInput, GRAD_TOL);
-    for (const [w, gname] of v.weightGrads) cmp(`weight:${w}`, out[gname], ref.weightGrads.get(w)!, GRAD_TOL);
-    const nearKinks = [...v.kinkProbes]
-      .map(([node, probe]) => ({ node, minAbsInput: (out[probe].data as Float32Array)[0] }))
-      .filter((k) => k.minAbsInput < KINK_TOL)
-      .sort((a, b) => a.minAbsInput - b.minAbsInput);
-    const maxOf = (f: (i: VerifyItem) => boolean) => Math.max(0, ...items.filter(f).map((i) => i.relError));
+    const get = (name: string): Computed => ({ dims: out[name].dims, data: out[name].data as Float32Array });
     return {
-      model: modelPath,
-      reference: refPath,
-      ok: items.every((i) => i.ok),
-      items,
-      features: maxOf((i) => i.name === 'features'),
-      gradInput: maxOf((i) => i.name === 'grad_input'),
-      weights: maxOf((i) => i.name.startsWith('weight:')),
-      nearKinks,
-      seconds: (performance.now() - t0) / 1000,
+      backend: rt.executionProviders?.[0] ?? defaultExecutionProvider(),
+      features: get(v.features),
+      gradInput: get(v.gradInput),
+      weightGrads: new Map([...v.weightGrads].map(([w, gname]) => [w, get(gname)])),
+      kinks: new Map([...v.kinkProbes].map(([node, probe]) => [node, (out[probe].data as Float32Array)[0]])),
     };
   } finally {
     await session.session.release();
   }
+}
+
+/**
+ * Features (and ReLU probes) by the TF.js interpreter's forward pass; gradients of L by TF.js's own autodiff over
+ * the interpreted graph: none of the engine's gradient rules take part.
+ */
+async function runTfjs(modelPath: string, ref: EncoderReference, weights: string[]): Promise<EngineResult> {
+  const { initTfjsEngine, runGraph, tfjsGradients } = await import('./tfjs/interpreter.js');
+  const backend = await initTfjsEngine();
+  const { graph: g, b, input, r, features, loss } = lossGraph(importOnnx(modelPath), weights, modelPath);
+  const reluNodes = g.nodes.filter((n) => n.opType === 'Relu');
+  const kinkProbes = addKinkProbes(g, b, reluNodes);
+  inferShapes(g, { file: modelPath });
+  const feeds = {
+    [input]: { dtype: 'float32' as const, dims: [...ref.input.shape], data: ref.input.data },
+    [r]: { dtype: 'float32' as const, dims: [...ref.r.shape], data: ref.r.data },
+  };
+  const fwd = runGraph(g, feeds, [features, ...kinkProbes.values()]);
+  const { grads } = tfjsGradients(g, loss, [input, ...weights], feeds);
+  const get = (t: { dims: readonly number[]; data: unknown }): Computed => ({
+    dims: t.dims,
+    data: t.data as Float32Array,
+  });
+  return {
+    backend,
+    features: get(fwd[features]),
+    gradInput: get(grads[input]),
+    weightGrads: new Map(weights.map((w) => [w, get(grads[w])])),
+    kinks: new Map([...kinkProbes].map(([node, probe]) => [node, (fwd[probe].data as Float32Array)[0]])),
+  };
+}
+
+/** Options of {@link verifyEncoder}. */
+export interface VerifyOptions {
+  /** Default 'onnxruntime'. */
+  engine?: EncoderEngine;
+}
+
+/** Verifies an encoder ONNX file against its reference. Never throws for numeric mismatches: see `ok`. */
+export async function verifyEncoder(
+  modelPath: string,
+  refPath: string,
+  rt: RuntimeOptions = {},
+  o: VerifyOptions = {},
+): Promise<VerifyReport> {
+  const t0 = performance.now();
+  const engine = o.engine ?? 'onnxruntime';
+  const ref: EncoderReference = readReference(refPath);
+  const weights = [...ref.weightGrads.keys()];
+  const res =
+    engine === 'tfjs' ? await runTfjs(modelPath, ref, weights) : await runOnnxruntime(modelPath, ref, weights, rt);
+  const items: VerifyItem[] = [];
+  const cmp = (name: string, got: Computed, want: { shape: number[]; data: Float32Array }, tol: number) => {
+    const sameShape = got.dims.length === want.shape.length && got.dims.every((d, i) => d === want.shape[i]);
+    const e = sameShape ? maxRelError(got.data, want.data) : Number.POSITIVE_INFINITY;
+    items.push({ name, shape: [...got.dims], relError: e, tolerance: tol, ok: e <= tol });
+  };
+  cmp('features', res.features, ref.features, FEATURE_TOL);
+  cmp('grad_input', res.gradInput, ref.gradInput, GRAD_TOL);
+  for (const [w, got] of res.weightGrads) cmp(`weight:${w}`, got, ref.weightGrads.get(w)!, GRAD_TOL);
+  const nearKinks = [...res.kinks]
+    .map(([node, minAbsInput]) => ({ node, minAbsInput }))
+    .filter((k) => k.minAbsInput < KINK_TOL)
+    .sort((a, b) => a.minAbsInput - b.minAbsInput);
+  const maxOf = (f: (i: VerifyItem) => boolean) => Math.max(0, ...items.filter(f).map((i) => i.relError));
+  return {
+    model: modelPath,
+    reference: refPath,
+    engine,
+    backend: res.backend,
+    ok: items.every((i) => i.ok),
+    items,
+    features: maxOf((i) => i.name === 'features'),
+    gradInput: maxOf((i) => i.name === 'grad_input'),
+    weights: maxOf((i) => i.name.startsWith('weight:')),
+    nearKinks,
+    seconds: (performance.now() - t0) / 1000,
+  };
 }

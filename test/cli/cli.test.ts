@@ -1,22 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { qcbench, ROOT } from './_cli.js';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
-const BIN = join(ROOT, 'bin', 'qcbench.js');
 
-/** Runs the real CLI entry point, as `npx qcbench` does. */
-function qcbench(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, QCBENCH_LOG_QUIET: '0', CI: '1' },
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
 
 test('--help lists the commands and exits 0; no arguments exits 2', () => {
   const r = qcbench('--help');

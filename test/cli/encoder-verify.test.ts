@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,8 +44,49 @@ for (const name of ['resnet18_tv', 'vgg_small_tv', 'convnext_small_tv']) {
     assert.equal(r.ok, true);
     assert.ok(r.features <= 1e-4 && r.gradInput <= 1e-3 && r.weights <= 1e-3);
     assert.equal(r.items.filter((i: { name: string }) => i.name.startsWith('weight:')).length, 3);
+    assert.equal(r.engine, 'onnxruntime');
   });
 }
+
+// The independent check: the same imported graph in the TF.js interpreter, gradients by TF.js's own autodiff (none
+// of the engine's gradient rules). ConvNeXt's fixture is the quickest of the three on the pure-JS CPU backend.
+test('encoder verify --engine tfjs passes for convnext_small_tv and names the TF.js backend', async () => {
+  const args = [
+    '--onnx',
+    join(fixtures, 'convnext_small_tv.onnx'),
+    '--ref',
+    join(fixtures, 'convnext_small_tv.ref.json'),
+  ];
+  const { code, out } = await runCapture([...args, '--engine', 'tfjs']);
+  assert.equal(code, 0, out);
+  assert.match(out, /^engine\s+tfjs \(backend (cpu|tensorflow)\)$/m);
+  assert.match(out, /^PASS\s+features/m);
+  const checks = out.split('\n').filter((l) => /^(ok|FAIL)\s/.test(l));
+  assert.equal(checks.length, 5, out); // features, grad_input, 3 weight gradients
+  assert.ok(
+    checks.every((l) => l.startsWith('ok')),
+    out,
+  );
+});
+
+test('verify: an unknown --engine is a usage error (exit 2) with did-you-mean', async () => {
+  const args = ['--onnx', join(fixtures, 'vgg_small_tv.onnx'), '--ref', join(fixtures, 'vgg_small_tv.ref.json')];
+  await assert.rejects(
+    command.run([...args, '--engine', 'tfsj'], ctx),
+    (e: unknown) =>
+      e instanceof QcbError &&
+      e.code === 'QCB_USAGE' &&
+      e.exitCode === 2 &&
+      e.context.key === '--engine' &&
+      /did you mean 'tfjs'/.test(e.context.fix!),
+  );
+  // through the real CLI: the process exits 2 and names the engines
+  const bin = fileURLToPath(new URL('../../bin/qcbench.js', import.meta.url));
+  const r = spawnSync(process.execPath, [bin, 'encoder', 'verify', ...args, '--engine', 'onnx'], { encoding: 'utf8' });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /QCB_USAGE/);
+  assert.match(r.stderr, /onnxruntime/);
+});
 
 test('verify exits 1 with QCB_VERIFY_FAILED when the reference disagrees', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'qcb-verify-'));

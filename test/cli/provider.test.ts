@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,9 +13,8 @@ import {
   setDefaultExecutionProvider,
 } from '../../src/engine/runtime/session.js';
 import { QcbError } from '../../src/errors.js';
+import { qcbench, ROOT } from './_cli.js';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
-const BIN = join(ROOT, 'bin', 'qcbench.js');
 const fixtures = fileURLToPath(new URL('../../../shared/fixtures/onnx/', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'qcb-provider-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -24,15 +22,6 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 /** This machine has no CUDA provider files (the CI and dev machines); where it has, the cuda cases do not apply. */
 const noCuda = !executionProviderInstalled('cuda');
 const skipCuda = noCuda ? false : "onnxruntime-node's CUDA provider is installed here";
-
-function qcbench(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, QCBENCH_LOG_QUIET: '0', CI: '1' },
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
 
 function assertCudaMissing(r: { code: number | null; err: string }, key: RegExp) {
   assert.equal(r.code, 2, r.err);

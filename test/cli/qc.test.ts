@@ -14,6 +14,7 @@ import { CropStoreWriter } from '../../src/data/store/crop-store.js';
 import { QcbError } from '../../src/errors.js';
 import { Logger } from '../../src/util/log.js';
 import { synthCrops } from '../downstream/synth-crops.js';
+import { assertSameRows } from '../qc/_tables.js';
 
 const VGG = fileURLToPath(new URL('../../../shared/fixtures/onnx/vgg_small_tv.onnx', import.meta.url));
 const ctx = { log: new Logger({ quiet: true }) };
@@ -82,25 +83,6 @@ async function capture(fn: () => Promise<number>): Promise<{ code: number; out: 
   } finally {
     process.stdout.write = write;
   }
-}
-
-/** A CSV table and its JSON-lines twin hold the same rows and columns, numbers as JSON numbers. */
-function assertSameRows(csvFile: string, jsonlFile: string, numeric: string[]): void {
-  const [head, ...rows] = readFileSync(csvFile, 'utf8').trim().split('\n');
-  const cols = head.split(',');
-  const json = readFileSync(jsonlFile, 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-  assert.equal(json.length, rows.length, `${jsonlFile}: as many rows as ${csvFile}`);
-  rows.forEach((row, i) => {
-    assert.deepEqual(Object.keys(json[i]), cols, `${jsonlFile} row ${i}: columns`);
-    row.split(',').forEach((cell, j) => {
-      const v = json[i][cols[j]];
-      if (numeric.includes(cols[j])) assert.equal(typeof v, 'number', `${jsonlFile} row ${i} ${cols[j]}`);
-      assert.equal(v === null ? '' : String(v), cell, `${jsonlFile} row ${i} ${cols[j]}`);
-    });
-  });
 }
 
 const rejects = (p: Promise<unknown>, code: string) =>

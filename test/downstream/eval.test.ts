@@ -171,6 +171,39 @@ test('eval: linear task with a label budget and the line search on the training 
   assert.equal(r.loss_curve.length, 30);
 });
 
+test("eval --engine tfjs: frozen features from the TF.js interpreter give onnxruntime's kNN; bad uses exit 2", async () => {
+  await ready;
+  const base = ['--encoder', join(FIX, 'vgg_small_tv.onnx'), '--annotations', annFile, '--store', storePath];
+  const run = async (engine?: string) => {
+    const out = join(dir, `knn-${engine ?? 'default'}.json`);
+    const preds = join(dir, `knn-${engine ?? 'default'}.csv`);
+    const args = [...base, '--task', 'knn', '--out', out, '--predictions', preds, '--threads', '1', '--bootstrap', '0'];
+    assert.equal(await evalCmd.run(engine ? [...args, '--engine', engine] : args, ctx), 0);
+    return { r: JSON.parse(readFileSync(out, 'utf8')), preds: readFileSync(preds, 'utf8') };
+  };
+  const ort = await run();
+  const tfjs = await run('tfjs');
+  assert.equal(ort.r.engine, undefined);
+  assert.equal(tfjs.r.engine.features, 'tfjs');
+  assert.ok(['cpu', 'tensorflow'].includes(tfjs.r.engine.backend), tfjs.r.engine.backend);
+  // features agree to ~1e-6, so the neighbours and votes are the same
+  assert.equal(tfjs.preds, ort.preds);
+  assert.deepEqual(tfjs.r.metrics, ort.r.metrics);
+  await assert.rejects(
+    evalCmd.run([...base, '--task', 'knn', '--engine', 'tfsj'], ctx),
+    (e: unknown) =>
+      e instanceof QcbError &&
+      e.code === 'QCB_USAGE' &&
+      e.exitCode === 2 &&
+      e.context.key === '--engine' &&
+      /did you mean 'tfjs'/.test(e.context.fix!),
+  );
+  await assert.rejects(
+    evalCmd.run([...base, '--task', 'finetune', '--engine', 'tfjs'], ctx),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_USAGE' && e.exitCode === 2 && /finetune/.test(e.message),
+  );
+});
+
 test('eval: ImageNet encoder without weights fails with QCB_WEIGHTS_MISSING and the fetch command; unknown ids are named', async () => {
   await ready;
   const empty = mkdtempSync(join(tmpdir(), 'qcb-now-'));

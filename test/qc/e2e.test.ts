@@ -20,6 +20,7 @@ import { rocAuc } from '../../src/metrics/classification.js';
 import { applyQcModel } from '../../src/qc/apply.js';
 import { trainQcModel } from '../../src/qc/train.js';
 import { Logger } from '../../src/util/log.js';
+import { assertSameRows } from './_tables.js';
 
 const log = new Logger({ quiet: true });
 const dir = mkdtempSync(join(tmpdir(), 'qcb-qc-e2e-'));
@@ -77,25 +78,6 @@ function readScores(
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l));
-}
-
-/** A CSV table and its JSON-lines twin hold the same rows and columns, numbers as JSON numbers. */
-function assertSameRows(csvFile: string, jsonlFile: string, numeric: string[]): void {
-  const [head, ...rows] = readFileSync(csvFile, 'utf8').trim().split('\n');
-  const cols = head.split(',');
-  const json = readFileSync(jsonlFile, 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-  assert.equal(json.length, rows.length, `${jsonlFile}: as many rows as ${csvFile}`);
-  rows.forEach((row, i) => {
-    assert.deepEqual(Object.keys(json[i]), cols, `${jsonlFile} row ${i}: columns`);
-    row.split(',').forEach((cell, j) => {
-      const v = json[i][cols[j]];
-      if (numeric.includes(cols[j])) assert.equal(typeof v, 'number', `${jsonlFile} row ${i} ${cols[j]}`);
-      assert.equal(v === null ? '' : String(v), cell, `${jsonlFile} row ${i} ${cols[j]}`);
-    });
-  });
 }
 
 test('qc train → apply on a second synthetic screen: AUC, per-well fractions, standalone ONNX, shards, resume', async (tc) => {
