@@ -39,6 +39,9 @@ import { logger as defaultLogger, type Logger } from '../util/log.js';
 import { type WellFraction, writePlateMap } from './plate-map.js';
 import { checkStoreFits, loadQcModel, readQcModel, scoreCrops } from './runtime.js';
 
+
+/** Seconds between resume checkpoints of `qc apply` (fsync of the score files + progress file). */
+const CHECKPOINT_SECONDS = 2;
 export interface QcApplyOptions {
   model: string;
   store: string;
@@ -204,6 +207,7 @@ export async function applyQcModel(o: QcApplyOptions): Promise<QcApplyResult> {
       log.info('resuming QC scoring', { done: prog.done, of: end - start });
     }
     try {
+      let lastCheckpoint = Date.now();
       // the next batch is read while onnxruntime scores this one
       let next: Promise<Uint8Array> | undefined =
         start + prog.done < end ? store.read(start + prog.done, Math.min(end, start + prog.done + batch)) : undefined;
@@ -226,19 +230,28 @@ export async function applyQcModel(o: QcApplyOptions): Promise<QcApplyResult> {
         const jb = Buffer.from(jl);
         writeSync(csvFd, cb, 0, cb.length, prog.csvBytes);
         writeSync(jsonFd, jb, 0, jb.length, prog.jsonlBytes);
-        fsyncSync(csvFd);
-        fsyncSync(jsonFd);
         prog = {
           identity,
           done: e - start,
           csvBytes: prog.csvBytes + cb.length,
           jsonlBytes: prog.jsonlBytes + jb.length,
         };
-        writeJsonAtomic(progFile, prog);
+        // a checkpoint (fsync, then the progress file that points at the synced bytes) at most every
+        // CHECKPOINT_SECONDS: a kill loses at most that much scoring; bytes past the checkpoint are overwritten
+        if (e === end || Date.now() - lastCheckpoint >= CHECKPOINT_SECONDS * 1000) {
+          fsyncSync(csvFd);
+          fsyncSync(jsonFd);
+          writeJsonAtomic(progFile, prog);
+          lastCheckpoint = Date.now();
+        }
         scored += e - s;
         bar.tick(e - s);
       }
     } finally {
+      // last checkpoint: everything written so far (an abort or an error between checkpoints loses nothing)
+      fsyncSync(csvFd);
+      fsyncSync(jsonFd);
+      writeJsonAtomic(progFile, prog);
       closeSync(csvFd);
       closeSync(jsonFd);
       await model.session.release();

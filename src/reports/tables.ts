@@ -384,7 +384,9 @@ export function tableMarkdown(t: TableModel): string {
   if (t.footnotes.length) {
     out.push('');
     for (const f of t.footnotes) {
-      out.push(`[${f.n}] skipped: ${mdEscape(f.reason)}${f.fix ? `. Fix: \`${f.fix}\`` : ''}`);
+      // a fix that is one command is code; a sentence with its own `code` spans stays prose
+      const fix = f.fix ? (f.fix.includes('`') ? mdEscape(f.fix) : `\`${f.fix}\``) : '';
+      out.push(`[${f.n}] skipped: ${mdEscape(f.reason)}${fix ? `. Fix: ${fix}` : ''}`);
       out.push('');
     }
     out.pop();
