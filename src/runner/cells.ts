@@ -4,12 +4,13 @@
  * so a re-run computes only what changed, and two machines agree on ids without talking to each other.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { ENCODERS, type EncoderName, SSL_METHODS, type SslMethodName } from '../protocol/catalog.js';
 import type { DatasetConfig, Protocol } from '../protocol/schema.js';
 import type { CellKey } from './results.js';
 import { contentHash } from '../util/fs.js';
+import { findWeights, type ImageNetName } from '../encoders/weights.js';
 
 /**
  * Versions of the code that produces each stage's output. Bump one when a change alters that stage's results, so
@@ -41,10 +42,37 @@ export function fileHash(path: string | undefined): string | null {
   return `size:${st.size}:mtime:${Math.round(st.mtimeMs)}`;
 }
 
+const weightHashes = new Map<string, string>();
+/** SHA-256 of a (large) weights file, streamed once per process per path, size and mtime. */
+function weightsContentHash(path: string): string {
+  const st = statSync(path);
+  const key = `${path}|${st.size}|${st.mtimeMs}`;
+  let h = weightHashes.get(key);
+  if (!h) {
+    const hash = createHash('sha256');
+    const fd = openSync(path, 'r');
+    try {
+      const buf = Buffer.allocUnsafe(8 * 2 ** 20);
+      for (let n = readSync(fd, buf, 0, buf.length, null); n > 0; n = readSync(fd, buf, 0, buf.length, null))
+        hash.update(buf.subarray(0, n));
+    } finally {
+      closeSync(fd);
+    }
+    h = hash.digest('hex');
+    weightHashes.set(key, h);
+  }
+  return h;
+}
+
 /** Identity of a dataset's crops: what generates or lists its fields, how crops are cut. Cheap to compute. */
 export function datasetId(p: Protocol, name: string): string {
   const ds: DatasetConfig = p.data.datasets[name];
-  const table = ds.image_table && ds.root ? (isAbsolute(ds.image_table) ? ds.image_table : join(ds.root, ds.image_table)) : undefined;
+  const table =
+    ds.image_table && ds.root
+      ? isAbsolute(ds.image_table)
+        ? ds.image_table
+        : join(ds.root, ds.image_table)
+      : undefined;
   return contentHash({
     v: STAGE_VERSIONS.data,
     format: ds.format,
@@ -83,15 +111,21 @@ export function encoderId(p: Protocol, encoder: EncoderName): string {
       ...base,
       v: STAGE_VERSIONS.pretrain,
       // (an unset max_images_per_epoch is null whether or not the protocol has a `pretrain:` block)
-      pretrain: { ...pre, max_images_per_epoch: pre.max_images_per_epoch ?? null, augmentations: [...augmentations].sort() },
+      pretrain: {
+        ...pre,
+        max_images_per_epoch: pre.max_images_per_epoch ?? null,
+        augmentations: [...augmentations].sort(),
+      },
       method: sslHyper(p, encoder as SslMethodName),
       data: datasetId(p, p.data.pretrain_on),
       ...(p.pretrain.knn_monitor ? { monitor: fileHash(monitorOn) } : {}),
     });
   }
   if (entry.kind === 'tl') {
-    const dir = process.env.QCBENCH_WEIGHTS ?? '';
-    return contentHash({ ...base, weights: entry.weights, dir });
+    // the weights file's content, not its folder: shards on machines that mount the weights at different paths
+    // agree on the cell ids, and replacing a file invalidates what was computed from it
+    const found = findWeights(encoder as ImageNetName);
+    return contentHash({ ...base, weights: entry.weights, file: found ? weightsContentHash(found.path) : null });
   }
   if (entry.kind === 'supervised-synthetic') return contentHash({ ...base, v: STAGE_VERSIONS.pretrain, fractaldb: 1 });
   return contentHash(base);
