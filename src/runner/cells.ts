@@ -4,12 +4,12 @@
  * so a re-run computes only what changed, and two machines agree on ids without talking to each other.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { ENCODERS, type EncoderName, SSL_METHODS, type SslMethodName } from '../protocol/catalog.js';
 import type { DatasetConfig, Protocol } from '../protocol/schema.js';
 import type { CellKey } from './results.js';
-import { contentHash } from '../util/fs.js';
+import { contentHash, updateHashFromFile } from '../util/fs.js';
 import { findWeights, type ImageNetName } from '../encoders/weights.js';
 
 /**
@@ -49,16 +49,7 @@ function weightsContentHash(path: string): string {
   const key = `${path}|${st.size}|${st.mtimeMs}`;
   let h = weightHashes.get(key);
   if (!h) {
-    const hash = createHash('sha256');
-    const fd = openSync(path, 'r');
-    try {
-      const buf = Buffer.allocUnsafe(8 * 2 ** 20);
-      for (let n = readSync(fd, buf, 0, buf.length, null); n > 0; n = readSync(fd, buf, 0, buf.length, null))
-        hash.update(buf.subarray(0, n));
-    } finally {
-      closeSync(fd);
-    }
-    h = hash.digest('hex');
+    h = updateHashFromFile(createHash('sha256'), path).digest('hex');
     weightHashes.set(key, h);
   }
   return h;

@@ -1,5 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { createHash, type Hash, randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /**
@@ -33,7 +33,11 @@ export function writeJsonAtomic(path: string, value: unknown): void {
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_k, v) =>
     v && typeof v === 'object' && !Array.isArray(v) && !ArrayBuffer.isView(v)
-      ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]))
+      ? Object.fromEntries(
+          Object.keys(v)
+            .sort()
+            .map((k) => [k, (v as Record<string, unknown>)[k]]),
+        )
       : v,
   );
 }
@@ -44,4 +48,17 @@ export function contentHash(value: unknown): string {
   if (typeof value === 'string' || value instanceof Uint8Array) h.update(value);
   else h.update(canonicalJson(value));
   return h.digest('hex');
+}
+
+/** Feeds a file into a hash in 8 MiB reads (memory stays flat for weights and screen-sized tables). */
+export function updateHashFromFile(hash: Hash, path: string): Hash {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(8 * 2 ** 20);
+    for (let n = readSync(fd, buf, 0, buf.length, null); n > 0; n = readSync(fd, buf, 0, buf.length, null))
+      hash.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return hash;
 }

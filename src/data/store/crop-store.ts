@@ -18,7 +18,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import FileSystemStore from '@zarrita/storage/fs';
 import * as zarr from 'zarrita';
 import { QcbError } from '../../errors.js';
-import { contentHash, writeJsonAtomic } from '../../util/fs.js';
+import { contentHash, updateHashFromFile, writeJsonAtomic } from '../../util/fs.js';
 import { csvCell, parseCsvRecords } from '../datasets/csv-parse.js';
 import type { CropMeta } from '../types.js';
 
@@ -395,8 +395,8 @@ export class CropStoreWriter {
     }
     await this.setShape(count);
     const h = createHash('sha256');
-    h.update(readFileSync(join(this.path, 'chunks.sha256')));
-    h.update(readFileSync(join(this.path, 'crops.csv')));
+    updateHashFromFile(h, join(this.path, 'chunks.sha256'));
+    updateHashFromFile(h, join(this.path, 'crops.csv'));
     const params = { ...this.info.params, ...extra };
     h.update(contentHash({ ...this.info, params, count }));
     const info: CropStoreInfo = { ...this.info, params, count, hash: h.digest('hex'), complete: true };
