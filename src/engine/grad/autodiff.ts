@@ -6,7 +6,7 @@ import { QcbError } from '../../errors.js';
 import type { Attr, DType, Graph, Node, Tensor, ValueInfo } from '../ir/graph.js';
 import { attr } from '../ir/graph.js';
 import { inferShapes } from '../ir/shapes.js';
-import { GRAD_RULES, NO_GRAD_OPS } from './index.js';
+import { GRAD_RULES, gradRuleOf, NO_GRAD_OPS } from './index.js';
 import type { GradEmitter } from './types.js';
 import { dtypeFromCode, isFloat, isStatic } from './util.js';
 
@@ -240,8 +240,7 @@ export function appendBackward(
     const dOut = node.outputs.map((o) => (o && depends.has(o) ? total(o) : null));
     if (dOut.every((d) => d === null)) continue;
     if (NO_GRAD_OPS.has(node.opType)) continue;
-    const rule =
-      node.domain === '' || node.domain === 'ai.onnx' ? GRAD_RULES[node.opType as keyof typeof GRAD_RULES] : undefined;
+    const rule = gradRuleOf(node);
     if (!rule) {
       throw new QcbError(
         'QCB_ONNX_UNSUPPORTED_OP',

@@ -2,11 +2,13 @@
  * The typed registry of gradient rules: ONNX op type → rule. Adding an operator is a rule in its family file plus
  * one line here. Ops in {@link NO_GRAD_OPS} have integer/boolean outputs or are piecewise constant: no gradient.
  */
+import type { Node } from '../ir/graph.js';
+import { QCBENCH_DOMAIN } from '../ir/shapes.js';
 import * as act from './activation.js';
 import { convGrad, convTransposeGrad } from './conv.js';
 import * as ew from './elementwise.js';
 import { gemmGrad, matMulGrad } from './matmul.js';
-import { batchNormGrad, layerNormGrad } from './norm.js';
+import { batchNormGrad, batchNormTrainGrad, layerNormGrad } from './norm.js';
 import { averagePoolGrad, globalAveragePoolGrad, globalMaxPoolGrad, maxPoolGrad } from './pool.js';
 import * as red from './reduce.js';
 import * as sh from './shape.js';
@@ -83,6 +85,25 @@ export const GRAD_RULES = {
   Gather: sh.gatherGrad,
   Pad: sh.padGrad,
 } satisfies Record<string, GradRule>;
+
+/**
+ * Rules for the engine's private-domain ops (domain {@link QCBENCH_DOMAIN}): custom gradients. Such a node exists
+ * only while a training step is compiled; the compiler expands it into standard ops after the backward pass is built.
+ */
+export const QCBENCH_GRAD_RULES: Readonly<Record<string, GradRule>> = {
+  // norm.ts; expanded by train/batchnorm.ts expandBatchNormTrain
+  BatchNormTrain: batchNormTrainGrad,
+};
+
+/** The gradient rule of a node (standard or private domain), undefined when there is none. */
+export function gradRuleOf(node: Node): GradRule | undefined {
+  if (node.domain === '' || node.domain === 'ai.onnx') {
+    return Object.hasOwn(GRAD_RULES, node.opType) ? GRAD_RULES[node.opType as keyof typeof GRAD_RULES] : undefined;
+  }
+  if (node.domain === QCBENCH_DOMAIN && Object.hasOwn(QCBENCH_GRAD_RULES, node.opType))
+    return QCBENCH_GRAD_RULES[node.opType];
+  return undefined;
+}
 
 /** Ops through which no gradient flows (integer/boolean results, or piecewise-constant functions). */
 export const NO_GRAD_OPS: ReadonlySet<string> = new Set([

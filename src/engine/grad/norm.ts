@@ -2,9 +2,11 @@
  * Gradient rules for normalisation layers: BatchNormalization (training mode with batch statistics — running-stat
  * outputs take no gradient — and inference mode with given statistics) and LayerNormalization (opset 17).
  * Statistics are recomputed in the backward graph from X (cheap next to the convolutions, and it keeps the forward
- * graph unchanged).
+ * graph unchanged). Also the custom gradient of the engine's private qcbench.BatchNormTrain node (the training step
+ * compiler's BN), which reads the statistics and X − mean from the node's outputs instead.
  */
-import type { Node } from '../ir/graph.js';
+import { QcbError } from '../../errors.js';
+import type { Node, Tensor } from '../ir/graph.js';
 import { attr } from '../ir/graph.js';
 import type { GradEmitter, GradRule } from './types.js';
 import { castLike, floatAttr, intAttr, ints, isStatic, normAxis, scalar, shapeOf, unbroadcast } from './util.js';
@@ -99,4 +101,80 @@ export const layerNormGrad: GradRule = (node, [dY], g) => {
   const dS = unbroadcast(g, op1(g, 'Mul', [dY, xhat]), xs, shapeOf(g, scale, node));
   const dB = b ? unbroadcast(g, dY, xs, shapeOf(g, b, node)) : null;
   return [dX, dS, dB];
+};
+
+/** A C-vector (C = dim 1 of `like`) filled with `x`: a constant when C is static, else ConstantOfShape. */
+function fillC(g: GradEmitter, node: Node, like: string, x: number): string {
+  const c = shapeOf(g, like, node)[1];
+  const dtype = g.info(like).dtype === 'float64' ? 'float64' : 'float32';
+  const data = (n: number) => (dtype === 'float64' ? new Float64Array(n).fill(x) : new Float32Array(n).fill(x));
+  if (typeof c === 'number')
+    return g.constant({ dtype, dims: [c], data: data(c) } as Tensor, x === 0 ? 'zeros' : 'ones');
+  const shp = g.op('Slice', [g.op('Shape', [like])[0], ints(g, [1]), ints(g, [2])])[0];
+  return g.op('ConstantOfShape', [shp], { value: attr.tensor({ dtype, dims: [1], data: data(1) } as Tensor) })[0];
+}
+
+/**
+ * A per-channel affine map v·s + b (s, b: C) in one pass: BatchNormalization in inference mode with mean 0, var 1
+ * and epsilon 0 computes exactly v·s + b (1/√1 = 1), one read and one write instead of a Mul and an Add.
+ */
+function channelAffine(g: GradEmitter, node: Node, v: string, s: string, b: string): string {
+  return g.op('BatchNormalization', [v, s, b, fillC(g, node, v, 0), fillC(g, node, v, 1)], {
+    epsilon: attr.float(0),
+  })[0];
+}
+
+/**
+ * qcbench.BatchNormTrain (training-mode BN with batch statistics; train/batchnorm.ts): inputs X N×C×…, scale γ,
+ * bias β; outputs Y, batch mean μ, biased batch variance σ², X_c = X − μ (kept for this rule). Per channel, with
+ * m = N·∏spatial, inv = (σ²+ε)^−½, a = γ·inv, x̂ = X_c·inv:
+ *
+ *   dβ = Σ dY,  dγ = Σ dY·x̂ = inv·Σ dY·X_c,
+ *   dX = (a/m)·(m·dY − Σ dY − x̂·Σ dY·x̂) = a·dY + k·X_c + c₀,  k = −a·inv·dγ/m,  c₀ = −a·dβ/m,
+ *
+ * so the backward pass reads dY and X_c only: two reductions, one product, and dX as Mul + per-channel affine + Add.
+ * Gradients reaching μ or σ² (when a loss uses the running-stat outputs) add dμ/m to c₀ and 2·dσ²/m to k.
+ */
+export const batchNormTrainGrad: GradRule = (node, [dY, dMean, dVar, dXc], g) => {
+  if (dXc) {
+    throw new QcbError(
+      'QCB_INTERNAL',
+      `output X−mean of qcbench.BatchNormTrain node '${node.name}' is for its gradient only and must not be consumed`,
+      { key: node.name },
+    );
+  }
+  if (!dY && !dMean && !dVar) return [null, null, null];
+  const [x, scale] = node.inputs;
+  const [, , variance, xc] = node.outputs;
+  const xs = shapeOf(g, x, node);
+  const R = [0, ...Array.from({ length: xs.length - 2 }, (_, i) => i + 2)];
+  const bshape = ints(g, [1, -1, ...R.slice(1).map(() => 1)]);
+  const toB = (v: string) => g.op('Reshape', [v, bshape])[0];
+  const sum = (v: string) => g.op('ReduceSum', [v, ints(g, R)], { keepdims: attr.int(0) })[0];
+  const mul = (p: string, q: string) => op1(g, 'Mul', [p, q]);
+  const add = (p: string | null, q: string) => (p ? op1(g, 'Add', [p, q]) : q);
+  const C = xs[1];
+  const invM = invCount(g, node, x, R, typeof C === 'number' ? C : scale);
+  const inv = op1(g, 'Reciprocal', [
+    op1(g, 'Sqrt', [op1(g, 'Add', [variance, scalar(g, floatAttr(node, 'epsilon', 1e-5), x)])]),
+  ]);
+  let k: string | null = null;
+  let c0: string | null = null;
+  let dX: string | null = null;
+  let dS: string | null = null;
+  let dB: string | null = null;
+  if (dY) {
+    const a = mul(scale, inv);
+    const ma = g.op('Neg', [mul(a, invM)])[0]; // −a/m
+    dB = sum(dY);
+    dS = mul(sum(mul(dY, xc)), inv);
+    k = mul(mul(ma, inv), dS);
+    c0 = mul(ma, dB);
+    dX = mul(dY, toB(a));
+  }
+  if (dMean) c0 = add(c0, mul(dMean, invM));
+  if (dVar) k = add(k, mul(dVar, mul(invM, scalar(g, 2, x))));
+  // k and c₀ are C-vectors; a missing one is 0
+  const affine = channelAffine(g, node, xc, k ?? fillC(g, node, x, 0), c0 ?? fillC(g, node, x, 0));
+  return [add(dX, affine), dS, dB];
 };

@@ -393,6 +393,21 @@ const batchNorm: ShapeRule = (c) => {
   return outs;
 };
 
+/**
+ * qcbench.BatchNormTrain (the engine's training-mode BN, expanded to standard ops after differentiation; see
+ * train/batchnorm.ts): X N×C×…, scale C, B C → Y like X, batch mean C, biased batch variance C, X − mean like X.
+ */
+const batchNormTrain: ShapeRule = (c) => {
+  const x = need(c, 0);
+  const cdim: Dim[] | undefined = x.shape ? [x.shape[1]] : shapeOf(c, 1);
+  return [
+    { dtype: x.dtype, shape: x.shape },
+    { dtype: x.dtype, shape: cdim },
+    { dtype: x.dtype, shape: cdim },
+    { dtype: x.dtype, shape: x.shape },
+  ];
+};
+
 const layerNorm: ShapeRule = (c) => {
   const x = need(c, 0);
   const outs: Inferred[] = [{ dtype: x.dtype, shape: x.shape }];
@@ -997,12 +1012,25 @@ export const SHAPE_RULES = {
 /** Names of all operators with a shape rule, sorted. */
 export const SUPPORTED_OPS: readonly string[] = Object.keys(SHAPE_RULES).sort();
 
+/**
+ * The engine's private operator domain: ops that exist only while a training step is compiled (a custom gradient),
+ * expanded into standard ops before the model reaches a runtime. Not listed in {@link SUPPORTED_OPS}.
+ */
+export const QCBENCH_DOMAIN = 'qcbench';
+
+/** Shape rules of the private-domain ops. */
+const QCBENCH_SHAPE_RULES: Record<string, ShapeRule> = {
+  BatchNormTrain: batchNormTrain,
+};
+
 /** The shape rule for an op, or throws QCB_ONNX_UNSUPPORTED_OP naming op, node and the supported list. */
 export function shapeRule(node: Node, file?: string): ShapeRule {
   const rule =
     node.domain === '' || node.domain === 'ai.onnx'
       ? (SHAPE_RULES as Record<string, ShapeRule>)[node.opType]
-      : undefined;
+      : node.domain === QCBENCH_DOMAIN && Object.hasOwn(QCBENCH_SHAPE_RULES, node.opType)
+        ? QCBENCH_SHAPE_RULES[node.opType]
+        : undefined;
   if (!rule) {
     const op = node.domain ? `${node.domain}.${node.opType}` : node.opType;
     throw new QcbError(

@@ -15,7 +15,7 @@ import { GraphBuilder } from '../ir/builder.js';
 import type { Graph, Node, Tensor, ValueInfo } from '../ir/graph.js';
 import { upgradeOpset } from '../ir/opset.js';
 import { inferShapes } from '../ir/shapes.js';
-import { lowerBatchNormTraining } from './batchnorm.js';
+import { expandBatchNormTrain, lowerBatchNormTraining } from './batchnorm.js';
 import type { Optimizer } from './optim/types.js';
 
 export interface TrainStepSpec {
@@ -33,6 +33,11 @@ export interface TrainStepSpec {
    * bias is trainable (a frozen encoder keeps its BN in inference mode, as in a linear probe).
    */
   bnTraining?: boolean | ((n: Node) => boolean);
+  /**
+   * Training-mode BN as one node with a hand-written gradient (default true: fewer full-tensor passes), or false to
+   * lower it to primitive ops differentiated op by op (the same math; a reference for tests).
+   */
+  bnFused?: boolean;
   /**
    * Dropout active during training steps (default true, as PyTorch's `model.train()`): each Dropout node gets
    * `training_mode = true` and a mask output; the session's `seed` makes it reproducible. Inference export keeps
@@ -157,7 +162,7 @@ export function compileTrainStep(spec: TrainStepSpec): CompiledStep {
       : typeof sel === 'boolean'
         ? sel
         : tset.has(n.inputs[1]) || tset.has(n.inputs[2]);
-  const bnUpdates = lowerBatchNormTraining(g, bnSelect);
+  const bnUpdates = lowerBatchNormTraining(g, bnSelect, { fused: spec.bnFused ?? true });
   if (spec.dropoutTraining ?? true) enableDropout(g);
 
   // trainable parameters and running stats become inputs
@@ -193,6 +198,8 @@ export function compileTrainStep(spec: TrainStepSpec): CompiledStep {
   inferShapes(g, { file });
 
   const grads = appendBackward(g, spec.loss, trainable, { file });
+  // private-domain nodes (custom gradients) become standard ops now that the backward pass is built
+  expandBatchNormTrain(g);
 
   const b = new GraphBuilder(g);
   const lr = b.freshInput('lr', 'float32', []);
