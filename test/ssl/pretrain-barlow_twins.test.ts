@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ends, shortPretrain } from './_pretrain-case.js';
+import { ends, pretrainAgainstControl, shortPretrain } from './_pretrain-case.js';
 
 test('barlow_twins: a short pretraining on generated crops lowers the loss', async () => {
   const { res, cleanup } = await shortPretrain('barlow_twins', {});
@@ -15,4 +15,17 @@ test('barlow_twins: a short pretraining on generated crops lowers the loss', asy
   } finally {
     cleanup();
   }
+});
+
+test('barlow_twins: 40 pretraining steps beat the untrained control with kNN (k 5), Euclidean and cosine', async (t) => {
+  const r = await pretrainAgainstControl('barlow_twins', {});
+  const { first, last } = ends(
+    r.loss.filter((p) => p.epoch >= 1),
+    4,
+  );
+  assert.ok(last < first, `barlow_twins loss ${first.toFixed(4)} → ${last.toFixed(4)}`);
+  const msg = `barlow_twins kNN ${JSON.stringify(r.ssl)} vs random-resnet18 ${JSON.stringify(r.control)}`;
+  t.diagnostic(msg);
+  assert.ok(r.ssl.euclidean > r.control.euclidean, msg);
+  assert.ok(r.ssl.cosine > r.control.cosine, msg);
 });

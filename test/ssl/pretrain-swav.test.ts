@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ends, shortPretrain } from './_pretrain-case.js';
+import { ends, pretrainAgainstControl, shortPretrain } from './_pretrain-case.js';
 
 test('swav: a short pretraining on generated crops lowers the loss', async () => {
   // SwAV's loss changes definition twice early on: when the queue has filled (codes are then computed over batch +
@@ -26,4 +26,18 @@ test('swav: a short pretraining on generated crops lowers the loss', async () =>
   } finally {
     cleanup();
   }
+});
+
+test('swav: 40 pretraining steps beat the untrained control with kNN (k 5), Euclidean and cosine', async (t) => {
+  // 32 prototypes (and a 64-crop queue) for 320 crops: the paper's 500 need more images than clusters
+  const r = await pretrainAgainstControl('swav', { num_prototypes: 32, queue_size: 64 });
+  const { first, last } = ends(
+    r.loss.filter((p) => p.epoch >= 1),
+    4,
+  );
+  assert.ok(last < first, `swav loss ${first.toFixed(4)} → ${last.toFixed(4)}`);
+  const msg = `swav kNN ${JSON.stringify(r.ssl)} vs random-resnet18 ${JSON.stringify(r.control)}`;
+  t.diagnostic(msg);
+  assert.ok(r.ssl.euclidean > r.control.euclidean, msg);
+  assert.ok(r.ssl.cosine > r.control.cosine, msg);
 });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ends, shortPretrain } from './_pretrain-case.js';
+import { ends, pretrainAgainstControl, shortPretrain } from './_pretrain-case.js';
 
 test('vicreg: a short pretraining on generated crops lowers the loss', async () => {
   // VICReg's loss is ~25× the others' scale: plain SGD diverges at the other tests' lr 0.05 (solo-learn uses LARS)
@@ -16,4 +16,17 @@ test('vicreg: a short pretraining on generated crops lowers the loss', async () 
   } finally {
     cleanup();
   }
+});
+
+test('vicreg: 40 pretraining steps beat the untrained control with kNN (k 5), Euclidean and cosine', async (t) => {
+  const r = await pretrainAgainstControl('vicreg', {});
+  const { first, last } = ends(
+    r.loss.filter((p) => p.epoch >= 1),
+    4,
+  );
+  assert.ok(last < first, `vicreg loss ${first.toFixed(4)} → ${last.toFixed(4)}`);
+  const msg = `vicreg kNN ${JSON.stringify(r.ssl)} vs random-resnet18 ${JSON.stringify(r.control)}`;
+  t.diagnostic(msg);
+  assert.ok(r.ssl.euclidean > r.control.euclidean, msg);
+  assert.ok(r.ssl.cosine > r.control.cosine, msg);
 });
