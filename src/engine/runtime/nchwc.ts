@@ -35,6 +35,8 @@ export function rewriteNchwc(graph: Graph, block: number, maxPlane = NCHWC_MAX_P
   let count = 0;
   const g: Graph = { ...graph, nodes: [], values: graph.values };
   const b = new GraphBuilder(g);
+  const producer = new Map<string, Node>();
+  for (const n of graph.nodes) for (const o of n.outputs) producer.set(o, n);
   for (const n of graph.nodes) {
     if (!(n.opType === 'Conv' && n.domain === '' && !graph.initializers.has(n.inputs[1]))) {
       g.nodes.push(n);
@@ -56,8 +58,25 @@ export function rewriteNchwc(graph: Graph, block: number, maxPlane = NCHWC_MAX_P
     }
     count++;
     b.scope(`${n.name}:nchwc`, () => {
-      const w6 = b.reshape(n.inputs[1], [K / block, block, C / block, block, kh, kw]);
-      const wr = b.reshape(b.transpose(w6, [0, 2, 4, 5, 3, 1]), [K, C, kh, kw]);
+      // The kernel's OIHWBiBo weight as two ReorderInputs (MLAS's blocked copy): C's block innermost, then K's block
+      // innermost of that; 2.6–3× faster than the equivalent 6-D Transpose, which onnxruntime runs element by element.
+      let wr: string;
+      const src = flippedTransposeSource(graph, producer, n.inputs[1]);
+      if (src) {
+        // An input-gradient conv's weight is W (C×K×kh×kw) transposed and flipped (src/engine/grad/conv.ts): build
+        // its blocked form from W directly, flipping on the C-blocked copy (contiguous runs of b floats) instead of
+        // a Transpose, an element-wise negative-step Slice and the reorder of their result.
+        const w1 = b.op('ReorderInput', [src], {}, 1, 'w_blocked_k', NCHWC)[0]; // C×(K/b)×kh×kw×b
+        const w6 = b.reshape(w1, [C / block, block, K / block, kh, kw, block]);
+        const big = 2 ** 31 - 1;
+        const fl = b.op('Slice', [w6, b.ints([-1, -1]), b.ints([-big, -big]), b.ints([3, 4]), b.ints([-1, -1])])[0];
+        wr = b.reshape(b.transpose(fl, [2, 0, 3, 4, 1, 5]), [K, C, kh, kw]);
+      } else {
+        const w1 = b.op('ReorderInput', [n.inputs[1]], {}, 1, 'w_blocked_c', NCHWC)[0]; // K×(C/b)×kh×kw×b
+        const w4 = b.reshape(w1, [K / block, block, 1, C * kh * kw]);
+        const w2 = b.op('ReorderInput', [w4], {}, 1, 'w_blocked_kc', NCHWC)[0]; // (K/b)×1×1×(C·kh·kw)×b
+        wr = b.reshape(w2, [K, C, kh, kw]);
+      }
       const xc = b.op('ReorderInput', [n.inputs[0]], {}, 1, 'x_nchwc', NCHWC)[0];
       const attrs: Node['attrs'] = { kernel_shape: attr.ints([kh, kw]) };
       for (const k of ['pads', 'strides', 'dilations'] as const) {
@@ -78,7 +97,55 @@ export function rewriteNchwc(graph: Graph, block: number, maxPlane = NCHWC_MAX_P
       });
     });
   }
-  return { graph: count ? g : graph, count };
+  return { graph: count ? dropUnused(g) : graph, count };
+}
+
+function int64Values(graph: Graph, name: string | undefined): number[] | undefined {
+  const t = name === undefined ? undefined : graph.initializers.get(name);
+  return t && t.dtype === 'int64' ? Array.from(t.data as BigInt64Array, Number) : undefined;
+}
+
+/**
+ * W when `w` is Slice(Transpose(W, perm 1,0,2,3)) reversing both spatial axes — the stride-1 input-gradient weight
+ * of src/engine/grad/conv.ts (group 1) — else undefined.
+ */
+function flippedTransposeSource(graph: Graph, producer: Map<string, Node>, w: string): string | undefined {
+  const sl = producer.get(w);
+  if (!sl || sl.opType !== 'Slice' || sl.domain !== '' || sl.inputs.length < 5) return undefined;
+  const starts = int64Values(graph, sl.inputs[1]);
+  const ends = int64Values(graph, sl.inputs[2]);
+  const axes = int64Values(graph, sl.inputs[3]);
+  const steps = int64Values(graph, sl.inputs[4]);
+  const shape = graph.values.get(w)?.shape;
+  if (!starts || !ends || !axes || !steps || !shape || shape.length !== 4) return undefined;
+  const ok =
+    axes.length === 2 &&
+    [2, 3].every((a, i) => {
+      const k = shape[a];
+      return (
+        axes[i] === a &&
+        steps[i] === -1 &&
+        (starts[i] === -1 || starts[i] === Number(k) - 1) &&
+        ends[i] <= -Number(k) - 1
+      );
+    });
+  const tr = ok ? producer.get(sl.inputs[0]) : undefined;
+  if (!tr || tr.opType !== 'Transpose' || tr.domain !== '') return undefined;
+  const perm = intsOf(tr, 'perm');
+  return perm && perm.join() === '1,0,2,3' ? tr.inputs[0] : undefined;
+}
+
+/** Removes nodes whose outputs nothing reads (the weight preparations the rewrite replaced). */
+function dropUnused(g: Graph): Graph {
+  const used = new Set(g.outputs.map((o) => o.name));
+  const keep: Node[] = [];
+  for (let i = g.nodes.length - 1; i >= 0; i--) {
+    const n = g.nodes[i];
+    if (!n.outputs.some((o) => used.has(o))) continue;
+    keep.push(n);
+    for (const x of n.inputs) if (x) used.add(x);
+  }
+  return { ...g, nodes: keep.reverse() };
 }
 
 let detected: Promise<number> | undefined;

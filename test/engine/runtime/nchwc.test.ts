@@ -6,22 +6,22 @@ import { nchwcBlockSize, rewriteNchwc } from '../../../src/engine/runtime/nchwc.
 import { Sgd } from '../../../src/engine/train/optim/index.js';
 import { Trainer } from '../../../src/engine/train/trainer.js';
 
-/** Three convs (stride 1 and 2, one with bias) with BN in training mode and a squared-sum loss. */
+/** Three convs (stride 1 and 2, one with bias and 16 → 32 channels) with BN in training mode and a squared-sum loss. */
 function net(): Graph {
   const b = new GraphBuilder('nchwc_net');
   const x = b.input('x', 'float32', ['N', 16, 8, 8]);
   const c0 = b.relu(b.conv(x, b.param('c0.w', randn([16, 16, 3, 3], 0.2, 4)), undefined, { pads: [1, 1, 1, 1] }));
-  const c1 = b.conv(c0, b.param('c1.w', randn([16, 16, 3, 3], 0.2, 1)), b.param('c1.b', randn([16], 0.1, 2)), {
+  const c1 = b.conv(c0, b.param('c1.w', randn([32, 16, 3, 3], 0.2, 1)), b.param('c1.b', randn([32], 0.1, 2)), {
     pads: [1, 1, 1, 1],
   });
   const bn = b.batchNorm(
     c1,
-    b.param('bn.weight', full([16], 1)),
-    b.param('bn.bias', zeros([16])),
-    b.param('bn.running_mean', zeros([16])),
-    b.param('bn.running_var', full([16], 1)),
+    b.param('bn.weight', full([32], 1)),
+    b.param('bn.bias', zeros([32])),
+    b.param('bn.running_mean', zeros([32])),
+    b.param('bn.running_var', full([32], 1)),
   );
-  const c2 = b.conv(b.relu(bn), b.param('c2.w', randn([32, 16, 3, 3], 0.2, 3)), undefined, {
+  const c2 = b.conv(b.relu(bn), b.param('c2.w', randn([32, 32, 3, 3], 0.2, 3)), undefined, {
     pads: [1, 1, 1, 1],
     strides: [2, 2],
   });
@@ -45,10 +45,13 @@ test('a training step through the NCHWc kernels equals the plain Conv step (forw
   const blocked = await twoSteps(1 << 20);
   // which convs the rewrite takes: forward convs and the stride-1 input-gradient conv, all with 16/32 channels
   if (block) {
-    const n = rewriteNchwc(blocked.compiled, block, 1 << 20).count;
-    assert.equal(n, 4, 'three forward convs and the stride-1 input-gradient conv of c1');
-  }
-  else console.log('ℹ no NCHWc kernels on this CPU: both runs take the plain path');
+    const r = rewriteNchwc(blocked.compiled, block, 1 << 20);
+    assert.equal(r.count, 4, 'three forward convs and the stride-1 input-gradient conv of c1');
+    // the input-gradient conv's blocked weight comes from c1's weight itself, not from its transposed, flipped copy
+    const fromW = r.graph.nodes.filter((n) => n.outputs.some((o) => /w_blocked_k\b/.test(o)));
+    assert.equal(fromW.length, 1);
+    assert.equal(fromW[0].inputs[0], 'c1.w');
+  } else console.log('ℹ no NCHWc kernels on this CPU: both runs take the plain path');
   for (let i = 0; i < 2; i++)
     assert.ok(Math.abs(plain.losses[i] - blocked.losses[i]) <= 1e-5 * Math.abs(plain.losses[i]));
   for (const [k, t] of plain.params) {
