@@ -111,7 +111,7 @@ function int64Values(graph: Graph, name: string | undefined): number[] | undefin
  */
 function flippedTransposeSource(graph: Graph, producer: Map<string, Node>, w: string): string | undefined {
   const sl = producer.get(w);
-  if (!sl || sl.opType !== 'Slice' || sl.domain !== '' || sl.inputs.length < 5) return undefined;
+  if (sl?.opType !== 'Slice' || sl.domain !== '' || sl.inputs.length < 5) return undefined;
   const starts = int64Values(graph, sl.inputs[1]);
   const ends = int64Values(graph, sl.inputs[2]);
   const axes = int64Values(graph, sl.inputs[3]);
@@ -130,7 +130,7 @@ function flippedTransposeSource(graph: Graph, producer: Map<string, Node>, w: st
       );
     });
   const tr = ok ? producer.get(sl.inputs[0]) : undefined;
-  if (!tr || tr.opType !== 'Transpose' || tr.domain !== '') return undefined;
+  if (tr?.opType !== 'Transpose' || tr.domain !== '') return undefined;
   const perm = intsOf(tr, 'perm');
   return perm && perm.join() === '1,0,2,3' ? tr.inputs[0] : undefined;
 }
