@@ -4,10 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../src/util/fs.js';
 import { Logger } from '../../src/util/log.js';
+import { CropStoreWriter, openCropStore } from '../../src/data/store/crop-store.js';
 import {
   memoryCropSource,
   pretrain,
   SSL_PREPROCESS,
+  storeCropSource,
   type PretrainOptions,
   type PretrainResult,
 } from '../../src/ssl/pretrain.js';
@@ -88,11 +90,12 @@ async function knnAccuracy(
 }
 
 /**
- * Issue 5's "short pretraining beats the untrained control": `method` pretrains a ResNet18 (seed 1) on 320 generated
- * 32×32 crops (balanced normal/abnormal, labels unused), LARS lr 0.1 (solo-learn's optimizer; at the paper's SGD
- * lr 0.001 forty steps leave the weights where they started), 4 epochs of batch 32; then kNN (k 5, the paper's task 1)
- * on its features and on `random-resnet18`'s (same seed, the registry's control), 160 labelled crops as the bank and
- * 160 others scored.
+ * Issue 5's "short pretraining beats the untrained control": 320 generated u2os crops of 32×32 (balanced
+ * normal/abnormal) are written to a small crop store (Zarr, as `qcbench data crops` makes); `method` pretrains a
+ * ResNet18 (seed 1) on the store, labels unused, with LARS lr 0.1 (solo-learn's optimizer; at the paper's SGD lr 0.001
+ * forty steps leave the weights where they started), 4 epochs of batch 32; then kNN (k 5, the paper's task 1) on its
+ * features and on `random-resnet18`'s (same seed, the registry's control), 160 labelled crops as the bank and 160
+ * others scored.
  */
 export async function pretrainAgainstControl(
   method: string,
@@ -102,18 +105,44 @@ export async function pretrainAgainstControl(
   ssl: { euclidean: number; cosine: number };
   control: { euclidean: number; cosine: number };
 }> {
-  const crops = synthCrops(320, 32, 1);
-  const c = crops.crops;
-  const idx = crops.labels.map((_, i) => i);
-  // synthCrops alternates normal/abnormal: pairs (2i, 2i+1) go to the bank or to the scored half, both balanced
-  const train = idx.filter((i) => (i >> 1) % 2 === 0);
-  const test = idx.filter((i) => (i >> 1) % 2 === 1);
+  const gen = synthCrops(320, 32, 1);
   const dir = mkdtempSync(join(tmpdir(), `qcb-ssl-knn-${method}-`));
   try {
+    const w = await CropStoreWriter.create(join(dir, 'store'), {
+      channels: ['Ph_golgi', 'Mito', 'Hoechst'],
+      size: 32,
+      dataset: 'synthetic-u2os',
+    });
+    await w.append(
+      gen.crops.data,
+      gen.labels.map((_, i) => ({
+        crop_id: `P1_B02_s1_${i}_${i}`,
+        plate: 'P1',
+        well: 'B02',
+        site: 1,
+        field_id: 'P1_B02_s1',
+        x: i,
+        y: i,
+        area: 0,
+        source_files: '',
+        metadata: {},
+      })),
+    );
+    await w.finish();
+    const source = storeCropSource(await openCropStore(join(dir, 'store')));
+    const idx = gen.labels.map((_, i) => i);
+    const crops: LabelledCrops = {
+      crops: { data: await source.read(idx), n: idx.length, channels: 3, size: 32 },
+      labels: gen.labels,
+      types: gen.types,
+    };
+    // synthCrops alternates normal/abnormal: pairs (2i, 2i+1) go to the bank or to the scored half, both balanced
+    const train = idx.filter((i) => (i >> 1) % 2 === 0);
+    const test = idx.filter((i) => (i >> 1) % 2 === 1);
     const res = await pretrain({
       method,
-      source: memoryCropSource(c.data, c.n, c.channels, c.size, 'synth-crops-32'),
-      outDir: dir,
+      source,
+      outDir: join(dir, 'out'),
       epochs: 4,
       batchSize: 32,
       lr: 0.1,

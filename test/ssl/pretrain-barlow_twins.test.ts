@@ -17,7 +17,7 @@ test('barlow_twins: a short pretraining on generated crops lowers the loss', asy
   }
 });
 
-test('barlow_twins: 40 pretraining steps beat the untrained control with kNN (k 5), Euclidean and cosine', async (t) => {
+test('barlow_twins: 40 pretraining steps on a small synthetic crop store beat the untrained control with kNN (k 5), Euclidean and cosine', async (t) => {
   const r = await pretrainAgainstControl('barlow_twins', {});
   const { first, last } = ends(
     r.loss.filter((p) => p.epoch >= 1),

@@ -17,7 +17,7 @@ test('deepclusterv2: a short pretraining on generated crops lowers the loss', as
   }
 });
 
-test('deepclusterv2: 40 pretraining steps beat the untrained control with kNN (k 5), Euclidean and cosine', async (t) => {
+test('deepclusterv2: 40 pretraining steps on a small synthetic crop store beat the untrained control with kNN (k 5), Euclidean and cosine', async (t) => {
   // 32 prototypes (and a 64-crop queue) for 320 crops: the paper's 500 need more images than clusters
   const r = await pretrainAgainstControl('deepclusterv2', { num_prototypes: 32 });
   const { first, last } = ends(

@@ -17,7 +17,7 @@ test('simclr: a short pretraining on generated crops lowers the loss', async () 
   }
 });
 
-test('simclr: 40 pretraining steps beat the untrained control with kNN (k 5), Euclidean and cosine', async (t) => {
+test('simclr: 40 pretraining steps on a small synthetic crop store beat the untrained control with kNN (k 5), Euclidean and cosine', async (t) => {
   const r = await pretrainAgainstControl('simclr', {});
   const { first, last } = ends(
     r.loss.filter((p) => p.epoch >= 1),

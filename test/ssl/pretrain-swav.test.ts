@@ -28,7 +28,7 @@ test('swav: a short pretraining on generated crops lowers the loss', async () =>
   }
 });
 
-test('swav: 40 pretraining steps beat the untrained control with kNN (k 5), Euclidean and cosine', async (t) => {
+test('swav: 40 pretraining steps on a small synthetic crop store beat the untrained control with kNN (k 5), Euclidean and cosine', async (t) => {
   // 32 prototypes (and a 64-crop queue) for 320 crops: the paper's 500 need more images than clusters
   const r = await pretrainAgainstControl('swav', { num_prototypes: 32, queue_size: 64 });
   const { first, last } = ends(

@@ -18,7 +18,7 @@ test('vicreg: a short pretraining on generated crops lowers the loss', async () 
   }
 });
 
-test('vicreg: 40 pretraining steps beat the untrained control with kNN (k 5), Euclidean and cosine', async (t) => {
+test('vicreg: 40 pretraining steps on a small synthetic crop store beat the untrained control with kNN (k 5), Euclidean and cosine', async (t) => {
   const r = await pretrainAgainstControl('vicreg', {});
   const { first, last } = ends(
     r.loss.filter((p) => p.epoch >= 1),
