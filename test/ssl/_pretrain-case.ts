@@ -1,4 +1,7 @@
-/** A short pretraining of one method on a small set of generated crops (shared by the test/ssl/pretrain-*.test.ts files). */
+/**
+ * A short pretraining of one method on generated crops, and the kNN comparison of a pretrained encoder with the
+ * untrained control (shared by the test/ssl/pretrain-*.test.ts files).
+ */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
