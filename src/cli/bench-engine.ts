@@ -10,7 +10,7 @@ import { QcbError } from '../errors.js';
 import { applyProviderOption, type Command, PROVIDER_OPTION } from './types.js';
 
 const usage = `qcbench bench engine [--json] [--batch 64] [--size 128] [--steps 5] [--threads 2] [--model M.onnx]
-                     [--no-torch] [--profile]
+                     [--no-torch] [--paired] [--profile]
 
 Measures, on this machine: a full fine-tuning step of torchvision's ResNet18 as the engine builds it (BatchNorm in
 training mode: batch statistics and running-statistic updates; features → linear head → cross-entropy, SGD with
@@ -31,6 +31,9 @@ Options:
   --threads T    intra-op threads for onnxruntime and PyTorch (default 2)
   --provider P   onnxruntime execution provider: cpu (default) or cuda (README "GPU"; PyTorch stays on the CPU)
   --no-torch     skip the PyTorch comparison
+  --paired       interleave single engine and PyTorch steps and report the median of paired ratios (for a machine
+                 with a varying load; interleaving slows PyTorch's steps more than ours, so the default runs each
+                 side's steps as a block while the other waits)
   --profile      profile one more step with onnxruntime and print time per operator type
   --json         print the result as JSON on stdout`;
 
@@ -62,6 +65,7 @@ export const command: Command = {
         ...PROVIDER_OPTION,
         model: { type: 'string' },
         'no-torch': { type: 'boolean', default: false },
+        paired: { type: 'boolean', default: false },
         profile: { type: 'boolean', default: false },
       },
     });
@@ -81,6 +85,7 @@ export const command: Command = {
       steps: posInt(values.steps, '--steps', 5),
       threads: posInt(values.threads, '--threads', 2),
       torch: !values['no-torch'],
+      paired: values.paired,
       profile: values.profile,
       onProgress: (m) => ctx.log.info(m),
     });

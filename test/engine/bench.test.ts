@@ -85,11 +85,18 @@ const torchPython = ['python3', '/usr/bin/python3'].find(
   (py) => spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0,
 );
 
-test('bench interleaves a PyTorch child process (ResNet18 with BatchNorm) step by step where torch is installed', {
+test('bench runs the same step in a PyTorch child process (ResNet18 with BatchNorm), in blocks or paired', {
   skip: torchPython ? false : 'no python3 with torch',
 }, async () => {
-  const r = await benchEngine({ batch: 2, size: 32, steps: 1, threads: 1, torch: true });
-  assert.ok(r.torch && 'train_img_s' in r.torch, JSON.stringify(r.torch));
-  assert.ok(r.torch.train_img_s > 0 && r.torch.features_img_s > 0 && r.torch.peak_rss_gb > 0);
-  assert.ok(r.ratio_train! > 0 && r.ratio_features! > 0);
+  for (const paired of [false, true]) {
+    const r = await benchEngine({ batch: 2, size: 32, steps: 2, threads: 1, torch: true, paired });
+    assert.ok(r.torch && 'train_img_s' in r.torch, JSON.stringify(r.torch));
+    assert.ok(r.torch.train_img_s > 0 && r.torch.features_img_s > 0 && r.torch.peak_rss_gb > 0);
+    assert.ok(r.ratio_train! > 0 && r.ratio_features! > 0);
+    if (!paired) {
+      // blocks: the ratio is the ratio of the two medians
+      const ratio = r.train_img_s / r.torch.train_img_s; // engine speed over PyTorch speed
+      assert.ok(Math.abs(r.ratio_train! / ratio - 1) < 1e-9, `${r.ratio_train} vs ${ratio}`);
+    }
+  }
 });
