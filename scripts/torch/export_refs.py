@@ -4,10 +4,10 @@
 # dL/dW for three conv weights matched to the ONNX initializers by value (a BN-folded weight W' = W·γ/σ gets
 # dL/dW' = dL/dW·σ/γ). Then: npx qcbench encoder verify --onnx OUT/<name>.onnx --ref OUT/<name>.ref.json
 # Needs Debian's python3-torch, python3-torchvision and python3-onnx (/usr/bin/python3).
-# Usage: /usr/bin/python3 scripts/torch/export_refs.py OUT_DIR mobilenet_v2 efficientnet_b0 densenet121 …
+# Usage: [OPSET=17] [SEED=0] /usr/bin/python3 scripts/torch/export_refs.py OUT_DIR mobilenet_v2 efficientnet_b0 densenet121 …
 import base64, json, sys, torch, torchvision, onnx, numpy as np
 from onnx import numpy_helper
-torch.manual_seed(0)
+torch.manual_seed(int(__import__('os').environ.get('SEED', '0')))
 def enc(t):
     a = t.detach().cpu().numpy().astype('<f4')
     return {"shape": list(a.shape), "data": base64.b64encode(a.tobytes()).decode()}
@@ -21,7 +21,10 @@ class Feat(torch.nn.Module):
             f = torch.nn.functional.relu(m.features(x)); return torch.flatten(torch.nn.functional.adaptive_avg_pool2d(f, 1), 1)
         if hasattr(m, 'fc'):
             return m(x)
-        f = m.features(x); f = m.avgpool(f) if hasattr(m, 'avgpool') else torch.nn.functional.adaptive_avg_pool2d(f, 1)
+        if self.name.startswith('mnasnet'):
+            return m.layers(x).mean([2, 3])
+        # VGG's avgpool is adaptive to 7×7 (not exportable from small inputs): global average pooling as the fixtures
+        f = m.features(x); f = m.avgpool(f) if hasattr(m, 'avgpool') and not self.name.startswith('vgg') else torch.nn.functional.adaptive_avg_pool2d(f, 1)
         return torch.flatten(f, 1)
 out_dir, names = sys.argv[1], sys.argv[2:]
 for name in names:
@@ -34,7 +37,7 @@ for name in names:
     f = Feat(m, name).eval()
     x = torch.randn(2, 3, 64, 64)
     path = f'{out_dir}/{name}.onnx'
-    torch.onnx.export(f, x, path, opset_version=13, input_names=['input'], output_names=['features'],
+    torch.onnx.export(f, x, path, opset_version=int(__import__('os').environ.get('OPSET', '13')), input_names=['input'], output_names=['features'],
                       dynamic_axes={'input': {0: 'N'}, 'features': {0: 'N'}})
     xg = x.clone().requires_grad_(True)
     feats = f(xg); r = torch.randn_like(feats)

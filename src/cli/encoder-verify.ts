@@ -86,6 +86,13 @@ export const command: Command = {
           `note  ${r.nearKinks.length} ReLU input(s) lie within ${KINK_TOL} of 0 (smallest ${k.minAbsInput.toExponential(1)} at '${k.node}'): float32 rounding can flip the ReLU mask there, so gradient differences may come from the reference input, not the engine; verify with another input to tell.`,
         );
       }
+      if (!r.ok && r.nearTies.length > 0) {
+        const t = r.nearTies[0];
+        const windows = r.nearTies.reduce((a, x) => a + x.windows, 0);
+        lines.push(
+          `note  ${windows} MaxPool window(s) in ${r.nearTies.length} node(s) have their two largest values within ${KINK_TOL} (relative; smallest gap ${t.minRelGap.toExponential(1)} at '${t.node}'): float32 rounding decides which one is the max and gets the whole gradient, so gradient differences may come from the reference input, not the engine; verify with another input to tell.`,
+        );
+      }
       process.stdout.write(`${lines.join('\n')}\n`);
     }
     if (!r.ok) {
@@ -99,8 +106,8 @@ export const command: Command = {
           value: bad[0].relError,
           allowed: `features ≤ ${FEATURE_TOL}, gradients ≤ ${GRAD_TOL}`,
           fix:
-            r.nearKinks.length > 0
-              ? `ReLU inputs within ${KINK_TOL} of 0 make the gradient ill-conditioned on this input (see the note); check with another reference input before reporting`
+            r.nearKinks.length > 0 || r.nearTies.length > 0
+              ? `${[r.nearKinks.length > 0 ? `ReLU inputs within ${KINK_TOL} of 0` : '', r.nearTies.length > 0 ? 'MaxPool windows with near-equal maxima' : ''].filter(Boolean).join(' and ')} make the gradient ill-conditioned on this input (see the note); check with another reference input before reporting`
               : 'an operator of this model is computed or differentiated wrongly: report it with the model and reference files',
         },
       );

@@ -12,6 +12,7 @@ import * as ort from 'onnxruntime-node';
 import { QcbError } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
 import { appendBackward } from './grad/autodiff.js';
+import { resolvePads } from './grad/conv.js';
 import { GraphBuilder } from './ir/builder.js';
 import type { Graph, Node } from './ir/graph.js';
 import { upgradeOpset } from './ir/opset.js';
@@ -71,6 +72,14 @@ export interface VerifyReport {
    * likely that, not an engine error.
    */
   nearKinks: { node: string; minAbsInput: number }[];
+  /**
+   * MaxPool nodes with windows whose two largest values (the largest > 0) differ, but by less than `KINK_TOL`
+   * relative, smallest gap first. Which element is the max there depends on float32 rounding, and the gradient goes to it
+   * alone: near-duplicates are common after a strided max pool whose repeated maxima pass through 1×1 convolutions
+   * (GoogLeNet's inception blocks). As with `nearKinks`, a failure with entries here is most likely the reference
+   * input, not the engine.
+   */
+  nearTies: { node: string; minRelGap: number; windows: number }[];
   /** Largest relative errors per kind. */
   features: number;
   gradInput: number;
@@ -143,6 +152,67 @@ function addKinkProbes(g: Graph, b: GraphBuilder, reluNodes: Node[]): Map<string
 }
 
 /**
+ * Appends, for every MaxPool node with a static channel count and kernel, the smallest nonzero relative gap between
+ * the two largest values of a window (over windows whose largest value is > 0) and the number of windows with a
+ * nonzero gap below `KINK_TOL`, as graph outputs. The windows are unfolded by a one-hot depthwise Conv over the input padded with
+ * −1e30 (explicit pads, auto_pad and ceil_mode's extra tail alike), then TopK 2.
+ * @returns node name → [min gap, count] probe values
+ */
+function addTieProbes(g: Graph, b: GraphBuilder, poolNodes: Node[]): Map<string, [string, string]> {
+  const probes = new Map<string, [string, string]>();
+  for (const n of poolNodes) {
+    const xs = g.values.get(n.inputs[0])?.shape;
+    const ys = g.values.get(n.outputs[0])?.shape;
+    const kernel = n.attrs.kernel_shape?.type === 'ints' ? n.attrs.kernel_shape.value : undefined;
+    if (!xs || !ys || !kernel || xs.length !== kernel.length + 2) continue;
+    const C = xs[1];
+    const inSize = xs.slice(2);
+    const outSize = ys.slice(2);
+    if (typeof C !== 'number' || !inSize.every((d) => typeof d === 'number')) continue;
+    if (!outSize.every((d) => typeof d === 'number')) continue;
+    const sp = kernel.length;
+    const ints = (k: string, d: number) =>
+      n.attrs[k]?.type === 'ints' ? (n.attrs[k].value as number[]) : new Array(sp).fill(d);
+    const strides = ints('strides', 1);
+    const dilations = ints('dilations', 1);
+    const pads = resolvePads(n, inSize as number[], kernel, strides, dilations);
+    // pad the tail so that every window ceil_mode keeps is whole
+    const end = (outSize as number[]).map((o, i) =>
+      Math.max(
+        pads.end[i],
+        (o - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - (inSize[i] as number) - pads.begin[i],
+      ),
+    );
+    const KK = kernel.reduce((p, q) => p * q, 1);
+    const xp = b.op1('Pad', [n.inputs[0], b.ints([0, 0, ...pads.begin, 0, 0, ...end]), b.scalar(-1e30)]);
+    const oneHot = new Float32Array(C * KK * KK);
+    for (let c = 0; c < C; c++) for (let i = 0; i < KK; i++) oneHot[(c * KK + i) * KK + i] = 1;
+    const w = b.constant({ dtype: 'float32', dims: [C * KK, 1, ...kernel], data: oneHot }, 'pool_windows_onehot');
+    let win = b.op1('Conv', [xp, w], { kernel_shape: kernel, strides, dilations, group: C });
+    const axes = Array.from({ length: sp }, (_, i) => i + 2);
+    win = b.op1('Slice', [win, b.ints(axes.map(() => 0)), b.ints(outSize as number[]), b.ints(axes)]);
+    const top = b.op('TopK', [b.reshape(win, [0, C, KK, -1]), b.ints([2])], { axis: 2 }, 2)[0]; // N×C×2×P
+    const first = b.op1('Slice', [top, b.ints([0]), b.ints([1]), b.ints([2])]);
+    const second = b.op1('Slice', [top, b.ints([1]), b.ints([2]), b.ints([2])]);
+    const rel = b.div(b.sub(first, second), b.op1('Max', [b.abs(first), b.scalar(1e-30)]));
+    // exact ties (gap 0) are left out: they are copies of one value (a strided max pool's repeated maxima), equal
+    // on both sides and resolved alike by the first-index rule
+    const keep = b.op1('And', [b.op1('Greater', [first, b.scalar(0)]), b.op1('Greater', [rel, b.scalar(0)])]);
+    const gap = b.op1('Where', [keep, rel, b.scalar(1e30)]);
+    const minGap = b.op1('ReduceMin', [gap], { keepdims: 0 }, 'pool_min_gap');
+    const count = b.op1(
+      'ReduceSum',
+      [b.cast(b.op1('Less', [gap, b.scalar(KINK_TOL)]), 'float32')],
+      { keepdims: 0 },
+      'pool_near_ties',
+    );
+    probes.set(n.name, [minGap, count]);
+    g.outputs.push({ name: minGap, dtype: 'float32' }, { name: count, dtype: 'float32' });
+  }
+  return probes;
+}
+
+/**
  * Builds the verification graph: the encoder plus L = ReduceSum(features ⊙ r) and its backward pass.
  * Outputs: features, grad_input, then one gradient per listed weight (`grad:<name>`).
  */
@@ -157,9 +227,11 @@ export function verificationGraph(
   gradInput: string;
   weightGrads: Map<string, string>;
   kinkProbes: Map<string, string>;
+  tieProbes: Map<string, [string, string]>;
 } {
   const { graph: g, b, input, features, loss } = lossGraph(encoder, weights, file);
   const reluNodes = g.nodes.filter((n) => n.opType === 'Relu');
+  const poolNodes = g.nodes.filter((n) => n.opType === 'MaxPool');
   const grads = appendBackward(g, loss, [input, ...weights], { file });
   const gradInput = grads.get(input)!;
   g.outputs = [
@@ -173,8 +245,9 @@ export function verificationGraph(
     if (!g.outputs.some((o) => o.name === gw)) g.outputs.push({ name: gw, dtype: 'float32' });
   }
   const kinkProbes = addKinkProbes(g, b, reluNodes);
+  const tieProbes = addTieProbes(g, b, poolNodes);
   inferShapes(g, { file });
-  return { graph: g, input, features, gradInput, weightGrads, kinkProbes };
+  return { graph: g, input, features, gradInput, weightGrads, kinkProbes, tieProbes };
 }
 
 /** Computed values to compare: shape and float32 data. */
@@ -191,6 +264,8 @@ interface EngineResult {
   weightGrads: Map<string, Computed>;
   /** node name → min |ReLU input| */
   kinks: Map<string, number>;
+  /** MaxPool node name → [smallest relative gap of the two largest window values, windows below KINK_TOL] */
+  ties: Map<string, [number, number]>;
 }
 
 async function runOnnxruntime(
@@ -214,6 +289,12 @@ async function runOnnxruntime(
       gradInput: get(v.gradInput),
       weightGrads: new Map([...v.weightGrads].map(([w, gname]) => [w, get(gname)])),
       kinks: new Map([...v.kinkProbes].map(([node, probe]) => [node, (out[probe].data as Float32Array)[0]])),
+      ties: new Map(
+        [...v.tieProbes].map(([node, [gap, n]]) => [
+          node,
+          [(out[gap].data as Float32Array)[0], (out[n].data as Float32Array)[0]],
+        ]),
+      ),
     };
   } finally {
     await session.session.release();
@@ -229,13 +310,15 @@ async function runTfjs(modelPath: string, ref: EncoderReference, weights: string
   const backend = await initTfjsEngine();
   const { graph: g, b, input, r, features, loss } = lossGraph(importOnnx(modelPath), weights, modelPath);
   const reluNodes = g.nodes.filter((n) => n.opType === 'Relu');
+  const poolNodes = g.nodes.filter((n) => n.opType === 'MaxPool');
   const kinkProbes = addKinkProbes(g, b, reluNodes);
+  const tieProbes = addTieProbes(g, b, poolNodes);
   inferShapes(g, { file: modelPath });
   const feeds = {
     [input]: { dtype: 'float32' as const, dims: [...ref.input.shape], data: ref.input.data },
     [r]: { dtype: 'float32' as const, dims: [...ref.r.shape], data: ref.r.data },
   };
-  const fwd = runGraph(g, feeds, [features, ...kinkProbes.values()]);
+  const fwd = runGraph(g, feeds, [features, ...kinkProbes.values(), ...[...tieProbes.values()].flat()]);
   const { grads } = tfjsGradients(g, loss, [input, ...weights], feeds);
   const get = (t: { dims: readonly number[]; data: unknown }): Computed => ({
     dims: t.dims,
@@ -247,6 +330,12 @@ async function runTfjs(modelPath: string, ref: EncoderReference, weights: string
     gradInput: get(grads[input]),
     weightGrads: new Map(weights.map((w) => [w, get(grads[w])])),
     kinks: new Map([...kinkProbes].map(([node, probe]) => [node, (fwd[probe].data as Float32Array)[0]])),
+    ties: new Map(
+      [...tieProbes].map(([node, [gap, n]]) => [
+        node,
+        [(fwd[gap].data as Float32Array)[0], (fwd[n].data as Float32Array)[0]],
+      ]),
+    ),
   };
 }
 
@@ -282,6 +371,10 @@ export async function verifyEncoder(
     .map(([node, minAbsInput]) => ({ node, minAbsInput }))
     .filter((k) => k.minAbsInput < KINK_TOL)
     .sort((a, b) => a.minAbsInput - b.minAbsInput);
+  const nearTies = [...res.ties]
+    .map(([node, [minRelGap, windows]]) => ({ node, minRelGap, windows }))
+    .filter((t) => t.windows > 0)
+    .sort((a, b) => a.minRelGap - b.minRelGap);
   const maxOf = (f: (i: VerifyItem) => boolean) => Math.max(0, ...items.filter(f).map((i) => i.relError));
   return {
     model: modelPath,
@@ -294,6 +387,7 @@ export async function verifyEncoder(
     gradInput: maxOf((i) => i.name === 'grad_input'),
     weights: maxOf((i) => i.name.startsWith('weight:')),
     nearKinks,
+    nearTies,
     seconds: (performance.now() - t0) / 1000,
   };
 }

@@ -112,12 +112,15 @@ export function appendBackward(
     }
   }
 
-  // Constant values (for axes, shapes, ratios): initializers and Constant nodes.
+  // Constant values (for axes, shapes, ratios): initializers, Constant nodes, and values that shape inference knows
+  // statically — e.g. a Slice's bounds computed as Shape → Gather → Div → Mul from a static channel count, which
+  // PyTorch exports for torch.chunk/split (ShuffleNet's channel split) when the model is not constant-folded.
   const constants = new Map<string, Tensor>(graph.initializers);
   for (const n of graph.nodes) {
     const v = n.attrs.value;
     if (n.opType === 'Constant' && v && v.type === 'tensor') constants.set(n.outputs[0], v.value);
   }
+  for (const [name, t] of staticValues(graph)) if (!constants.has(name)) constants.set(name, t);
 
   // A training-mode Dropout needs its mask in the backward pass: expose it as a second output when absent.
   for (const n of graph.nodes) {
@@ -357,4 +360,30 @@ function outputDtype(node: Node, i: number, dtypeOf: (n: string) => DType | unde
       for (const inp of node.inputs) if (inp) return dtypeOf(inp);
       return undefined;
   }
+}
+
+/**
+ * Node outputs whose contents shape inference determines statically (small integer tensors computed from static
+ * dims and constants), as tensors. Inferred on a copy, so the graph's own value table is untouched.
+ */
+function staticValues(graph: Graph): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  const produced = new Set<string>();
+  for (const n of graph.nodes) if (n.opType !== 'Constant') for (const o of n.outputs) if (o) produced.add(o);
+  let inferred: Map<string, { dtype: DType; shape?: (number | string)[]; value?: (number | string)[] }>;
+  try {
+    inferred = inferShapes({ ...graph, values: new Map() });
+  } catch {
+    return out; // the caller's own shape inference reports the problem
+  }
+  for (const [name, v] of inferred) {
+    if (!produced.has(name) || !v.value || !v.shape || !v.value.every((d) => typeof d === 'number')) continue;
+    if (!v.shape.every((d) => typeof d === 'number')) continue;
+    const dims = v.shape as number[];
+    const vals = v.value as number[];
+    if (dims.reduce((a, b) => a * b, 1) !== vals.length) continue;
+    if (v.dtype === 'int64') out.set(name, { dtype: 'int64', dims, data: BigInt64Array.from(vals, (x) => BigInt(x)) });
+    else if (v.dtype === 'int32') out.set(name, { dtype: 'int32', dims, data: Int32Array.from(vals) });
+  }
+  return out;
 }

@@ -901,6 +901,21 @@ const OPS = {
   ReduceL2: reduce((x, a, k) => tf.sqrt(tf.sum(tf.mul(x, x), a, k))),
   ReduceSumSquare: reduce((x, a, k) => tf.sum(tf.mul(x, x), a, k)),
   ReduceLogSumExp: reduce((x, a, k) => tf.logSumExp(x, a, k)),
+  TopK: (node, ins) => {
+    // tf.topk works on the last axis: move `axis` there and back; ONNX indices are int64 (int32 in TF.js)
+    const x = need(node, ins, 0);
+    const k = nums(need(node, ins, 1))[0];
+    const a = normAxis(intAttr(node, 'axis', -1), x.rank);
+    const largest = intAttr(node, 'largest', 1) === 1;
+    const perm = Array.from({ length: x.rank }, (_, i) => i);
+    perm[a] = x.rank - 1;
+    perm[x.rank - 1] = a;
+    const xt = a === x.rank - 1 ? x : tf.transpose(x, perm);
+    const r = tf.topk(largest ? xt : tf.neg(xt), k, true);
+    const values = largest ? r.values : tf.neg(r.values);
+    const back = (t: tf.Tensor) => (a === x.rank - 1 ? t : tf.transpose(t, perm));
+    return [back(values), back(r.indices)];
+  },
   ArgMax: (node, ins) => {
     const x = need(node, ins, 0);
     const a = normAxis(intAttr(node, 'axis', 0), x.rank);

@@ -78,3 +78,17 @@ test('Expand and constant Pad (positive and negative pads)', async () => {
   await one(['N', 1, 3], [2, 1, 3], (b, x) => b.op1('Expand', [x, b.ints([1, 4, 3])]));
   await one(['N', 3, 4], [2, 3, 4], (b, x) => b.op1('Pad', [x, b.ints([0, 1, -1, 0, 2, 1])]));
 });
+
+test('Slice whose bounds are computed from a static dim (Shape → Gather → Div → Mul, as torch.chunk exports)', async () => {
+  // ShuffleNet v2 exported without constant folding: the channel split's bounds are shape arithmetic that shape
+  // inference knows statically; the gradient rule reads them as constants.
+  const r = await one(['N', 6, 2], [2, 6, 2], (b, x) => {
+    const c = b.op1('Gather', [b.op1('Shape', [x]), b.constant(int64([1], [1]), 'one')], { axis: 0 });
+    const half = b.op1('Div', [c, b.constant(int64([2], [1]), 'two')]);
+    const end = b.op1('Mul', [half, b.constant(int64([1], [1]), 'unit')]);
+    return b.op1('Slice', [x, b.constant(int64([0], [1]), 'zero'), end, b.constant(int64([1], [1]), 'axis')]);
+  });
+  const g = r.grads.x.data as Float32Array;
+  // x is 2×6×2: channels 3–5 are outside the slice and get zero gradient
+  for (let n = 0; n < 2; n++) for (let i = 6; i < 12; i++) assert.equal(g[n * 12 + i], 0);
+});

@@ -175,3 +175,30 @@ test('initTfjsEngine falls back to the pure-JS CPU backend when tfjs-node is not
   const out = runGraph(b.graph, { x: { dtype: 'float32', dims: [3], data: new Float32Array([-1, 0, 2]) } });
   assert.deepEqual(Array.from(out[y].data as Float32Array), [0, 0, 2]);
 });
+
+test('TopK agrees with onnxruntime (largest and smallest, middle and last axis, values and indices)', async () => {
+  for (const [axis, largest] of [
+    [1, 1],
+    [-1, 1],
+    [1, 0],
+  ]) {
+    const b = new GraphBuilder('topk');
+    const x = b.input('x', 'float32', [2, 5, 3]);
+    const [v, i] = b.op('TopK', [x, b.ints([2])], { axis, largest }, 2);
+    b.graph.outputs = [
+      { name: v, dtype: 'float32' },
+      { name: i, dtype: 'int64' },
+    ];
+    inferShapes(b.graph);
+    const feeds = { x: randTensor([2, 5, 3], 31) };
+    const ours = runGraph(b.graph, feeds);
+    const s = await loadSession(b.graph, { intraOpNumThreads: 1, noCache: true });
+    const ref = await s.run({ x: toOrt(feeds.x) });
+    await s.session.release();
+    for (const o of [v, i]) {
+      const r = fromOrt(ref[o]);
+      assert.deepEqual(ours[o].dims, r.dims, `axis ${axis}: ${o} shape`);
+      assert.deepEqual(Array.from(ours[o].data, Number), Array.from(r.data, Number), `axis ${axis} largest ${largest}`);
+    }
+  }
+});
