@@ -29,7 +29,13 @@ export function ablationProtocolFile(name: string, base?: string): string {
   const file = join(PROTOCOLS_DIR, ABLATIONS[name as keyof typeof ABLATIONS]);
   if (!base) return file;
   const baseProtocol = resolveProtocol(base); // checks the base first: its errors name its own file
-  const { version: _v, extends: _e, name: _n, description, ...over } = parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  const {
+    version: _v,
+    extends: _e,
+    name: _n,
+    description,
+    ...over
+  } = parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
   const dir = join(baseProtocol.workdir, 'ablations');
   mkdirSync(dir, { recursive: true });
   const out = join(dir, `${baseProtocol.name}-${name}.yaml`);
@@ -66,10 +72,14 @@ ${RUN_OPTIONS_HELP}`,
       options: { ...RUN_OPTIONS, protocol: { type: 'string' } },
     });
     if (positionals.length !== 1)
-      throw new QcbError('QCB_USAGE', 'ablation needs a name', { fix: `qcbench ablation ${Object.keys(ABLATIONS).join('|')}` });
+      throw new QcbError('QCB_USAGE', 'ablation needs a name', {
+        fix: `qcbench ablation ${Object.keys(ABLATIONS).join('|')}`,
+      });
     const file = ablationProtocolFile(positionals[0], values.protocol);
     const p = resolveProtocol(file, { workdir: values.workdir });
-    const rest = args.filter((a, i) => a !== '--json' && a !== '--protocol' && args[i - 1] !== '--protocol' && a !== positionals[0]);
+    const rest = args.filter(
+      (a, i) => a !== '--json' && a !== '--protocol' && args[i - 1] !== '--protocol' && a !== positionals[0],
+    );
     return runWithOptions(p, values, ctx.log, [process.argv[1], 'run', file, ...rest]);
   },
 };

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type LoaderBenchOptions, type LoaderBenchResult, benchLoader } from '../data/augment/bench.js';
+import { type LoaderBenchOptions, type LoaderBenchResult, benchLoader } from '../bench/augment.js';
 import { extractCrops, FieldPool } from '../data/crops.js';
 import { readCsvDataset } from '../data/datasets/csv.js';
 import { encodeTiff16 } from '../data/io/tiff.js';

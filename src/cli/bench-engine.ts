@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { type BenchResult, benchEngine } from '../engine/bench.js';
+import { type BenchResult, benchEngine } from '../bench/engine.js';
 import { QcbError } from '../errors.js';
 import { applyProviderOption, type Command, PROVIDER_OPTION } from './types.js';
 

@@ -1,7 +1,7 @@
 /** `qcbench bench qc [--json]`: crops scored per second through an exported QC classifier (src/qc/bench.ts). */
 import { parseArgs } from 'node:util';
 import { QcbError } from '../errors.js';
-import { benchQc } from '../qc/bench.js';
+import { benchQc } from '../bench/qc.js';
 import { intArg } from './qc-train.js';
 import type { Command } from './types.js';
 

@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { QcbError } from '../errors.js';
-import { benchReport, HTML_TARGET_MB, REPORT_TARGET_SECONDS } from '../reports/bench.js';
+import { benchReport, HTML_TARGET_MB, REPORT_TARGET_SECONDS } from '../bench/report.js';
 import type { Command } from './types.js';
 
 const usage = `qcbench bench report [--json] [--no-png] [--seeds N] [--keep DIR]

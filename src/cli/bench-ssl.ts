@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { QcbError } from '../errors.js';
-import { benchSsl } from '../ssl/bench.js';
+import { benchSsl } from '../bench/ssl.js';
 import { SSL_METHODS } from '../ssl/registry.js';
 import type { SslMethodName } from '../ssl/types.js';
 import { lookup } from '../util/suggest.js';

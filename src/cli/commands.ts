@@ -26,7 +26,10 @@ export const COMMANDS = {
   validate: sub('resolve and check protocol files; runs nothing', () => import('./validate.js')),
   pretrain: sub('self-supervised pretraining of a ResNet18 on a crop store', () => import('./pretrain.js')),
   eval: sub('one downstream task (knn | linear | finetune) for one encoder', () => import('./eval.js')),
-  'second-order': sub('quadratic neurons (Fan et al. 2017): two spirals, concentric rings', () => import('./second-order.js')),
+  'second-order': sub(
+    'quadratic neurons (Fan et al. 2017): two spirals, concentric rings',
+    () => import('./second-order.js'),
+  ),
   env: sub('show Node, engine, execution providers, threads and package versions', () => import('./env.js')),
 } satisfies Record<string, CommandEntry>;
 
@@ -43,14 +46,23 @@ export const GROUPS = {
   encoder: {
     summary: 'check imported encoders',
     subs: {
-      verify: sub('features and gradients of an ONNX encoder against a torch reference', () => import('./encoder-verify.js')),
+      verify: sub(
+        'features and gradients of an ONNX encoder against a torch reference',
+        () => import('./encoder-verify.js'),
+      ),
     },
   },
   qc: {
     summary: 'quality control of a whole screen with the chosen encoder',
     subs: {
-      train: sub('train encoder + head on annotations; export one self-contained ONNX classifier', () => import('./qc-train.js')),
-      apply: sub('score every crop of a store; per-field/per-well fractions, plate map, montages', () => import('./qc-apply.js')),
+      train: sub(
+        'train encoder + head on annotations; export one self-contained ONNX classifier',
+        () => import('./qc-train.js'),
+      ),
+      apply: sub(
+        'score every crop of a store; per-field/per-well fractions, plate map, montages',
+        () => import('./qc-apply.js'),
+      ),
     },
   },
   weights: {
@@ -63,11 +75,20 @@ export const GROUPS = {
   bench: {
     summary: 'measure throughput and memory on this machine',
     subs: {
-      engine: sub('ResNet18 training and feature-extraction images/s, RSS, ratio to PyTorch', () => import('./bench-engine.js')),
-      data: sub('crop extraction fields/s, peak RSS, store reads, augmentation crops/s, synthetic data s', () => import('./bench-data.js')),
+      engine: sub(
+        'ResNet18 training and feature-extraction images/s, RSS, ratio to PyTorch',
+        () => import('./bench-engine.js'),
+      ),
+      data: sub(
+        'crop extraction fields/s, peak RSS, store reads, augmentation crops/s, synthetic data s',
+        () => import('./bench-data.js'),
+      ),
       ssl: sub('SSL pretraining images/s per method and the loss overhead', () => import('./bench-ssl.js')),
       qc: sub('crops scored per second through an exported QC classifier', () => import('./bench-qc.js')),
-      report: sub('seconds and HTML size of qcbench report on full-protocol-sized results (targets < 10 s, ≤ 25 MB)', () => import('./bench-report.js')),
+      report: sub(
+        'seconds and HTML size of qcbench report on full-protocol-sized results (targets < 10 s, ≤ 25 MB)',
+        () => import('./bench-report.js'),
+      ),
     },
   },
 } satisfies Record<string, GroupEntry>;

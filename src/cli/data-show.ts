@@ -3,10 +3,10 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import sharp from 'sharp';
 import { readAnnotations } from '../data/annotations.js';
 import { type CropStore, findCrops, openCropStore } from '../data/store/crop-store.js';
 import { QcbError } from '../errors.js';
+import { montagePng } from '../render/montage.js';
 import type { CliContext, Command } from './types.js';
 
 const usage = `qcbench data show STORE [--n 64] [--out montage.png] [--label normal|abnormal --annotations FILE] [--seed N] [--cols N]
@@ -16,49 +16,6 @@ Writes a PNG montage of N crops of a crop store (default 64, chosen evenly acros
 as red, green, blue (the store's channel order, e.g. Ph_golgi, Mito, Hoechst); with 2, as magenta and green; with 1,
 as grey. --label picks crops of that label in an annotation file (matched by crop_id, or the nearest crop of the
 same field within 6 px).`;
-
-/** Composes crops (n×C×S×S uint8) into an RGB grid with 2-px gaps; returns raw RGB and its size. */
-export function montage(
-  crops: Uint8Array,
-  n: number,
-  C: number,
-  S: number,
-  cols: number,
-): { rgb: Uint8Array; width: number; height: number } {
-  const gap = 2;
-  const rows = Math.max(1, Math.ceil(n / cols));
-  const width = cols * S + (cols + 1) * gap;
-  const height = rows * S + (rows + 1) * gap;
-  const rgb = new Uint8Array(width * height * 3).fill(48); // dark grey gaps, distinct from black background
-  const plane = S * S;
-  for (let k = 0; k < n; k++) {
-    const ox = gap + (k % cols) * (S + gap);
-    const oy = gap + Math.floor(k / cols) * (S + gap);
-    const base = k * C * plane;
-    for (let y = 0; y < S; y++) {
-      for (let x = 0; x < S; x++) {
-        const p = base + y * S + x;
-        let r: number;
-        let g: number;
-        let b: number;
-        if (C >= 3) {
-          r = crops[p];
-          g = crops[p + plane];
-          b = crops[p + 2 * plane];
-        } else if (C === 2) {
-          r = crops[p];
-          g = crops[p + plane];
-          b = crops[p];
-        } else r = g = b = crops[p];
-        const o = ((oy + y) * width + ox + x) * 3;
-        rgb[o] = r;
-        rgb[o + 1] = g;
-        rgb[o + 2] = b;
-      }
-    }
-  }
-  return { rgb, width, height };
-}
 
 /** Picks crop indices: by label from annotations, else evenly spaced or seeded-random. */
 export function pickCrops(
@@ -167,11 +124,8 @@ export const command: Command = {
         fix: 'e.g. --cols 8',
       });
     const crops = await store.readIndices(idx);
-    const m = montage(crops, idx.length, store.channels.length, store.size, cols);
     const out = values.out ?? 'montage.png';
-    await sharp(m.rgb, { raw: { width: m.width, height: m.height, channels: 3 } })
-      .png()
-      .toFile(out);
+    writeFileSync(out, await montagePng(crops, idx.length, store.channels.length, store.size, cols));
     const csv = `${out.replace(/\.png$/i, '')}.csv`;
     writeFileSync(
       csv,

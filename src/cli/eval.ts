@@ -7,7 +7,7 @@
 import { extname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { evaluateCell } from '../downstream/cell.js';
-import { setFeatureEngine } from '../downstream/features.js';
+import { setFeatureEngine } from '../encoders/features.js';
 import { resolveTask } from '../downstream/registry.js';
 import { checkEncoderEngine } from '../engine/verify.js';
 import { QcbError } from '../errors.js';

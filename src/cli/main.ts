@@ -6,11 +6,13 @@ import { asQcbError, EXIT, QcbError } from '../errors.js';
 import { logger } from '../util/log.js';
 import { didYouMean } from '../util/suggest.js';
 import { COMMANDS, type CommandEntry, GROUPS, type GroupEntry } from './commands.js';
-import { qcbenchVersion } from './env.js';
+import { qcbenchVersion } from '../util/version.js';
 import type { CliContext } from './types.js';
 
 const TOP_HELP = () => {
-  const cmds = Object.entries(COMMANDS as Record<string, CommandEntry>).map(([n, c]) => `  ${n.padEnd(22)} ${c.summary}`);
+  const cmds = Object.entries(COMMANDS as Record<string, CommandEntry>).map(
+    ([n, c]) => `  ${n.padEnd(22)} ${c.summary}`,
+  );
   const groups = Object.entries(GROUPS as Record<string, GroupEntry>).flatMap(([g, e]) => [
     `  ${g.padEnd(22)} ${e.summary}`,
     ...Object.entries(e.subs).map(([s, c]) => `    ${s.padEnd(20)} ${c.summary}`),

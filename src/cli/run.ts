@@ -6,7 +6,7 @@ import type { Protocol } from '../protocol/schema.js';
 import { parseShard } from '../runner/cells.js';
 import { type RunSummary, runProtocol } from '../runner/run.js';
 import type { Logger } from '../util/log.js';
-import { qcbenchVersion } from './env.js';
+import { qcbenchVersion } from '../util/version.js';
 import { applyProviderOption, type Command, PROVIDER_OPTION } from './types.js';
 
 /** Options shared by `run` and `ablation`. */
@@ -40,7 +40,10 @@ function positiveInt(v: string | undefined, key: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0)
-    throw new QcbError('QCB_USAGE', `--${key} must be a whole number, got '${v}'`, { key: `--${key}`, fix: `e.g. --${key} 2` });
+    throw new QcbError('QCB_USAGE', `--${key} must be a whole number, got '${v}'`, {
+      key: `--${key}`,
+      fix: `e.g. --${key} 2`,
+    });
   return n;
 }
 
@@ -84,7 +87,7 @@ export async function runWithOptions(
   );
   const complete = summary.pending === 0 && !shard;
   if (complete && !values['no-report'] && (values.workers === undefined || values.workers === '1' || !shard)) {
-    const { buildReport } = await import('./report.js');
+    const { buildReport } = await import('../reports/build.js');
     const out = resolve(p.results, 'report');
     await buildReport(p.results, out, {});
     log.info(`report: ${out}/index.html`);

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { EXIT, QcbError } from '../errors.js';
-import { renderSvg } from '../reports/render.js';
+import { renderSvg } from '../render/vega.js';
 import {
   type DecisionMapRecord,
   type NetworkSummary,

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { EXIT, QcbError } from '../errors.js';
 import { resolveProtocol } from '../protocol/resolve.js';
 import { ArtifactStore } from '../runner/cache.js';
-import type { CellRecord, RunRecord } from '../runner/results.js';
+import type { CellRecord, RunRecord } from '../results/schema.js';
 import type { Command } from './types.js';
 
 export interface StatusReport {

@@ -10,7 +10,8 @@ import type { Command } from './types.js';
 export function missingInputs(p: Protocol): string[] {
   const out: string[] = [];
   for (const [name, ds] of Object.entries(p.data.datasets)) {
-    if (ds.format !== 'synthetic' && ds.root && !existsSync(ds.root)) out.push(`data.datasets.${name}.root: ${ds.root}`);
+    if (ds.format !== 'synthetic' && ds.root && !existsSync(ds.root))
+      out.push(`data.datasets.${name}.root: ${ds.root}`);
     if (ds.annotations && !existsSync(ds.annotations)) out.push(`data.datasets.${name}.annotations: ${ds.annotations}`);
     if (ds.centres && !existsSync(ds.centres)) out.push(`data.datasets.${name}.centres: ${ds.centres}`);
   }
@@ -20,7 +21,8 @@ export function missingInputs(p: Protocol): string[] {
 /** Number of cells a protocol expands to (encoder × task × budget × seed × test set). */
 export function cellCount(p: Protocol): number {
   let n = 0;
-  for (const ev of p.evaluations) n += (ev.encoders ?? p.encoders).length * ev.tasks.length * ev.budgets.length * p.seeds.length;
+  for (const ev of p.evaluations)
+    n += (ev.encoders ?? p.encoders).length * ev.tasks.length * ev.budgets.length * p.seeds.length;
   return n;
 }
 
@@ -57,7 +59,8 @@ Exit codes: 0 valid, 2 invalid.`,
         ctx.log.info(
           `ok ${file}: protocol '${p.name}' v${p.version}, ${p.encoders.length} encoders, ${cellCount(p)} cells, ${p.seeds.length} seed(s), hash ${protocolHash(p).slice(0, 12)}`,
         );
-        if (tl.length) ctx.log.info(`  transfer-learning encoders need ImageNet weights: ${tl.join(', ')} (qcbench weights check)`);
+        if (tl.length)
+          ctx.log.info(`  transfer-learning encoders need ImageNet weights: ${tl.join(', ')} (qcbench weights check)`);
         for (const m of missing) {
           if (values['strict-paths']) {
             ctx.log.error(`missing input ${m}`);
@@ -71,7 +74,8 @@ Exit codes: 0 valid, 2 invalid.`,
         } else throw e;
       }
     }
-    if (values.json) process.stdout.write(`${JSON.stringify(resolved.length === 1 ? resolved[0] : resolved, null, 2)}\n`);
+    if (values.json)
+      process.stdout.write(`${JSON.stringify(resolved.length === 1 ? resolved[0] : resolved, null, 2)}\n`);
     return worst;
   },
 };

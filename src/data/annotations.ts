@@ -14,7 +14,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import { closest } from '../util/suggest.js';
 import { parseCsv } from './datasets/csv-parse.js';
 import { ARTEFACT_TYPES } from './synth/artefacts.js';
-import { deriveSeed, Rng } from './synth/prng.js';
+import { deriveSeed, Rng } from '../util/random.js';
 
 export type Label = 'normal' | 'abnormal';
 export type Split = 'train' | 'test';

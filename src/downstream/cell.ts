@@ -9,9 +9,9 @@ import { resolveEncoder } from '../encoders/registry.js';
 import type { EncoderGraph } from '../encoders/types.js';
 import { QcbError } from '../errors.js';
 import { evaluate } from '../metrics/classification.js';
-import type { CellMetrics, EncoderKind, Prediction } from '../runner/results.js';
+import type { CellMetrics, EncoderKind, Prediction } from '../results/schema.js';
 import type { Logger } from '../util/log.js';
-import { chooseChannels, pickChannels } from './features.js';
+import { chooseChannels, pickChannels } from '../encoders/features.js';
 import { resolveTask, runTask, type TaskOutput } from './registry.js';
 import type { TaskSplit } from './task.js';
 

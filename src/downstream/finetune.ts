@@ -28,18 +28,11 @@ import { TASKS } from '../protocol/catalog.js';
 import { FINETUNE } from '../protocol/defaults.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { Logger } from '../util/log.js';
-import { type CropSet, cropsToInput, selectCrops } from './features.js';
-import {
-  appendCrossEntropy,
-  appendLinearHead,
-  CLASSES,
-  classIndices,
-  type HeadTrainSettings,
-  multiStepLr,
-  oneHot,
-  permutation,
-  predictionsFromLogits,
-} from './head.js';
+import { type CropSet, cropsToInput, selectCrops } from '../encoders/features.js';
+import { CLASSES, classIndices, type HeadTrainSettings, oneHot, predictionsFromLogits } from './head.js';
+import { permutation } from '../util/random.js';
+import { multiStepLr } from '../engine/train/schedule.js';
+import { appendCrossEntropy, appendLinearHead } from '../engine/train/head.js';
 import { type DownstreamTask, trainHead } from './task.js';
 
 /** Paper §3.3 defaults (from src/protocol/defaults.ts). */

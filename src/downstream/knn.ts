@@ -12,11 +12,9 @@ import KNN from 'ml-knn';
 import { QcbError } from '../errors.js';
 import { TASKS } from '../protocol/catalog.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { f32Bytes, type Features, readF32 } from './features.js';
+import type { FeatureMatrix } from '../util/matrix.js';
+import { f32Bytes, type Features, readF32 } from '../encoders/features.js';
 import { type DownstreamTask, needFeatures } from './task.js';
-
-/** A feature matrix: N rows of D values, or one flat row-major buffer with its shape (N×D). */
-export type FeatureMatrix = readonly ArrayLike<number>[] | { data: ArrayLike<number>; rows: number; cols: number };
 
 export interface KnnOptions {
   /** Number of neighbours (paper: 5). */

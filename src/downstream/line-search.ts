@@ -9,7 +9,8 @@
  */
 import { QcbError } from '../errors.js';
 import { weightedF1 } from '../metrics/classification.js';
-import { CLASSES, permutation } from './head.js';
+import { CLASSES } from './head.js';
+import { permutation } from '../util/random.js';
 
 export interface LineSearchOptions {
   /** Labels of the training set (the only rows the search sees). */

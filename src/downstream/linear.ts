@@ -18,18 +18,11 @@ import { Trainer } from '../engine/train/trainer.js';
 import { TASKS } from '../protocol/catalog.js';
 import { LINEAR } from '../protocol/defaults.js';
 import type { Logger } from '../util/log.js';
-import { type Features, selectFeatureRows } from './features.js';
-import {
-  appendCrossEntropy,
-  appendLinearHead,
-  CLASSES,
-  classIndices,
-  type HeadTrainSettings,
-  multiStepLr,
-  oneHot,
-  permutation,
-  predictionsFromLogits,
-} from './head.js';
+import { type Features, selectFeatureRows } from '../encoders/features.js';
+import { CLASSES, classIndices, type HeadTrainSettings, oneHot, predictionsFromLogits } from './head.js';
+import { permutation } from '../util/random.js';
+import { multiStepLr } from '../engine/train/schedule.js';
+import { appendCrossEntropy, appendLinearHead } from '../engine/train/head.js';
 import { type DownstreamTask, needFeatures, trainHead } from './task.js';
 
 /** Paper §3.3 defaults (from src/protocol/defaults.ts). */

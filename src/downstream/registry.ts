@@ -6,9 +6,9 @@
  * predictions with an abnormal score (for the AUC). Metrics are computed by src/metrics/classification.ts; the
  * runner persists trained models through the same tasks (src/runner/train.ts).
  */
-import type { TaskName } from '../runner/results.js';
+import type { TaskName } from '../results/schema.js';
 import { lookup } from '../util/suggest.js';
-import { extractFeatures, type Features } from './features.js';
+import { extractFeatures, type Features } from '../encoders/features.js';
 import { FINETUNE_TASK } from './finetune.js';
 import { KNN_TASK } from './knn.js';
 import type { LineSearchResult } from './line-search.js';

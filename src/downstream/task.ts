@@ -11,9 +11,9 @@
  */
 import type { EncoderGraph, Preprocess } from '../encoders/types.js';
 import { QcbError } from '../errors.js';
-import type { TaskName } from '../runner/results.js';
+import type { TaskName } from '../results/schema.js';
 import type { Logger } from '../util/log.js';
-import type { CropSet, Features } from './features.js';
+import type { CropSet, Features } from '../encoders/features.js';
 import type { HeadTrainSettings } from './head.js';
 import { type LineSearchResult, lineSearch } from './line-search.js';
 

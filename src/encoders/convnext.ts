@@ -15,6 +15,7 @@
  */
 import { full, type GraphBuilder, randn, zeros } from '../engine/ir/builder.js';
 import type { Tensor } from '../engine/ir/graph.js';
+import { hashString } from '../util/random.js';
 
 export interface ConvNextConfig {
   depths: number[];
@@ -29,15 +30,6 @@ export interface ConvNextOptions {
   config?: ConvNextConfig;
   /** Layer-scale initial value (timm `ls_init_value`, default 1e-6). */
   layerScaleInit?: number;
-}
-
-function fnv1a32(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h >>> 0;
 }
 
 /**
@@ -56,7 +48,7 @@ export function buildConvNext(
     params.push(b.param(name, t));
     return name;
   };
-  const w = (name: string, dims: number[]) => p(name, randn(dims, 0.02, fnv1a32(`${opts.seed}:${name}`)));
+  const w = (name: string, dims: number[]) => p(name, randn(dims, 0.02, hashString(`${opts.seed}:${name}`)));
   const ln = (x: string, name: string, c: number) =>
     b.layerNorm(x, p(`${name}.weight`, full([c], 1)), p(`${name}.bias`, zeros([c])), -1, 1e-6);
   /** LayerNorm over channels of an N×C×H×W map. */

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { QcbError } from '../errors.js';
 import { ENCODERS as CATALOG, type SslMethodName } from '../protocol/catalog.js';
-import type { EncoderKind } from '../runner/results.js';
+import type { EncoderKind } from '../results/schema.js';
 import { lookup } from '../util/suggest.js';
 import { loadFractalDbResNet18 } from './fractaldb.js';
 import { loadImageNetEncoder } from './imagenet.js';

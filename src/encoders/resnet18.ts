@@ -17,6 +17,7 @@
  */
 import { full, GraphBuilder, randn, zeros } from '../engine/ir/builder.js';
 import { attr, type Graph } from '../engine/ir/graph.js';
+import { hashString } from '../util/random.js';
 
 export interface ResNet18Options {
   /** Seed of the weight initialisation. */
@@ -40,16 +41,6 @@ export interface ResNet18Result {
   buffers: string[];
 }
 
-/** FNV-1a 32-bit hash of a string: a per-parameter seed derived from the model seed and the parameter's name. */
-function fnv1a32(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h >>> 0;
-}
-
 /** Feature width of the default ResNet18. */
 export const RESNET18_FEATURES = 512;
 /** torchvision resnet18's parameter count without the fc layer (11,689,512 − 512·1000 − 1000). */
@@ -67,7 +58,7 @@ export function buildResNet18(b: GraphBuilder, input: string, opts: ResNet18Opti
   const params: string[] = [];
   const buffers: string[] = [];
   const bnNodes: string[] = [];
-  const seedOf = (name: string) => fnv1a32(`${opts.seed}:${name}`);
+  const seedOf = (name: string) => hashString(`${opts.seed}:${name}`);
 
   const conv = (
     x: string,

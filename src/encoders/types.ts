@@ -4,7 +4,7 @@
  * for feature extraction (kNN, linear probe) and for fine-tuning (trainable parameters, BN nodes).
  */
 import type { Graph } from '../engine/ir/graph.js';
-import type { EncoderKind } from '../runner/results.js';
+import type { EncoderKind } from '../results/schema.js';
 import type { Logger } from '../util/log.js';
 
 /** Per-channel normalisation applied to crops scaled to [0, 1]: x' = (x − mean[c]) / std[c]. */

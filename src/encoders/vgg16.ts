@@ -8,6 +8,7 @@
  * torchvision: kaiming_normal_(fan_out, relu), bias 0, seeded.
  */
 import { type GraphBuilder, randn, zeros } from '../engine/ir/builder.js';
+import { hashString } from '../util/random.js';
 
 /** Configuration D: channels, or 'M' for a max pool. */
 export const VGG16_CFG = [
@@ -40,15 +41,6 @@ export interface Vgg16Options {
   cfg?: readonly (number | 'M')[];
 }
 
-function fnv1a32(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h >>> 0;
-}
-
 /**
  * Appends VGG16's conv part and a global average pool to `b`.
  * @param input N×3×H×W float32 value
@@ -74,7 +66,7 @@ export function buildVgg16(
     const cout = Math.max(1, Math.round(c / div));
     const wn = `${prefix}features.${idx}.weight`;
     const bn = `${prefix}features.${idx}.bias`;
-    params.push(b.param(wn, randn([cout, cin, 3, 3], Math.sqrt(2 / (cout * 9)), fnv1a32(`${opts.seed}:${wn}`))));
+    params.push(b.param(wn, randn([cout, cin, 3, 3], Math.sqrt(2 / (cout * 9)), hashString(`${opts.seed}:${wn}`))));
     params.push(b.param(bn, zeros([cout])));
     x = b.op1('Conv', [x, wn, bn], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }, `${prefix}features.${idx}`);
     x = b.op1('Relu', [x], {}, `${prefix}features.${idx + 1}`);

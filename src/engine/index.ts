@@ -5,7 +5,7 @@
 
 export { appendBackward } from './grad/autodiff.js';
 export type { ConvOpts, PoolOpts } from './ir/builder.js';
-export { fromArray, full, GraphBuilder, int64s, mulberry32, randn, randu, scalar, zeros } from './ir/builder.js';
+export { fromArray, full, GraphBuilder, int64s, randn, randu, scalar, zeros } from './ir/builder.js';
 export type { Attr, Dim, DType, Graph, Node, Tensor, TensorData, ValueInfo } from './ir/graph.js';
 export { attr, emptyGraph, numel } from './ir/graph.js';
 export { upgradeOpset } from './ir/opset.js';

@@ -3,18 +3,7 @@
  * Quantiles use mathjs `quantileSeq` (linear interpolation between order statistics, numpy's default "type 7").
  */
 import { quantileSeq } from 'mathjs';
-
-/** Mulberry32: a small, fast, seeded PRNG with uniform output in [0, 1); the same seed gives the same stream. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../util/random.js';
 
 /**
  * Quantile `p` ∈ [0, 1] of the finite values (linear interpolation, numpy default). NaN if none is finite.

@@ -20,7 +20,7 @@
  * predictions as scores (0/1) to reproduce the other reading.
  */
 import { QcbError } from '../errors.js';
-import type { CellMetrics, Prediction } from '../runner/results.js';
+import type { CellMetrics, Prediction } from '../results/schema.js';
 import { bootstrapCI } from './bootstrap.js';
 
 /** Default class names, in the order used for confusion matrices (negative first, positive = abnormal). */

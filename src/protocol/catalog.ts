@@ -1,4 +1,4 @@
-import type { EncoderKind, TaskName } from '../runner/results.js';
+import type { EncoderKind, TaskName } from '../results/schema.js';
 
 /**
  * The names a protocol may use, with what the reports call them. The implementations live in their own registries
@@ -136,9 +136,21 @@ export const SSL_METHOD_DEFAULTS = {
   // Zbontar et al. 2021; solo-learn barlow.yaml: lamb 0.0051, scale_loss 0.024 (CIFAR/ImageNet-100 settings).
   barlow_twins: { lamb: 0.0051, scale_loss: 0.024, proj_hidden_dim: 2048, proj_output_dim: 2048 },
   // Bardes et al. 2022: invariance 25, variance 25, covariance 1.
-  vicreg: { sim_loss_weight: 25, var_loss_weight: 25, cov_loss_weight: 1, proj_hidden_dim: 2048, proj_output_dim: 2048 },
+  vicreg: {
+    sim_loss_weight: 25,
+    var_loss_weight: 25,
+    cov_loss_weight: 1,
+    proj_hidden_dim: 2048,
+    proj_output_dim: 2048,
+  },
   // Paper §3.2: 500 prototypes, 10 k-means iterations; solo-learn deepclusterv2.yaml: temperature 0.1, 128-d output.
-  deepclusterv2: { num_prototypes: 500, kmeans_iters: 10, temperature: 0.1, proj_hidden_dim: 2048, proj_output_dim: 128 },
+  deepclusterv2: {
+    num_prototypes: 500,
+    kmeans_iters: 10,
+    temperature: 0.1,
+    proj_hidden_dim: 2048,
+    proj_output_dim: 128,
+  },
   // Paper §3.2: 500 prototypes, queue 2560; solo-learn swav.yaml: epsilon 0.05, 3 Sinkhorn iterations, temperature
   // 0.1, prototypes frozen for the first epoch, queue used from epoch 0 here (paper's short schedule).
   swav: {

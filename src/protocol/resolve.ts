@@ -114,11 +114,15 @@ function loadChain(file: string): Layer[] {
   let cur: string | undefined = resolve(file);
   while (cur) {
     if (chain.some((l) => l.file === cur))
-      throw new QcbError('QCB_PROTOCOL_EXTENDS', `'extends' makes a cycle: ${[...chain.map((l) => l.file), cur].join(' → ')}`, {
-        file: chain[chain.length - 1].file,
-        key: 'extends',
-        fix: 'remove the cycle: a protocol extends a base that does not extend it back',
-      });
+      throw new QcbError(
+        'QCB_PROTOCOL_EXTENDS',
+        `'extends' makes a cycle: ${[...chain.map((l) => l.file), cur].join(' → ')}`,
+        {
+          file: chain[chain.length - 1].file,
+          key: 'extends',
+          fix: 'remove the cycle: a protocol extends a base that does not extend it back',
+        },
+      );
     const layer: Layer = readLayer(cur);
     chain.push(layer);
     const ext = layer.raw.extends;
@@ -177,7 +181,8 @@ export function resolveProtocol(file: string, opts: ResolveOptions = {}): Protoc
   delete merged.extends;
   const issues: (Issue & { file: string; line?: number })[] = [];
   const locate = (i: Issue) => {
-    const layer = chain.find((l) => has(l.raw, i.path)) ?? chain.find((l) => has(l.raw, i.path.slice(0, -1))) ?? chain[0];
+    const layer =
+      chain.find((l) => has(l.raw, i.path)) ?? chain.find((l) => has(l.raw, i.path.slice(0, -1))) ?? chain[0];
     issues.push({ ...i, file: layer.file, line: lineOf(layer, i.path) });
   };
 
@@ -189,13 +194,17 @@ export function resolveProtocol(file: string, opts: ResolveOptions = {}): Protoc
     });
   }
   if (typeof merged.version === 'number' && merged.version > PROTOCOL_VERSION) {
-    throw new QcbError('QCB_PROTOCOL_VERSION', `protocol version ${merged.version} is newer than this qcbench supports`, {
-      file: chain[0].file,
-      key: 'version',
-      value: merged.version,
-      allowed: `1..${PROTOCOL_VERSION}`,
-      fix: 'upgrade qcbench, or write the protocol for version 1',
-    });
+    throw new QcbError(
+      'QCB_PROTOCOL_VERSION',
+      `protocol version ${merged.version} is newer than this qcbench supports`,
+      {
+        file: chain[0].file,
+        key: 'version',
+        value: merged.version,
+        allowed: `1..${PROTOCOL_VERSION}`,
+        fix: 'upgrade qcbench, or write the protocol for version 1',
+      },
+    );
   }
 
   // Relative paths are relative to the file that wrote them (a base protocol's paths stay right when extended).
@@ -231,7 +240,12 @@ export function resolveProtocol(file: string, opts: ResolveOptions = {}): Protoc
   if (unique.length) throw new ProtocolError(unique);
 
   p.workdir = resolve(cwd, opts.workdir ?? expandEnv(p.workdir, env, () => {}));
-  p.results = p.results ? resolve(cwd, expandEnv(p.results, env, () => {})) : resolve(p.workdir, 'results', p.name);
+  p.results = p.results
+    ? resolve(
+        cwd,
+        expandEnv(p.results, env, () => {}),
+      )
+    : resolve(p.workdir, 'results', p.name);
   for (const [name, ds] of Object.entries(p.data.datasets)) {
     if (!ds.root && ds.format === 'synthetic') ds.root = resolve(p.workdir, 'data', name);
   }
@@ -241,7 +255,9 @@ export function resolveProtocol(file: string, opts: ResolveOptions = {}): Protoc
 
 function crossChecks(p: Protocol, report: (i: Issue) => void): void {
   const datasets = Object.keys(p.data?.datasets ?? {});
-  const dsFix = datasets.length ? `use one of the data sets under data.datasets: ${datasets.join(', ')}` : 'declare it under data.datasets';
+  const dsFix = datasets.length
+    ? `use one of the data sets under data.datasets: ${datasets.join(', ')}`
+    : 'declare it under data.datasets';
   if (p.data?.pretrain_on && !datasets.includes(p.data.pretrain_on))
     report({
       code: 'QCB_PROTOCOL_VALUE',

@@ -170,7 +170,12 @@ export const PROTOCOL_SPEC: Spec = {
         lr: { kind: 'number', gt: 0, default: D.PRETRAIN.lr },
         momentum: { kind: 'number', min: 0, max: 1, default: D.PRETRAIN.momentum },
         weight_decay: nonNeg(D.PRETRAIN.weight_decay),
-        schedule: { kind: 'enum', values: ['warmup_cosine', 'constant'], what: 'schedule', default: D.PRETRAIN.schedule },
+        schedule: {
+          kind: 'enum',
+          values: ['warmup_cosine', 'constant'],
+          what: 'schedule',
+          default: D.PRETRAIN.schedule,
+        },
         warmup_epochs: { kind: 'number', min: 0, default: D.PRETRAIN.warmup_epochs },
         /** Hidden width of every method's projector (`methods.<name>.proj_hidden_dim` overrides it per method). */
         projector_dim: posInt(D.PRETRAIN.projector_dim),
@@ -203,7 +208,12 @@ export const PROTOCOL_SPEC: Spec = {
             steps: posInt(D.QUADRATIC.steps),
             lr: { kind: 'number', gt: 0, default: D.QUADRATIC.lr },
             weight_decay: nonNeg(D.QUADRATIC.weight_decay),
-            init: { kind: 'enum', values: ['first-order', 'random'], what: 'initialisation', default: D.QUADRATIC.init },
+            init: {
+              kind: 'enum',
+              values: ['first-order', 'random'],
+              what: 'initialisation',
+              default: D.QUADRATIC.init,
+            },
           },
         },
         line_search: {

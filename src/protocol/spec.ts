@@ -117,15 +117,22 @@ export function check(
     case 'nullable':
       return value === null ? null : check(value, spec.of, path, issues, expand);
     case 'bool':
-      if (typeof value !== 'boolean') return bad('QCB_PROTOCOL_TYPE', `${where} must be true or false`, `write ${where}: true or false`);
+      if (typeof value !== 'boolean')
+        return bad('QCB_PROTOCOL_TYPE', `${where} must be true or false`, `write ${where}: true or false`);
       return value;
     case 'int':
     case 'number': {
       if (typeof value !== 'number' || !Number.isFinite(value))
-        return bad('QCB_PROTOCOL_TYPE', `${where} must be ${describe(spec)}, got ${typeName(value)}`, `set ${where} to ${describe(spec)}`);
+        return bad(
+          'QCB_PROTOCOL_TYPE',
+          `${where} must be ${describe(spec)}, got ${typeName(value)}`,
+          `set ${where} to ${describe(spec)}`,
+        );
       if (spec.kind === 'int' && !Number.isInteger(value))
         return bad('QCB_PROTOCOL_TYPE', `${where} must be an integer, got ${value}`, `set ${where} to a whole number`);
-      const tooLow = (spec.min !== undefined && value < spec.min) || (spec.kind === 'number' && spec.gt !== undefined && value <= spec.gt);
+      const tooLow =
+        (spec.min !== undefined && value < spec.min) ||
+        (spec.kind === 'number' && spec.gt !== undefined && value <= spec.gt);
       const tooHigh = spec.max !== undefined && value > spec.max;
       if (tooLow || tooHigh)
         return bad('QCB_PROTOCOL_VALUE', `${where} is out of range: ${value}`, `set ${where} to ${describe(spec)}`);
@@ -134,15 +141,27 @@ export function check(
     case 'string':
     case 'path': {
       if (typeof value !== 'string' && typeof value !== 'number')
-        return bad('QCB_PROTOCOL_TYPE', `${where} must be ${describe(spec)}, got ${typeName(value)}`, `set ${where} to a string`);
+        return bad(
+          'QCB_PROTOCOL_TYPE',
+          `${where} must be ${describe(spec)}, got ${typeName(value)}`,
+          `set ${where} to a string`,
+        );
       const s = String(value);
       if (spec.kind === 'string' && spec.pattern && !spec.pattern.test(s))
-        return bad('QCB_PROTOCOL_VALUE', `${where} is not ${describe(spec)}: '${s}'`, `set ${where} to ${describe(spec)}`);
+        return bad(
+          'QCB_PROTOCOL_VALUE',
+          `${where} is not ${describe(spec)}: '${s}'`,
+          `set ${where} to ${describe(spec)}`,
+        );
       return spec.kind === 'path' ? expand(s, path) : s;
     }
     case 'enum': {
       if (typeof value !== 'string')
-        return bad('QCB_PROTOCOL_TYPE', `${where} must be a ${spec.what} name, got ${typeName(value)}`, `set ${where} to ${describe(spec)}`);
+        return bad(
+          'QCB_PROTOCOL_TYPE',
+          `${where} must be a ${spec.what} name, got ${typeName(value)}`,
+          `set ${where} to ${describe(spec)}`,
+        );
       if (!spec.values.includes(value)) {
         const near = closest(value, spec.values);
         return bad(
@@ -155,7 +174,11 @@ export function check(
     }
     case 'list': {
       if (!Array.isArray(value))
-        return bad('QCB_PROTOCOL_TYPE', `${where} must be a list, got ${typeName(value)}`, `write ${where} as a YAML list, e.g. [a, b]`);
+        return bad(
+          'QCB_PROTOCOL_TYPE',
+          `${where} must be a list, got ${typeName(value)}`,
+          `write ${where} as a YAML list, e.g. [a, b]`,
+        );
       if (spec.minLength !== undefined && value.length < spec.minLength)
         return bad('QCB_PROTOCOL_VALUE', `${where} needs at least ${spec.minLength} item(s)`, `add items to ${where}`);
       const out = value.map((v, i) => check(v, spec.of, [...path, i], issues, expand));
@@ -179,7 +202,11 @@ export function check(
     case 'object':
     case 'map': {
       if (typeof value !== 'object' || value === null || Array.isArray(value))
-        return bad('QCB_PROTOCOL_TYPE', `${where} must be a mapping, got ${typeName(value)}`, `write ${where} as key: value lines`);
+        return bad(
+          'QCB_PROTOCOL_TYPE',
+          `${where} must be a mapping, got ${typeName(value)}`,
+          `write ${where} as key: value lines`,
+        );
       const obj = value as Record<string, unknown>;
       const out: Record<string, unknown> = {};
       if (spec.kind === 'map') {
@@ -192,7 +219,9 @@ export function check(
               message: `${formatPath([...path, k])}: unknown ${spec.keys.what} '${k}'`,
               value: k,
               allowed: spec.keys.values.join(', '),
-              fix: near.length ? `did you mean ${near.map((n) => `'${n}'`).join(' or ')}?` : `use one of: ${spec.keys.values.join(', ')}`,
+              fix: near.length
+                ? `did you mean ${near.map((n) => `'${n}'`).join(' or ')}?`
+                : `use one of: ${spec.keys.values.join(', ')}`,
             });
             continue;
           }
@@ -214,7 +243,9 @@ export function check(
             message: `unknown key '${formatPath([...path, k])}'`,
             value: k,
             allowed: known.join(', '),
-            fix: near.length ? `did you mean '${formatPath([...path, near[0]])}'?` : `remove it; allowed keys here: ${known.join(', ')}`,
+            fix: near.length
+              ? `did you mean '${formatPath([...path, near[0]])}'?`
+              : `remove it; allowed keys here: ${known.join(', ')}`,
           });
         }
       }

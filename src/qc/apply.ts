@@ -29,8 +29,7 @@ import {
 } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import sharp from 'sharp';
-import { montage } from '../cli/data-show.js';
+import { montagePng } from '../render/montage.js';
 import { csvCell } from '../data/datasets/csv-parse.js';
 import { openCropStore } from '../data/store/crop-store.js';
 import { QcbError } from '../errors.js';
@@ -38,7 +37,6 @@ import { contentHash, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { logger as defaultLogger, type Logger } from '../util/log.js';
 import { type WellFraction, writePlateMap } from './plate-map.js';
 import { checkStoreFits, loadQcModel, readQcModel, scoreCrops } from './runtime.js';
-
 
 /** Seconds between resume checkpoints of `qc apply` (fsync of the score files + progress file). */
 const CHECKPOINT_SECONDS = 2;
@@ -455,11 +453,8 @@ async function summarise(
       const [plate, well] = wk.split('\u0000');
       const crops = await store.readIndices(l.map((t) => t.index));
       const cols = Math.min(l.length, 8);
-      const m = montage(crops, l.length, C, S, cols);
       const file = `${plate}_${well}.png`.replace(/[^A-Za-z0-9_.-]/g, '_');
-      await sharp(Buffer.from(m.rgb), { raw: { width: m.width, height: m.height, channels: 3 } })
-        .png()
-        .toFile(join(mdir, file));
+      writeFileAtomic(join(mdir, file), await montagePng(crops, l.length, C, S, cols));
       l.forEach((t, r) => {
         rows += `${[plate, well, `montages/${file}`, r + 1, t.crop_id, t.index, t.score].map(csvCell).join(',')}\n`;
       });

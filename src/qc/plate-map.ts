@@ -6,8 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { QcbError } from '../errors.js';
-import type { VlSpec } from '../reports/charts.js';
-import { renderSvg, svgToPng } from '../reports/render.js';
+import { type VlSpec, renderSvg, svgToPng } from '../render/vega.js';
 import { writeJsonAtomic } from '../util/fs.js';
 
 /** Abnormal fraction of one well. */

@@ -8,7 +8,7 @@ import * as ort from 'onnxruntime-node';
 import type { Preprocess } from '../encoders/types.js';
 import { sessionOptions } from '../engine/runtime/session.js';
 import { QcbError } from '../errors.js';
-import type { CellMetrics } from '../runner/results.js';
+import type { CellMetrics } from '../results/schema.js';
 
 /** What `MODEL.json` holds (written by `qcbench qc train`). */
 export interface QcSidecar {

@@ -3,7 +3,7 @@
  * over the seeds that finished, and the failed / skipped / pending seeds kept for display.
  */
 import { type MeanSd, meanSd } from '../metrics/summary.js';
-import type { CellKey, CellRecord, EncoderKind, TaskName } from '../runner/results.js';
+import type { CellKey, CellRecord, EncoderKind, TaskName } from '../results/schema.js';
 import { cmp, type LoadedResults } from './load.js';
 import {
   encoderLabel,

@@ -10,13 +10,11 @@
  * Further figures come from other modules: `misclassified-crops` (montages.ts: image marks over the runner's montage
  * PNGs) and the second-order decision maps `second-order-<experiment>-<network>` (second-order.ts).
  */
-import type { PretrainRecord } from '../runner/results.js';
+import type { PretrainRecord } from '../results/schema.js';
 import type { Aggregate, Group } from './aggregate.js';
+import type { VlSpec } from '../render/vega.js';
 import { encoderLabel, METRICS, PAPER_LABELS, type Reference } from './reference.js';
 import { paperFigure, primaryTrainSet, taskTitle } from './tables.js';
-
-/** A Vega-Lite spec as plain JSON (compiled and validated by vega-lite at render time). */
-export type VlSpec = Record<string, unknown>;
 
 export interface Chart {
   /** File stem: `<name>.vl.json`, `.svg`, `.png`. */

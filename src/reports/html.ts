@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { RunRecord } from '../runner/results.js';
+import type { RunRecord } from '../results/schema.js';
 import type { Aggregate } from './aggregate.js';
 import type { Chart } from './charts.js';
 import { KIND_LABELS, METRIC_LABELS, METRICS } from './reference.js';

@@ -13,7 +13,7 @@ import {
   type PretrainRecord,
   RUN_SCHEMA,
   type RunRecord,
-} from '../runner/results.js';
+} from '../results/schema.js';
 
 export interface LoadedResults {
   /** Absolute or given path of the results directory. */

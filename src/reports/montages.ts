@@ -19,8 +19,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import sharp from 'sharp';
-import type { CellRecord } from '../runner/results.js';
-import { CONFIG, type Chart, top, type VlSpec } from './charts.js';
+import type { CellRecord } from '../results/schema.js';
+import type { VlSpec } from '../render/vega.js';
+import { CONFIG, type Chart, top } from './charts.js';
 import { taskTitle } from './tables.js';
 
 /** At most this many montages are shown (one per setting, lowest seed first), to keep the HTML small. */

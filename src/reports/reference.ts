@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { QcbError } from '../errors.js';
-import type { EncoderKind } from '../runner/results.js';
+import type { EncoderKind } from '../results/schema.js';
 
 /** qcbench encoder / method names → the paper's row labels (Tables 1–3). */
 export const PAPER_LABELS = {

@@ -7,7 +7,7 @@
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { mulberry32 } from '../metrics/bootstrap.js';
+import { mulberry32 } from '../util/random.js';
 import { evaluate } from '../metrics/classification.js';
 import {
   CELL_SCHEMA,
@@ -20,7 +20,7 @@ import {
   RUN_SCHEMA,
   type RunRecord,
   type TaskName,
-} from '../runner/results.js';
+} from '../results/schema.js';
 import { contentHash, writeJsonAtomic } from '../util/fs.js';
 
 export const TEST_ENCODERS: { encoder: string; label: string; kind: EncoderKind; level: number }[] = [

@@ -8,7 +8,7 @@
  * - Table 3: fine-tuning, shifted test set (paper: trained on BBBC022, tested on BBBC021), largest budget.
  * Every group outside these (other tasks, budgets, test sets) is in the "all results" table.
  */
-import type { CellRecord, TaskName } from '../runner/results.js';
+import type { CellRecord, TaskName } from '../results/schema.js';
 import type { Aggregate, EncoderInfo, Group } from './aggregate.js';
 import { cmp } from './load.js';
 import {

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { ENCODERS, type EncoderName, SSL_METHODS, type SslMethodName } from '../protocol/catalog.js';
 import type { DatasetConfig, Protocol } from '../protocol/schema.js';
-import type { CellKey } from './results.js';
+import type { CellKey } from '../results/schema.js';
 import { contentHash, updateHashFromFile } from '../util/fs.js';
 import { findWeights, type ImageNetName } from '../encoders/weights.js';
 

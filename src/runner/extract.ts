@@ -18,7 +18,12 @@ export function layoutOf(ds: DatasetConfig): 'bbbc022' | 'bbbc021' | 'csv' {
  * BBBC layout), nuclei centres (a CellProfiler table when given — a synthetic screen writes its true centres as one —
  * else segmentation of the DNA channel), and the Zarr crop store written to `out`.
  */
-export async function extractDatasetCrops(ctx: StageContext, name: string, ds: DatasetConfig, out: string): Promise<void> {
+export async function extractDatasetCrops(
+  ctx: StageContext,
+  name: string,
+  ds: DatasetConfig,
+  out: string,
+): Promise<void> {
   if (!ds.root || !existsSync(ds.root))
     throw new QcbError('QCB_FILE_NOT_FOUND', `data set '${name}': root folder not found: ${ds.root}`, {
       file: ctx.p.source.file,
@@ -32,7 +37,8 @@ export async function extractDatasetCrops(ctx: StageContext, name: string, ds: D
     ...(ds.channels ? { channels: ds.channels } : {}),
     ...(ds.dna_channel ? { dnaChannel: ds.dna_channel } : {}),
   });
-  for (const s of fieldSet.skipped) ctx.log.warn(`field left out: ${s.field_id}: ${s.message}`, { file: s.file, code: s.code });
+  for (const s of fieldSet.skipped)
+    ctx.log.warn(`field left out: ${s.field_id}: ${s.message}`, { file: s.file, code: s.code });
   const centresFile = ds.centres ?? (ds.format === 'synthetic' ? join(ds.root, 'nuclei.csv') : undefined);
   const centres = centresFile ? readCellProfilerCentres(centresFile, fieldSet.fields).centres : undefined;
   const summary = await extractCrops({

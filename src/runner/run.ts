@@ -18,7 +18,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import type { Logger } from '../util/log.js';
 import { ArtifactStore } from './cache.js';
 import { type CellPlan, expandCells } from './cells.js';
-import { CELL_SCHEMA, type CellRecord, RUN_SCHEMA, type RunRecord } from './results.js';
+import { CELL_SCHEMA, type CellRecord, RUN_SCHEMA, type RunRecord } from '../results/schema.js';
 import type { CellOutcome, StageContext, Stages } from './stage-types.js';
 
 export interface RunOptions {
@@ -229,7 +229,9 @@ export function summarize(p: Protocol, cells: CellPlan[]): RunSummary {
 async function runWorkers(p: Protocol, opts: RunOptions, workers: number, log: Logger): Promise<void> {
   const argv = opts.workerArgv;
   if (!argv)
-    throw new QcbError('QCB_USAGE', '--workers needs the command line to re-launch', { fix: 'use qcbench run --workers N' });
+    throw new QcbError('QCB_USAGE', '--workers needs the command line to re-launch', {
+      fix: 'use qcbench run --workers N',
+    });
   const outer = opts.shard ?? { index: 0, count: 1 };
   const threads = opts.threads ?? defaultThreads(p, workers);
   log.info(`starting ${workers} worker processes, ${threads} thread(s) each`);

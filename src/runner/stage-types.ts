@@ -2,7 +2,7 @@ import type { Protocol } from '../protocol/schema.js';
 import type { Logger } from '../util/log.js';
 import type { ArtifactStore } from './cache.js';
 import type { CellPlan } from './cells.js';
-import type { CellMetrics, Prediction } from './results.js';
+import type { CellMetrics, Prediction } from '../results/schema.js';
 
 /** What every stage sees: the protocol, the heavy-artifact cache (`<workdir>/cache`), the results records, a logger. */
 export interface StageContext {

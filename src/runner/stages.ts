@@ -18,9 +18,8 @@ import { join } from 'node:path';
 import { type Annotation, readAnnotations, sampleLabelBudget } from '../data/annotations.js';
 import { openCropStore, type CropStore } from '../data/store/crop-store.js';
 import { synthesizeScreen } from '../data/synth/screen.js';
-import sharp from 'sharp';
-import { montage } from '../cli/data-show.js';
-import { type CropSet, extractFeatures, f32Bytes, type Features, readF32, selectCrops } from '../downstream/features.js';
+import { montagePng } from '../render/montage.js';
+import { type CropSet, extractFeatures, f32Bytes, type Features, readF32, selectCrops } from '../encoders/features.js';
 import { resolveTask } from '../downstream/registry.js';
 import { resolveEncoder } from '../encoders/registry.js';
 import type { EncoderGraph, Preprocess } from '../encoders/types.js';
@@ -34,7 +33,7 @@ import { contentHash, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { type CellPlan, datasetId, encoderId, STAGE_VERSIONS, sslHyper } from './cells.js';
 import { ensureModel, predictModel } from './train.js';
 import { extractDatasetCrops } from './extract.js';
-import type { Prediction } from './results.js';
+import type { Prediction } from '../results/schema.js';
 import type { CellOutcome, StageContext, Stages } from './stage-types.js';
 
 /** A data set ready for cells: its crop store and annotations. */
@@ -115,18 +114,27 @@ async function ensureDataset(ctx: StageContext, memo: Memo, name: string): Promi
     const index = new Map(store.meta.map((m) => [m.crop_id, m.index]));
     const missing = annotations.filter((a) => !index.has(a.crop_id));
     if (missing.length)
-      throw new QcbError('QCB_ANNOTATIONS', `${missing.length} annotated crop(s) are not in the crop store of '${name}'`, {
-        file: ds.annotations,
-        key: 'crop_id',
-        value: missing.slice(0, 3).map((a) => a.crop_id),
-        fix: `annotate crops of this store (ids as in ${join(path, 'crops.csv')}); crops are cut at the nuclei centres, so use the same centres table and crop size`,
-      });
+      throw new QcbError(
+        'QCB_ANNOTATIONS',
+        `${missing.length} annotated crop(s) are not in the crop store of '${name}'`,
+        {
+          file: ds.annotations,
+          key: 'crop_id',
+          value: missing.slice(0, 3).map((a) => a.crop_id),
+          fix: `annotate crops of this store (ids as in ${join(path, 'crops.csv')}); crops are cut at the nuclei centres, so use the same centres table and crop size`,
+        },
+      );
     return { name, store, annotations, annotationsFile: ds.annotations, index };
   });
 }
 
 /** Loads (and for SSL / FractalDB, first trains) an encoder; content-addressed in cache/encoders. */
-async function ensureEncoder(ctx: StageContext, memo: Memo, name: string, onStage: (s: string) => void): Promise<EncoderHandle> {
+async function ensureEncoder(
+  ctx: StageContext,
+  memo: Memo,
+  name: string,
+  onStage: (s: string) => void,
+): Promise<EncoderHandle> {
   return once(memo.encoders, name, async () => {
     const entry = resolveEncoder(name);
     const id = encoderId(ctx.p, name as keyof typeof ENCODERS).slice(0, 24);
@@ -285,17 +293,27 @@ async function ensureFeatures(
         });
         mkdirSync(tmp, { recursive: true });
         writeFileAtomic(join(tmp, 'features.f32'), f32Bytes(f.data));
-        writeJsonAtomic(join(tmp, 'meta.json'), { encoder, dataset: ds.name, rows: f.rows, cols: f.cols, crop_ids: cropIds });
+        writeJsonAtomic(join(tmp, 'meta.json'), {
+          encoder,
+          dataset: ds.name,
+          rows: f.rows,
+          cols: f.cols,
+          crop_ids: cropIds,
+        });
       },
       { onWait: () => ctx.log.info(`waiting for another worker to finish the features of ${encoder} on ${ds.name}`) },
     );
     const meta = JSON.parse(readFileSync(join(path, 'meta.json'), 'utf8')) as { rows: number; cols: number };
     const data = readF32(join(path, 'features.f32'));
     if (data.length !== meta.rows * meta.cols)
-      throw new QcbError('QCB_FILE_TRUNCATED', `cached features ${path} hold ${data.length} values, expected ${meta.rows}×${meta.cols}`, {
-        file: path,
-        fix: 'delete the folder: the features are extracted again',
-      });
+      throw new QcbError(
+        'QCB_FILE_TRUNCATED',
+        `cached features ${path} hold ${data.length} values, expected ${meta.rows}×${meta.cols}`,
+        {
+          file: path,
+          fix: 'delete the folder: the features are extracted again',
+        },
+      );
     return { data, rows: meta.rows, cols: meta.cols };
   });
 }
@@ -331,7 +349,10 @@ async function computeCell(
   timing.encoder = (t() - t0) / 1000;
 
   const task = resolveTask(key.task);
-  const [trainCrops, testCrops] = await Promise.all([cropsOf(memo, trainDs, trainRows), cropsOf(memo, testDs, testRows)]);
+  const [trainCrops, testCrops] = await Promise.all([
+    cropsOf(memo, trainDs, trainRows),
+    cropsOf(memo, testDs, testRows),
+  ]);
   // Rows of an annotation subset in the data set's feature matrix (every annotated crop, in file order).
   const pos = (ds: DatasetHandle, rows: Annotation[]) => {
     const at = new Map(ds.annotations.map((a, i) => [a.crop_id, i]));
@@ -376,7 +397,12 @@ async function computeCell(
       cell: cell.id,
       seconds: model.record.seconds,
     });
-  else ctx.log.debug(`reusing trained ${key.task} model ${cell.trainId}`, { stage: 'train', train: cell.trainId, cell: cell.id });
+  else
+    ctx.log.debug(`reusing trained ${key.task} model ${cell.trainId}`, {
+      stage: 'train',
+      train: cell.trainId,
+      cell: cell.id,
+    });
   const testFeatures = task.frozen ? await featuresOf(testDs, testRows) : undefined;
   t0 = t();
   onStage(`predict ${key.task}`);
@@ -388,7 +414,9 @@ async function computeCell(
     label: a.label,
     pred: out.pred[i],
     score: out.score[i],
-    ...(a.label === 'abnormal' && a.artefact_type && a.artefact_type !== 'none' ? { artefact_type: a.artefact_type } : {}),
+    ...(a.label === 'abnormal' && a.artefact_type && a.artefact_type !== 'none'
+      ? { artefact_type: a.artefact_type }
+      : {}),
   }));
   if (predictions.some((p) => !Number.isFinite(p.score)))
     throw new QcbError('QCB_NAN_LOSS', `the ${key.task} model produced non-finite scores`, {
@@ -418,16 +446,13 @@ async function writeMontage(
     .sort((a, b) => (a.p.label === b.p.label ? a.i - b.i : a.p.label === 'abnormal' ? -1 : 1))
     .slice(0, 32);
   if (wrong.length === 0) return undefined;
-  const sub = selectCrops(crops, wrong.map((w) => w.i));
+  const sub = selectCrops(
+    crops,
+    wrong.map((w) => w.i),
+  );
   const cols = Math.min(8, wrong.length);
-  const m = montage(sub.data, sub.n, sub.channels, sub.size, cols);
-  const png = await sharp(Buffer.from(m.rgb.buffer, m.rgb.byteOffset, m.rgb.length), {
-    raw: { width: m.width, height: m.height, channels: 3 },
-  })
-    .png({ compressionLevel: 6 })
-    .toBuffer();
+  const png = await montagePng(sub.data, sub.n, sub.channels, sub.size, cols);
   const rel = `montages/${cell.id}.png`;
   writeFileAtomic(join(ctx.p.results, rel), png);
   return rel;
 }
-

@@ -23,7 +23,7 @@ import type { DownstreamTask, PredictInput, TaskPrediction, Trained, TrainContex
 import { QcbError } from '../errors.js';
 import { writeJsonAtomic } from '../util/fs.js';
 import type { ArtifactStore } from './cache.js';
-import type { TaskName } from './results.js';
+import type { TaskName } from '../results/schema.js';
 
 export const MODEL_SCHEMA = 'qcbench.model/1';
 

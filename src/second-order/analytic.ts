@@ -12,7 +12,7 @@
  * A first-order layer has only wr, br: net_j = r_j.
  */
 
-import { mulberry32 } from '../engine/ir/builder.js';
+import { mulberry32 } from '../util/random.js';
 import { QcbError } from '../errors.js';
 
 /** 1 = ordinary (inner-product) neurons, 2 = quadratic neurons (Eq. 1). */

@@ -4,7 +4,7 @@
  * two classes). Output: a self-contained Vega-Lite spec (data inline) that `src/reports/render.ts` renders to SVG/PNG,
  * built from plain map data (`decisionMapData`) that `qcbench second-order --out` stores and `qcbench report` reads.
  */
-import type { VlSpec } from '../reports/charts.js';
+import type { VlSpec } from '../render/vega.js';
 import { type NetParams, predict } from './analytic.js';
 import type { PlaneDataset } from './spirals.js';
 

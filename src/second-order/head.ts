@@ -8,7 +8,7 @@
  * Prediction runs in plain TypeScript (float64) from the trained weights: cheap for a single layer.
  */
 
-import type { FeatureMatrix } from '../downstream/knn.js';
+import type { FeatureMatrix } from '../util/matrix.js';
 import { GraphBuilder } from '../engine/ir/builder.js';
 import { toOrt } from '../engine/runtime/session.js';
 import { AdamW } from '../engine/train/optim/index.js';

@@ -4,7 +4,7 @@
  * same [0.1, 0.9]² frame as the two spirals, 60 points evenly spaced in angle with a per-ring random phase, and an
  * optional radial jitter. Labels: the innermost ring is class 1, then 0, 1, 0 going outwards.
  */
-import { mulberry32 } from '../engine/ir/builder.js';
+import { mulberry32 } from '../util/random.js';
 import type { PlaneDataset } from './spirals.js';
 
 export interface RingsOptions {

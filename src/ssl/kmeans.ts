@@ -6,7 +6,7 @@
  * assignments. The objective Σ_i (1 − max_k x_i·c_k) never increases (both steps minimise it on the sphere).
  */
 import { QcbError } from '../errors.js';
-import { mulberry32 } from '../engine/ir/builder.js';
+import { mulberry32 } from '../util/random.js';
 
 export interface KMeansResult {
   /** K×D unit-norm centroids. */

@@ -11,6 +11,7 @@
 import { full, type GraphBuilder, randu, zeros } from '../engine/ir/builder.js';
 import { groupBatchNorm } from './ops.js';
 import type { ProjectorLayer } from './types.js';
+import { hashString } from '../util/random.js';
 
 export interface ProjectorOptions {
   inDim: number;
@@ -26,12 +27,7 @@ export interface ProjectorOptions {
 
 /** Seed of one parameter from the run seed and its name (FNV-1a). */
 function seedFor(seed: number, name: string): number {
-  let h = 0x811c9dc5 ^ seed;
-  for (let i = 0; i < name.length; i++) {
-    h ^= name.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h >>> 0;
+  return hashString(name, (0x811c9dc5 ^ seed) >>> 0);
 }
 
 /**

@@ -5,8 +5,6 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { qcbench, ROOT } from './_cli.js';
 
-
-
 test('--help lists the commands and exits 0; no arguments exits 2', () => {
   const r = qcbench('--help');
   assert.equal(r.code, 0);
@@ -44,7 +42,10 @@ test('validate accepts every shipped protocol', () => {
 test('validate rejects a broken protocol with exit 2, naming key and fix', () => {
   const d = mkdtempSync(join(tmpdir(), 'qcb-cli-'));
   const file = join(d, 'broken.yaml');
-  writeFileSync(file, `version: 1\nextends: ${join(ROOT, 'protocols', 'quick.yaml')}\nname: broken\nseeds: [0, 0]\ntasks:\n  knn: { kk: 5 }\n`);
+  writeFileSync(
+    file,
+    `version: 1\nextends: ${join(ROOT, 'protocols', 'quick.yaml')}\nname: broken\nseeds: [0, 0]\ntasks:\n  knn: { kk: 5 }\n`,
+  );
   const r = qcbench('validate', file);
   assert.equal(r.code, 2);
   assert.match(r.err, /error QCB_PROTOCOL_KEY: unknown key 'tasks\.knn\.kk'/);

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { command as evalCmd } from '../../src/cli/eval.js';
 import { type Annotation, writeAnnotations } from '../../src/data/annotations.js';
 import { CropStoreWriter } from '../../src/data/store/crop-store.js';
-import { chooseChannels, pickChannels } from '../../src/downstream/features.js';
+import { chooseChannels, pickChannels } from '../../src/encoders/features.js';
 import { QcbError } from '../../src/errors.js';
 import { Logger } from '../../src/util/log.js';
 import { synthCrops } from './synth-crops.js';

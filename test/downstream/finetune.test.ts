@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { loadOnnxEncoder } from '../../src/encoders/onnx-file.js';
 import { loadRandomResNet18 } from '../../src/encoders/random.js';
 import { IMAGENET_PREPROCESS } from '../../src/encoders/types.js';
-import { selectCrops } from '../../src/downstream/features.js';
+import { selectCrops } from '../../src/encoders/features.js';
 import { predictFinetune, trainFinetune } from '../../src/downstream/finetune.js';
 import { DOWNSTREAM_TASKS, runTask } from '../../src/downstream/registry.js';
 import { accuracy } from '../../src/metrics/classification.js';

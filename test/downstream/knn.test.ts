@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import KNN from 'ml-knn';
 import sharp from 'sharp';
 import { KD_TREE_MAX_DIM, knnClassify } from '../../src/downstream/knn.js';
-import { mulberry32 } from '../../src/metrics/bootstrap.js';
+import { mulberry32 } from '../../src/util/random.js';
 import { accuracy, weightedRocAuc } from '../../src/metrics/classification.js';
 
 const fixtures = new URL('../../../shared/fixtures/bbbc/bbbc006/', import.meta.url);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DOWNSTREAM_TASKS, runTask } from '../../src/downstream/registry.js';
 import { lineSearch, stratifiedSplit } from '../../src/downstream/line-search.js';
-import type { Features } from '../../src/downstream/features.js';
+import type { Features } from '../../src/encoders/features.js';
 import { QcbError } from '../../src/errors.js';
 import { randn } from '../../src/engine/ir/builder.js';
 

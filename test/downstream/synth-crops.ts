@@ -4,7 +4,7 @@
  * scaled to 8 bits. Labels are the generator's ground truth (normal / abnormal).
  */
 import { DOMAINS, renderField } from '../../src/data/synth/index.js';
-import type { CropSet } from '../../src/downstream/features.js';
+import type { CropSet } from '../../src/encoders/features.js';
 
 export interface LabelledCrops {
   crops: CropSet;

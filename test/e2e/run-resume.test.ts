@@ -22,8 +22,24 @@ const protocol = join(base, 'tiny.yaml');
 before(async () => {
   const screen = join(base, 'screen');
   // A tiny screen: 1 plate × 4 wells × 2 sites of 320×256 (u2os, BBBC022 layout).
-  await synthesizeScreen({ domain: 'u2os', out: screen, wells: 4, sites: 2, width: 320, height: 256, seed: 3, cropSize: 32, abnormalFraction: 0.4 });
-  const ann = makeAnnotationsFromGroundTruth(join(screen, 'ground_truth.csv'), { abnormal: 16, normal: 16, train: 20, test: 12, seed: 1 });
+  await synthesizeScreen({
+    domain: 'u2os',
+    out: screen,
+    wells: 4,
+    sites: 2,
+    width: 320,
+    height: 256,
+    seed: 3,
+    cropSize: 32,
+    abnormalFraction: 0.4,
+  });
+  const ann = makeAnnotationsFromGroundTruth(join(screen, 'ground_truth.csv'), {
+    abnormal: 16,
+    normal: 16,
+    train: 20,
+    test: 12,
+    seed: 1,
+  });
   writeAnnotations(join(base, 'ann.csv'), ann);
   writeFileSync(
     protocol,
@@ -101,7 +117,9 @@ function trainedModels(workdir: string): string[] {
     .map((r) => r.train as string);
 }
 
-test('a run killed with SIGKILL resumes to the same results, computing no cell twice', { timeout: 600_000 }, async () => {
+test('a run killed with SIGKILL resumes to the same results, computing no cell twice', {
+  timeout: 600_000,
+}, async () => {
   const full = join(base, 'w-full');
   const r = qcbench(['run', protocol, '--no-report'], full);
   assert.equal(r.code, 0, r.err);
@@ -111,11 +129,15 @@ test('a run killed with SIGKILL resumes to the same results, computing no cell t
   for (const v of reference.values()) assert.equal(v.status, 'done');
 
   const killed = join(base, 'w-killed');
-  const child: ChildProcess = spawn(process.execPath, [BIN, 'run', protocol, '--no-report', '--workdir', killed, '--threads', '1'], {
-    cwd: base,
-    stdio: 'ignore',
-    env: { ...process.env, CI: '1' },
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [BIN, 'run', protocol, '--no-report', '--workdir', killed, '--threads', '1'],
+    {
+      cwd: base,
+      stdio: 'ignore',
+      env: { ...process.env, CI: '1' },
+    },
+  );
   const cells = join(killed, 'results', 'tiny', 'cells');
   const exited = new Promise((res) => child.on('exit', res));
   for (let i = 0; i < 1200; i++) {
@@ -144,7 +166,9 @@ test('a run killed with SIGKILL resumes to the same results, computing no cell t
   assert.equal(doneLines(killed).length, 12, 'a finished run computes nothing');
 });
 
-test('two shards into one directory equal the unsharded run; report is byte-identical', { timeout: 600_000 }, async () => {
+test('two shards into one directory equal the unsharded run; report is byte-identical', {
+  timeout: 600_000,
+}, async () => {
   const sharded = join(base, 'w-sharded');
   for (const s of ['0/2', '1/2']) {
     const r = qcbench(['run', protocol, '--shard', s, '--no-report'], sharded);

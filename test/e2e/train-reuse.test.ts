@@ -21,13 +21,13 @@ import {
 import { openCropStore } from '../../src/data/store/crop-store.js';
 import { synthesizeScreen } from '../../src/data/synth/screen.js';
 import { DOWNSTREAM_TASKS, runTask } from '../../src/downstream/registry.js';
-import { extractFeatures } from '../../src/downstream/features.js';
+import { extractFeatures } from '../../src/encoders/features.js';
 import { resolveEncoder } from '../../src/encoders/registry.js';
 import { SSL_WEIGHT_DECAY } from '../../src/protocol/defaults.js';
 import { resolveProtocol } from '../../src/protocol/resolve.js';
 import type { Protocol } from '../../src/protocol/schema.js';
 import { datasetId, expandCells } from '../../src/runner/cells.js';
-import type { CellRecord } from '../../src/runner/results.js';
+import type { CellRecord } from '../../src/results/schema.js';
 import { runProtocol } from '../../src/runner/run.js';
 import { loadModel, predictModel } from '../../src/runner/train.js';
 import { createStages } from '../../src/runner/stages.js';

@@ -143,7 +143,7 @@ test('imagenet: timm/torchvision safetensors map onto the engine ResNet18 by sta
 });
 
 test('imagenet: an export with a hard-coded flatten size keeps its input size; crops are resized to it', async () => {
-  const { extractFeatures } = await import('../../src/downstream/features.js');
+  const { extractFeatures } = await import('../../src/encoders/features.js');
   const b = new GraphBuilder('fixed');
   const x = b.input('x', 'float32', ['batch', 3, 16, 16]);
   const c = b.relu(

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { extractFeatures } from '../../src/downstream/features.js';
+import { extractFeatures } from '../../src/encoders/features.js';
 import { resolveEncoder } from '../../src/encoders/registry.js';
 import { ENCODERS as CATALOG } from '../../src/protocol/catalog.js';
 

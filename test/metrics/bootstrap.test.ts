@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { bootstrapCI, meanSd, mulberry32, quantile } from '../../src/metrics/bootstrap.js';
+import { bootstrapCI, meanSd, quantile } from '../../src/metrics/bootstrap.js';
+import { mulberry32 } from '../../src/util/random.js';
 
 test('mean ± sample sd and quantiles match hand-computed values', () => {
   const s = meanSd([1, 2, 3, 4]);

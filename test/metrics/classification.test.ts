@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { mulberry32 } from '../../src/metrics/bootstrap.js';
+import { mulberry32 } from '../../src/util/random.js';
 import {
   accuracy,
   confusionMatrix,
@@ -10,7 +10,7 @@ import {
   weightedF1,
   weightedRocAuc,
 } from '../../src/metrics/classification.js';
-import type { Prediction } from '../../src/runner/results.js';
+import type { Prediction } from '../../src/results/schema.js';
 
 const C = ['normal', 'abnormal'] as const;
 const close = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} != ${b}`);

@@ -42,7 +42,16 @@ test('every shipped protocol resolves', () => {
 
 test('full protocol covers Tables 1-3 with the paper defaults', () => {
   const p = resolveProtocol(join(PROTOCOLS, 'full.yaml'), { env: {} });
-  assert.deepEqual(p.encoders.slice(0, 8), ['vgg16', 'resnet18', 'convnext_tiny', 'simclr', 'barlow_twins', 'vicreg', 'deepclusterv2', 'swav']);
+  assert.deepEqual(p.encoders.slice(0, 8), [
+    'vgg16',
+    'resnet18',
+    'convnext_tiny',
+    'simclr',
+    'barlow_twins',
+    'vicreg',
+    'deepclusterv2',
+    'swav',
+  ]);
   assert.ok(p.encoders.includes('random-resnet18'));
   assert.ok(p.seeds.length >= 3);
   assert.equal(p.data.crop_size, 128);
@@ -63,9 +72,19 @@ test('extends merges maps key by key and replaces lists', () => {
   const full = resolveProtocol(join(PROTOCOLS, 'full.yaml'), { env: {} });
   assert.equal(lb.name, 'label-budget');
   assert.deepEqual(lb.encoders, full.encoders);
-  assert.deepEqual(lb.evaluations.map((e) => e.budgets), [[350, 100, 50, 25, 10]]);
-  assert.equal(lb.data.datasets.bbbc022.root, full.data.datasets.bbbc022.root, 'base paths stay relative to the base file');
-  assert.deepEqual(lb.source.chain.map((f) => f.split('/').pop()), ['label-budget.yaml', 'full.yaml']);
+  assert.deepEqual(
+    lb.evaluations.map((e) => e.budgets),
+    [[350, 100, 50, 25, 10]],
+  );
+  assert.equal(
+    lb.data.datasets.bbbc022.root,
+    full.data.datasets.bbbc022.root,
+    'base paths stay relative to the base file',
+  );
+  assert.deepEqual(
+    lb.source.chain.map((f) => f.split('/').pop()),
+    ['label-budget.yaml', 'full.yaml'],
+  );
   assert.deepEqual(deepMerge({ a: { b: 1, c: [1, 2] } }, { a: { c: [3] } }), { a: { b: 1, c: [3] } });
 });
 
@@ -87,7 +106,10 @@ test('defaults are filled from named constants, overrides win', () => {
 });
 
 test('environment variables expand, with defaults; a missing one is named', () => {
-  assert.equal(expandEnv('${A}/x/${B:-def}', { A: '/data' }, () => assert.fail()), '/data/x/def');
+  assert.equal(
+    expandEnv('${A}/x/${B:-def}', { A: '/data' }, () => assert.fail()),
+    '/data/x/def',
+  );
   const d = tmp();
   const text = MINIMAL.replace('annotations: ann.csv', 'annotations: "${QCB_TEST_ANN}/a.csv"');
   const p = resolveProtocol(write(d, 'p.yaml', text), { env: { QCB_TEST_ANN: '/abs' } });
@@ -155,14 +177,32 @@ test('missing file, bad YAML, missing version, newer version, extends cycle', ()
     }
     assert.fail('should throw');
   };
-  assert.equal(code(() => resolveProtocol(join(d, 'nope.yaml'))), 'QCB_PROTOCOL_NOT_FOUND');
-  assert.equal(code(() => resolveProtocol(write(d, 'y.yaml', 'version: 1\n  name: [x\n'))), 'QCB_PROTOCOL_YAML');
-  assert.equal(code(() => resolveProtocol(write(d, 'v.yaml', 'name: x\n'))), 'QCB_PROTOCOL_VERSION');
-  assert.equal(code(() => resolveProtocol(write(d, 'w.yaml', 'version: 9\nname: x\n'))), 'QCB_PROTOCOL_VERSION');
+  assert.equal(
+    code(() => resolveProtocol(join(d, 'nope.yaml'))),
+    'QCB_PROTOCOL_NOT_FOUND',
+  );
+  assert.equal(
+    code(() => resolveProtocol(write(d, 'y.yaml', 'version: 1\n  name: [x\n'))),
+    'QCB_PROTOCOL_YAML',
+  );
+  assert.equal(
+    code(() => resolveProtocol(write(d, 'v.yaml', 'name: x\n'))),
+    'QCB_PROTOCOL_VERSION',
+  );
+  assert.equal(
+    code(() => resolveProtocol(write(d, 'w.yaml', 'version: 9\nname: x\n'))),
+    'QCB_PROTOCOL_VERSION',
+  );
   write(d, 'a.yaml', 'version: 1\nextends: b.yaml\nname: a\n');
   write(d, 'b.yaml', 'version: 1\nextends: a.yaml\nname: b\n');
-  assert.equal(code(() => resolveProtocol(join(d, 'a.yaml'))), 'QCB_PROTOCOL_EXTENDS');
-  assert.equal(code(() => resolveProtocol(write(d, 'c.yaml', 'version: 1\nextends: gone.yaml\n'))), 'QCB_PROTOCOL_EXTENDS');
+  assert.equal(
+    code(() => resolveProtocol(join(d, 'a.yaml'))),
+    'QCB_PROTOCOL_EXTENDS',
+  );
+  assert.equal(
+    code(() => resolveProtocol(write(d, 'c.yaml', 'version: 1\nextends: gone.yaml\n'))),
+    'QCB_PROTOCOL_EXTENDS',
+  );
 });
 
 test('protocol hash ignores where the checkout lives but follows settings', () => {

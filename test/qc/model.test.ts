@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { cropsToInput } from '../../src/downstream/features.js';
+import { cropsToInput } from '../../src/encoders/features.js';
 import { knnClassify } from '../../src/downstream/knn.js';
 import { IMAGENET_PREPROCESS } from '../../src/encoders/types.js';
-import { GraphBuilder, mulberry32 } from '../../src/engine/ir/builder.js';
+import { GraphBuilder } from '../../src/engine/ir/builder.js';
+import { mulberry32 } from '../../src/util/random.js';
 import type { Graph } from '../../src/engine/ir/graph.js';
 import { exportOnnx } from '../../src/engine/onnx/export.js';
 import { buildClassifierGraph, buildFeatureGraph, type ClassifierSpec } from '../../src/qc/model.js';

@@ -9,7 +9,7 @@ import { aggregate } from '../../src/reports/aggregate.js';
 import { buildCharts } from '../../src/reports/charts.js';
 import { loadResults } from '../../src/reports/load.js';
 import { loadReference } from '../../src/reports/reference.js';
-import { compileSpec, renderSvg, renumberIds, svgToPng } from '../../src/reports/render.js';
+import { compileSpec, renderSvg, renumberIds, svgToPng } from '../../src/render/vega.js';
 import { makeResults } from './make-results.js';
 
 const reference = fileURLToPath(new URL('../../../shared/reference/masud2022_tables.csv', import.meta.url));

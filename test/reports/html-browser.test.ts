@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import sharp from 'sharp';
-import { buildReport } from '../../src/cli/report.js';
+import { buildReport } from '../../src/reports/build.js';
 import { command as secondOrder } from '../../src/cli/second-order.js';
 import { Logger } from '../../src/util/log.js';
 import { makeResults } from './make-results.js';

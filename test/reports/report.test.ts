@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { buildReport, command } from '../../src/cli/report.js';
+import { buildReport } from '../../src/reports/build.js';
+import { command } from '../../src/cli/report.js';
 import { meanSd } from '../../src/metrics/summary.js';
 import { PREVIEW_WIDTH } from '../../src/reports/montages.js';
-import type { CellRecord } from '../../src/runner/results.js';
+import type { CellRecord } from '../../src/results/schema.js';
 import { Logger } from '../../src/util/log.js';
 import { makeResults } from './make-results.js';
 

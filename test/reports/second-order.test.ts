@@ -4,14 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { buildReport } from '../../src/cli/report.js';
+import { buildReport } from '../../src/reports/build.js';
 import { command as secondOrder } from '../../src/cli/second-order.js';
 import { QcbError } from '../../src/errors.js';
 import { aggregate } from '../../src/reports/aggregate.js';
 import { loadResults } from '../../src/reports/load.js';
-import { compileSpec } from '../../src/reports/render.js';
+import { compileSpec } from '../../src/render/vega.js';
 import { loadSecondOrder, secondOrderQcPairs } from '../../src/reports/second-order.js';
-import type { CellKey } from '../../src/runner/results.js';
+import type { CellKey } from '../../src/results/schema.js';
 import { Logger } from '../../src/util/log.js';
 import { makeResults } from './make-results.js';
 

@@ -25,7 +25,10 @@ test('ensure computes once and returns the finished artifact afterwards', async 
 
 test('a failed compute leaves neither artifact nor claim', async () => {
   const store = new ArtifactStore(tmp());
-  await assert.rejects(store.ensure('k', 'h', async () => Promise.reject(new Error('boom'))), /boom/);
+  await assert.rejects(
+    store.ensure('k', 'h', async () => Promise.reject(new Error('boom'))),
+    /boom/,
+  );
   assert.equal(store.has('k', 'h'), false);
   assert.equal(existsSync(`${store.path('k', 'h')}.claim`), false);
 });

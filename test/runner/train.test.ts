@@ -8,14 +8,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { extractFeatures, type Features, selectCrops } from '../../src/downstream/features.js';
+import { extractFeatures, type Features, selectCrops } from '../../src/encoders/features.js';
 import { DOWNSTREAM_TASKS, runTask } from '../../src/downstream/registry.js';
 import type { DownstreamTask, PredictInput, TrainContext } from '../../src/downstream/task.js';
 import { loadRandomResNet18 } from '../../src/encoders/random.js';
 import { IMAGENET_PREPROCESS } from '../../src/encoders/types.js';
 import { QcbError } from '../../src/errors.js';
 import { ArtifactStore } from '../../src/runner/cache.js';
-import type { TaskName } from '../../src/runner/results.js';
+import type { TaskName } from '../../src/results/schema.js';
 import { ensureModel, loadModel, MODEL_SCHEMA, predictModel, saveModel } from '../../src/runner/train.js';
 import { synthCrops } from '../downstream/synth-crops.js';
 

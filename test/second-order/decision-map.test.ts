@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { compileSpec, renderSvg } from '../../src/reports/render.js';
+import { compileSpec, renderSvg } from '../../src/render/vega.js';
 import { predict } from '../../src/second-order/analytic.js';
 import { decisionGrid, decisionMapSpec } from '../../src/second-order/decision-map.js';
 import { concentricRings } from '../../src/second-order/rings.js';

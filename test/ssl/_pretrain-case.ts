@@ -18,7 +18,7 @@ import {
 } from '../../src/ssl/pretrain.js';
 import { makeCrops, type TestCrops } from './_crops.js';
 import { synthCrops, type LabelledCrops } from '../downstream/synth-crops.js';
-import { extractFeatures } from '../../src/downstream/features.js';
+import { extractFeatures } from '../../src/encoders/features.js';
 import { knnClassify } from '../../src/downstream/knn.js';
 import { resolveEncoder } from '../../src/encoders/registry.js';
 import type { EncoderGraph } from '../../src/encoders/types.js';

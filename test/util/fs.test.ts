@@ -22,7 +22,12 @@ test('a process killed mid-write never leaves a partial target file', () => {
   // The child writes 200 MB atomically; it is killed by a short timeout while writing.
   spawnSync(
     process.execPath,
-    ['--import', 'tsx', '-e', `import('${mod}').then(m => m.writeFileAtomic('${target}', new Uint8Array(2e8).fill(7)))`],
+    [
+      '--import',
+      'tsx',
+      '-e',
+      `import('${mod}').then(m => m.writeFileAtomic('${target}', new Uint8Array(2e8).fill(7)))`,
+    ],
     { timeout: 400, killSignal: 'SIGKILL' },
   );
   if (existsSync(target)) assert.equal(readFileSync(target).length, 2e8, 'a target that exists is complete');

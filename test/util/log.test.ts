@@ -24,8 +24,14 @@ test('JSON-lines file gets every record; terminal gets readable lines at its lev
   log.debug('hidden on terminal', { a: 1 });
   log.info('cell done', { cell: 'abc', f1: 97.5 });
   log.warn('slow');
-  const recs = readFileSync(join(d, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(recs.map((r) => r.level), ['debug', 'info', 'warn']);
+  const recs = readFileSync(join(d, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    recs.map((r) => r.level),
+    ['debug', 'info', 'warn'],
+  );
   assert.equal(recs[1].cell, 'abc');
   assert.ok(!Number.isNaN(Date.parse(recs[0].time)));
   assert.equal(out.text(), 'cell done  cell=abc f1=97.5\nwarn: slow\n');

@@ -21,6 +21,10 @@ test('registry lookup throws QCB_UNKNOWN_NAME with suggestions', () => {
   assert.equal(lookup(REG, 'swav', 'SSL method'), 2);
   assert.throws(
     () => lookup(REG, 'swavv', 'SSL method', { key: 'encoders[0]' }),
-    (e: unknown) => e instanceof QcbError && e.code === 'QCB_UNKNOWN_NAME' && /did you mean 'swav'/.test(e.format()) && e.exitCode === 2,
+    (e: unknown) =>
+      e instanceof QcbError &&
+      e.code === 'QCB_UNKNOWN_NAME' &&
+      /did you mean 'swav'/.test(e.format()) &&
+      e.exitCode === 2,
   );
 });

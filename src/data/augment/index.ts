@@ -1,6 +1,5 @@
 /** SSL augmentations (paper §3.2) and the prefetching batch loader. */
 
-export { benchLoader, type LoaderBenchOptions, type LoaderBenchResult } from './bench.js';
 export { ArrayCropSource, type Batch, BatchLoader, type BatchLoaderOptions, type CropSource } from './loader.js';
 export {
   type Affine,

@@ -10,7 +10,7 @@
  */
 import { QcbError } from '../../errors.js';
 import { WorkerPool } from '../synth/pool.js';
-import { deriveSeed, Rng } from '../synth/prng.js';
+import { deriveSeed, Rng } from '../../util/random.js';
 import { type AugmentOptions, augmentBatch, DEFAULT_AUGMENT, NO_AUGMENT } from './transforms.js';
 import type { AugmentJob } from './worker.js';
 

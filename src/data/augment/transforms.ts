@@ -10,7 +10,7 @@
  * (v / 255 − mean[c]) / std[c].
  */
 import { QcbError } from '../../errors.js';
-import type { Rng } from '../synth/prng.js';
+import type { Rng } from '../../util/random.js';
 
 export interface AugmentOptions {
   /** Random rotation by k·90°, k uniform in 0..3. */

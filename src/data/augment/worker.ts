@@ -4,7 +4,7 @@
  * do not depend on whether workers are used.
  */
 import { parentPort } from 'node:worker_threads';
-import { Rng } from '../synth/prng.js';
+import { Rng } from '../../util/random.js';
 import { type AugmentOptions, augmentBatch } from './transforms.js';
 
 /** A job sent to a worker. */

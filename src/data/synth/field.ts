@@ -17,7 +17,7 @@ import {
 } from './artefacts.js';
 import type { ChannelRole, DomainProfile } from './domains.js';
 import { clamp, fbm, gaussianBlur, NormalTable, valueNoise } from './noise.js';
-import { deriveSeed, Rng } from './prng.js';
+import { deriveSeed, Rng } from '../../util/random.js';
 
 /** Everything that decides one field. */
 export interface FieldSpec {

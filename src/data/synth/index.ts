@@ -2,7 +2,7 @@
 export { ARTEFACT_TYPES, type ArtefactType } from './artefacts.js';
 export { DOMAINS, type DomainProfile, type SynthDomain } from './domains.js';
 export { type FieldSpec, type RenderedField, renderField, type SynthObject } from './field.js';
-export { deriveSeed, hashString, Rng } from './prng.js';
+export { deriveSeed, hashString, Rng } from '../../util/random.js';
 export {
   type PlannedField,
   planScreen,

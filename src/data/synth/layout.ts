@@ -9,7 +9,7 @@
  *   `BBBC021_v1_moa.csv`, files `<plate>/<well>_s<site>_w<1|2|4><UUID>.tif` with `Image_PathName_* = Week1/<plate>`
  *   (as in the real table; readers also look in `<root>/<plate>/`, where the real zips unpack).
  */
-import type { Rng } from './prng.js';
+import type { Rng } from '../../util/random.js';
 
 export const BBBC022_CHANNEL_COLUMNS = ['ER', 'Hoechst', 'Mito', 'Ph_golgi', 'Syto'] as const;
 

@@ -3,7 +3,7 @@
  * box/Gaussian blurs (out-of-focus artefacts) and a table of standard normals for fast camera noise.
  * Images are Float32Array H×W row-major.
  */
-import type { Rng } from './prng.js';
+import type { Rng } from '../../util/random.js';
 
 /**
  * Smooth value noise in [0, 1): uniform random values on a grid of spacing `cell` pixels, interpolated with a

@@ -33,7 +33,7 @@ import {
   wellNames,
 } from './layout.js';
 import { WorkerPool } from './pool.js';
-import { deriveSeed, Rng } from './prng.js';
+import { deriveSeed, Rng } from '../../util/random.js';
 
 /** Bump when the generator's output changes for the same options (invalidates manifests and annotations). */
 export const SYNTH_VERSION = 4;

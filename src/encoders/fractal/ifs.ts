@@ -8,7 +8,7 @@
  *
  * Everything is a pure function of the seed: the same seed gives byte-identical images on every machine.
  */
-import { mulberry32 } from '../../engine/ir/builder.js';
+import { mulberry32 } from '../../util/random.js';
 
 /** One affine map of an IFS and its selection probability. */
 export interface IfsMap {

@@ -13,6 +13,7 @@
  */
 import { QcbError } from '../../errors.js';
 import { allocData } from '../onnx/dtypes.js';
+import { mulberry32 } from '../../util/random.js';
 import type { Attr, Dim, DType, Graph, Node, Tensor, TensorData } from './graph.js';
 import { attr, emptyGraph, numel } from './graph.js';
 import { inferShapes } from './shapes.js';
@@ -83,18 +84,6 @@ export function randu(dims: number[], lo = 0, hi = 1, seed = 1): Tensor {
   const d = t.data as Float32Array;
   for (let i = 0; i < d.length; i++) d[i] = lo + (hi - lo) * rnd();
   return t;
-}
-
-/** mulberry32: a small, fast, seedable 32-bit PRNG returning floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

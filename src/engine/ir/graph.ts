@@ -13,7 +13,14 @@ export type DType = 'float32' | 'float64' | 'float16' | 'int64' | 'int32' | 'int
 export type Dim = number | string;
 
 /** Typed array backing a tensor of each dtype. float16 is kept as raw Uint16 bits. */
-export type TensorData = Float32Array | Float64Array | Uint16Array | BigInt64Array | Int32Array | Int8Array | Uint8Array;
+export type TensorData =
+  | Float32Array
+  | Float64Array
+  | Uint16Array
+  | BigInt64Array
+  | Int32Array
+  | Int8Array
+  | Uint8Array;
 
 /** A constant tensor (initializer, Constant node value, or a tensor attribute). Row-major. */
 export interface Tensor {

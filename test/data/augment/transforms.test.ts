@@ -12,7 +12,7 @@ import {
   type ViewTransform,
   warpCrop,
 } from '../../../src/data/augment/index.js';
-import { Rng } from '../../../src/data/synth/prng.js';
+import { Rng } from '../../../src/util/random.js';
 
 const C = 3;
 const S = 16;

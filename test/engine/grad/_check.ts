@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { appendBackward } from '../../../src/engine/grad/autodiff.js';
-import { GraphBuilder, mulberry32 } from '../../../src/engine/ir/builder.js';
+import { GraphBuilder } from '../../../src/engine/ir/builder.js';
+import { mulberry32 } from '../../../src/util/random.js';
 import type { Graph, Tensor } from '../../../src/engine/ir/graph.js';
 import { inferShapes } from '../../../src/engine/ir/shapes.js';
 import { fromOrt, loadSession, toOrt } from '../../../src/engine/runtime/session.js';

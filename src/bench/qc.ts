@@ -11,19 +11,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { qcbenchVersion } from '../cli/env.js';
+import { qcbenchVersion } from '../util/version.js';
 import { CropStoreWriter } from '../data/store/crop-store.js';
-import { linearInit } from '../downstream/head.js';
+import { linearInit } from '../engine/train/head.js';
 import { resolveEncoder } from '../encoders/registry.js';
-import { mulberry32 } from '../engine/ir/builder.js';
+import { mulberry32 } from '../util/random.js';
 import { exportOnnx } from '../engine/onnx/export.js';
 import { defaultThreads, sessionOptions } from '../engine/runtime/session.js';
 import { QcbError } from '../errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { Logger } from '../util/log.js';
-import { applyQcModel } from './apply.js';
-import { buildClassifierGraph, QC_CLASSES } from './model.js';
-import { type QcSidecar, sha256, sidecarPath } from './runtime.js';
+import { applyQcModel } from '../qc/apply.js';
+import { buildClassifierGraph, QC_CLASSES } from '../qc/model.js';
+import { type QcSidecar, sha256, sidecarPath } from '../qc/runtime.js';
 
 export interface QcBenchOptions {
   /** Encoder (default resnet18 with ImageNet weights, or random-resnet18 — same architecture — without them). */

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { benchReport, FULL_PROTOCOL, HTML_TARGET_MB, REPORT_TARGET_SECONDS } from '../../src/reports/bench.js';
+import { benchReport, FULL_PROTOCOL, HTML_TARGET_MB, REPORT_TARGET_SECONDS } from '../../src/bench/report.js';
 import { resolveProtocol } from '../../src/protocol/resolve.js';
 import { expandCells } from '../../src/runner/cells.js';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { BUILTIN_MODEL, benchEngine, classifierGraph, resnet18ClassifierGraph } from '../../src/engine/bench.js';
+import { BUILTIN_MODEL, benchEngine, classifierGraph, resnet18ClassifierGraph } from '../../src/bench/engine.js';
 import { inferenceGraph } from '../../src/engine/train/export-inference.js';
 import { Sgd } from '../../src/engine/train/optim/sgd.js';
 import { compileTrainStep } from '../../src/engine/train/compile.js';

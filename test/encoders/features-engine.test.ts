@@ -3,9 +3,9 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { loadOnnxEncoder } from '../../src/encoders/onnx-file.js';
-import { extractFeatures, setFeatureEngine } from '../../src/downstream/features.js';
+import { extractFeatures, setFeatureEngine } from '../../src/encoders/features.js';
 import { maxRelError } from '../../src/engine/onnx/reference.js';
-import { synthCrops } from './synth-crops.js';
+import { synthCrops } from '../downstream/synth-crops.js';
 
 const FIX = fileURLToPath(new URL('../../../shared/fixtures/onnx/', import.meta.url));
 const PRE = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };

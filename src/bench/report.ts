@@ -13,11 +13,11 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } fro
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ReportSummary } from '../cli/report.js';
+import type { ReportSummary } from '../reports/build.js';
 import { QcbError } from '../errors.js';
 import { protocolHash, resolveProtocol } from '../protocol/resolve.js';
 import { expandCells } from '../runner/cells.js';
-import { makeResults } from './synthetic-results.js';
+import { makeResults } from '../reports/synthetic-results.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const FULL_PROTOCOL = join(ROOT, 'protocols', 'full.yaml');

@@ -7,7 +7,9 @@ import sharp from 'sharp';
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import { QcbError } from '../errors.js';
-import type { VlSpec } from './charts.js';
+
+/** A Vega-Lite spec as plain JSON (compiled and validated by vega-lite at render time). */
+export type VlSpec = Record<string, unknown>;
 
 /** Compiles a Vega-Lite spec; warnings are collected instead of printed. Throws QCB_INTERNAL on an invalid spec. */
 export function compileSpec(spec: VlSpec, name = 'chart'): { vega: vega.Spec; warnings: string[] } {

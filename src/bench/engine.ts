@@ -17,14 +17,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildResNet18 } from '../encoders/resnet18.js';
 import { QcbError } from '../errors.js';
-import { fromArray, GraphBuilder, randn, randu, zeros } from './ir/builder.js';
-import type { Graph } from './ir/graph.js';
-import { inferShapes } from './ir/shapes.js';
-import { importOnnx } from './onnx/import.js';
-import { loadSession, toOrt } from './runtime/session.js';
-import { inferenceGraph } from './train/export-inference.js';
-import { Sgd } from './train/optim/sgd.js';
-import { Trainer } from './train/trainer.js';
+import { fromArray, GraphBuilder, randn, randu, zeros } from '../engine/ir/builder.js';
+import type { Graph } from '../engine/ir/graph.js';
+import { inferShapes } from '../engine/ir/shapes.js';
+import { importOnnx } from '../engine/onnx/import.js';
+import { loadSession, toOrt } from '../engine/runtime/session.js';
+import { inferenceGraph } from '../engine/train/export-inference.js';
+import { Sgd } from '../engine/train/optim/sgd.js';
+import { Trainer } from '../engine/train/trainer.js';
 
 export interface BenchOptions {
   /**

@@ -3,8 +3,8 @@
  * a BatchLoader over in-memory crops, two views per crop. Reports wall-clock and CPU-time rates, since the machine
  * may be shared.
  */
-import { Rng } from '../synth/prng.js';
-import { ArrayCropSource, BatchLoader } from './loader.js';
+import { Rng } from '../util/random.js';
+import { ArrayCropSource, BatchLoader } from '../data/augment/loader.js';
 
 export interface LoaderBenchOptions {
   /** Distinct crops in memory (default 512). */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { benchQc, QC_TARGET_CROPS_PER_S } from '../../src/qc/bench.js';
+import { benchQc, QC_TARGET_CROPS_PER_S } from '../../src/bench/qc.js';
 
 test('bench qc measures forward and apply throughput of an exported classifier (small crops)', async () => {
   const r = await benchQc({ encoder: 'random-resnet18', size: 32, crops: 96, batch: 32, threads: 2 });

@@ -12,10 +12,10 @@
 import { randn } from '../engine/ir/builder.js';
 import type { Tensor } from '../engine/ir/graph.js';
 import { SSL_WEIGHT_DECAY } from '../protocol/defaults.js';
-import { sphericalKMeans } from './kmeans.js';
-import { buildPretrainGraph, createSslTrainer, makeSslOptimizer } from './pretrain.js';
-import { SSL_METHODS, resolveHyper } from './registry.js';
-import type { SslMethodName } from './types.js';
+import { sphericalKMeans } from '../ssl/kmeans.js';
+import { buildPretrainGraph, createSslTrainer, makeSslOptimizer } from '../ssl/pretrain.js';
+import { SSL_METHODS, resolveHyper } from '../ssl/registry.js';
+import type { SslMethodName } from '../ssl/types.js';
 
 export interface SslBenchRow {
   method: string;

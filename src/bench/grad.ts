@@ -3,16 +3,15 @@
  * emits) and several dW formulations, in GFLOP/s. This decides the Conv rule's formulation
  * (engine-measurements.md); `qcbench bench engine` or a developer can call it.
  *
- * Run: `node --import tsx -e "import('./src/engine/grad/bench.ts').then(m => m.benchConvGrad().then(console.table))"`
+ * Run: `node --import tsx -e "import('../engine/grad/src/engine/grad/bench.ts').then(m => m.benchConvGrad().then(console.table))"`
  */
-import { GraphBuilder, randn } from '../ir/builder.js';
-import type { Graph } from '../ir/graph.js';
-import { attr } from '../ir/graph.js';
-import { inferShapes } from '../ir/shapes.js';
-import { loadSession, ortF32 } from '../runtime/session.js';
-import { type ConvGeometry, convInputGrad, convWeightGrad } from './conv.js';
-import type { GradEmitter } from './types.js';
-import { ints } from './util.js';
+import { GraphBuilder, randn } from '../engine/ir/builder.js';
+import { type Graph, attr } from '../engine/ir/graph.js';
+import { inferShapes } from '../engine/ir/shapes.js';
+import { loadSession, ortF32 } from '../engine/runtime/session.js';
+import { type ConvGeometry, convInputGrad, convWeightGrad } from '../engine/grad/conv.js';
+import type { GradEmitter } from '../engine/grad/types.js';
+import { ints } from '../engine/grad/util.js';
 
 /** Layer shape of the benchmark (default: the 3×3 layer of engine-measurements.md). */
 export interface ConvBenchSpec {

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { command } from '../../src/cli/bench-ssl.js';
-import { benchSsl } from '../../src/ssl/bench.js';
+import { benchSsl } from '../../src/bench/ssl.js';
 import { QcbError } from '../../src/errors.js';
-import { quietLog } from './_pretrain-case.js';
+import { quietLog } from '../ssl/_pretrain-case.js';
 
 test('bench ssl: one row per method with throughput and loss overhead (structure only, never timings)', async () => {
   const r = await benchSsl({ methods: ['deepclusterv2'], batch: 4, size: 32, steps: 1, kmeansImages: 600 });

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { QcbError } from '../errors.js';
 import { loadSession, ortF32 } from '../engine/runtime/session.js';
 import type { EncoderEngine } from '../engine/verify.js';
-import type { EncoderGraph, Preprocess } from '../encoders/types.js';
+import type { EncoderGraph, Preprocess } from './types.js';
 import type { Logger } from '../util/log.js';
 
 /** Crops in memory: N×C×S×S uint8, channel-major per crop (the crop store's layout). */

@@ -1,12 +1,16 @@
 /**
- * Small seeded pseudo-random generators for the synthetic screen, the annotation sampler and the augmentations.
- * Everything derived from a seed goes through `Rng`, so the same seed gives the same bytes on every machine
- * (no Math.random, no platform-dependent maths in the random stream itself).
+ * The seeded pseudo-random generators and the string hash of qcbench, in one place. `Rng` (xoshiro128**) drives the
+ * synthetic screen, the annotation sampler and the augmentations; `mulberry32` the initial weights, shuffles and
+ * bootstrap resamples; `hashString` (FNV-1a) turns names into seeds. The same seed gives the same bytes on every
+ * machine (no Math.random, no platform-dependent maths in the random streams).
  */
 
-/** 32-bit FNV-1a hash of a string: turns names (plate, well, site, purpose) into seed material. */
-export function hashString(s: string): number {
-  let h = 0x811c9dc5;
+/**
+ * 32-bit FNV-1a hash of a string: turns names (plate, well, site, purpose, parameter names) into seed material.
+ * `offset` replaces FNV's offset basis (the SSL projector mixes its run seed in there).
+ */
+export function hashString(s: string, offset = 0x811c9dc5): number {
+  let h = offset;
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
@@ -134,4 +138,27 @@ export class Rng {
 
 function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
+}
+
+/** mulberry32: a small, fast, seedable 32-bit PRNG returning floats in [0, 1); the same seed gives the same stream. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Seeded Fisher–Yates permutation of 0…n−1 (mulberry32 stream). */
+export function permutation(n: number, seed: number): number[] {
+  const rnd = mulberry32(seed);
+  const p = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [p[i], p[j]] = [p[j], p[i]];
+  }
+  return p;
 }
