@@ -15,7 +15,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ReportSummary } from '../reports/build.js';
 import { QcbError } from '../errors.js';
-import { protocolHash, resolveProtocol } from '../protocol/resolve.js';
+import { protocolHash } from '../protocol/resolve.js';
+import { loadProtocol } from '../runner/catalog.js';
 import { expandCells } from '../runner/cells.js';
 import { makeResults } from '../reports/synthetic-results.js';
 
@@ -69,7 +70,7 @@ export interface BenchReportResult {
 }
 
 export async function benchReport(o: BenchReportOptions = {}): Promise<BenchReportResult> {
-  const p = resolveProtocol(FULL_PROTOCOL);
+  const p = loadProtocol(FULL_PROTOCOL);
   const seeds = o.seeds ? p.seeds.slice(0, o.seeds) : p.seeds;
   const cells = expandCells(p)
     .filter((c) => seeds.includes(c.key.seed))

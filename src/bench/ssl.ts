@@ -15,7 +15,7 @@ import { SSL_WEIGHT_DECAY } from '../protocol/defaults.js';
 import { sphericalKMeans } from '../ssl/kmeans.js';
 import { buildPretrainGraph, createSslTrainer, makeSslOptimizer } from '../ssl/pretrain.js';
 import { SSL_METHODS, resolveHyper } from '../ssl/registry.js';
-import type { SslMethodName } from '../ssl/types.js';
+import type { SslMethodName } from '../ssl/registry.js';
 
 export interface SslBenchRow {
   method: string;

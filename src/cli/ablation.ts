@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse, stringify } from 'yaml';
 import { QcbError } from '../errors.js';
-import { resolveProtocol } from '../protocol/resolve.js';
+import { loadProtocol } from '../runner/catalog.js';
 import { didYouMean } from '../util/suggest.js';
 import { RUN_OPTIONS, RUN_OPTIONS_HELP, runWithOptions } from './run.js';
 import type { Command } from './types.js';
@@ -28,7 +28,7 @@ export function ablationProtocolFile(name: string, base?: string): string {
     });
   const file = join(PROTOCOLS_DIR, ABLATIONS[name as keyof typeof ABLATIONS]);
   if (!base) return file;
-  const baseProtocol = resolveProtocol(base); // checks the base first: its errors name its own file
+  const baseProtocol = loadProtocol(base); // checks the base first: its errors name its own file
   const {
     version: _v,
     extends: _e,
@@ -76,7 +76,7 @@ ${RUN_OPTIONS_HELP}`,
         fix: `qcbench ablation ${Object.keys(ABLATIONS).join('|')}`,
       });
     const file = ablationProtocolFile(positionals[0], values.protocol);
-    const p = resolveProtocol(file, { workdir: values.workdir });
+    const p = loadProtocol(file, { workdir: values.workdir });
     const rest = args.filter(
       (a, i) => a !== '--json' && a !== '--protocol' && args[i - 1] !== '--protocol' && a !== positionals[0],
     );

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { QcbError } from '../errors.js';
 import { benchSsl } from '../bench/ssl.js';
 import { SSL_METHODS } from '../ssl/registry.js';
-import type { SslMethodName } from '../ssl/types.js';
+import type { SslMethodName } from '../ssl/registry.js';
 import { lookup } from '../util/suggest.js';
 import type { Command } from './types.js';
 

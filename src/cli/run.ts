@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { EXIT, QcbError } from '../errors.js';
-import { resolveProtocol } from '../protocol/resolve.js';
+import { loadProtocol } from '../runner/catalog.js';
 import type { Protocol } from '../protocol/schema.js';
 import { parseShard } from '../runner/cells.js';
 import { type RunSummary, runProtocol } from '../runner/run.js';
@@ -120,7 +120,7 @@ Exit codes: 0 every cell done or skipped, 1 some cells failed (recorded with the
     const { values, positionals } = parseArgs({ args, allowPositionals: true, options: RUN_OPTIONS });
     if (positionals.length !== 1)
       throw new QcbError('QCB_USAGE', 'run needs one protocol file', { fix: 'qcbench run protocols/quick.yaml' });
-    const p = resolveProtocol(positionals[0], { workdir: values.workdir });
+    const p = loadProtocol(positionals[0], { workdir: values.workdir });
     return runWithOptions(p, values, ctx.log, [process.argv[1], 'run', ...args.filter((a) => a !== '--json')]);
   },
 };

@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { EXIT, QcbError } from '../errors.js';
-import { resolveProtocol } from '../protocol/resolve.js';
+import { loadProtocol } from '../runner/catalog.js';
 import { ArtifactStore } from '../runner/cache.js';
 import type { CellRecord, RunRecord } from '../results/schema.js';
 import type { Command } from './types.js';
@@ -80,7 +80,7 @@ lists failures with their error code and skipped rows with the command that fixe
     });
     const dir = values.results
       ? resolve(values.results)
-      : resolveProtocol(values.protocol ?? new URL('../../protocols/quick.yaml', import.meta.url).pathname).results;
+      : loadProtocol(values.protocol ?? new URL('../../protocols/quick.yaml', import.meta.url).pathname).results;
     const s = statusOf(dir);
     if (values.json) process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
     else {

@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { EXIT, QcbError } from '../errors.js';
-import { ENCODERS } from '../protocol/catalog.js';
-import { ProtocolError, protocolHash, resolveProtocol } from '../protocol/resolve.js';
+import { ENCODERS } from '../runner/catalog.js';
+import { ProtocolError, protocolHash } from '../protocol/resolve.js';
+import { loadProtocol } from '../runner/catalog.js';
 import type { Protocol } from '../protocol/schema.js';
 import type { Command } from './types.js';
 
@@ -52,7 +53,7 @@ Exit codes: 0 valid, 2 invalid.`,
     const resolved: Protocol[] = [];
     for (const file of positionals) {
       try {
-        const p = resolveProtocol(file);
+        const p = loadProtocol(file);
         resolved.push(p);
         const missing = missingInputs(p);
         const tl = p.encoders.filter((e) => ENCODERS[e].kind === 'tl');

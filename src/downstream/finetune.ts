@@ -24,7 +24,6 @@ import { inferenceGraph } from '../engine/train/export-inference.js';
 import { Sgd } from '../engine/train/optim/sgd.js';
 import { Trainer } from '../engine/train/trainer.js';
 import type { EncoderGraph, Preprocess } from '../encoders/types.js';
-import { TASKS } from '../protocol/catalog.js';
 import { FINETUNE } from '../protocol/defaults.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { Logger } from '../util/log.js';
@@ -199,7 +198,8 @@ const GRAPH_FILE = 'model.onnx';
 /** Fine-tuning of the whole encoder with a linear head (paper §3.3 task 3); settings over FINETUNE_DEFAULTS. */
 export const FINETUNE_TASK = {
   name: 'finetune',
-  label: TASKS.finetune.label,
+  label: 'Fine-tuned',
+  description: 'dense layer with the whole encoder trained',
   frozen: false,
   async train(ctx) {
     const t = await trainHead(ctx, FINETUNE_DEFAULTS, {

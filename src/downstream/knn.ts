@@ -10,7 +10,6 @@
 import { join } from 'node:path';
 import KNN from 'ml-knn';
 import { QcbError } from '../errors.js';
-import { TASKS } from '../protocol/catalog.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { FeatureMatrix } from '../util/matrix.js';
 import { f32Bytes, type Features, readF32 } from '../encoders/features.js';
@@ -260,7 +259,8 @@ const BANK_FILE = 'bank.f32';
 /** kNN on frozen features (paper §3.3 task 1); settings `k` (default 5) and `normalize` (`l2` or true, else raw). */
 export const KNN_TASK = {
   name: 'knn',
-  label: TASKS.knn.label,
+  label: 'kNN (k = 5)',
+  description: 'k-nearest neighbours (k = 5) on frozen encoder features',
   frozen: true,
   async train(ctx) {
     const bank = needFeatures(ctx.features, 'knn', 'training');

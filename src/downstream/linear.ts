@@ -15,7 +15,6 @@ import { GraphBuilder } from '../engine/ir/builder.js';
 import type { Tensor } from '../engine/ir/graph.js';
 import { Sgd } from '../engine/train/optim/sgd.js';
 import { Trainer } from '../engine/train/trainer.js';
-import { TASKS } from '../protocol/catalog.js';
 import { LINEAR } from '../protocol/defaults.js';
 import type { Logger } from '../util/log.js';
 import { type Features, selectFeatureRows } from '../encoders/features.js';
@@ -155,7 +154,8 @@ export interface LinearSaved {
 /** Linear layer on frozen features (paper §3.3 task 2); settings as HeadTrainSettings over LINEAR_DEFAULTS. */
 export const LINEAR_TASK = {
   name: 'linear',
-  label: TASKS.linear.label,
+  label: 'Linear layer',
+  description: 'one dense layer trained on a frozen encoder',
   frozen: true,
   train(ctx) {
     return trainHead(ctx, LINEAR_DEFAULTS, {

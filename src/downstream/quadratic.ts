@@ -4,7 +4,6 @@
  * the head (standardisation, layer parameters, classes) as JSON.
  */
 import { QcbError } from '../errors.js';
-import { TASKS } from '../protocol/catalog.js';
 import { type LayerParams, PARAM_KEYS, type ParamKey } from '../second-order/analytic.js';
 import { fitQuadraticHead, predictQuadraticHead, type QuadraticHead } from '../second-order/head.js';
 import { type DownstreamTask, needFeatures } from './task.js';
@@ -26,7 +25,8 @@ export interface QuadraticSaved {
  */
 export const QUADRATIC_TASK = {
   name: 'quadratic',
-  label: TASKS.quadratic.label,
+  label: 'Quadratic head',
+  description: 'second-order neuron head (Fan et al. 2017) on a frozen encoder',
   frozen: true,
   async train(ctx) {
     const s = ctx.settings ?? {};

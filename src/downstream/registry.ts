@@ -1,4 +1,8 @@
 /**
+ * Adding a task: write `src/downstream/<task>.ts` exporting a `DownstreamTask` (name, label, description, frozen,
+ * train / predict / save / load) and add one line to `DOWNSTREAM_TASKS` below; the protocol schema, the runner and
+ * the report's columns derive from this map (its settings under `tasks.<name>` go in src/protocol/schema.ts).
+ *
  * The downstream tasks of the paper (§3.3) by name: kNN (src/downstream/knn.ts), linear layer on a frozen encoder
  * (linear.ts) and fine-tuning (finetune.ts), each with the optional line search on a validation split of the
  * training set, and Fan et al. 2017's second-order quadratic head (quadratic.ts) beside them. Each task implements
@@ -6,7 +10,6 @@
  * predictions with an abnormal score (for the AUC). Metrics are computed by src/metrics/classification.ts; the
  * runner persists trained models through the same tasks (src/runner/train.ts).
  */
-import type { TaskName } from '../results/schema.js';
 import { lookup } from '../util/suggest.js';
 import { extractFeatures, type Features } from '../encoders/features.js';
 import { FINETUNE_TASK } from './finetune.js';
@@ -24,7 +27,10 @@ export const DOWNSTREAM_TASKS = {
   linear: LINEAR_TASK,
   finetune: FINETUNE_TASK,
   quadratic: QUADRATIC_TASK,
-} satisfies Record<TaskName, DownstreamTask<any, any>>;
+} satisfies Record<string, DownstreamTask<any, any>>;
+
+/** A task name of this registry. */
+export type RegisteredTask = keyof typeof DOWNSTREAM_TASKS;
 
 /** A task by name; QCB_UNKNOWN_NAME with "did you mean" otherwise. */
 export function resolveTask(name: string): DownstreamTask {

@@ -78,8 +78,12 @@ export interface Trained<M> {
  *   files beside it (a float32 bank, an ONNX graph) are written by `save` into its directory
  */
 export interface DownstreamTask<M = unknown, S = unknown> {
+  /** Registry key (src/downstream/registry.ts), the task's name in protocols and results. */
   name: TaskName;
+  /** Column title in the report's tables (the paper's, Table 1). */
   label: string;
+  /** One line for `qcbench validate` and the report's reading guide. */
+  description: string;
   /** True when the encoder is frozen: training and prediction take features, computed once and shared. */
   frozen: boolean;
   /**

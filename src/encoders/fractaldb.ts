@@ -26,7 +26,7 @@ import { cropsToInput } from './features.js';
 import { generateFractalDb } from './fractal/ifs.js';
 import { loadOnnxEncoder } from './onnx-file.js';
 import { buildResNet18 } from './resnet18.js';
-import { type EncoderGraph, type EncoderLoadOptions, IMAGENET_PREPROCESS } from './types.js';
+import { type Encoder, type EncoderGraph, type EncoderLoadOptions, IMAGENET_PREPROCESS } from './types.js';
 import { weightsDir } from './weights.js';
 
 /** Bump when the generator or the training changes for the same settings (invalidates cached encoders). */
@@ -227,3 +227,15 @@ export async function loadFractalDbResNet18(o: EncoderLoadOptions): Promise<Enco
     },
   };
 }
+
+/** ResNet18 pretrained supervised on fractals generated here: transfer learning without a download. */
+export const FRACTALDB_RESNET18: Encoder = {
+  name: 'resnet18-fractaldb',
+  label: 'ResNet18 FractalDB (supervised, synthetic)',
+  kind: 'supervised-synthetic',
+  dim: 512,
+  preprocess: IMAGENET_PREPROCESS,
+  description:
+    'ResNet18 pretrained supervised on locally generated fractal images (Kataoka et al., ACCV 2020): transfer learning that needs no download; not ImageNet',
+  load: loadFractalDbResNet18,
+};

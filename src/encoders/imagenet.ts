@@ -16,7 +16,7 @@ import { loadOnnxEncoder } from './onnx-file.js';
 import { buildConvNext, CONVNEXT_TINY, torchvisionToTimm } from './convnext.js';
 import { buildResNet18 } from './resnet18.js';
 import { applyStateDict, parseSafetensors } from './safetensors.js';
-import type { EncoderGraph, EncoderLoadOptions } from './types.js';
+import { type Encoder, type EncoderGraph, type EncoderLoadOptions, IMAGENET_PREPROCESS } from './types.js';
 import { buildVgg16 } from './vgg16.js';
 import { findWeights, type ImageNetName, WEIGHTS, weightsDir, weightsMissing } from './weights.js';
 
@@ -146,3 +146,23 @@ export async function checkWeights(
     };
   }
 }
+
+function imagenet(name: ImageNetName, label: string, dim: number, description: string): Encoder {
+  return {
+    name,
+    label,
+    kind: 'tl',
+    dim,
+    weights: name,
+    preprocess: IMAGENET_PREPROCESS,
+    description,
+    load: (o) => loadImageNetEncoder(name, o),
+  };
+}
+
+/** The paper's transfer-learning encoders (Masud et al. 2022 §3.2): ImageNet weights, pooled features. */
+export const IMAGENET_ENCODERS = {
+  vgg16: imagenet('vgg16', 'VGG16', 512, 'ImageNet-pretrained VGG16 (Simonyan & Zisserman 2014), pooled conv features'),
+  resnet18: imagenet('resnet18', 'ResNet18', 512, 'ImageNet-pretrained ResNet18 (He et al. 2016)'),
+  convnext_tiny: imagenet('convnext_tiny', 'ConvNext', 768, 'ImageNet-pretrained ConvNeXt-Tiny (Liu et al. 2022)'),
+} satisfies Record<ImageNetName, Encoder>;

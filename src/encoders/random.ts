@@ -4,7 +4,7 @@
  * encoder, SSL included, must beat it for pretraining to have been worth anything.
  */
 import { resnet18Graph } from './resnet18.js';
-import type { EncoderGraph, EncoderLoadOptions } from './types.js';
+import { type Encoder, type EncoderGraph, type EncoderLoadOptions, IMAGENET_PREPROCESS } from './types.js';
 
 /** The control's graph: input N×3×S×S → features N×512, weights drawn from `opts.seed`. */
 export async function loadRandomResNet18(opts: EncoderLoadOptions): Promise<EncoderGraph> {
@@ -24,3 +24,14 @@ export async function loadRandomResNet18(opts: EncoderLoadOptions): Promise<Enco
     },
   };
 }
+
+/** The floor every pretrained encoder must beat: ResNet18 with torchvision's initialisation, never trained. */
+export const RANDOM_RESNET18: Encoder = {
+  name: 'random-resnet18',
+  label: 'Random ResNet18 (control)',
+  kind: 'control',
+  dim: 512,
+  preprocess: IMAGENET_PREPROCESS,
+  description: 'untrained ResNet18 with torchvision initialisation: the floor every pretrained encoder must beat',
+  load: loadRandomResNet18,
+};

@@ -4,7 +4,6 @@
  * whole network learns from the annotated crops alone; with kNN / linear / quadratic heads they are untrained controls.
  */
 import { GraphBuilder } from '../engine/ir/builder.js';
-import { ENCODERS as CATALOG } from '../protocol/catalog.js';
 import type { Order } from '../second-order/analytic.js';
 import { buildSecondOrderCnn } from '../second-order/cnn.js';
 import { type Encoder, type EncoderGraph, type EncoderLoadOptions, IMAGENET_PREPROCESS } from './types.js';
@@ -35,17 +34,30 @@ export async function loadSecondOrderCnn(order: Order, o: EncoderLoadOptions): P
   };
 }
 
-function entry(name: 'soq-cnn' | 'foq-cnn', order: Order): Encoder {
-  const c = CATALOG[name];
+function entry(name: string, order: Order, label: string, description: string): Encoder {
   return {
     name,
-    label: c.label,
-    kind: c.kind,
+    label,
+    kind: 'scratch',
     dim: SECOND_ORDER_CNN_DIM,
     preprocess: IMAGENET_PREPROCESS,
-    description: c.description,
+    description,
     load: (o) => loadSecondOrderCnn(order, o),
   };
 }
 
-export const SECOND_ORDER_ENCODERS = { 'soq-cnn': entry('soq-cnn', 2), 'foq-cnn': entry('foq-cnn', 1) };
+/** The second-order CNN and its first-order twin, trained from scratch on the annotations (fine-tuning only). */
+export const SECOND_ORDER_ENCODERS = {
+  'soq-cnn': entry(
+    'soq-cnn',
+    2,
+    'Second-order CNN (scratch)',
+    'small CNN with quadratic neurons (Fan et al. 2017, Fig. 6) trained from scratch on the annotations',
+  ),
+  'foq-cnn': entry(
+    'foq-cnn',
+    1,
+    'First-order CNN twin (scratch)',
+    'the first-order twin of soq-cnn, same size, trained from scratch',
+  ),
+};

@@ -69,6 +69,8 @@ export interface Encoder {
   dim: number;
   preprocess: Preprocess;
   description: string;
+  /** Weights the encoder reads from the weights directory (transfer learning: `weights fetch <name>`). */
+  weights?: string;
   /**
    * Builds or loads the graph. Throws QCB_WEIGHTS_MISSING (transfer learning without weights; the runner reports the
    * cell as skipped with the fix command), never falls back to random weights under a pretrained name.

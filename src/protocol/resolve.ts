@@ -9,7 +9,8 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, LineCounter, parseDocument, type Document } from 'yaml';
 import { QcbError } from '../errors.js';
 import { contentHash } from '../util/fs.js';
-import { PROTOCOL_SPEC, PROTOCOL_VERSION, type Protocol } from './schema.js';
+import type { Catalog } from './catalog.js';
+import { PROTOCOL_VERSION, type Protocol, protocolSpec } from './schema.js';
 import { check, formatPath, type Issue } from './spec.js';
 
 /** One YAML file of an `extends` chain. */
@@ -161,6 +162,8 @@ export function expandEnv(s: string, env: NodeJS.ProcessEnv, onMissing: (name: s
 }
 
 export interface ResolveOptions {
+  /** The names the protocol may use (src/runner/catalog.ts `CATALOG`). */
+  catalog: Catalog;
   /** Environment for `${VAR}` expansion (default process.env). */
   env?: NodeJS.ProcessEnv;
   /** Directory that `workdir` and `results` are relative to (default process.cwd()). */
@@ -173,7 +176,7 @@ export interface ResolveOptions {
  * Resolves a protocol file: `extends`, defaults, paths, checks. Throws `ProtocolError` listing every problem, or a
  * QcbError for a missing/unparseable file.
  */
-export function resolveProtocol(file: string, opts: ResolveOptions = {}): Protocol {
+export function resolveProtocol(file: string, opts: ResolveOptions): Protocol {
   const env = opts.env ?? process.env;
   const cwd = opts.cwd ?? process.cwd();
   const chain = loadChain(file);
@@ -221,6 +224,7 @@ export function resolveProtocol(file: string, opts: ResolveOptions = {}): Protoc
     );
     return isAbsolute(v) ? v : resolve(dirname(layer.file), v);
   };
+  const PROTOCOL_SPEC = protocolSpec(opts.catalog);
   const spec = check(merged, PROTOCOL_SPEC, [], [], expand) as Record<string, unknown>;
   // Re-run to collect issues with location (check is pure apart from `expand`'s env issues, which dedupe below).
   const found: Issue[] = [];

@@ -3,15 +3,7 @@
  * sets a run covers, on which data, with which settings. Every key not written takes its named default
  * (src/protocol/defaults.ts), so a protocol lists only what differs from the paper.
  */
-import {
-  AUGMENTATIONS,
-  DATASET_FORMATS,
-  ENCODERS,
-  OPTIMIZERS,
-  SSL_METHOD_DEFAULTS,
-  SSL_METHODS,
-  TASKS,
-} from './catalog.js';
+import { AUGMENTATIONS, type Catalog, DATASET_FORMATS, OPTIMIZERS } from './catalog.js';
 import * as D from './defaults.js';
 import type { Spec } from './spec.js';
 
@@ -78,7 +70,7 @@ const datasetSpec: Spec = {
   },
 };
 
-const evaluationSpec: Spec = {
+const evaluationSpec = (c: Catalog): Spec => ({
   kind: 'object',
   required: ['tasks', 'budgets'],
   fields: {
@@ -86,7 +78,7 @@ const evaluationSpec: Spec = {
     name: { kind: 'string' },
     tasks: {
       kind: 'list',
-      of: { kind: 'enum', values: Object.keys(TASKS), what: 'downstream task' },
+      of: { kind: 'enum', values: Object.keys(c.tasks), what: 'downstream task' },
       minLength: 1,
       unique: true,
     },
@@ -96,24 +88,24 @@ const evaluationSpec: Spec = {
     /** Data set whose annotated test split is scored (default: train_set). */
     test_set: { kind: 'string' },
     /** Restrict this block to some encoders (default: all of `encoders`). */
-    encoders: { kind: 'list', of: { kind: 'enum', values: Object.keys(ENCODERS), what: 'encoder' }, unique: true },
+    encoders: { kind: 'list', of: { kind: 'enum', values: Object.keys(c.encoders), what: 'encoder' }, unique: true },
   },
-};
+});
 
 /**
  * `pretrain.methods.<name>`: each method's hyperparameters with their catalogue defaults, except `proj_hidden_dim`,
  * which has none here: unset, it is `pretrain.projector_dim` (the paper's one "2048 dimension FC layers" for every
  * method; `sslHyper` in src/runner/cells.ts applies it), set, it wins for that method.
  */
-const methodOverrides: Spec = {
+const methodOverrides = (c: Catalog): Spec => ({
   kind: 'object',
   fields: Object.fromEntries(
-    SSL_METHODS.map((m) => [
+    Object.entries(c.sslMethods).map(([m, defaults]) => [
       m,
       {
         kind: 'object',
         fields: Object.fromEntries(
-          Object.entries(SSL_METHOD_DEFAULTS[m]).map(([k, v]) => [
+          Object.entries(defaults).map(([k, v]) => [
             k,
             k === 'proj_hidden_dim'
               ? ({ kind: 'int', min: 1 } as Spec)
@@ -125,13 +117,24 @@ const methodOverrides: Spec = {
       } as Spec,
     ]),
   ),
-};
+});
 
 /** Optimizers SSL pretraining implements (src/ssl/pretrain.ts): SGD with momentum (paper) and LARS (solo-learn). */
 export const SSL_OPTIMIZERS = ['sgd', 'lars'] as const;
 
-/** The whole protocol. Keys in snake_case as in solo-learn and lm-evaluation-harness configs. */
-export const PROTOCOL_SPEC: Spec = {
+const specs = new WeakMap<Catalog, Spec>();
+
+/**
+ * The whole protocol, for the names of `catalog` (built once per catalogue). Keys in snake_case as in solo-learn and
+ * lm-evaluation-harness configs.
+ */
+export function protocolSpec(catalog: Catalog): Spec {
+  let s = specs.get(catalog);
+  if (!s) specs.set(catalog, (s = buildSpec(catalog)));
+  return s;
+}
+
+const buildSpec = (c: Catalog): Spec => ({
   kind: 'object',
   required: ['version', 'name', 'encoders', 'evaluations', 'data'],
   fields: {
@@ -146,7 +149,7 @@ export const PROTOCOL_SPEC: Spec = {
     seeds: { kind: 'list', of: { kind: 'int', min: 0 }, minLength: 1, unique: true, default: [...D.SEEDS] },
     encoders: {
       kind: 'list',
-      of: { kind: 'enum', values: Object.keys(ENCODERS), what: 'encoder' },
+      of: { kind: 'enum', values: Object.keys(c.encoders), what: 'encoder' },
       minLength: 1,
       unique: true,
     },
@@ -190,7 +193,7 @@ export const PROTOCOL_SPEC: Spec = {
         max_images_per_epoch: { kind: 'nullable', of: posInt(), default: null },
         log_every: posInt(D.PRETRAIN.log_every),
         knn_monitor: { kind: 'bool', default: D.PRETRAIN.knn_monitor },
-        methods: methodOverrides,
+        methods: methodOverrides(c),
       },
     },
     tasks: {
@@ -226,7 +229,7 @@ export const PROTOCOL_SPEC: Spec = {
         },
       },
     },
-    evaluations: { kind: 'list', of: evaluationSpec, minLength: 1 },
+    evaluations: { kind: 'list', of: evaluationSpec(c), minLength: 1 },
     metrics: {
       kind: 'object',
       fields: { bootstrap: { kind: 'int', min: 0, default: D.BOOTSTRAP_RESAMPLES } },
@@ -245,7 +248,7 @@ export const PROTOCOL_SPEC: Spec = {
       },
     },
   },
-};
+});
 
 /** A dataset entry after resolution. */
 export interface DatasetConfig {
@@ -282,11 +285,12 @@ export interface OptimConfig {
 
 export interface EvaluationConfig {
   name?: string;
-  tasks: (keyof typeof TASKS)[];
+  /** Names of src/downstream/registry.ts. */
+  tasks: string[];
   budgets: number[];
   train_set: string;
   test_set: string;
-  encoders?: (keyof typeof ENCODERS)[];
+  encoders?: string[];
 }
 
 /** A protocol after `extends` was applied, defaults filled, paths made absolute and everything checked. */
@@ -297,7 +301,8 @@ export interface Protocol {
   workdir: string;
   results: string;
   seeds: number[];
-  encoders: (keyof typeof ENCODERS)[];
+  /** Names of the catalogue's encoders (src/runner/catalog.ts). */
+  encoders: string[];
   data: { crop_size: number; pretrain_on: string; datasets: Record<string, DatasetConfig> };
   pretrain: {
     backbone: 'resnet18';
@@ -316,9 +321,8 @@ export interface Protocol {
     knn_monitor: boolean;
     /** Per-method hyperparameters; `proj_hidden_dim` only when the protocol sets it (else `projector_dim`). */
     methods: {
-      [M in keyof typeof SSL_METHOD_DEFAULTS]: {
-        [K in Exclude<keyof (typeof SSL_METHOD_DEFAULTS)[M], 'proj_hidden_dim'>]: number;
-      } & { proj_hidden_dim?: number };
+      /** Per SSL method (a key of src/ssl/registry.ts): its hyperparameters, defaults filled. */
+      [method: string]: Record<string, number> & { proj_hidden_dim?: number };
     };
   };
   tasks: {

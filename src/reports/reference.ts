@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { QcbError } from '../errors.js';
-import type { EncoderKind } from '../results/schema.js';
+import { ENCODER_KINDS, type EncoderKind } from '../results/schema.js';
 
 /** qcbench encoder / method names → the paper's row labels (Tables 1–3). */
 export const PAPER_LABELS = {
@@ -22,7 +22,7 @@ export const PAPER_LABELS = {
 export const PAPER_ORDER: readonly string[] = Object.values(PAPER_LABELS);
 
 /** Order of encoder kinds after the paper's rows. */
-export const KIND_ORDER: readonly EncoderKind[] = ['tl', 'ssl', 'supervised-synthetic', 'control', 'scratch'];
+export const KIND_ORDER: readonly EncoderKind[] = ENCODER_KINDS;
 
 /** Short display of an encoder kind. */
 export const KIND_LABELS = {

@@ -79,7 +79,7 @@ const TASK_TITLES = {
 } satisfies Record<TaskName, string>;
 
 export function taskTitle(t: TaskName): string {
-  return TASK_TITLES[t] ?? t;
+  return (TASK_TITLES as Record<string, string>)[t] ?? t;
 }
 
 /** The training set most cells use: tables are built for it (other training sets appear in the all-results table). */

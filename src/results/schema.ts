@@ -18,14 +18,19 @@ export const RUN_SCHEMA = 'qcbench.run/1';
 export const PRETRAIN_SCHEMA = 'qcbench.pretrain/1';
 
 /**
- * How an encoder was obtained: `tl` ImageNet transfer learning (the paper's TL rows), `ssl` self-supervised on the
- * screen's own crops, `control` untrained (random init), `supervised-synthetic` supervised pretraining on generated
- * images (FractalDB), `second-order` trained from scratch with quadratic neurons (and its first-order twin).
+ * How an encoder was obtained, in the order the report lists them: `tl` ImageNet transfer learning (the paper's TL
+ * rows), `ssl` self-supervised on the screen's own crops, `supervised-synthetic` supervised pretraining on generated
+ * images (FractalDB), `control` untrained (random init), `scratch` trained from scratch on the annotations (the
+ * second-order CNN and its first-order twin).
  */
-export type EncoderKind = 'tl' | 'ssl' | 'control' | 'supervised-synthetic' | 'scratch';
+export const ENCODER_KINDS = ['tl', 'ssl', 'supervised-synthetic', 'control', 'scratch'] as const;
+export type EncoderKind = (typeof ENCODER_KINDS)[number];
 
-/** Downstream task names (paper §3.3) plus the second-order head. */
-export type TaskName = 'knn' | 'linear' | 'finetune' | 'quadratic';
+/**
+ * A downstream task's name: a key of src/downstream/registry.ts (paper §3.3 plus the second-order head). Results
+ * store it as written; readers take unknown names as they come, so a new task reaches the report.
+ */
+export type TaskName = string;
 
 /** The coordinates of one benchmark cell. */
 export interface CellKey {

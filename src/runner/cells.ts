@@ -6,10 +6,10 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { ENCODERS, type EncoderName, SSL_METHODS, type SslMethodName } from '../protocol/catalog.js';
 import type { DatasetConfig, Protocol } from '../protocol/schema.js';
 import type { CellKey } from '../results/schema.js';
 import { contentHash, updateHashFromFile } from '../util/fs.js';
+import { ENCODERS, isSslMethod } from './catalog.js';
 import { findWeights, type ImageNetName } from '../encoders/weights.js';
 
 /**
@@ -81,7 +81,7 @@ export function datasetId(p: Protocol, name: string): string {
  * The hyperparameters an SSL method pretrains with: `pretrain.methods.<name>` over the catalogue defaults, with
  * `pretrain.projector_dim` as the projector's hidden width unless the method sets `proj_hidden_dim` itself.
  */
-export function sslHyper(p: Protocol, method: SslMethodName): Record<string, number> {
+export function sslHyper(p: Protocol, method: string): Record<string, number> {
   const own = p.pretrain.methods[method] as Record<string, number | undefined>;
   const out: Record<string, number> = { proj_hidden_dim: p.pretrain.projector_dim };
   for (const [k, v] of Object.entries(own)) if (v !== undefined) out[k] = v;
@@ -89,10 +89,10 @@ export function sslHyper(p: Protocol, method: SslMethodName): Record<string, num
 }
 
 /** Identity of an encoder as the run will use it. */
-export function encoderId(p: Protocol, encoder: EncoderName): string {
+export function encoderId(p: Protocol, encoder: string): string {
   const entry = ENCODERS[encoder];
   const base = { encoder, crop_size: p.data.crop_size };
-  if ((SSL_METHODS as readonly string[]).includes(encoder)) {
+  if (isSslMethod(encoder)) {
     // Everything that shapes the weights or the pretraining record: the projector width through the method's
     // effective hyperparameters, the augmentation set (order does not matter), and the kNN monitor with the
     // annotations it scores (its curve is part of the record). Only the loss-logging interval is left out.
@@ -107,7 +107,7 @@ export function encoderId(p: Protocol, encoder: EncoderName): string {
         max_images_per_epoch: pre.max_images_per_epoch ?? null,
         augmentations: [...augmentations].sort(),
       },
-      method: sslHyper(p, encoder as SslMethodName),
+      method: sslHyper(p, encoder),
       data: datasetId(p, p.data.pretrain_on),
       ...(p.pretrain.knn_monitor ? { monitor: fileHash(monitorOn) } : {}),
     });
@@ -141,7 +141,8 @@ export function expandCells(p: Protocol): CellPlan[] {
         for (const budget of ev.budgets) {
           for (const seed of p.seeds) {
             const key: CellKey = { encoder, task, budget, seed, train_set: ev.train_set, test_set: ev.test_set };
-            const taskSettings = task === 'knn' ? p.tasks.knn : { ...p.tasks[task], line_search: p.tasks.line_search };
+            const taskSettings =
+              task === 'knn' ? p.tasks.knn : { ...taskSettingsOf(p, task), line_search: p.tasks.line_search };
             const trainSettings = {
               v: STAGE_VERSIONS.train,
               encoder: encId,
@@ -197,4 +198,9 @@ export function parseShard(s: string): { index: number; count: number } | null {
   const count = Number(m[2]);
   if (count < 1 || index >= count) return null;
   return { index, count };
+}
+
+/** The protocol's `tasks.<task>` block (the settings of that downstream task, defaults filled). */
+export function taskSettingsOf(p: Protocol, task: string): Record<string, unknown> {
+  return (p.tasks as unknown as Record<string, Record<string, unknown>>)[task] ?? {};
 }

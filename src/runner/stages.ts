@@ -21,16 +21,15 @@ import { synthesizeScreen } from '../data/synth/screen.js';
 import { montagePng } from '../render/montage.js';
 import { type CropSet, extractFeatures, f32Bytes, type Features, readF32, selectCrops } from '../encoders/features.js';
 import { resolveTask } from '../downstream/registry.js';
-import { resolveEncoder } from '../encoders/registry.js';
 import type { EncoderGraph, Preprocess } from '../encoders/types.js';
 import { QcbError } from '../errors.js';
 import { evaluate } from '../metrics/classification.js';
-import { type ENCODERS, SSL_METHODS, type SslMethodName } from '../protocol/catalog.js';
 import type { DatasetConfig, Protocol } from '../protocol/schema.js';
 import { sslAugment } from '../ssl/augment.js';
 import { type CropSource as SslCropSource, knnMonitorFor, type PretrainOptions, pretrain } from '../ssl/pretrain.js';
 import { contentHash, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
-import { type CellPlan, datasetId, encoderId, STAGE_VERSIONS, sslHyper } from './cells.js';
+import { isSslMethod, resolveEncoder } from './catalog.js';
+import { type CellPlan, datasetId, encoderId, STAGE_VERSIONS, sslHyper, taskSettingsOf } from './cells.js';
 import { ensureModel, predictModel } from './train.js';
 import { extractDatasetCrops } from './extract.js';
 import type { Prediction } from '../results/schema.js';
@@ -137,7 +136,7 @@ async function ensureEncoder(
 ): Promise<EncoderHandle> {
   return once(memo.encoders, name, async () => {
     const entry = resolveEncoder(name);
-    const id = encoderId(ctx.p, name as keyof typeof ENCODERS).slice(0, 24);
+    const id = encoderId(ctx.p, name).slice(0, 24);
     const base = {
       cropSize: ctx.p.data.crop_size,
       seed: 0,
@@ -145,7 +144,7 @@ async function ensureEncoder(
       log: ctx.log,
       cacheDir: join(ctx.cache.root, 'fractaldb'),
     };
-    if ((SSL_METHODS as readonly string[]).includes(name)) {
+    if (isSslMethod(name)) {
       onStage(`pretraining ${name}`);
       const pre = await ensurePretrained(ctx, memo, name, id);
       const eg = await entry.load({ ...base, pretrained: pre.onnx });
@@ -164,7 +163,7 @@ async function ensureEncoder(
  */
 export async function sslPretrainOptions(
   p: Protocol,
-  method: SslMethodName,
+  method: string,
   data: {
     source: SslCropSource;
     index: ReadonlyMap<string, number>;
@@ -220,7 +219,7 @@ async function ensurePretrained(
         read: (indices) => store.readIndices([...indices]),
       };
       const res = await pretrain({
-        ...(await sslPretrainOptions(p, method as SslMethodName, {
+        ...(await sslPretrainOptions(p, method, {
           source,
           index: ds.index,
           annotations: ds.annotations,
@@ -277,7 +276,7 @@ async function ensureFeatures(
   const cropIds = ds.annotations.map((a) => a.crop_id);
   const id = contentHash({
     v: STAGE_VERSIONS.features,
-    encoder: encoderId(ctx.p, encoder as keyof typeof ENCODERS),
+    encoder: encoderId(ctx.p, encoder),
     data: datasetId(ctx.p, ds.name),
     crops: contentHash(cropIds),
   }).slice(0, 24);
@@ -365,7 +364,7 @@ async function computeCell(
     timing.features = (timing.features ?? 0) + (t() - t1) / 1000;
     return f;
   };
-  const settings = ctx.p.tasks[key.task] as unknown as Record<string, unknown>;
+  const settings = taskSettingsOf(ctx.p, key.task);
   const lineSearch = key.task === 'knn' ? undefined : ctx.p.tasks.line_search;
 
   // The trained model is its own stage, keyed by trainId: cells that differ only in test set (the domain shift)

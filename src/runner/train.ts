@@ -18,7 +18,7 @@
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type DOWNSTREAM_TASKS, resolveTask } from '../downstream/registry.js';
+import { type DOWNSTREAM_TASKS, type RegisteredTask, resolveTask } from '../downstream/registry.js';
 import type { DownstreamTask, PredictInput, TaskPrediction, Trained, TrainContext } from '../downstream/task.js';
 import { QcbError } from '../errors.js';
 import { writeJsonAtomic } from '../util/fs.js';
@@ -40,7 +40,7 @@ export type ModelRecord = {
   loss_curve?: number[];
   /** Seconds to train and save. */
   seconds: number;
-} & { [K in TaskName]?: ReturnType<(typeof DOWNSTREAM_TASKS)[K]['save']> };
+} & { [K in RegisteredTask]?: ReturnType<(typeof DOWNSTREAM_TASKS)[K]['save']> };
 
 /** What training needs: the task's training context (frozen tasks: with the N×D training features) and the id. */
 export interface TrainInputs extends TrainContext {
@@ -113,7 +113,7 @@ export function loadModel(dir: string): LoadedModel {
       fix,
     });
   const task = resolveTask(record.task);
-  const saved = record[task.name];
+  const saved = record[task.name as RegisteredTask];
   if (saved === undefined)
     throw new QcbError('QCB_INTERNAL', `model ${dir} holds no ${task.name} classifier`, { file, fix });
   return { record, dir, task, model: task.load(dir, saved) };

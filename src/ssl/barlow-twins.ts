@@ -8,7 +8,6 @@
  * Written without any D×D tensor: Σ_{i≠j} C_ij² = Σ C² − Σ_i C_ii², with C_ii = Σ_b ẑ1_bi ẑ2_bi / N and
  * Σ C² = Σ (ẑ1ẑ1ᵀ)⊙(ẑ2ẑ2ᵀ) / N² (N×N Gram matrices). L = 0 exactly at C = I (the paper's optimum).
  */
-import { SSL_METHOD_DEFAULTS } from '../protocol/catalog.js';
 import { groupBatchNorm } from './ops.js';
 import { MLP3_BN } from './projector.js';
 import type { SslLoss, SslLossContext, SslMethod } from './types.js';
@@ -38,7 +37,8 @@ export const barlowTwins: SslMethod = {
   paper:
     'Zbontar, Jing, Misra, LeCun, Deny: Barlow Twins: Self-Supervised Learning via Redundancy Reduction (ICML 2021)',
   family: 'non-contrastive',
-  defaults: { ...SSL_METHOD_DEFAULTS.barlow_twins },
+  description: 'ResNet18 pretrained with Barlow Twins (Zbontar et al. 2021)',
+  defaults: { lamb: 0.0051, scale_loss: 0.024, proj_hidden_dim: 2048, proj_output_dim: 2048 },
   sources: {
     lamb: 'Zbontar et al. 2021 (λ = 5.1e-3); solo-learn barlow.yaml lamb 0.0051',
     scale_loss: 'solo-learn barlow.yaml scale_loss 0.024',

@@ -13,7 +13,6 @@
  */
 import { QcbError } from '../errors.js';
 import type { Tensor } from '../engine/ir/graph.js';
-import { SSL_METHOD_DEFAULTS } from '../protocol/catalog.js';
 import { sphericalKMeans } from './kmeans.js';
 import { l2normalize } from './ops.js';
 import { MLP2_BN } from './projector.js';
@@ -135,7 +134,8 @@ export const deepClusterV2: SslMethod = {
   paper:
     'Caron, Misra, Mairal, Goyal, Bojanowski, Joulin: Unsupervised Learning of Visual Features by Contrasting Cluster Assignments (NeurIPS 2020), DeepCluster-v2',
   family: 'clustering',
-  defaults: { ...SSL_METHOD_DEFAULTS.deepclusterv2 },
+  description: 'ResNet18 pretrained with DeepClusterV2 (Caron et al. 2018/2020)',
+  defaults: { num_prototypes: 500, kmeans_iters: 10, temperature: 0.1, proj_hidden_dim: 2048, proj_output_dim: 128 },
   sources: {
     num_prototypes: 'Masud et al. 2022 §3.2: "500 prototypes"',
     kmeans_iters: 'Masud et al. 2022 §3.2: "10 K-means iterations"',

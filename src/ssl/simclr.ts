@@ -7,7 +7,6 @@
  *
  * τ = 0.07 (Masud et al. 2022 §3.2). The loss is symmetric in the two views (swapping z1 and z2 permutes the rows).
  */
-import { SSL_METHOD_DEFAULTS } from '../protocol/catalog.js';
 import { l2normalize } from './ops.js';
 import { MLP2 } from './projector.js';
 import type { SslLoss, SslLossContext, SslMethod } from './types.js';
@@ -43,7 +42,8 @@ export const simclr: SslMethod = {
   paper:
     'Chen, Kornblith, Norouzi, Hinton: A Simple Framework for Contrastive Learning of Visual Representations (ICML 2020)',
   family: 'contrastive',
-  defaults: { ...SSL_METHOD_DEFAULTS.simclr },
+  description: 'ResNet18 pretrained with SimCLR (Chen et al. 2020) on the screen',
+  defaults: { temperature: 0.07, proj_hidden_dim: 2048, proj_output_dim: 2048 },
   sources: {
     temperature: 'Masud et al. 2022 §3.2: "a temperature of 0.07 for the unsupervised loss"',
     proj_hidden_dim: 'Masud et al. 2022 §3.2 (2048-d FC layers); solo-learn simclr.yaml',

@@ -7,13 +7,12 @@
  *
  * The queue (2 × 2560 × D, per view) holds past embeddings (TypeScript machinery, fed each step, with a 0/1 weight
  * per slot so that unfilled slots are excluded); it is used from epoch `start_queue_at_epoch` (0 here, see
- * SSL_METHOD_DEFAULTS). The prototypes are excluded from the update during the first epoch
+ * its `defaults` below). The prototypes are excluded from the update during the first epoch
  * (`freeze_prototypes_epochs` 1: solo-learn sets their gradient to None). Sinkhorn runs inside the training step
  * (sinkhornGraph) on scores whose gradient is stopped, so the codes need no second forward pass.
  */
 import { randn } from '../engine/ir/builder.js';
 import type { Tensor } from '../engine/ir/graph.js';
-import { SSL_METHOD_DEFAULTS } from '../protocol/catalog.js';
 import { l2normalize, rows, stopGradientUnit } from './ops.js';
 import { MLP2_BN } from './projector.js';
 import { sinkhornGraph } from './sinkhorn.js';
@@ -128,7 +127,18 @@ export const swav: SslMethod = {
   paper:
     'Caron, Misra, Mairal, Goyal, Bojanowski, Joulin: Unsupervised Learning of Visual Features by Contrasting Cluster Assignments (NeurIPS 2020)',
   family: 'clustering',
-  defaults: { ...SSL_METHOD_DEFAULTS.swav },
+  description: 'ResNet18 pretrained with SwAV (Caron et al. 2020)',
+  defaults: {
+    num_prototypes: 500,
+    queue_size: 2560,
+    epsilon: 0.05,
+    sinkhorn_iters: 3,
+    temperature: 0.1,
+    freeze_prototypes_epochs: 1,
+    start_queue_at_epoch: 0,
+    proj_hidden_dim: 2048,
+    proj_output_dim: 128,
+  },
   sources: {
     num_prototypes: 'Masud et al. 2022 §3.2: "the number of prototypes to 500"',
     queue_size: 'Masud et al. 2022 §3.2: "a queue size of 2560"',
@@ -136,7 +146,7 @@ export const swav: SslMethod = {
     sinkhorn_iters: 'solo-learn swav.yaml sk_iters 3',
     temperature: 'solo-learn swav.yaml temperature 0.1',
     freeze_prototypes_epochs: 'solo-learn swav.yaml freeze_prototypes_epochs 1',
-    start_queue_at_epoch: 'SSL_METHOD_DEFAULTS: 0 (the paper trains 5 epochs; solo-learn starts at 15 of 400)',
+    start_queue_at_epoch: 'qcbench: 0 (the paper trains 5 epochs; solo-learn starts at 15 of 400)',
     proj_hidden_dim: 'Masud et al. 2022 §3.2 (2048-d); solo-learn swav.yaml',
     proj_output_dim: 'solo-learn swav.yaml (128)',
     projector: 'solo-learn solo/methods/swav.py: Linear-BN-ReLU-Linear, output L2-normalised',

@@ -3,18 +3,15 @@
  * two views' projected embeddings (N×D each) and per-step inputs the pretraining loop feeds (centroids and
  * assignments, a queue), and (3) optional non-differentiable machinery beside the graph (memory bank + k-means for
  * DeepClusterV2, the queue for SwAV) that the loop calls between steps. Methods see embeddings and the graph
- * builder only — never images, stores or the optimizer (docs/architecture: "SSL methods see only embeddings").
+ * builder only — never images, stores or the optimizer (docs/architecture.md: "SSL methods see only embeddings").
  */
 import type { GraphBuilder } from '../engine/ir/builder.js';
 import type { DType, Tensor } from '../engine/ir/graph.js';
-import type { SslMethodName } from '../protocol/catalog.js';
-
-export type { SslMethodName } from '../protocol/catalog.js';
 
 /** Method family in Masud et al. 2022 §2 (contrastive, non-contrastive/redundancy reduction, clustering). */
 export type SslFamily = 'contrastive' | 'non-contrastive' | 'clustering';
 
-/** Resolved hyperparameters of a method (its defaults from SSL_METHOD_DEFAULTS, overridden by the protocol). */
+/** Resolved hyperparameters of a method (its `defaults`, overridden by the protocol's `pretrain.methods.<name>`). */
 export type SslHyper = Record<string, number>;
 
 /** One projector layer, as solo-learn writes its `nn.Sequential`. */
@@ -101,13 +98,19 @@ export interface SslMachineryOptions {
 
 /** A self-supervised method (Masud et al. 2022 §3.2: trained with solo-learn's implementations). */
 export interface SslMethod {
-  name: SslMethodName;
+  /** Registry key (src/ssl/registry.ts), also the encoder's name in protocols and results. */
+  name: string;
   /** Name in the paper's tables. */
   label: string;
+  /** One line for `qcbench validate` and the report: what the encoder is. */
+  description: string;
   /** The method's paper. */
   paper: string;
   family: SslFamily;
-  /** Hyperparameter defaults (SSL_METHOD_DEFAULTS in src/protocol/catalog.ts). */
+  /**
+   * Hyperparameter defaults, each with its source in `sources`; exactly these keys may be set under
+   * `pretrain.methods.<name>` in a protocol (the schema is derived from them).
+   */
   defaults: SslHyper;
   /** Where each default (and each implementation choice) comes from. */
   sources: Record<string, string>;

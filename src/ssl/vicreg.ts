@@ -9,7 +9,6 @@
  * The off-diagonal sum is Σ Cov² − Σ_j Cov_jj², with Σ Cov² from the N×N Gram matrix (no D×D tensor).
  */
 import type { GraphBuilder } from '../engine/ir/builder.js';
-import { SSL_METHOD_DEFAULTS } from '../protocol/catalog.js';
 import { colMean } from './ops.js';
 import { MLP3_BN } from './projector.js';
 import type { SslLoss, SslLossContext, SslMethod } from './types.js';
@@ -63,7 +62,14 @@ export const vicreg: SslMethod = {
   paper:
     'Bardes, Ponce, LeCun: VICReg: Variance-Invariance-Covariance Regularization for Self-Supervised Learning (ICLR 2022)',
   family: 'non-contrastive',
-  defaults: { ...SSL_METHOD_DEFAULTS.vicreg },
+  description: 'ResNet18 pretrained with VICReg (Bardes et al. 2022)',
+  defaults: {
+    sim_loss_weight: 25,
+    var_loss_weight: 25,
+    cov_loss_weight: 1,
+    proj_hidden_dim: 2048,
+    proj_output_dim: 2048,
+  },
   sources: {
     sim_loss_weight: 'Bardes et al. 2022 (λ = 25); solo-learn vicreg.yaml',
     var_loss_weight: 'Bardes et al. 2022 (μ = 25); solo-learn vicreg.yaml',

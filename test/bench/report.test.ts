@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { benchReport, FULL_PROTOCOL, HTML_TARGET_MB, REPORT_TARGET_SECONDS } from '../../src/bench/report.js';
-import { resolveProtocol } from '../../src/protocol/resolve.js';
+import { loadProtocol } from '../../src/runner/catalog.js';
 import { expandCells } from '../../src/runner/cells.js';
 
 // structure only: timings depend on the machine's load and are never asserted
@@ -13,7 +13,7 @@ test("bench report: synthetic results with the full protocol's cells, timed thro
   try {
     const keep = join(root, 'kept');
     const r = await benchReport({ seeds: 1, png: false, keep });
-    const full = expandCells(resolveProtocol(FULL_PROTOCOL));
+    const full = expandCells(loadProtocol(FULL_PROTOCOL));
     assert.equal(r.protocol, 'protocols/full.yaml');
     assert.deepEqual(r.seeds, [0]);
     assert.equal(r.cells, full.filter((c) => c.key.seed === 0).length);

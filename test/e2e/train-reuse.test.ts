@@ -24,7 +24,7 @@ import { DOWNSTREAM_TASKS, runTask } from '../../src/downstream/registry.js';
 import { extractFeatures } from '../../src/encoders/features.js';
 import { resolveEncoder } from '../../src/encoders/registry.js';
 import { SSL_WEIGHT_DECAY } from '../../src/protocol/defaults.js';
-import { resolveProtocol } from '../../src/protocol/resolve.js';
+import { loadProtocol } from '../../src/runner/catalog.js';
 import type { Protocol } from '../../src/protocol/schema.js';
 import { datasetId, expandCells } from '../../src/runner/cells.js';
 import type { CellRecord } from '../../src/results/schema.js';
@@ -94,7 +94,7 @@ evaluations:
 
 after(() => rmSync(base, { recursive: true, force: true }));
 
-const load = (): Protocol => resolveProtocol(protocolFile, { env: {}, workdir: join(base, 'work') });
+const load = (): Protocol => loadProtocol(protocolFile, { env: {}, workdir: join(base, 'work') });
 
 async function run(p: Protocol) {
   return runProtocol(p, createStages(), { log: new Logger({ quiet: true }), threads: 1 }, 'test');

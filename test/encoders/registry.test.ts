@@ -4,31 +4,48 @@ import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ENCODERS, resolveEncoder } from '../../src/encoders/registry.js';
+import { ENCODERS as BASE, resolveEncoder as resolveBase } from '../../src/encoders/registry.js';
 import { IMAGENET_PREPROCESS } from '../../src/encoders/types.js';
 import { importOnnx } from '../../src/engine/onnx/import.js';
 import { exportOnnx } from '../../src/engine/onnx/export.js';
 import { loadSession, ortF32 } from '../../src/engine/runtime/session.js';
 import { randn } from '../../src/engine/ir/builder.js';
 import { QcbError } from '../../src/errors.js';
-import { ENCODERS as CATALOG, SSL_METHODS } from '../../src/protocol/catalog.js';
+import { ENCODERS, resolveEncoder } from '../../src/runner/catalog.js';
+import { SSL_METHODS } from '../../src/ssl/registry.js';
 
 const FIX = fileURLToPath(new URL('../../../shared/fixtures/onnx/', import.meta.url));
 
-test('registry: every catalogue encoder is registered with its label, kind and width', () => {
-  const expected = Object.keys(CATALOG).sort();
-  assert.deepEqual(Object.keys(ENCODERS).sort(), expected);
+test('registry: the catalogue is the encoder registry plus one encoder per SSL method, in the paper order', () => {
+  assert.deepEqual(Object.keys(ENCODERS), [
+    'vgg16',
+    'resnet18',
+    'convnext_tiny',
+    'simclr',
+    'barlow_twins',
+    'vicreg',
+    'deepclusterv2',
+    'swav',
+    'random-resnet18',
+    'resnet18-fractaldb',
+    'soq-cnn',
+    'foq-cnn',
+  ]);
   for (const [name, e] of Object.entries(ENCODERS)) {
-    const c = CATALOG[name as keyof typeof CATALOG];
     assert.equal(e.name, name);
-    assert.equal(e.label, c.label);
-    assert.equal(e.kind, c.kind);
-    assert.equal(e.dim, c.dim);
+    assert.ok(e.label && e.description, name);
     assert.equal(e.preprocess.mean.length, 3);
+    if (Object.hasOwn(BASE, name)) assert.equal(e, BASE[name as keyof typeof BASE]);
   }
-  for (const m of SSL_METHODS) assert.equal(ENCODERS[m].kind, 'ssl');
+  for (const m of Object.keys(SSL_METHODS)) assert.equal(ENCODERS[m].kind, 'ssl');
+  // the base resolver knows no SSL name; the catalogue's does
+  assert.throws(
+    () => resolveBase('simclr'),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_UNKNOWN_NAME',
+  );
+  assert.equal(resolveEncoder('simclr').kind, 'ssl');
   assert.deepEqual(
-    ['vgg16', 'resnet18', 'convnext_tiny'].map((n) => [ENCODERS[n as 'vgg16'].dim, ENCODERS[n as 'vgg16'].preprocess]),
+    ['vgg16', 'resnet18', 'convnext_tiny'].map((n) => [ENCODERS[n].dim, ENCODERS[n].preprocess]),
     [
       [512, IMAGENET_PREPROCESS],
       [512, IMAGENET_PREPROCESS],

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { extractFeatures } from '../../src/encoders/features.js';
 import { resolveEncoder } from '../../src/encoders/registry.js';
-import { ENCODERS as CATALOG } from '../../src/protocol/catalog.js';
+import { CATALOG } from '../../src/runner/catalog.js';
 
 test('soq-cnn and its first-order twin load as encoders: N×3×S×S → N×60, seeded, of different capacity', async () => {
   const crops = { data: new Uint8Array(4 * 3 * 32 * 32).map((_, i) => (i * 37) % 251), n: 4, channels: 3, size: 32 };
@@ -10,7 +10,7 @@ test('soq-cnn and its first-order twin load as encoders: N×3×S×S → N×60, s
   for (const name of ['soq-cnn', 'foq-cnn'] as const) {
     const enc = resolveEncoder(name);
     assert.equal(enc.kind, 'scratch');
-    assert.equal(enc.dim, CATALOG[name].dim);
+    assert.equal(enc.dim, CATALOG.encoders[name].dim);
     const eg = await enc.load({ cropSize: 32, seed: 0 });
     const again = await enc.load({ cropSize: 32, seed: 0 });
     assert.equal(eg.dim, 60);

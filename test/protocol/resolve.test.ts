@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { QcbError } from '../../src/errors.js';
-import { ENCODERS } from '../../src/protocol/catalog.js';
 import * as D from '../../src/protocol/defaults.js';
-import { deepMerge, expandEnv, ProtocolError, protocolHash, resolveProtocol } from '../../src/protocol/resolve.js';
+import { deepMerge, expandEnv, ProtocolError, protocolHash } from '../../src/protocol/resolve.js';
+import { ENCODERS, loadProtocol } from '../../src/runner/catalog.js';
 
 const PROTOCOLS = new URL('../../protocols/', import.meta.url).pathname;
 const tmp = () => mkdtempSync(join(tmpdir(), 'qcb-protocol-'));
@@ -33,7 +33,7 @@ test('every shipped protocol resolves', () => {
   const files = readdirSync(PROTOCOLS).filter((f) => f.endsWith('.yaml'));
   assert.ok(files.length >= 4, 'protocols/ holds the full, ablation and quick protocols');
   for (const f of files) {
-    const p = resolveProtocol(join(PROTOCOLS, f), { env: {} });
+    const p = loadProtocol(join(PROTOCOLS, f), { env: {} });
     assert.equal(p.version, 1, f);
     assert.ok(p.evaluations.length > 0, f);
     for (const e of p.encoders) assert.ok(e in ENCODERS, `${f}: ${e}`);
@@ -41,7 +41,7 @@ test('every shipped protocol resolves', () => {
 });
 
 test('full protocol covers Tables 1-3 with the paper defaults', () => {
-  const p = resolveProtocol(join(PROTOCOLS, 'full.yaml'), { env: {} });
+  const p = loadProtocol(join(PROTOCOLS, 'full.yaml'), { env: {} });
   assert.deepEqual(p.encoders.slice(0, 8), [
     'vgg16',
     'resnet18',
@@ -68,8 +68,8 @@ test('full protocol covers Tables 1-3 with the paper defaults', () => {
 });
 
 test('extends merges maps key by key and replaces lists', () => {
-  const lb = resolveProtocol(join(PROTOCOLS, 'label-budget.yaml'), { env: {} });
-  const full = resolveProtocol(join(PROTOCOLS, 'full.yaml'), { env: {} });
+  const lb = loadProtocol(join(PROTOCOLS, 'label-budget.yaml'), { env: {} });
+  const full = loadProtocol(join(PROTOCOLS, 'full.yaml'), { env: {} });
   assert.equal(lb.name, 'label-budget');
   assert.deepEqual(lb.encoders, full.encoders);
   assert.deepEqual(
@@ -90,7 +90,7 @@ test('extends merges maps key by key and replaces lists', () => {
 
 test('defaults are filled from named constants, overrides win', () => {
   const d = tmp();
-  const p = resolveProtocol(write(d, 'p.yaml', `${MINIMAL}tasks:\n  linear: { epochs: 20, milestones: [10] }\n`), {
+  const p = loadProtocol(write(d, 'p.yaml', `${MINIMAL}tasks:\n  linear: { epochs: 20, milestones: [10] }\n`), {
     env: {},
     cwd: d,
   });
@@ -112,10 +112,10 @@ test('environment variables expand, with defaults; a missing one is named', () =
   );
   const d = tmp();
   const text = MINIMAL.replace('annotations: ann.csv', 'annotations: "${QCB_TEST_ANN}/a.csv"');
-  const p = resolveProtocol(write(d, 'p.yaml', text), { env: { QCB_TEST_ANN: '/abs' } });
+  const p = loadProtocol(write(d, 'p.yaml', text), { env: { QCB_TEST_ANN: '/abs' } });
   assert.equal(p.data.datasets.s.annotations, '/abs/a.csv');
   assert.throws(
-    () => resolveProtocol(write(d, 'q.yaml', text), { env: {} }),
+    () => loadProtocol(write(d, 'q.yaml', text), { env: {} }),
     (e: unknown) => e instanceof ProtocolError && /QCB_TEST_ANN/.test(e.format()),
   );
 });
@@ -143,7 +143,7 @@ evaluations:
 `,
   );
   try {
-    resolveProtocol(file, { env: {} });
+    loadProtocol(file, { env: {} });
     assert.fail('should throw');
   } catch (e) {
     assert.ok(e instanceof ProtocolError);
@@ -178,38 +178,38 @@ test('missing file, bad YAML, missing version, newer version, extends cycle', ()
     assert.fail('should throw');
   };
   assert.equal(
-    code(() => resolveProtocol(join(d, 'nope.yaml'))),
+    code(() => loadProtocol(join(d, 'nope.yaml'))),
     'QCB_PROTOCOL_NOT_FOUND',
   );
   assert.equal(
-    code(() => resolveProtocol(write(d, 'y.yaml', 'version: 1\n  name: [x\n'))),
+    code(() => loadProtocol(write(d, 'y.yaml', 'version: 1\n  name: [x\n'))),
     'QCB_PROTOCOL_YAML',
   );
   assert.equal(
-    code(() => resolveProtocol(write(d, 'v.yaml', 'name: x\n'))),
+    code(() => loadProtocol(write(d, 'v.yaml', 'name: x\n'))),
     'QCB_PROTOCOL_VERSION',
   );
   assert.equal(
-    code(() => resolveProtocol(write(d, 'w.yaml', 'version: 9\nname: x\n'))),
+    code(() => loadProtocol(write(d, 'w.yaml', 'version: 9\nname: x\n'))),
     'QCB_PROTOCOL_VERSION',
   );
   write(d, 'a.yaml', 'version: 1\nextends: b.yaml\nname: a\n');
   write(d, 'b.yaml', 'version: 1\nextends: a.yaml\nname: b\n');
   assert.equal(
-    code(() => resolveProtocol(join(d, 'a.yaml'))),
+    code(() => loadProtocol(join(d, 'a.yaml'))),
     'QCB_PROTOCOL_EXTENDS',
   );
   assert.equal(
-    code(() => resolveProtocol(write(d, 'c.yaml', 'version: 1\nextends: gone.yaml\n'))),
+    code(() => loadProtocol(write(d, 'c.yaml', 'version: 1\nextends: gone.yaml\n'))),
     'QCB_PROTOCOL_EXTENDS',
   );
 });
 
 test('protocol hash ignores where the checkout lives but follows settings', () => {
   const d = tmp();
-  const a = resolveProtocol(write(d, 'p.yaml', MINIMAL), { env: {}, cwd: d });
-  const b = resolveProtocol(write(d, 'p.yaml', MINIMAL), { env: {}, cwd: tmp() });
-  const c = resolveProtocol(write(d, 'p.yaml', MINIMAL.replace('budgets: [10]', 'budgets: [12]')), { env: {}, cwd: d });
+  const a = loadProtocol(write(d, 'p.yaml', MINIMAL), { env: {}, cwd: d });
+  const b = loadProtocol(write(d, 'p.yaml', MINIMAL), { env: {}, cwd: tmp() });
+  const c = loadProtocol(write(d, 'p.yaml', MINIMAL.replace('budgets: [10]', 'budgets: [12]')), { env: {}, cwd: d });
   assert.equal(protocolHash(a), protocolHash(b));
   assert.notEqual(protocolHash(a), protocolHash(c));
 });

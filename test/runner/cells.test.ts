@@ -3,13 +3,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { resolveProtocol } from '../../src/protocol/resolve.js';
+import { loadProtocol } from '../../src/runner/catalog.js';
 import { encoderId, expandCells, parseShard } from '../../src/runner/cells.js';
 
 const PROTOCOLS = new URL('../../protocols/', import.meta.url).pathname;
 
 test('the full protocol expands to Tables 1-3 × 3 seeds', () => {
-  const p = resolveProtocol(join(PROTOCOLS, 'full.yaml'), { env: {} });
+  const p = loadProtocol(join(PROTOCOLS, 'full.yaml'), { env: {} });
   const cells = expandCells(p);
   // 9 encoders × 3 seeds × (3 tasks at 350 + 4 budgets + 1 domain shift) = 216
   assert.equal(cells.length, 216);
@@ -36,13 +36,13 @@ test('the full protocol expands to Tables 1-3 × 3 seeds', () => {
 });
 
 test('ids are stable and follow settings; ablation cells equal the full run cells they share', () => {
-  const full = expandCells(resolveProtocol(join(PROTOCOLS, 'full.yaml'), { env: {} }));
-  const again = expandCells(resolveProtocol(join(PROTOCOLS, 'full.yaml'), { env: {}, cwd: tmpdir() }));
+  const full = expandCells(loadProtocol(join(PROTOCOLS, 'full.yaml'), { env: {} }));
+  const again = expandCells(loadProtocol(join(PROTOCOLS, 'full.yaml'), { env: {}, cwd: tmpdir() }));
   assert.deepEqual(
     full.map((c) => c.id),
     again.map((c) => c.id),
   );
-  const lb = expandCells(resolveProtocol(join(PROTOCOLS, 'label-budget.yaml'), { env: {} }));
+  const lb = expandCells(loadProtocol(join(PROTOCOLS, 'label-budget.yaml'), { env: {} }));
   const fullIds = new Set(full.map((c) => c.id));
   assert.ok(
     lb.every((c) => fullIds.has(c.id)),
@@ -51,7 +51,7 @@ test('ids are stable and follow settings; ablation cells equal the full run cell
   const d = mkdtempSync(join(tmpdir(), 'qcb-cells-'));
   const f = join(d, 'p.yaml');
   writeFileSync(f, `version: 1\nextends: ${join(PROTOCOLS, 'full.yaml')}\nname: x\ntasks:\n  finetune: { lr: 0.01 }\n`);
-  const changed = expandCells(resolveProtocol(f, { env: {} }));
+  const changed = expandCells(loadProtocol(f, { env: {} }));
   const ft = (cs: typeof full) => cs.filter((c) => c.key.task === 'finetune').map((c) => c.id);
   const kn = (cs: typeof full) => cs.filter((c) => c.key.task === 'knn').map((c) => c.id);
   assert.ok(
@@ -65,7 +65,7 @@ test('shards partition the cells', () => {
   assert.deepEqual(parseShard('0/4'), { index: 0, count: 4 });
   assert.equal(parseShard('4/4'), null);
   assert.equal(parseShard('a/b'), null);
-  const cells = expandCells(resolveProtocol(join(PROTOCOLS, 'quick.yaml'), { env: {} }));
+  const cells = expandCells(loadProtocol(join(PROTOCOLS, 'quick.yaml'), { env: {} }));
   const n = 3;
   const parts = Array.from({ length: n }, (_, i) => cells.filter((c) => c.index % n === i).map((c) => c.id));
   assert.equal(parts.flat().length, cells.length);
@@ -73,7 +73,7 @@ test('shards partition the cells', () => {
 });
 
 test('transfer-learning encoder ids follow the weights file content, not the folder it is in', () => {
-  const p = resolveProtocol(join(PROTOCOLS, 'full.yaml'), { env: {} });
+  const p = loadProtocol(join(PROTOCOLS, 'full.yaml'), { env: {} });
   const saved = process.env.QCBENCH_WEIGHTS;
   const idIn = (dir: string) => {
     process.env.QCBENCH_WEIGHTS = dir;

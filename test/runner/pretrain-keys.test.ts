@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import type { Annotation } from '../../src/data/annotations.js';
 import { DEFAULT_AUGMENT } from '../../src/data/augment/transforms.js';
 import { SSL_WEIGHT_DECAY } from '../../src/protocol/defaults.js';
-import { resolveProtocol } from '../../src/protocol/resolve.js';
+import { loadProtocol } from '../../src/runner/catalog.js';
 import { encoderId, expandCells, sslHyper } from '../../src/runner/cells.js';
 import { sslPretrainOptions } from '../../src/runner/stages.js';
 import { sslAugment } from '../../src/ssl/augment.js';
@@ -34,7 +34,7 @@ function resolveWith(pretrain = '') {
   const d = mkdtempSync(join(tmpdir(), 'qcb-keys-'));
   const f = join(d, 'p.yaml');
   writeFileSync(f, pretrain ? `${BASE}pretrain:\n${pretrain}` : BASE);
-  return resolveProtocol(f, { env: {}, cwd: d });
+  return loadProtocol(f, { env: {}, cwd: d });
 }
 
 test('knn_monitor, projector_dim and augmentations change the SSL encoder hash and nothing else', () => {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { extractFeatures, type Features, selectCrops } from '../../src/encoders/features.js';
-import { DOWNSTREAM_TASKS, runTask } from '../../src/downstream/registry.js';
+import { DOWNSTREAM_TASKS, type RegisteredTask, runTask } from '../../src/downstream/registry.js';
 import type { DownstreamTask, PredictInput, TrainContext } from '../../src/downstream/task.js';
 import { loadRandomResNet18 } from '../../src/encoders/random.js';
 import { IMAGENET_PREPROCESS } from '../../src/encoders/types.js';
@@ -50,7 +50,7 @@ before(async () => {
     train: await extractFeatures(eg, IMAGENET_PREPROCESS, train.crops, { threads: 1 }),
     test: await extractFeatures(eg, IMAGENET_PREPROCESS, testCrops, { threads: 1 }),
   };
-  const frozen = (task: TaskName) => DOWNSTREAM_TASKS[task].frozen;
+  const frozen = (task: TaskName) => DOWNSTREAM_TASKS[task as RegisteredTask].frozen;
   ctxOf = (task) => ({
     eg,
     preprocess: IMAGENET_PREPROCESS,
@@ -86,8 +86,8 @@ for (const task of TASKS) {
     assert.equal(rec.n_train, trainRows.length);
     assert.deepEqual(rec.settings, trained.settings);
     assert.deepEqual(rec.loss_curve, trained.lossCurve);
-    assert.ok(rec[task.name] !== undefined);
-    for (const other of Object.keys(DOWNSTREAM_TASKS) as TaskName[])
+    assert.ok(rec[task.name as RegisteredTask] !== undefined);
+    for (const other of Object.keys(DOWNSTREAM_TASKS) as RegisteredTask[])
       if (other !== task.name) assert.equal(rec[other], undefined);
 
     // the registry's train → predict in one go is the same training and prediction

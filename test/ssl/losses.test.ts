@@ -4,17 +4,20 @@ import { randn } from '../../src/engine/ir/builder.js';
 import { getMethod, resolveHyper, SSL_METHODS } from '../../src/ssl/registry.js';
 import { DC_ASSIGN, DC_CENTROIDS } from '../../src/ssl/deepcluster-v2.js';
 import { SWAV_QUEUE, SWAV_QUEUE_WEIGHT } from '../../src/ssl/swav.js';
-import { SSL_METHODS as CATALOG, SSL_METHOD_DEFAULTS } from '../../src/protocol/catalog.js';
+import { CATALOG } from '../../src/runner/catalog.js';
 import { descend, evalLoss } from './_util.js';
 
 const N = 8;
 const D = 16;
 
-test('registry: every catalogue method, its defaults from SSL_METHOD_DEFAULTS, did-you-mean', () => {
-  assert.deepEqual(Object.keys(SSL_METHODS).sort(), [...CATALOG].sort());
-  for (const name of CATALOG) {
-    const m = getMethod(name);
-    assert.deepEqual(m.defaults, { ...SSL_METHOD_DEFAULTS[name] });
+test('registry: every method is in the catalogue with its own defaults, each with a source; did-you-mean', () => {
+  assert.deepEqual(Object.keys(CATALOG.sslMethods), Object.keys(SSL_METHODS));
+  for (const [name, m] of Object.entries(SSL_METHODS)) {
+    assert.equal(m.name, name);
+    assert.equal(getMethod(name), m);
+    assert.deepEqual(CATALOG.sslMethods[name], m.defaults);
+    assert.equal(CATALOG.encoders[name].kind, 'ssl');
+    assert.equal(CATALOG.encoders[name].label, m.label);
     for (const k of Object.keys(m.defaults)) assert.ok(m.sources[k], `${name}.${k} has a source`);
   }
   assert.equal(getMethod('simclr').defaults.temperature, 0.07);
