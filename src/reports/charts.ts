@@ -14,7 +14,7 @@ import type { PretrainRecord } from '../results/schema.js';
 import type { Aggregate, Group } from './aggregate.js';
 import type { VlSpec } from '../render/vega.js';
 import { encoderLabel, METRICS, PAPER_LABELS, type Reference } from './reference.js';
-import { paperFigure, primaryTrainSet, taskTitle } from './tables.js';
+import { paperFigure, primaryTrainSet, taskTitle } from './tables/model.js';
 
 export interface Chart {
   /** File stem: `<name>.vl.json`, `.svg`, `.png`. */
