@@ -14,6 +14,7 @@ import {
   PAPER_ORDER,
   type PaperTestSet,
 } from './reference.js';
+import { CATALOG } from '../runner/catalog.js';
 
 export interface GroupKey {
   encoder: string;
@@ -60,18 +61,10 @@ export interface Aggregate {
   seeds: number[];
 }
 
-const GUESSED_KIND: Record<string, EncoderKind> = {
-  vgg16: 'tl',
-  resnet18: 'tl',
-  convnext_tiny: 'tl',
-  simclr: 'ssl',
-  barlow_twins: 'ssl',
-  vicreg: 'ssl',
-  deepclusterv2: 'ssl',
-  swav: 'ssl',
-  'random-resnet18': 'control',
-  'resnet18-fractaldb': 'supervised-synthetic',
-};
+/** The kind of a catalogue encoder, for cells that have no record yet (a file encoder's kind is in its records). */
+function guessedKind(encoder: string): EncoderKind | undefined {
+  return CATALOG.encoders[encoder]?.kind;
+}
 
 export function groupId(k: GroupKey): string {
   return `${k.encoder}|${k.task}|${k.train_set}|${k.test_set}|${k.budget}`;
@@ -130,13 +123,13 @@ export function aggregate(res: LoadedResults): Aggregate {
       info.set(p.key.encoder, {
         encoder: p.key.encoder,
         label: encoderLabel(p.key.encoder),
-        kind: GUESSED_KIND[p.key.encoder],
+        kind: guessedKind(p.key.encoder),
       });
     }
   }
   for (const g of groups.values()) {
     g.seeds = [...new Set(g.seeds)].sort((a, b) => a - b);
-    g.kind ??= info.get(g.key.encoder)?.kind ?? GUESSED_KIND[g.key.encoder];
+    g.kind ??= info.get(g.key.encoder)?.kind ?? guessedKind(g.key.encoder);
     g.label = info.get(g.key.encoder)?.label ?? g.label;
     for (const m of METRICS) g.stats[m] = meanSd(g.done.map((c) => c.metrics![m]));
   }
@@ -186,10 +179,11 @@ function paperIndex(e: EncoderInfo): number {
   return i < 0 ? PAPER_ORDER.length : i;
 }
 
-/** The paper's order of downstream tasks (§3.3), then any other task. */
-export const TASK_ORDER: readonly string[] = ['knn', 'linear', 'finetune', 'quadratic'];
+/** The downstream registry's order of tasks (the paper's, §3.3, then the quadratic head), then any other task. */
+export const TASK_ORDER: readonly string[] = Object.keys(CATALOG.tasks);
 
-function taskRank(t: string): number {
+/** Position of a task in TASK_ORDER; tasks the registry does not know come last. */
+export function taskRank(t: string): number {
   const i = TASK_ORDER.indexOf(t);
   return i < 0 ? TASK_ORDER.length : i;
 }

@@ -40,18 +40,10 @@ import {
   secondOrderQcPairs,
   secondOrderRows,
 } from './second-order.js';
-import {
-  buildRecallTable,
-  buildTables,
-  cellsCsv,
-  groupsCsv,
-  groupsMarkdown,
-  recallCsv,
-  recallMarkdown,
-  tableCsv,
-  tableLatex,
-  tableMarkdown,
-} from './tables.js';
+import { cellsCsv, groupsCsv, recallCsv, tableCsv } from './tables/csv.js';
+import { tableLatex } from './tables/latex.js';
+import { groupsMarkdown, recallMarkdown, tableMarkdown } from './tables/markdown.js';
+import { buildRecallTable, buildTables } from './tables/model.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { logger as defaultLogger, type Logger } from '../util/log.js';
 

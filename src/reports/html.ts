@@ -21,7 +21,8 @@ import {
   qcPairCells,
   type SecondOrderRow,
 } from './second-order.js';
-import { fmt, fmtDiff, fmtOurs, type RecallTable, type TableCell, type TableModel, taskTitle } from './tables.js';
+import { fmt, fmtDiff, fmtOurs } from './tables/format.js';
+import { type RecallTable, type TableCell, type TableModel, taskTitle } from './tables/model.js';
 
 /** The "Second-order neurons" section (src/reports/second-order.ts). */
 export interface SecondOrderHtml {

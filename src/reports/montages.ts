@@ -22,7 +22,7 @@ import sharp from 'sharp';
 import type { CellRecord } from '../results/schema.js';
 import type { VlSpec } from '../render/vega.js';
 import { CONFIG, type Chart, top } from './charts.js';
-import { taskTitle } from './tables.js';
+import { taskTitle } from './tables/model.js';
 
 /** At most this many montages are shown (one per setting, lowest seed first), to keep the HTML small. */
 export const MAX_MONTAGES = 60;

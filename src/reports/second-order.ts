@@ -21,7 +21,9 @@ import { type DecisionMapData, decisionMapSpecFromData } from '../second-order/d
 import type { Aggregate, Group } from './aggregate.js';
 import { CONFIG, type Chart } from './charts.js';
 import { cmp, SECOND_ORDER_DIR } from './load.js';
-import { csvField, fmt, fmtDiff, taskTitle } from './tables.js';
+import { csvField } from './tables/csv.js';
+import { fmt, fmtDiff } from './tables/format.js';
+import { taskTitle } from './tables/model.js';
 
 export { SECOND_ORDER_DIR };
 export const SECOND_ORDER_SCHEMA = 'qcbench.second-order/1';

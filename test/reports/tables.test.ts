@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Reference } from '../../src/reports/reference.js';
-import { csvField, fmtDiff, paperFigure, texEscape } from '../../src/reports/tables.js';
+import { csvField } from '../../src/reports/tables/csv.js';
+import { fmtDiff } from '../../src/reports/tables/format.js';
+import { texEscape } from '../../src/reports/tables/latex.js';
+import { paperFigure } from '../../src/reports/tables/model.js';
 
 test('LaTeX escaping covers special characters and the Unicode used in notes', () => {
   assert.equal(
@@ -18,6 +21,8 @@ test('CSV fields are quoted per RFC 4180 and numbers are stable', () => {
   assert.equal(csvField(1 / 3), '0.333333');
   assert.equal(csvField(Number.NaN), '');
   assert.equal(csvField(undefined), '');
+  // leading / trailing blanks are quoted, since CSV readers (ours included) trim unquoted fields
+  assert.equal(csvField(' padded '), '" padded "');
 });
 
 test('differences carry their sign; −0.00 prints as 0.00', () => {
