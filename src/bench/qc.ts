@@ -14,7 +14,7 @@ import * as ort from 'onnxruntime-node';
 import { qcbenchVersion } from '../util/version.js';
 import { CropStoreWriter } from '../data/store/crop-store.js';
 import { linearInit } from '../engine/train/head.js';
-import { resolveEncoder } from '../encoders/registry.js';
+import { resolveEncoder } from '../runner/catalog.js';
 import { mulberry32 } from '../util/random.js';
 import { exportOnnx } from '../engine/onnx/export.js';
 import { defaultThreads, sessionOptions } from '../engine/runtime/session.js';

@@ -12,6 +12,7 @@ import { resolveTask } from '../downstream/registry.js';
 import { checkEncoderEngine } from '../engine/verify.js';
 import { QcbError } from '../errors.js';
 import { LINE_SEARCH } from '../protocol/defaults.js';
+import { resolveEncoder } from '../runner/catalog.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { applyProviderOption, type Command, PROVIDER_OPTION } from './types.js';
 
@@ -169,7 +170,7 @@ export const command: Command = {
     if (engine === 'tfjs') backend = await (await import('../engine/tfjs/interpreter.js')).initTfjsEngine();
     const prevEngine = setFeatureEngine(engine);
     const r = await evaluateCell({
-      encoder: values.encoder!,
+      encoder: resolveEncoder(values.encoder!),
       task: values.task!,
       annotations: values.annotations!,
       store: values.store!,

@@ -1,10 +1,12 @@
 /**
  * What every downstream task implements (paper §3.3; one file per task: knn.ts, linear.ts, finetune.ts, and the
  * second-order head quadratic.ts). Training and prediction are separate steps, and a trained model is saved to and
- * loaded from a directory, so one implementation serves both callers:
+ * loaded from a directory, so one implementation serves every caller. Every cell goes through the pipeline
+ * src/downstream/cell.ts `runCell`, which trains and predicts
  *
- *   - src/downstream/registry.ts `runTask`: train → predict in memory (`qcbench eval`, tests);
- *   - src/runner/train.ts: train → save once per content hash (trainId) → load → predict on every test set.
+ *   - in memory by default (`qcbench eval`; src/downstream/registry.ts `runTask` does the same for tests);
+ *   - through src/runner/train.ts in the runner: train → save once per content hash (trainId) → load → predict on
+ *     every test set.
  *
  * Also the training half shared by the heads trained on the paper's schedule (linear layer, fine-tuning): settings
  * over the defaults and the optional line search on a validation split of the training set.

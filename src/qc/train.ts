@@ -13,7 +13,7 @@ import { chooseChannels, pickChannels } from '../encoders/features.js';
 import { FINETUNE_DEFAULTS, trainFinetune } from '../downstream/finetune.js';
 import { LINEAR_DEFAULTS, trainLinear } from '../downstream/linear.js';
 import { resolveTask } from '../downstream/registry.js';
-import { resolveEncoder } from '../encoders/registry.js';
+import { resolveEncoder } from '../runner/catalog.js';
 import { exportOnnx } from '../engine/onnx/export.js';
 import { sessionOptions } from '../engine/runtime/session.js';
 import { QcbError } from '../errors.js';

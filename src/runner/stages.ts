@@ -19,11 +19,19 @@ import { type Annotation, readAnnotations, sampleLabelBudget } from '../data/ann
 import { openCropStore, type CropStore } from '../data/store/crop-store.js';
 import { synthesizeScreen } from '../data/synth/screen.js';
 import { montagePng } from '../render/montage.js';
-import { type CropSet, extractFeatures, f32Bytes, type Features, readF32, selectCrops } from '../encoders/features.js';
+import {
+  type CropSet,
+  extractFeatures,
+  f32Bytes,
+  type Features,
+  readF32,
+  selectCrops,
+  selectFeatureRows,
+} from '../encoders/features.js';
+import { runCell } from '../downstream/cell.js';
 import { resolveTask } from '../downstream/registry.js';
 import type { EncoderGraph, Preprocess } from '../encoders/types.js';
 import { QcbError } from '../errors.js';
-import { evaluate } from '../metrics/classification.js';
 import type { DatasetConfig, Protocol } from '../protocol/schema.js';
 import { sslAugment } from '../ssl/augment.js';
 import { type CropSource as SslCropSource, knnMonitorFor, type PretrainOptions, pretrain } from '../ssl/pretrain.js';
@@ -253,14 +261,6 @@ async function cropsOf(memo: Memo, ds: DatasetHandle, rows: Annotation[]): Promi
   });
 }
 
-function selectFeatureRows(f: Features, rows: number[]): Features {
-  const data = new Float32Array(rows.length * f.cols);
-  rows.forEach((r, i) => {
-    data.set(f.data.subarray(r * f.cols, (r + 1) * f.cols), i * f.cols);
-  });
-  return { data, rows: rows.length, cols: f.cols };
-}
-
 /**
  * Features of every annotated crop of a data set through a frozen encoder, content-addressed by encoder, crop store
  * and crop list (`cache/features/<id>`: features.f32, N×D float32 little-endian, and meta.json), so kNN, the linear
@@ -357,77 +357,56 @@ async function computeCell(
     const at = new Map(ds.annotations.map((a, i) => [a.crop_id, i]));
     return rows.map((r) => at.get(r.crop_id)!);
   };
-  const featuresOf = async (ds: DatasetHandle, rows: Annotation[]) => {
-    const t1 = t();
-    onStage('features');
-    const f = selectFeatureRows(await ensureFeatures(ctx, memo, key.encoder, enc, ds), pos(ds, rows));
-    timing.features = (timing.features ?? 0) + (t() - t1) / 1000;
-    return f;
-  };
-  const settings = taskSettingsOf(ctx.p, key.task);
-  const lineSearch = key.task === 'knn' ? undefined : ctx.p.tasks.line_search;
-
-  // The trained model is its own stage, keyed by trainId: cells that differ only in test set (the domain shift)
-  // evaluate the model the first of them trained, and a resumed run reads it back.
-  t0 = t();
-  onStage(`train ${key.task}`);
-  const { model, computed } = await ensureModel(
-    ctx.cache,
-    { task: key.task, trainId: cell.trainId },
-    async () => ({
-      eg: enc.eg,
-      preprocess: enc.preprocess,
-      train: { crops: trainCrops, labels: trainRows.map((a) => a.label), ids: trainRows.map((a) => a.crop_id) },
-      features: task.frozen ? await featuresOf(trainDs, trainRows) : undefined,
-      seed: key.seed,
-      settings,
-      lineSearch,
-      threads: ctx.threads,
-      log: ctx.log,
-    }),
-    { onWait: () => ctx.log.info(`waiting for another worker to finish training model ${cell.trainId}`) },
-  );
-  timing.train = (t() - t0) / 1000;
-  // Logged once the model is in place, so a model appears in the log at most once however runs are killed.
-  if (computed)
-    ctx.log.info(`trained ${key.task} on ${key.encoder} n=${key.budget} seed=${key.seed} ${key.train_set}`, {
-      stage: 'train',
-      train: cell.trainId,
-      cell: cell.id,
-      seconds: model.record.seconds,
-    });
-  else
-    ctx.log.debug(`reusing trained ${key.task} model ${cell.trainId}`, {
-      stage: 'train',
-      train: cell.trainId,
-      cell: cell.id,
-    });
-  const testFeatures = task.frozen ? await featuresOf(testDs, testRows) : undefined;
-  t0 = t();
-  onStage(`predict ${key.task}`);
-  const out = await predictModel(model, { crops: testCrops, features: testFeatures }, { threads: ctx.threads });
-  timing.predict = (t() - t0) / 1000;
-
-  const predictions: Prediction[] = testRows.map((a, i) => ({
-    crop_id: a.crop_id,
-    label: a.label,
-    pred: out.pred[i],
-    score: out.score[i],
-    ...(a.label === 'abnormal' && a.artefact_type && a.artefact_type !== 'none'
-      ? { artefact_type: a.artefact_type }
-      : {}),
-  }));
-  if (predictions.some((p) => !Number.isFinite(p.score)))
-    throw new QcbError('QCB_NAN_LOSS', `the ${key.task} model produced non-finite scores`, {
-      fix: 'lower the learning rate (tasks.<task>.lr) or check the crops for empty channels',
-    });
-  const metrics = evaluate(predictions, {
-    classes: ['normal', 'abnormal'],
-    positiveClass: 'abnormal',
-    bootstrap: ctx.p.metrics.bootstrap,
+  const splits = { train: { ds: trainDs, rows: trainRows }, test: { ds: testDs, rows: testRows } };
+  const run = await runCell({
+    task,
+    eg: enc.eg,
+    preprocess: enc.preprocess,
+    train: { crops: trainCrops, labels: trainRows.map((a) => a.label), ids: trainRows.map((a) => a.crop_id) },
+    test: { crops: testCrops, rows: testRows },
     seed: key.seed,
-    nTrain: trainRows.length,
+    settings: taskSettingsOf(ctx.p, key.task),
+    lineSearch: key.task === 'knn' ? undefined : ctx.p.tasks.line_search,
+    bootstrap: ctx.p.metrics.bootstrap,
+    threads: ctx.threads,
+    log: ctx.log,
+    onStage,
+    // Features of every annotated crop of a data set are extracted once per encoder and cached; a split takes its rows.
+    features: async (split) => {
+      const { ds, rows } = splits[split];
+      return selectFeatureRows(await ensureFeatures(ctx, memo, key.encoder, enc, ds), pos(ds, rows));
+    },
+    // The trained model is its own stage, keyed by trainId: cells that differ only in test set (the domain shift)
+    // evaluate the model the first of them trained, and a resumed run reads it back.
+    trainModel: async (context) => {
+      const { model, computed } = await ensureModel(ctx.cache, { task: key.task, trainId: cell.trainId }, context, {
+        onWait: () => ctx.log.info(`waiting for another worker to finish training model ${cell.trainId}`),
+      });
+      // Logged once the model is in place, so a model appears in the log at most once however runs are killed.
+      if (computed)
+        ctx.log.info(`trained ${key.task} on ${key.encoder} n=${key.budget} seed=${key.seed} ${key.train_set}`, {
+          stage: 'train',
+          train: cell.trainId,
+          cell: cell.id,
+          seconds: model.record.seconds,
+        });
+      else
+        ctx.log.debug(`reusing trained ${key.task} model ${cell.trainId}`, {
+          stage: 'train',
+          train: cell.trainId,
+          cell: cell.id,
+        });
+      // Predictions come from the reloaded artifact whether or not this process trained it.
+      return {
+        predict: (input) => predictModel(model, input, { threads: ctx.threads }),
+        settings: model.record.settings,
+        lineSearch: model.record.line_search,
+        lossCurve: model.record.loss_curve,
+      };
+    },
   });
+  Object.assign(timing, run.timing);
+  const { metrics, predictions } = run;
   const montage = await writeMontage(ctx, cell, testCrops, predictions);
   return { metrics, predictions, pretrain: enc.pretrain, timing, ...(montage ? { montage } : {}) };
 }

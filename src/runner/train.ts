@@ -4,9 +4,9 @@
  * so the domain-shift cell scores the very model the in-domain cell trained, and a resumed run does not retrain.
  *
  * Training, prediction and the model's own files are the task's (src/downstream/task.ts: `train`, `predict`,
- * `save`, `load`; the same code as the in-memory `runTask` of src/downstream/registry.ts). This stage adds the
- * claim (src/runner/cache.ts `ensure`: one trainer across workers and shards, an atomic rename into place) and the
- * record. On disk, `<cache>/models/<trainId>/`:
+ * `save`, `load`; the same code the cell pipeline src/downstream/cell.ts `runCell` trains in memory). This stage
+ * adds the claim (src/runner/cache.ts `ensure`: one trainer across workers and shards, an atomic rename into place)
+ * and the record. On disk, `<cache>/models/<trainId>/`:
  *   model.json   ModelRecord: task, settings used (line-search choice applied), line search, loss curve, and the
  *                task's saved JSON under its name (linear weights, quadratic head, kNN labels and k, fine-tuned
  *                model's input size and normalisation)
