@@ -127,7 +127,7 @@ const methodOverrides: Spec = {
   ),
 };
 
-/** Optimizers SSL pretraining implements (src/ssl/pretrain.ts): SGD with momentum (paper) and LARS (solo-learn). */
+/** Optimizers SSL pretraining implements (src/ssl/pretrain/graph.ts): SGD with momentum (paper) and LARS (solo-learn). */
 export const SSL_OPTIMIZERS = ['sgd', 'lars'] as const;
 
 /** The whole protocol. Keys in snake_case as in solo-learn and lm-evaluation-harness configs. */
