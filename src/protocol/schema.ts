@@ -119,7 +119,7 @@ const methodOverrides = (c: Catalog): Spec => ({
   ),
 });
 
-/** Optimizers SSL pretraining implements (src/ssl/pretrain.ts): SGD with momentum (paper) and LARS (solo-learn). */
+/** Optimizers SSL pretraining implements (src/ssl/pretrain/graph.ts): SGD with momentum (paper) and LARS (solo-learn). */
 export const SSL_OPTIMIZERS = ['sgd', 'lars'] as const;
 
 const specs = new WeakMap<Catalog, Spec>();

@@ -1,60 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveEncoder } from '../../src/encoders/registry.js';
 import { resnet18Graph } from '../../src/encoders/resnet18.js';
 import { loadSession, ortF32 } from '../../src/engine/runtime/session.js';
 import { randu } from '../../src/engine/ir/builder.js';
-import { readCheckpoint, warmupCosineLr, writeCheckpoint } from '../../src/ssl/pretrain.js';
 import { importOnnx } from '../../src/engine/onnx/import.js';
 import { QcbError } from '../../src/errors.js';
 import { shortPretrain } from './_pretrain-case.js';
-
-test('warm-up cosine schedule: linear warm-up from the start lr, cosine to the minimum', () => {
-  const total = 100;
-  const w = 10;
-  assert.equal(warmupCosineLr(0, total, w, 0.001, 3e-5, 0), 3e-5);
-  assert.ok(Math.abs(warmupCosineLr(9, total, w, 0.001, 3e-5, 0) - 0.001) < 1e-12);
-  assert.ok(Math.abs(warmupCosineLr(10, total, w, 0.001, 3e-5, 0) - 0.001) < 1e-12);
-  assert.ok(Math.abs(warmupCosineLr(55, total, w, 0.001, 3e-5, 0) - 0.0005) < 1e-12);
-  assert.ok(warmupCosineLr(99, total, w, 0.001, 3e-5, 0) < 1e-6);
-  for (let s = 1; s < w; s++)
-    assert.ok(warmupCosineLr(s, total, w, 0.001, 3e-5, 0) > warmupCosineLr(s - 1, total, w, 0.001, 3e-5, 0));
-  for (let s = w + 1; s < total; s++)
-    assert.ok(warmupCosineLr(s, total, w, 0.001, 3e-5, 0) < warmupCosineLr(s - 1, total, w, 0.001, 3e-5, 0));
-});
-
-test('checkpoints round-trip tensors and metadata; a damaged file is refused', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'qcb-ckpt-'));
-  try {
-    const p = join(dir, 'c.qcbckpt');
-    const a = randu([3, 5], -1, 1, 2);
-    const flags = { dtype: 'uint8' as const, dims: [4], data: Uint8Array.of(1, 0, 1, 1) };
-    writeCheckpoint(
-      p,
-      { epoch: 3, settings_hash: 'abc' },
-      new Map([
-        ['w', a],
-        ['machinery::filled', flags],
-      ]),
-    );
-    const r = readCheckpoint(p);
-    assert.deepEqual(r.meta, { epoch: 3, settings_hash: 'abc' });
-    assert.deepEqual(r.tensors.get('w')!.dims, [3, 5]);
-    assert.deepEqual(Array.from(r.tensors.get('w')!.data as Float32Array), Array.from(a.data as Float32Array));
-    assert.deepEqual(Array.from(r.tensors.get('machinery::filled')!.data as Uint8Array), [1, 0, 1, 1]);
-    const bytes = readFileSync(p);
-    writeFileSync(p, bytes.subarray(0, bytes.length - 8));
-    assert.throws(
-      () => readCheckpoint(p),
-      (e: Error & { code?: string }) => e.code === 'QCB_FILE_TRUNCATED',
-    );
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
 
 test('pretraining resumes from its last checkpoint to the same result; the export is a working encoder', async () => {
   const settings = { epochs: 2, batchSize: 8, maxImagesPerEpoch: 16, lr: 0.02 } as const;
