@@ -24,7 +24,7 @@ import { inferenceGraph } from '../engine/train/export-inference.js';
 import { Sgd } from '../engine/train/optim/sgd.js';
 import { Trainer } from '../engine/train/trainer.js';
 import type { EncoderGraph, Preprocess } from '../encoders/types.js';
-import { FINETUNE } from '../protocol/defaults.js';
+import { optimizerFields } from '../protocol/fields.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { Logger } from '../util/log.js';
 import { type CropSet, cropsToInput, selectCrops } from '../encoders/features.js';
@@ -34,7 +34,19 @@ import { multiStepLr } from '../engine/train/schedule.js';
 import { appendCrossEntropy, appendLinearHead } from '../engine/train/head.js';
 import { type DownstreamTask, trainHead } from './task.js';
 
-/** Paper §3.3 defaults (from src/protocol/defaults.ts). */
+/** Paper §3.3 task 3: fine-tuning the whole encoder with a linear head (the protocol's `tasks.finetune` defaults). */
+export const FINETUNE = {
+  epochs: 50,
+  batch_size: 32,
+  optimizer: 'sgd',
+  lr: 0.001,
+  momentum: 0.9,
+  weight_decay: 0,
+  milestones: [25, 40],
+  gamma: 0.1,
+} as const;
+
+/** The fine-tuning settings at the defaults. */
 export const FINETUNE_DEFAULTS: HeadTrainSettings = {
   epochs: FINETUNE.epochs,
   batch_size: FINETUNE.batch_size,
@@ -201,6 +213,8 @@ export const FINETUNE_TASK = {
   label: 'Fine-tuned',
   description: 'dense layer with the whole encoder trained',
   frozen: false,
+  settings: optimizerFields(FINETUNE),
+  lineSearch: true,
   async train(ctx) {
     const t = await trainHead(ctx, FINETUNE_DEFAULTS, {
       all: ctx.train.crops,

@@ -10,6 +10,7 @@
 import { join } from 'node:path';
 import KNN from 'ml-knn';
 import { QcbError } from '../errors.js';
+import { posInt } from '../protocol/fields.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { FeatureMatrix } from '../util/matrix.js';
 import { f32Bytes, type Features, readF32 } from '../encoders/features.js';
@@ -256,15 +257,24 @@ export interface KnnSaved {
 
 const BANK_FILE = 'bank.f32';
 
+/** Paper §3.3 task 1: kNN with k = 5 on the encoder's pooled features (the protocol's `tasks.knn` defaults). */
+export const KNN_DEFAULTS = { k: 5, normalize: false } as const;
+
 /** kNN on frozen features (paper §3.3 task 1); settings `k` (default 5) and `normalize` (`l2` or true, else raw). */
 export const KNN_TASK = {
   name: 'knn',
   label: 'kNN (k = 5)',
   description: 'k-nearest neighbours (k = 5) on frozen encoder features',
   frozen: true,
+  settings: {
+    k: posInt(KNN_DEFAULTS.k),
+    normalize: { kind: 'bool', default: KNN_DEFAULTS.normalize },
+  },
+  // nothing to tune: the neighbour bank is the training set
+  lineSearch: false,
   async train(ctx) {
     const bank = needFeatures(ctx.features, 'knn', 'training');
-    const k = checkK(typeof ctx.settings?.k === 'number' ? ctx.settings.k : 5);
+    const k = checkK(typeof ctx.settings?.k === 'number' ? ctx.settings.k : KNN_DEFAULTS.k);
     const n = ctx.settings?.normalize;
     const normalize = n === true || n === 'l2' ? 'l2' : 'raw';
     return {

@@ -15,7 +15,7 @@ import { GraphBuilder } from '../engine/ir/builder.js';
 import type { Tensor } from '../engine/ir/graph.js';
 import { Sgd } from '../engine/train/optim/sgd.js';
 import { Trainer } from '../engine/train/trainer.js';
-import { LINEAR } from '../protocol/defaults.js';
+import { optimizerFields } from '../protocol/fields.js';
 import type { Logger } from '../util/log.js';
 import { type Features, selectFeatureRows } from '../encoders/features.js';
 import { CLASSES, classIndices, type HeadTrainSettings, oneHot, predictionsFromLogits } from './head.js';
@@ -24,7 +24,19 @@ import { multiStepLr } from '../engine/train/schedule.js';
 import { appendCrossEntropy, appendLinearHead } from '../engine/train/head.js';
 import { type DownstreamTask, needFeatures, trainHead } from './task.js';
 
-/** Paper §3.3 defaults (from src/protocol/defaults.ts). */
+/** Paper §3.3 task 2: linear layer on a frozen encoder (the protocol's `tasks.linear` defaults). */
+export const LINEAR = {
+  epochs: 150,
+  batch_size: 32,
+  optimizer: 'sgd',
+  lr: 0.001,
+  momentum: 0.9,
+  weight_decay: 0,
+  milestones: [40, 70, 120],
+  gamma: 0.1,
+} as const;
+
+/** The head's training settings at the defaults. */
 export const LINEAR_DEFAULTS: HeadTrainSettings = {
   epochs: LINEAR.epochs,
   batch_size: LINEAR.batch_size,
@@ -157,6 +169,8 @@ export const LINEAR_TASK = {
   label: 'Linear layer',
   description: 'one dense layer trained on a frozen encoder',
   frozen: true,
+  settings: optimizerFields(LINEAR),
+  lineSearch: true,
   train(ctx) {
     return trainHead(ctx, LINEAR_DEFAULTS, {
       all: needFeatures(ctx.features, 'linear', 'training'),

@@ -4,6 +4,7 @@
  * the head (standardisation, layer parameters, classes) as JSON.
  */
 import { QcbError } from '../errors.js';
+import { nonNeg, posInt } from '../protocol/fields.js';
 import { type LayerParams, PARAM_KEYS, type ParamKey } from '../second-order/analytic.js';
 import { fitQuadraticHead, predictQuadraticHead, type QuadraticHead } from '../second-order/head.js';
 import { type DownstreamTask, needFeatures } from './task.js';
@@ -20,21 +21,33 @@ export interface QuadraticSaved {
 }
 
 /**
- * Second-order head on frozen features; settings `steps` (default 300), `lr` (0.02), `weight_decay` (1e-3) and
- * `init` (`first-order`, or `random`).
+ * Fan et al. 2017 head: one layer of quadratic neurons (Eq. 1) on standardised frozen features, trained full-batch
+ * with AdamW (src/second-order/head.ts); `first-order` initialisation starts it as the linear probe (the protocol's
+ * `tasks.quadratic` defaults, chosen on the synthetic screen: docs/second-order.md).
  */
+export const QUADRATIC = { steps: 300, lr: 0.02, weight_decay: 0.001, init: 'first-order' } as const;
+
+/** Second-order head on frozen features; settings `steps`, `lr`, `weight_decay` and `init` (`first-order` or `random`). */
 export const QUADRATIC_TASK = {
   name: 'quadratic',
   label: 'Quadratic head',
   description: 'second-order neuron head (Fan et al. 2017) on a frozen encoder',
   frozen: true,
+  settings: {
+    steps: posInt(QUADRATIC.steps),
+    lr: { kind: 'number', gt: 0, default: QUADRATIC.lr },
+    weight_decay: nonNeg(QUADRATIC.weight_decay),
+    init: { kind: 'enum', values: ['first-order', 'random'], what: 'initialisation', default: QUADRATIC.init },
+  },
+  // handed the line search like every trained head (so its cells' identity includes it), though it tunes nothing
+  lineSearch: true,
   async train(ctx) {
     const s = ctx.settings ?? {};
     const num = (k: string, d: number) => (typeof s[k] === 'number' ? (s[k] as number) : d);
     const settings = {
-      steps: num('steps', 300),
-      lr: num('lr', 0.02),
-      weightDecay: num('weight_decay', 1e-3),
+      steps: num('steps', QUADRATIC.steps),
+      lr: num('lr', QUADRATIC.lr),
+      weightDecay: num('weight_decay', QUADRATIC.weight_decay),
       init: s.init === 'random' ? ('random' as const) : ('first-order' as const),
     };
     const head = await fitQuadraticHead(needFeatures(ctx.features, 'quadratic', 'training'), ctx.train.labels, {

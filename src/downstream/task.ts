@@ -13,6 +13,7 @@
  */
 import type { EncoderGraph, Preprocess } from '../encoders/types.js';
 import { QcbError } from '../errors.js';
+import type { Spec } from '../protocol/spec.js';
 import type { TaskName } from '../results/schema.js';
 import type { Logger } from '../util/log.js';
 import type { CropSet, Features } from '../encoders/features.js';
@@ -88,6 +89,13 @@ export interface DownstreamTask<M = unknown, S = unknown> {
   description: string;
   /** True when the encoder is frozen: training and prediction take features, computed once and shared. */
   frozen: boolean;
+  /** The protocol keys under `tasks.<name>`, each with its default and bounds (its source in a comment beside it). */
+  settings: Record<string, Spec>;
+  /**
+   * True when the protocol's `tasks.line_search` is handed to the task, and so is part of its cells' identity (the
+   * trained heads; kNN has nothing to tune).
+   */
+  lineSearch: boolean;
   /**
    * Trains on `ctx.train` (and `ctx.features`, N×D, for a frozen task).
    * @throws what the training throws (QCB_ANNOTATIONS for too few images, QCB_NAN_LOSS, …)

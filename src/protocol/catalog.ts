@@ -6,6 +6,7 @@
  */
 import { OPTIMIZERS as OPTIMIZER_FACTORIES } from '../engine/train/optim/index.js';
 import type { EncoderKind } from '../results/schema.js';
+import type { Spec } from './spec.js';
 
 /** What the protocol and its report need to know of an encoder before any weights are loaded. */
 export interface CatalogEncoder {
@@ -23,8 +24,10 @@ export interface CatalogEncoder {
 export interface Catalog {
   /** Every encoder `encoders:` may list, in the order `qcbench validate` lists them. */
   encoders: Readonly<Record<string, CatalogEncoder>>;
-  /** Downstream tasks (paper §3.3) by name. */
-  tasks: Readonly<Record<string, { label: string; description: string }>>;
+  /** Downstream tasks (paper §3.3) by name, with their `tasks.<name>` keys and whether the line search applies. */
+  tasks: Readonly<
+    Record<string, { label: string; description: string; settings: Record<string, Spec>; lineSearch: boolean }>
+  >;
   /** SSL methods by name with their hyperparameter defaults (`pretrain.methods.<name>`); each is also an encoder. */
   sslMethods: Readonly<Record<string, Readonly<Record<string, number>>>>;
 }

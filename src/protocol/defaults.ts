@@ -51,39 +51,6 @@ export const PRETRAIN = {
   knn_monitor: false,
 } as const;
 
-/** Paper §3.3 task 1: kNN with k = 5 on the encoder's pooled features. */
-export const KNN = { k: 5, normalize: false } as const;
-
-/** Paper §3.3 task 2: linear layer on a frozen encoder. */
-export const LINEAR = {
-  epochs: 150,
-  batch_size: 32,
-  optimizer: 'sgd',
-  lr: 0.001,
-  momentum: 0.9,
-  weight_decay: 0,
-  milestones: [40, 70, 120],
-  gamma: 0.1,
-} as const;
-
-/** Paper §3.3 task 3: fine-tuning the whole encoder with a linear head. */
-export const FINETUNE = {
-  epochs: 50,
-  batch_size: 32,
-  optimizer: 'sgd',
-  lr: 0.001,
-  momentum: 0.9,
-  weight_decay: 0,
-  milestones: [25, 40],
-  gamma: 0.1,
-} as const;
-
-/**
- * Fan et al. 2017 head: one layer of quadratic neurons (Eq. 1) on standardised frozen features, trained full-batch
- * with AdamW (src/second-order/head.ts); `first-order` initialisation starts it as the linear probe.
- */
-export const QUADRATIC = { steps: 300, lr: 0.02, weight_decay: 0.001, init: 'first-order' } as const;
-
 /**
  * The paper's "line search" of hyperparameters (§3.2–3.3), on a validation split carved from the training set only:
  * off by default so the defaults above are what runs; when on, each grid value is tried and the best by weighted F1

@@ -312,17 +312,19 @@ function crossChecks(p: Protocol, report: (i: Issue) => void): void {
           fix: `add '${e}' to encoders, or remove it here`,
         });
   });
-  for (const t of ['linear', 'finetune'] as const) {
-    const cfg = p.tasks?.[t];
-    if (!cfg) continue;
-    cfg.milestones.forEach((m, j) => {
-      if (m >= cfg.epochs)
+  // every task with a step schedule (the trained heads): its milestones must fall before its last epoch
+  for (const [t, c] of Object.entries(p.tasks ?? {})) {
+    const cfg = c as { milestones?: unknown; epochs?: unknown };
+    if (!Array.isArray(cfg.milestones) || typeof cfg.epochs !== 'number') continue;
+    const epochs = cfg.epochs;
+    cfg.milestones.forEach((m: number, j: number) => {
+      if (m >= epochs)
         report({
           code: 'QCB_PROTOCOL_VALUE',
           path: ['tasks', t, 'milestones', j],
-          message: `tasks.${t}.milestones[${j}] = ${m} is not before the last epoch (${cfg.epochs})`,
+          message: `tasks.${t}.milestones[${j}] = ${m} is not before the last epoch (${epochs})`,
           value: m,
-          allowed: `integers below tasks.${t}.epochs (${cfg.epochs})`,
+          allowed: `integers below tasks.${t}.epochs (${epochs})`,
           fix: `lower the milestone or raise tasks.${t}.epochs; for short runs use a shorter list`,
         });
     });

@@ -1,36 +1,15 @@
 /**
  * Protocol schema, version 1. A protocol is a YAML file that says which encoders, tasks, label budgets, seeds and test
  * sets a run covers, on which data, with which settings. Every key not written takes its named default
- * (src/protocol/defaults.ts), so a protocol lists only what differs from the paper.
+ * (src/protocol/defaults.ts; a downstream task's in its own file), so a protocol lists only what differs from the
+ * paper.
  */
-import { AUGMENTATIONS, type Catalog, DATASET_FORMATS, OPTIMIZERS } from './catalog.js';
+import { AUGMENTATIONS, type Catalog, DATASET_FORMATS } from './catalog.js';
 import * as D from './defaults.js';
+import { nonNeg, posInt } from './fields.js';
 import type { Spec } from './spec.js';
 
 export const PROTOCOL_VERSION = 1;
-
-const posInt = (def?: number): Spec => ({ kind: 'int', min: 1, ...(def !== undefined ? { default: def } : {}) });
-const nonNeg = (def?: number): Spec => ({ kind: 'number', min: 0, ...(def !== undefined ? { default: def } : {}) });
-
-const optimizerFields = (d: {
-  epochs: number;
-  batch_size: number;
-  optimizer: string;
-  lr: number;
-  momentum: number;
-  weight_decay: number;
-  milestones: readonly number[];
-  gamma: number;
-}): Record<string, Spec> => ({
-  epochs: posInt(d.epochs),
-  batch_size: posInt(d.batch_size),
-  optimizer: { kind: 'enum', values: OPTIMIZERS, what: 'optimizer', default: d.optimizer },
-  lr: { kind: 'number', gt: 0, default: d.lr },
-  momentum: { kind: 'number', min: 0, max: 1, default: d.momentum },
-  weight_decay: nonNeg(d.weight_decay),
-  milestones: { kind: 'list', of: { kind: 'int', min: 1 }, default: [...d.milestones] },
-  gamma: { kind: 'number', gt: 0, max: 1, default: d.gamma },
-});
 
 const datasetSpec: Spec = {
   kind: 'object',
@@ -199,26 +178,9 @@ const buildSpec = (c: Catalog): Spec => ({
     tasks: {
       kind: 'object',
       fields: {
-        knn: {
-          kind: 'object',
-          fields: { k: posInt(D.KNN.k), normalize: { kind: 'bool', default: D.KNN.normalize } },
-        },
-        linear: { kind: 'object', fields: optimizerFields(D.LINEAR) },
-        finetune: { kind: 'object', fields: optimizerFields(D.FINETUNE) },
-        quadratic: {
-          kind: 'object',
-          fields: {
-            steps: posInt(D.QUADRATIC.steps),
-            lr: { kind: 'number', gt: 0, default: D.QUADRATIC.lr },
-            weight_decay: nonNeg(D.QUADRATIC.weight_decay),
-            init: {
-              kind: 'enum',
-              values: ['first-order', 'random'],
-              what: 'initialisation',
-              default: D.QUADRATIC.init,
-            },
-          },
-        },
+        ...Object.fromEntries(
+          Object.entries(c.tasks).map(([name, t]) => [name, { kind: 'object', fields: t.settings } as Spec]),
+        ),
         line_search: {
           kind: 'object',
           fields: {
@@ -272,17 +234,6 @@ export interface DatasetConfig {
   };
 }
 
-export interface OptimConfig {
-  epochs: number;
-  batch_size: number;
-  optimizer: (typeof OPTIMIZERS)[number];
-  lr: number;
-  momentum: number;
-  weight_decay: number;
-  milestones: number[];
-  gamma: number;
-}
-
 export interface EvaluationConfig {
   name?: string;
   /** Names of src/downstream/registry.ts. */
@@ -325,11 +276,8 @@ export interface Protocol {
       [method: string]: Record<string, number> & { proj_hidden_dim?: number };
     };
   };
-  tasks: {
-    knn: { k: number; normalize: boolean };
-    linear: OptimConfig;
-    finetune: OptimConfig;
-    quadratic: { steps: number; lr: number; weight_decay: number; init: 'first-order' | 'random' };
+  /** `tasks.<name>`: each downstream task's settings (keys and defaults in the task's own file), and the line search. */
+  tasks: { [task: string]: Record<string, unknown> } & {
     line_search: { enabled: boolean; val_fraction: number; lr: number[] };
   };
   evaluations: EvaluationConfig[];

@@ -43,7 +43,10 @@ export function resolveEncoder(nameOrPath: string): Encoder {
 export const CATALOG: Catalog = {
   encoders: ENCODERS,
   tasks: Object.fromEntries(
-    Object.values(DOWNSTREAM_TASKS).map((t) => [t.name, { label: t.label, description: t.description }]),
+    Object.values(DOWNSTREAM_TASKS).map((t) => [
+      t.name,
+      { label: t.label, description: t.description, settings: t.settings, lineSearch: t.lineSearch },
+    ]),
   ),
   sslMethods: Object.fromEntries(Object.values(SSL_METHODS).map((m) => [m.name, m.defaults])),
 };

@@ -9,7 +9,7 @@ import { isAbsolute, join } from 'node:path';
 import type { DatasetConfig, Protocol } from '../protocol/schema.js';
 import type { CellKey } from '../results/schema.js';
 import { contentHash, updateHashFromFile } from '../util/fs.js';
-import { ENCODERS, isSslMethod } from './catalog.js';
+import { CATALOG, ENCODERS, isSslMethod } from './catalog.js';
 import { findWeights, type ImageNetName } from '../encoders/weights.js';
 
 /**
@@ -141,8 +141,9 @@ export function expandCells(p: Protocol): CellPlan[] {
         for (const budget of ev.budgets) {
           for (const seed of p.seeds) {
             const key: CellKey = { encoder, task, budget, seed, train_set: ev.train_set, test_set: ev.test_set };
-            const taskSettings =
-              task === 'knn' ? p.tasks.knn : { ...taskSettingsOf(p, task), line_search: p.tasks.line_search };
+            const taskSettings = CATALOG.tasks[task]?.lineSearch
+              ? { ...taskSettingsOf(p, task), line_search: p.tasks.line_search }
+              : taskSettingsOf(p, task);
             const trainSettings = {
               v: STAGE_VERSIONS.train,
               encoder: encId,

@@ -366,7 +366,7 @@ async function computeCell(
     test: { crops: testCrops, rows: testRows },
     seed: key.seed,
     settings: taskSettingsOf(ctx.p, key.task),
-    lineSearch: key.task === 'knn' ? undefined : ctx.p.tasks.line_search,
+    lineSearch: task.lineSearch ? ctx.p.tasks.line_search : undefined,
     bootstrap: ctx.p.metrics.bootstrap,
     threads: ctx.threads,
     log: ctx.log,

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { QcbError } from '../../src/errors.js';
 import * as D from '../../src/protocol/defaults.js';
 import { deepMerge, expandEnv, ProtocolError, protocolHash } from '../../src/protocol/resolve.js';
+import { LINEAR } from '../../src/downstream/linear.js';
 import { ENCODERS, loadProtocol } from '../../src/runner/catalog.js';
 
 const PROTOCOLS = new URL('../../protocols/', import.meta.url).pathname;
@@ -95,7 +96,7 @@ test('defaults are filled from named constants, overrides win', () => {
     cwd: d,
   });
   assert.equal(p.tasks.linear.epochs, 20);
-  assert.equal(p.tasks.linear.lr, D.LINEAR.lr);
+  assert.equal(p.tasks.linear.lr, LINEAR.lr);
   assert.deepEqual(p.seeds, [...D.SEEDS]);
   assert.equal(p.pretrain.batch_size, D.PRETRAIN.batch_size);
   assert.equal(p.evaluations[0].train_set, 's');
