@@ -1,5 +1,5 @@
 /**
- * Engine benchmark, comparable with issue 3's PyTorch baseline (torchvision ResNet18, 128×128, batch 64, 2 threads):
+ * Engine benchmark, comparable with the PyTorch baseline (torchvision ResNet18, 128×128, batch 64, 2 threads):
  * by default the engine's own torchvision ResNet18 (`buildResNet18`: convolutions without bias, BatchNorm) + a
  * 10-class linear head + softmax cross-entropy, one full fine-tuning step with BatchNorm in training mode (batch
  * statistics, running-statistic updates) and SGD (momentum 0.9, weight decay 1e-4), in images/s; feature extraction

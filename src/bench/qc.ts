@@ -1,5 +1,5 @@
 /**
- * `qcbench bench qc`: how fast an exported QC classifier scores crops on this machine (issue 8 target: ≥ 180 crops/s
+ * `qcbench bench qc`: how fast an exported QC classifier scores crops on this machine (target: ≥ 180 crops/s
  * with ResNet18 at 128×128 on 2 cores, i.e. a BBBC022-sized screen of 2.1 M crops in about 3 hours).
  *
  * Two figures: the bare forward pass of the exported classifier (uint8 crops in, abnormal_score out) in onnxruntime,

@@ -1,5 +1,5 @@
 /**
- * `qcbench bench report`: how long `qcbench report` takes on results the size of the full protocol's (issue 6: under
+ * `qcbench bench report`: how long `qcbench report` takes on results the size of the full protocol's (target: under
  * 10 s). Nobody has days of compute for a real full run just to time its report, so this writes SYNTHETIC results of
  * that size into a temporary directory — the exact cells of `protocols/full.yaml` (its cell list, 216 cells),
  * every cell finished with 130 test predictions and bootstrap intervals, a 1042×522 montage per cell (32 crops of
@@ -24,7 +24,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const FULL_PROTOCOL = join(ROOT, 'protocols', 'full.yaml');
 const BIN = join(ROOT, 'bin', 'qcbench.js');
 
-/** Issue 6: `qcbench report` on the full protocol's results takes under 10 s. */
+/** Target: `qcbench report` on the full protocol's results takes under 10 s. */
 export const REPORT_TARGET_SECONDS = 10;
 
 /** index.html of the full protocol's report is at most this many MB (2^20 bytes), small enough to e-mail. */

@@ -1,6 +1,6 @@
 /**
  * Pretraining throughput per SSL method and the cost of each method's loss and non-differentiable machinery over
- * the encoder's own training step (issue 5: "the loss and its non-differentiable parts cost at most 10% on top of
+ * the encoder's own training step (requirement: "the loss and its non-differentiable parts cost at most 10% on top of
  * the encoder's own training step").
  *
  * For each method: the compiled step (backbone + projector + loss, SGD-momentum update) on 2N random views, timed

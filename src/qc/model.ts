@@ -1,5 +1,5 @@
 /**
- * The self-contained QC classifier as one ONNX graph (issue 8): everything between the crop store's bytes and the
+ * The self-contained QC classifier as one ONNX graph (scoring a whole screen with the chosen model): everything between the crop store's bytes and the
  * abnormal score runs inside the model, so onnxruntime in any language scores crops with no qcbench code.
  *
  * ```

@@ -64,7 +64,7 @@ export function keysOf(order: Order): readonly ParamKey[] {
  * Initialisation:
  * - `random`: the paper's "randomly selected initial parameters"; the distributions are given at {@link initNet}.
  * - `first-order`: wr ~ N(0, gain²/in), br = 0, wg = 0, bg = 1, wb = 0, c = 0 — the layer starts as an ordinary
- *   inner-product layer (issue 7 item 1) and the quadratic terms grow only where the gradient asks for them.
+ *   inner-product layer (the first-order twin) and the quadratic terms grow only where the gradient asks for them.
  */
 export type InitMode = 'random' | 'first-order';
 

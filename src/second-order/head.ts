@@ -1,5 +1,5 @@
 /**
- * A quadratic classification head on frozen features (issue 7 item 6): one second-order dense layer (Eq. 1) from the
+ * A quadratic classification head on frozen features (Fan et al. 2017 as a head on frozen encoder features): one second-order dense layer (Eq. 1) from the
  * standardised features N×D to class logits N×C, softmax cross-entropy, trained full-batch by AdamW through the
  * engine (one onnxruntime call per step). Its first-order twin (`order: 1`) is multinomial logistic regression, the
  * linear probe. The default `first-order` initialisation starts the head as that linear probe, so the quadratic

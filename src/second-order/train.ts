@@ -224,7 +224,7 @@ export interface PlaneNetwork {
 export interface PlaneTask {
   title: string;
   dataset: () => PlaneDataset;
-  /** Training accuracy that counts as converged (rings: every point; spirals: ≥ 99%, issue 7). */
+  /** Training accuracy that counts as converged (rings: every point; spirals: ≥ 99%, as Fan et al. 2017 report). */
   target: number;
   networks: PlaneNetwork[];
 }

@@ -29,7 +29,7 @@ function runCapture(args: string[]): Promise<{ code: number; out: string }> {
   });
 }
 
-// The acceptance test of issue 3: features and gradients of three torchvision encoders match PyTorch.
+// The engine's acceptance test: features and gradients of three torchvision encoders match PyTorch.
 for (const name of ['resnet18_tv', 'vgg_small_tv', 'convnext_small_tv']) {
   test(`encoder verify passes for ${name} (features ≤ 1e-4, gradients ≤ 1e-3)`, async () => {
     const { code, out } = await runCapture([

@@ -1,5 +1,5 @@
 /**
- * End to end (issue 8): train a QC model on annotations of a small synthetic screen, apply it to a second screen
+ * End to end: train a QC model on annotations of a small synthetic screen, apply it to a second screen
  * whose artefact ground truth is known, check per-crop AUC and per-well fractions against the truth, the exported
  * file on its own in a fresh onnxruntime session, sharding and resuming.
  */

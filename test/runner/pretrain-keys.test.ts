@@ -1,6 +1,6 @@
 /**
  * Every `pretrain.*` protocol key reaches the pretraining stage and the encoder's content hash: knn_monitor,
- * projector_dim, augmentations, schedule, optimizer (issue 5 item 2; audit gaps).
+ * projector_dim, augmentations, schedule, optimizer (every accepted pretraining key acts).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';

@@ -93,7 +93,7 @@ async function knnAccuracy(
 }
 
 /**
- * Issue 5's "short pretraining beats the untrained control": 320 generated u2os crops of 32×32 (balanced
+ * The requirement "short pretraining beats the untrained control": 320 generated u2os crops of 32×32 (balanced
  * normal/abnormal) are written to a small crop store (Zarr, as `qcbench data crops` makes); `method` pretrains a
  * ResNet18 (seed 1) on the store, labels unused, with LARS lr 0.1 (solo-learn's optimizer; at the paper's SGD lr 0.001
  * forty steps leave the weights where they started), 4 epochs of batch 32; then kNN (k 5, the paper's task 1) on its

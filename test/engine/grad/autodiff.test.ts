@@ -139,7 +139,7 @@ test('unknown loss or wrt names throw QCB_ONNX_GRAPH', () => {
   );
 });
 
-test('every op of issue 3 item 3 has a rule or is declared gradient-free', () => {
+test('every op the engine supports has a rule or is declared gradient-free', () => {
   const required = [
     'Conv',
     'ConvTranspose',
