@@ -8,8 +8,8 @@
  * (Gemm, Conv, Mul, Add, Sigmoid, Softplus, ReduceSum) has a gradient rule in src/engine/grad, so a network of these
  * layers trains through `compileTrainStep` / `Trainer` like any other.
  *
- * Initialisation `first-order` (so a second-order network starts as its first-order twin): W_g = 0, b_g = 1, W_b = 0, c = 0, so the layer starts exactly as an
- * inner-product layer x·W_rᵀ + b_r and gradient descent grows the quadratic terms only where they help.
+ * Initialisation `first-order`: W_g = 0, b_g = 1, W_b = 0, c = 0, so the layer starts exactly as an inner-product
+ * layer x·W_rᵀ + b_r (its first-order twin) and gradient descent grows the quadratic terms only where they help.
  */
 
 import type { ConvOpts, GraphBuilder } from '../engine/ir/builder.js';
