@@ -1,15 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { QcbError } from '../../errors.js';
-import { logger } from '../../util/log.js';
 import type { Field, FieldSet, SkippedField } from '../types.js';
 import { fieldId } from '../types.js';
 import {
   acceptField,
   checkChannels,
-  findTables,
+  findTablesWithHeader,
   type ReaderOptions,
-  resolveImagePath,
+  resolveChannelPaths,
+  skipMalformedLines,
+  skipTableLine,
   wellSiteFromName,
 } from './common.js';
 import { parseCsv, requireColumns } from './csv-parse.js';
@@ -37,9 +38,7 @@ export function readBbbc022(opts: ReaderOptions): FieldSet {
   checkChannels([dnaChannel], channels, 'DNA (must be one of the selected)');
   let tables = opts.tables?.map((t) => resolve(t));
   if (!tables) {
-    tables = findTables(root, /\.csv$/i).filter((f) =>
-      readFileSync(f, 'utf8').slice(0, 20_000).split(/\r?\n/)[0].includes('Image_FileName_OrigHoechst'),
-    );
+    tables = findTablesWithHeader(root, /\.csv$/i, 'Image_FileName_OrigHoechst');
     if (tables.length === 0) {
       throw new QcbError(
         'QCB_FILE_NOT_FOUND',
@@ -62,16 +61,7 @@ export function readBbbc022(opts: ReaderOptions): FieldSet {
       required,
       'use a BBBC022 per-plate image table (Image_FileName_Orig<channel>, Image_PathName_Orig<channel>), or --dataset csv for other layouts',
     );
-    for (const m of t.malformed) {
-      logger.warn('skipping malformed table line', { file: table, line: m.line, reason: m.reason });
-      skipped.push({
-        field_id: '',
-        file: table,
-        row: m.line,
-        code: 'QCB_CSV_VALUE',
-        message: `malformed line: ${m.reason}`,
-      });
-    }
+    skipMalformedLines(t, table, skipped);
     for (const { line, values } of t.rows) {
       const dnaFile = values[`Image_FileName_Orig${dnaChannel}`];
       const fromName = wellSiteFromName(dnaFile);
@@ -86,20 +76,18 @@ export function readBbbc022(opts: ReaderOptions): FieldSet {
       const site = Number(siteText);
       if (!plate || !well || !Number.isInteger(site)) {
         const msg = `line ${line}: cannot tell plate/well/site (plate '${plate}', well '${well}', site '${siteText}')`;
-        logger.warn('skipping table line', { file: table, line, reason: msg });
-        skipped.push({ field_id: '', file: table, row: line, code: 'QCB_CSV_VALUE', message: msg });
+        skipTableLine(table, line, msg, skipped);
         continue;
       }
       const id = fieldId(plate, well, site);
       if (seen.has(id)) continue; // tables concatenated from overlapping exports
       seen.add(id);
-      const paths: Record<string, string> = {};
-      const missing: { channel: string; tried: string[] }[] = [];
-      for (const c of channels) {
-        const r = resolveImagePath(root, values[`Image_PathName_Orig${c}`], values[`Image_FileName_Orig${c}`]);
-        paths[c] = r.path;
-        if (opts.checkFiles !== false && !r.exists) missing.push({ channel: c, tried: r.tried });
-      }
+      const { paths, missing } = resolveChannelPaths(
+        root,
+        channels,
+        (c) => ({ pathName: values[`Image_PathName_Orig${c}`], fileName: values[`Image_FileName_Orig${c}`] }),
+        opts.checkFiles,
+      );
       const metadata: Record<string, string> = {};
       for (const [k, v] of Object.entries(values)) {
         if (k.startsWith('Image_Metadata_')) metadata[k.slice('Image_Metadata_'.length)] = v;
