@@ -5,9 +5,9 @@ import type { Field, FieldSet, SkippedField } from '../types.js';
 import { fieldId } from '../types.js';
 import {
   acceptField,
-  checkChannels,
   findTablesWithHeader,
   type ReaderOptions,
+  readerChannels,
   resolveChannelPaths,
   skipMalformedLines,
   skipTableLine,
@@ -28,11 +28,13 @@ export const BBBC021_DEFAULT_CHANNELS = ['Actin', 'Tubulin', 'DAPI'];
 
 /** Reads the BBBC021 image table (+ MoA table when present) into fields. */
 export function readBbbc021(opts: ReaderOptions): FieldSet {
-  const root = resolve(opts.root);
-  const channels = opts.channels ?? BBBC021_DEFAULT_CHANNELS;
-  checkChannels(channels, BBBC021_CHANNELS, 'BBBC021');
-  const dnaChannel = opts.dnaChannel ?? 'DAPI';
-  checkChannels([dnaChannel], channels, 'DNA (must be one of the selected)');
+  const { root, channels, dnaChannel } = readerChannels(
+    opts,
+    BBBC021_CHANNELS,
+    BBBC021_DEFAULT_CHANNELS,
+    'DAPI',
+    'BBBC021',
+  );
   let tables = opts.tables?.map((t) => resolve(t));
   if (!tables) {
     tables = findTablesWithHeader(root, /image.*\.csv$/i, 'Image_FileName_DAPI');

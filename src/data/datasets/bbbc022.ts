@@ -5,9 +5,9 @@ import type { Field, FieldSet, SkippedField } from '../types.js';
 import { fieldId } from '../types.js';
 import {
   acceptField,
-  checkChannels,
   findTablesWithHeader,
   type ReaderOptions,
+  readerChannels,
   resolveChannelPaths,
   skipMalformedLines,
   skipTableLine,
@@ -31,11 +31,13 @@ export const BBBC022_DEFAULT_CHANNELS = ['Ph_golgi', 'Mito', 'Hoechst'];
 
 /** Reads BBBC022 image tables into fields. Malformed table lines are logged and listed in `skipped`. */
 export function readBbbc022(opts: ReaderOptions): FieldSet {
-  const root = resolve(opts.root);
-  const channels = opts.channels ?? BBBC022_DEFAULT_CHANNELS;
-  checkChannels(channels, BBBC022_CHANNELS, 'BBBC022');
-  const dnaChannel = opts.dnaChannel ?? 'Hoechst';
-  checkChannels([dnaChannel], channels, 'DNA (must be one of the selected)');
+  const { root, channels, dnaChannel } = readerChannels(
+    opts,
+    BBBC022_CHANNELS,
+    BBBC022_DEFAULT_CHANNELS,
+    'Hoechst',
+    'BBBC022',
+  );
   let tables = opts.tables?.map((t) => resolve(t));
   if (!tables) {
     tables = findTablesWithHeader(root, /\.csv$/i, 'Image_FileName_OrigHoechst');

@@ -108,6 +108,25 @@ export function checkChannels(requested: string[], available: readonly string[],
     throw new QcbError('QCB_USAGE', 'no channels selected', { key: '--channels', fix: 'name at least one channel' });
 }
 
+/**
+ * The root, channels and DNA channel of a reader with a fixed channel set: the options' choice or the dataset's
+ * defaults, checked against the dataset's channels (the DNA channel must be among the selected).
+ */
+export function readerChannels(
+  opts: ReaderOptions,
+  available: readonly string[],
+  defaults: string[],
+  defaultDna: string,
+  dataset: string,
+): { root: string; channels: string[]; dnaChannel: string } {
+  const root = resolve(opts.root);
+  const channels = opts.channels ?? defaults;
+  checkChannels(channels, available, dataset);
+  const dnaChannel = opts.dnaChannel ?? defaultDna;
+  checkChannels([dnaChannel], channels, 'DNA (must be one of the selected)');
+  return { root, channels, dnaChannel };
+}
+
 /** CSV files directly in `dir` (and one level below) whose name matches `re`. */
 export function findTables(dir: string, re: RegExp): string[] {
   const out: string[] = [];
