@@ -17,6 +17,7 @@ import {
 import type { FieldSet } from '../data/types.js';
 import { QcbError } from '../errors.js';
 import { Logger } from '../util/log.js';
+import { intArg } from './args.js';
 import type { CliContext, Command } from './types.js';
 
 /**
@@ -501,17 +502,6 @@ Numbers depend on machine load; run on an idle machine for reference figures.`,
       process.stdout.write(`${command.usage}\n`);
       return 0;
     }
-    const num = (v: string | undefined, name: string, min: number) => {
-      if (v === undefined) return undefined;
-      const x = Number(v);
-      if (!Number.isInteger(x) || x < min)
-        throw new QcbError('QCB_USAGE', `--${name} must be an integer ≥ ${min}`, {
-          key: `--${name}`,
-          value: v,
-          fix: `e.g. --${name} ${min + 1}`,
-        });
-      return x;
-    };
     const trainRate = values['train-rate'];
     if (trainRate !== undefined && !(Number(trainRate) > 0))
       throw new QcbError('QCB_USAGE', '--train-rate must be a positive number of images/s', {
@@ -521,8 +511,8 @@ Numbers depend on machine load; run on an idle machine for reference figures.`,
       });
     ctx.log.info('benchmarking crop extraction, augmentation and synthetic generation');
     const r = await benchData({
-      fields: num(values.fields, 'fields', 1),
-      workers: num(values.workers, 'workers', 0),
+      fields: intArg(values.fields, '--fields', 1),
+      workers: intArg(values.workers, '--workers', 0),
       trainImagesPerSecond: trainRate === undefined ? undefined : Number(trainRate),
       synth: values['no-synth'] ? false : undefined,
     });

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { QcbError } from '../errors.js';
 import { benchQc } from '../bench/qc.js';
-import { intArg } from './qc-train.js';
+import { intArg } from './args.js';
 import type { Command } from './types.js';
 
 const usage = `qcbench bench qc [--json] [--encoder NAME] [--size 128] [--crops 512] [--batch 64] [--threads T]

@@ -1,14 +1,14 @@
 /**
  * `qcbench data crops`: fields (BBBC022 / BBBC021 / generic CSV) → nuclei → single-cell crops in a Zarr crop store.
  */
-import { parseArgs } from 'node:util';
 import { type BorderPolicy, extractCrops, mergeShards, type Normalisation } from '../data/crops.js';
 import { DATASETS, readDataset } from '../data/datasets/index.js';
 import { readCellProfilerCentres } from '../data/nuclei/cellprofiler.js';
 import type { Compression } from '../data/store/crop-store.js';
 import { QcbError } from '../errors.js';
-import { parseShard } from '../runner/cells.js';
+import { parseShard } from '../util/shard.js';
 import { lookup } from '../util/suggest.js';
+import { intArg, parseCommandArgs } from './args.js';
 import type { CliContext, Command } from './types.js';
 
 const usage = `qcbench data crops --dataset bbbc022|bbbc021|csv --root DIR --out STORE [options]
@@ -53,14 +53,7 @@ Exit codes: 0 ok (skipped fields are listed, not fatal), 1 run failure, 2 bad in
 
 /** `--shard i/n`, 0-based as everywhere in qcbench (`qcbench run --shard`), → the extractor's 1-based index. */
 function parseShardOption(v: string): { index: number; count: number } {
-  const s = parseShard(v);
-  if (!s)
-    throw new QcbError('QCB_USAGE', `bad --shard '${v}'`, {
-      key: '--shard',
-      value: v,
-      allowed: 'i/n with 0 ≤ i < n',
-      fix: 'e.g. --shard 0/4 … --shard 3/4 (SLURM: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)',
-    });
+  const s = parseShard(v, '--shard');
   return { index: s.index + 1, count: s.count };
 }
 
@@ -111,21 +104,9 @@ function parseNormalise(v: string, channels: string[] | undefined): Normalisatio
   });
 }
 
-function int(v: string | undefined, name: string, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (!Number.isInteger(x) || x < min)
-    throw new QcbError('QCB_USAGE', `--${name} must be an integer ≥ ${min}`, {
-      key: `--${name}`,
-      value: v,
-      fix: `e.g. --${name} ${Math.max(min, 1) * 2}`,
-    });
-  return x;
-}
-
 function parse(args: string[]) {
-  try {
-    return parseArgs({
+  return parseCommandArgs(
+    {
       args,
       allowPositionals: false,
       options: {
@@ -151,10 +132,9 @@ function parse(args: string[]) {
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
-    }).values;
-  } catch (e) {
-    throw new QcbError('QCB_USAGE', (e as Error).message, { fix: 'see `qcbench data crops --help`' });
-  }
+    },
+    'data crops',
+  ).values;
 }
 
 export const command: Command = {
@@ -172,7 +152,7 @@ export const command: Command = {
         key: '--out',
         fix: 'name the crop store to write, e.g. --out crops/bbbc022.zarr',
       });
-    const mergeN = int(values.merge, 'merge', 1);
+    const mergeN = intArg(values.merge, '--merge', 1);
     if (mergeN !== undefined) {
       await mergeShards(values.out, mergeN, { log: ctx.log });
       if (values.json) process.stdout.write(`${JSON.stringify({ store: values.out, merged: true })}\n`);
@@ -265,15 +245,15 @@ export const command: Command = {
       const sum = await extractCrops({
         fieldSet,
         out: values.out,
-        size: int(values.size, 'size', 8),
+        size: intArg(values.size, '--size', 8),
         border,
         normalisation: values.normalise ? parseNormalise(values.normalise, fieldSet.channels) : undefined,
         segment: diameter === undefined ? {} : { diameter },
         centres,
         shard: values.shard ? parseShardOption(values.shard) : undefined,
         strict,
-        workers: int(values.workers, 'workers', 0),
-        batchFields: int(values.batch, 'batch', 1),
+        workers: intArg(values.workers, '--workers', 0),
+        batchFields: intArg(values.batch, '--batch', 1),
         compression,
         resume: !values['no-resume'],
         overwrite: Boolean(values.overwrite),

@@ -2,11 +2,11 @@
  * `qcbench data show STORE --n 64 --out montage.png`: a montage of crops from a crop store, for people to look at.
  */
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { readAnnotations } from '../data/annotations.js';
 import { type CropStore, findCrops, openCropStore } from '../data/store/crop-store.js';
 import { QcbError } from '../errors.js';
 import { montagePng } from '../render/montage.js';
+import { parseCommandArgs } from './args.js';
 import type { CliContext, Command } from './types.js';
 
 const usage = `qcbench data show STORE [--n 64] [--out montage.png] [--label normal|abnormal --annotations FILE] [--seed N] [--cols N]
@@ -58,8 +58,8 @@ export function pickCrops(
 }
 
 function parse(args: string[]) {
-  try {
-    return parseArgs({
+  return parseCommandArgs(
+    {
       args,
       allowPositionals: true,
       options: {
@@ -71,10 +71,9 @@ function parse(args: string[]) {
         cols: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
-    });
-  } catch (e) {
-    throw new QcbError('QCB_USAGE', (e as Error).message, { fix: 'see `qcbench data show --help`' });
-  }
+    },
+    'data show',
+  );
 }
 
 export const command: Command = {

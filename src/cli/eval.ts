@@ -13,7 +13,9 @@ import { checkEncoderEngine } from '../engine/verify.js';
 import { QcbError } from '../errors.js';
 import { LINE_SEARCH } from '../protocol/defaults.js';
 import { resolveEncoder } from '../runner/catalog.js';
+import { csvCell } from '../util/csv.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
+import { intArg, requireOptions } from './args.js';
 import { applyProviderOption, type Command, PROVIDER_OPTION } from './types.js';
 
 const usage = `qcbench eval --encoder NAME|FILE.onnx --task knn|linear|finetune --annotations FILE --store STORE
@@ -52,18 +54,6 @@ Options:
 Exit codes: 0 done, 1 run failure, 2 bad input (QCB_WEIGHTS_MISSING when ImageNet weights are absent: the message
 names the command that fetches them).`;
 
-function posInt(v: string | undefined, key: string, min = 1): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min)
-    throw new QcbError('QCB_USAGE', `${key} must be an integer ≥ ${min}, got '${v}'`, {
-      key,
-      value: v,
-      allowed: `an integer ≥ ${min}`,
-    });
-  return n;
-}
-
 function posNum(v: string | undefined, key: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
@@ -74,10 +64,6 @@ function posNum(v: string | undefined, key: string): number | undefined {
       allowed: 'a positive number',
     });
   return n;
-}
-
-function csvCell(s: string): string {
-  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
 export const command: Command = {
@@ -115,14 +101,11 @@ export const command: Command = {
       },
     });
     await applyProviderOption(values.provider);
-    for (const k of ['encoder', 'task', 'annotations', 'store'] as const) {
-      if (!values[k]) {
-        throw new QcbError('QCB_USAGE', `missing --${k}`, {
-          key: `--${k}`,
-          fix: 'qcbench eval --encoder resnet18 --task linear --annotations annotations.csv --store crops/',
-        });
-      }
-    }
+    requireOptions(
+      values,
+      ['encoder', 'task', 'annotations', 'store'],
+      'qcbench eval --encoder resnet18 --task linear --annotations annotations.csv --store crops/',
+    );
     const engine = checkEncoderEngine(values.engine ?? 'onnxruntime');
     if (engine !== 'onnxruntime' && !resolveTask(values.task!).frozen) {
       throw new QcbError(
@@ -136,15 +119,15 @@ export const command: Command = {
         },
       );
     }
-    const seed = posInt(values.seed, '--seed', 0) ?? 0;
-    const budget = posInt(values.budget, '--budget', 2);
-    const threads = posInt(values.threads, '--threads');
-    const bootstrap = posInt(values.bootstrap, '--bootstrap', 0) ?? 1000;
+    const seed = intArg(values.seed, '--seed', 0) ?? 0;
+    const budget = intArg(values.budget, '--budget', 2);
+    const threads = intArg(values.threads, '--threads', 1);
+    const bootstrap = intArg(values.bootstrap, '--bootstrap', 0) ?? 1000;
     const settings: Record<string, unknown> = {};
-    const epochs = posInt(values.epochs, '--epochs');
+    const epochs = intArg(values.epochs, '--epochs', 1);
     const lr = posNum(values.lr, '--lr');
-    const batch = posInt(values.batch, '--batch');
-    const k = posInt(values.k, '--k');
+    const batch = intArg(values.batch, '--batch', 1);
+    const k = intArg(values.k, '--k', 1);
     if (epochs !== undefined) settings.epochs = epochs;
     if (lr !== undefined) settings.lr = lr;
     if (batch !== undefined) settings.batch_size = batch;

@@ -3,10 +3,9 @@
  * every crop of a store with an exported QC classifier and writes per-crop scores, per-field and per-well abnormal
  * fractions (CSV and JSON lines), a plate map and montages (src/qc/apply.ts). Streaming, sharded, resumable.
  */
-import { parseArgs } from 'node:util';
-import { QcbError } from '../errors.js';
 import { applyQcModel } from '../qc/apply.js';
-import { intArg, unitArg } from './qc-train.js';
+import { parseShard } from '../util/shard.js';
+import { intArg, parseCommandArgs, requireOptions, unitArg } from './args.js';
 import { applyProviderOption, type Command, PROVIDER_OPTION } from './types.js';
 
 const usage = `qcbench qc apply --model MODEL.onnx --store STORE [--out DIR] [--threshold T] [--shard i/n] [--batch N]
@@ -36,8 +35,8 @@ Options:
 Exit codes: 0 done (or this shard done), 1 run failure or interrupted, 2 bad input.`;
 
 function parse(args: string[]) {
-  try {
-    return parseArgs({
+  return parseCommandArgs(
+    {
       args,
       options: {
         model: { type: 'string' },
@@ -52,25 +51,9 @@ function parse(args: string[]) {
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
       },
-    });
-  } catch (e) {
-    throw new QcbError('QCB_USAGE', (e as Error).message, { fix: 'see `qcbench qc apply --help`' });
-  }
-}
-
-/** `i/n` (0-based i) → { index, count }. */
-export function parseShard(v: string | undefined): { index: number; count: number } | undefined {
-  if (v === undefined) return undefined;
-  const m = /^(\d+)\/(\d+)$/.exec(v.trim());
-  if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2])) {
-    throw new QcbError('QCB_USAGE', `bad --shard '${v}'`, {
-      key: '--shard',
-      value: v,
-      allowed: 'i/n with 0 ≤ i < n (0-based, as qcbench run --shard)',
-      fix: 'e.g. --shard 0/4 … --shard 3/4',
-    });
-  }
-  return { index: Number(m[1]), count: Number(m[2]) };
+    },
+    'qc apply',
+  );
 }
 
 export const command: Command = {
@@ -84,14 +67,7 @@ export const command: Command = {
       return 0;
     }
     await applyProviderOption(values.provider);
-    for (const k of ['model', 'store'] as const) {
-      if (!values[k]) {
-        throw new QcbError('QCB_USAGE', `missing --${k}`, {
-          key: `--${k}`,
-          fix: 'qcbench qc apply --model qc.onnx --store crops/ --out qc-out/',
-        });
-      }
-    }
+    requireOptions(values, ['model', 'store'], 'qcbench qc apply --model qc.onnx --store crops/ --out qc-out/');
     const ac = new AbortController();
     const onSig = () => ac.abort();
     process.once('SIGINT', onSig);
@@ -102,7 +78,7 @@ export const command: Command = {
         store: values.store!,
         out: values.out,
         threshold: unitArg(values.threshold, '--threshold'),
-        shard: parseShard(values.shard),
+        shard: values.shard === undefined ? undefined : parseShard(values.shard, '--shard'),
         batch: intArg(values.batch, '--batch', 1),
         montage: intArg(values.montage, '--montage', 0),
         threads: intArg(values.threads, '--threads', 1),

@@ -3,9 +3,8 @@
  * trains the chosen encoder + head on the annotations' train split and exports one self-contained ONNX QC classifier
  * with its JSON sidecar (src/qc/train.ts, src/qc/model.ts).
  */
-import { parseArgs } from 'node:util';
-import { QcbError } from '../errors.js';
 import { trainQcModel } from '../qc/train.js';
+import { intArg, parseCommandArgs, requireOptions, unitArg } from './args.js';
 import { applyProviderOption, type Command, PROVIDER_OPTION } from './types.js';
 
 const usage = `qcbench qc train --encoder NAME|FILE.onnx --task knn|linear|finetune --annotations FILE --store STORE
@@ -39,35 +38,9 @@ Options:
 
 Exit codes: 0 done, 1 run failure, 2 bad input.`;
 
-export function intArg(v: string | undefined, key: string, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min)
-    throw new QcbError('QCB_USAGE', `${key} must be an integer ≥ ${min}, got '${v}'`, {
-      key,
-      value: v,
-      allowed: `an integer ≥ ${min}`,
-      fix: `pass ${key} with an integer ≥ ${min}`,
-    });
-  return n;
-}
-
-export function unitArg(v: string | undefined, key: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!(n >= 0 && n <= 1))
-    throw new QcbError('QCB_USAGE', `${key} must be a number in [0, 1], got '${v}'`, {
-      key,
-      value: v,
-      allowed: '0 … 1',
-      fix: `pass ${key} between 0 and 1`,
-    });
-  return n;
-}
-
 function parse(args: string[]) {
-  try {
-    return parseArgs({
+  return parseCommandArgs(
+    {
       args,
       options: {
         encoder: { type: 'string' },
@@ -87,10 +60,9 @@ function parse(args: string[]) {
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
       },
-    });
-  } catch (e) {
-    throw new QcbError('QCB_USAGE', (e as Error).message, { fix: 'see `qcbench qc train --help`' });
-  }
+    },
+    'qc train',
+  );
 }
 
 export const command: Command = {
@@ -104,14 +76,11 @@ export const command: Command = {
       return 0;
     }
     await applyProviderOption(values.provider);
-    for (const k of ['encoder', 'task', 'annotations', 'store', 'out'] as const) {
-      if (!values[k]) {
-        throw new QcbError('QCB_USAGE', `missing --${k}`, {
-          key: `--${k}`,
-          fix: 'qcbench qc train --encoder resnet18 --task linear --annotations annotations.csv --store crops/ --out qc.onnx',
-        });
-      }
-    }
+    requireOptions(
+      values,
+      ['encoder', 'task', 'annotations', 'store', 'out'],
+      'qcbench qc train --encoder resnet18 --task linear --annotations annotations.csv --store crops/ --out qc.onnx',
+    );
     const r = await trainQcModel({
       encoder: values.encoder!,
       task: values.task!,

@@ -3,9 +3,9 @@ import { parseArgs } from 'node:util';
 import { EXIT, QcbError } from '../errors.js';
 import { loadProtocol } from '../runner/catalog.js';
 import type { Protocol } from '../protocol/schema.js';
-import { parseShard } from '../runner/cells.js';
 import { type RunSummary, runProtocol } from '../runner/run.js';
 import type { Logger } from '../util/log.js';
+import { parseShard } from '../util/shard.js';
 import { qcbenchVersion } from '../util/version.js';
 import { applyProviderOption, type Command, PROVIDER_OPTION } from './types.js';
 
@@ -60,16 +60,7 @@ export async function runWithOptions(
     file: p.source.file,
   });
   if (typeof values.results === 'string') p.results = resolve(values.results);
-  let shard: { index: number; count: number } | undefined;
-  if (typeof values.shard === 'string') {
-    const s = parseShard(values.shard);
-    if (!s)
-      throw new QcbError('QCB_USAGE', `--shard must be i/n with 0 ≤ i < n, got '${values.shard}'`, {
-        key: '--shard',
-        fix: 'e.g. --shard 0/4 … --shard 3/4 (SLURM: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)',
-      });
-    shard = s;
-  }
+  const shard = typeof values.shard === 'string' ? parseShard(values.shard, '--shard') : undefined;
   const { createStages } = await import('../runner/stages.js');
   const summary = await runProtocol(
     p,

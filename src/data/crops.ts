@@ -3,7 +3,7 @@ import { join, relative, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { asQcbError, ERROR_CODES, QcbError } from '../errors.js';
 import { logger as defaultLogger, type Logger } from '../util/log.js';
-import { csvCell } from './datasets/csv-parse.js';
+import { csvCell } from '../util/csv.js';
 import { extractChannel, readImage } from './io/image.js';
 import { type IntensityRange, percentileRanges, toUint8 } from './io/normalize.js';
 import { type Nucleus, type SegmentOptions, segmentNuclei } from './nuclei/segment.js';

@@ -30,9 +30,10 @@ import {
 import { basename, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { montagePng } from '../render/montage.js';
-import { csvCell } from '../data/datasets/csv-parse.js';
-import { openCropStore } from '../data/store/crop-store.js';
+import { CROP_LOCATION_COLUMNS, openCropStore } from '../data/store/crop-store.js';
+import type { CropMeta } from '../data/types.js';
 import { QcbError } from '../errors.js';
+import { csvCell } from '../util/csv.js';
 import { contentHash, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { logger as defaultLogger, type Logger } from '../util/log.js';
 import { type WellFraction, writePlateMap } from './plate-map.js';
@@ -76,18 +77,7 @@ export interface QcApplyResult {
   files: string[];
 }
 
-export const SCORE_COLUMNS = [
-  'crop_id',
-  'index',
-  'plate',
-  'well',
-  'site',
-  'field_id',
-  'x',
-  'y',
-  'score',
-  'abnormal',
-] as const;
+export const SCORE_COLUMNS = [...CROP_LOCATION_COLUMNS, 'score', 'abnormal'] as const;
 
 /** 0-based shard i of n: crops [⌊iN/n⌋, ⌊(i+1)N/n⌋). */
 export function qcShardRange(n: number, index: number, count: number): [number, number] {
@@ -361,13 +351,7 @@ async function summarise(
       for await (const line of rl) {
         if (!line) continue;
         writeSync(jlOut, `${line}\n`);
-        const r = JSON.parse(line) as {
-          crop_id: string;
-          index: number;
-          plate: string;
-          well: string;
-          site: number;
-          field_id: string;
+        const r = JSON.parse(line) as Pick<CropMeta, 'crop_id' | 'index' | 'plate' | 'well' | 'site' | 'field_id'> & {
           score: number;
           abnormal: boolean;
         };

@@ -188,19 +188,6 @@ export function expandCells(p: Protocol): CellPlan[] {
   return order;
 }
 
-/**
- * Parses `--shard i/n`: shard i of n, 0-based (0 ≤ i < n), as Kubernetes' JOB_COMPLETION_INDEX and a SLURM array
- * `--array=0-(n-1)` count. Returns null when malformed.
- */
-export function parseShard(s: string): { index: number; count: number } | null {
-  const m = /^(\d+)\/(\d+)$/.exec(s.trim());
-  if (!m) return null;
-  const index = Number(m[1]);
-  const count = Number(m[2]);
-  if (count < 1 || index >= count) return null;
-  return { index, count };
-}
-
 /** The protocol's `tasks.<task>` block (the settings of that downstream task, defaults filled). */
 export function taskSettingsOf(p: Protocol, task: string): Record<string, unknown> {
   return (p.tasks as unknown as Record<string, Record<string, unknown>>)[task] ?? {};

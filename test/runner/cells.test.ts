@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadProtocol } from '../../src/runner/catalog.js';
-import { encoderId, expandCells, parseShard } from '../../src/runner/cells.js';
+import { encoderId, expandCells } from '../../src/runner/cells.js';
 
 const PROTOCOLS = new URL('../../protocols/', import.meta.url).pathname;
 
@@ -62,9 +62,6 @@ test('ids are stable and follow settings; ablation cells equal the full run cell
 });
 
 test('shards partition the cells', () => {
-  assert.deepEqual(parseShard('0/4'), { index: 0, count: 4 });
-  assert.equal(parseShard('4/4'), null);
-  assert.equal(parseShard('a/b'), null);
   const cells = expandCells(loadProtocol(join(PROTOCOLS, 'quick.yaml'), { env: {} }));
   const n = 3;
   const parts = Array.from({ length: n }, (_, i) => cells.filter((c) => c.index % n === i).map((c) => c.id));

@@ -1,15 +1,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { QcbError } from '../../errors.js';
-import { logger } from '../../util/log.js';
 import type { Field, FieldSet, SkippedField } from '../types.js';
 import { fieldId } from '../types.js';
 import {
   acceptField,
-  checkChannels,
-  findTables,
+  findTablesWithHeader,
   type ReaderOptions,
-  resolveImagePath,
+  readerChannels,
+  resolveChannelPaths,
+  skipMalformedLines,
+  skipTableLine,
   wellSiteFromName,
 } from './common.js';
 import { parseCsv, readCsv, requireColumns } from './csv-parse.js';
@@ -27,16 +28,16 @@ export const BBBC021_DEFAULT_CHANNELS = ['Actin', 'Tubulin', 'DAPI'];
 
 /** Reads the BBBC021 image table (+ MoA table when present) into fields. */
 export function readBbbc021(opts: ReaderOptions): FieldSet {
-  const root = resolve(opts.root);
-  const channels = opts.channels ?? BBBC021_DEFAULT_CHANNELS;
-  checkChannels(channels, BBBC021_CHANNELS, 'BBBC021');
-  const dnaChannel = opts.dnaChannel ?? 'DAPI';
-  checkChannels([dnaChannel], channels, 'DNA (must be one of the selected)');
+  const { root, channels, dnaChannel } = readerChannels(
+    opts,
+    BBBC021_CHANNELS,
+    BBBC021_DEFAULT_CHANNELS,
+    'DAPI',
+    'BBBC021',
+  );
   let tables = opts.tables?.map((t) => resolve(t));
   if (!tables) {
-    tables = findTables(root, /image.*\.csv$/i).filter((f) =>
-      readFileSync(f, 'utf8').slice(0, 20_000).split(/\r?\n/)[0].includes('Image_FileName_DAPI'),
-    );
+    tables = findTablesWithHeader(root, /image.*\.csv$/i, 'Image_FileName_DAPI');
     if (tables.length === 0) {
       throw new QcbError('QCB_FILE_NOT_FOUND', 'no BBBC021 image table (BBBC021_v1_image.csv) under the root', {
         file: root,
@@ -63,16 +64,7 @@ export function readBbbc021(opts: ReaderOptions): FieldSet {
       channels.flatMap((c) => [`Image_FileName_${c}`, `Image_PathName_${c}`]),
       'use BBBC021_v1_image.csv (Image_FileName_<DAPI|Tubulin|Actin>, Image_PathName_<…>), or --dataset csv for other layouts',
     );
-    for (const m of t.malformed) {
-      logger.warn('skipping malformed table line', { file: table, line: m.line, reason: m.reason });
-      skipped.push({
-        field_id: '',
-        file: table,
-        row: m.line,
-        code: 'QCB_CSV_VALUE',
-        message: `malformed line: ${m.reason}`,
-      });
-    }
+    skipMalformedLines(t, table, skipped);
     for (const { line, values } of t.rows) {
       const dnaFile = values[`Image_FileName_${dnaChannel}`];
       const fromName = wellSiteFromName(dnaFile);
@@ -80,18 +72,15 @@ export function readBbbc021(opts: ReaderOptions): FieldSet {
       const well = (values.Image_Metadata_Well_DAPI || values.Image_Metadata_Well || fromName.well || '').toUpperCase();
       const site = fromName.site ?? Number(values.Image_Metadata_Site);
       if (!plate || !well || !Number.isInteger(site)) {
-        const msg = `line ${line}: cannot tell plate/well/site`;
-        logger.warn('skipping table line', { file: table, line, reason: msg });
-        skipped.push({ field_id: '', file: table, row: line, code: 'QCB_CSV_VALUE', message: msg });
+        skipTableLine(table, line, `line ${line}: cannot tell plate/well/site`, skipped);
         continue;
       }
-      const paths: Record<string, string> = {};
-      const missing: { channel: string; tried: string[] }[] = [];
-      for (const c of channels) {
-        const r = resolveImagePath(root, values[`Image_PathName_${c}`], values[`Image_FileName_${c}`]);
-        paths[c] = r.path;
-        if (opts.checkFiles !== false && !r.exists) missing.push({ channel: c, tried: r.tried });
-      }
+      const { paths, missing } = resolveChannelPaths(
+        root,
+        channels,
+        (c) => ({ pathName: values[`Image_PathName_${c}`], fileName: values[`Image_FileName_${c}`] }),
+        opts.checkFiles,
+      );
       const compound = values.Image_Metadata_Compound ?? '';
       const concentration = values.Image_Metadata_Concentration ?? '';
       const metadata: Record<string, string> = {

@@ -1,15 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { QcbError } from '../../errors.js';
-import { logger } from '../../util/log.js';
 import type { Field, FieldSet, SkippedField } from '../types.js';
 import { fieldId } from '../types.js';
 import {
   acceptField,
-  checkChannels,
-  findTables,
+  findTablesWithHeader,
   type ReaderOptions,
-  resolveImagePath,
+  readerChannels,
+  resolveChannelPaths,
+  skipMalformedLines,
+  skipTableLine,
   wellSiteFromName,
 } from './common.js';
 import { parseCsv, requireColumns } from './csv-parse.js';
@@ -30,16 +31,16 @@ export const BBBC022_DEFAULT_CHANNELS = ['Ph_golgi', 'Mito', 'Hoechst'];
 
 /** Reads BBBC022 image tables into fields. Malformed table lines are logged and listed in `skipped`. */
 export function readBbbc022(opts: ReaderOptions): FieldSet {
-  const root = resolve(opts.root);
-  const channels = opts.channels ?? BBBC022_DEFAULT_CHANNELS;
-  checkChannels(channels, BBBC022_CHANNELS, 'BBBC022');
-  const dnaChannel = opts.dnaChannel ?? 'Hoechst';
-  checkChannels([dnaChannel], channels, 'DNA (must be one of the selected)');
+  const { root, channels, dnaChannel } = readerChannels(
+    opts,
+    BBBC022_CHANNELS,
+    BBBC022_DEFAULT_CHANNELS,
+    'Hoechst',
+    'BBBC022',
+  );
   let tables = opts.tables?.map((t) => resolve(t));
   if (!tables) {
-    tables = findTables(root, /\.csv$/i).filter((f) =>
-      readFileSync(f, 'utf8').slice(0, 20_000).split(/\r?\n/)[0].includes('Image_FileName_OrigHoechst'),
-    );
+    tables = findTablesWithHeader(root, /\.csv$/i, 'Image_FileName_OrigHoechst');
     if (tables.length === 0) {
       throw new QcbError(
         'QCB_FILE_NOT_FOUND',
@@ -62,16 +63,7 @@ export function readBbbc022(opts: ReaderOptions): FieldSet {
       required,
       'use a BBBC022 per-plate image table (Image_FileName_Orig<channel>, Image_PathName_Orig<channel>), or --dataset csv for other layouts',
     );
-    for (const m of t.malformed) {
-      logger.warn('skipping malformed table line', { file: table, line: m.line, reason: m.reason });
-      skipped.push({
-        field_id: '',
-        file: table,
-        row: m.line,
-        code: 'QCB_CSV_VALUE',
-        message: `malformed line: ${m.reason}`,
-      });
-    }
+    skipMalformedLines(t, table, skipped);
     for (const { line, values } of t.rows) {
       const dnaFile = values[`Image_FileName_Orig${dnaChannel}`];
       const fromName = wellSiteFromName(dnaFile);
@@ -86,20 +78,18 @@ export function readBbbc022(opts: ReaderOptions): FieldSet {
       const site = Number(siteText);
       if (!plate || !well || !Number.isInteger(site)) {
         const msg = `line ${line}: cannot tell plate/well/site (plate '${plate}', well '${well}', site '${siteText}')`;
-        logger.warn('skipping table line', { file: table, line, reason: msg });
-        skipped.push({ field_id: '', file: table, row: line, code: 'QCB_CSV_VALUE', message: msg });
+        skipTableLine(table, line, msg, skipped);
         continue;
       }
       const id = fieldId(plate, well, site);
       if (seen.has(id)) continue; // tables concatenated from overlapping exports
       seen.add(id);
-      const paths: Record<string, string> = {};
-      const missing: { channel: string; tried: string[] }[] = [];
-      for (const c of channels) {
-        const r = resolveImagePath(root, values[`Image_PathName_Orig${c}`], values[`Image_FileName_Orig${c}`]);
-        paths[c] = r.path;
-        if (opts.checkFiles !== false && !r.exists) missing.push({ channel: c, tried: r.tried });
-      }
+      const { paths, missing } = resolveChannelPaths(
+        root,
+        channels,
+        (c) => ({ pathName: values[`Image_PathName_Orig${c}`], fileName: values[`Image_FileName_Orig${c}`] }),
+        opts.checkFiles,
+      );
       const metadata: Record<string, string> = {};
       for (const [k, v] of Object.entries(values)) {
         if (k.startsWith('Image_Metadata_')) metadata[k.slice('Image_Metadata_'.length)] = v;

@@ -1,7 +1,9 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { QcbError } from '../../errors.js';
+import { logger } from '../../util/log.js';
 import type { Field, FieldSet, SkippedField } from '../types.js';
+import type { CsvTable } from './csv-parse.js';
 
 /** Options every dataset reader takes. */
 export interface ReaderOptions {
@@ -106,6 +108,25 @@ export function checkChannels(requested: string[], available: readonly string[],
     throw new QcbError('QCB_USAGE', 'no channels selected', { key: '--channels', fix: 'name at least one channel' });
 }
 
+/**
+ * The root, channels and DNA channel of a reader with a fixed channel set: the options' choice or the dataset's
+ * defaults, checked against the dataset's channels (the DNA channel must be among the selected).
+ */
+export function readerChannels(
+  opts: ReaderOptions,
+  available: readonly string[],
+  defaults: string[],
+  defaultDna: string,
+  dataset: string,
+): { root: string; channels: string[]; dnaChannel: string } {
+  const root = resolve(opts.root);
+  const channels = opts.channels ?? defaults;
+  checkChannels(channels, available, dataset);
+  const dnaChannel = opts.dnaChannel ?? defaultDna;
+  checkChannels([dnaChannel], channels, 'DNA (must be one of the selected)');
+  return { root, channels, dnaChannel };
+}
+
 /** CSV files directly in `dir` (and one level below) whose name matches `re`. */
 export function findTables(dir: string, re: RegExp): string[] {
   const out: string[] = [];
@@ -136,4 +157,56 @@ export function findTables(dir: string, re: RegExp): string[] {
 export function wellSiteFromName(fileName: string): { well?: string; site?: number } {
   const m = /(?:^|_)([A-P]\d{2})_s(\d+)(?:_w|\.|_)/i.exec(fileName);
   return m ? { well: m[1].toUpperCase(), site: Number(m[2]) } : {};
+}
+
+/**
+ * Tables under `root` (as {@link findTables}) whose header line contains `marker`: how a reader tells its own image
+ * tables from the other CSV files a download ships with.
+ */
+export function findTablesWithHeader(root: string, re: RegExp, marker: string): string[] {
+  return findTables(root, re).filter((f) =>
+    readFileSync(f, 'utf8').slice(0, 20_000).split(/\r?\n/)[0].includes(marker),
+  );
+}
+
+/** Logs every malformed line of `t` (read from `table`) and lists it in `skipped`. */
+export function skipMalformedLines(t: CsvTable, table: string, skipped: SkippedField[]): void {
+  for (const m of t.malformed) {
+    logger.warn('skipping malformed table line', { file: table, line: m.line, reason: m.reason });
+    skipped.push({
+      field_id: '',
+      file: table,
+      row: m.line,
+      code: 'QCB_CSV_VALUE',
+      message: `malformed line: ${m.reason}`,
+    });
+  }
+}
+
+/** Logs a table line that names no usable field and lists it in `skipped` with `message`. */
+export function skipTableLine(table: string, line: number, message: string, skipped: SkippedField[]): void {
+  logger.warn('skipping table line', { file: table, line, reason: message });
+  skipped.push({ field_id: '', file: table, row: line, code: 'QCB_CSV_VALUE', message });
+}
+
+/**
+ * Resolves the image file of every channel of one table row (see {@link resolveImagePath}); `location(c)` gives the
+ * row's folder and file name for channel `c`. Missing files are listed (with the paths tried) unless `checkFiles`
+ * is false, ready for {@link acceptField}.
+ */
+export function resolveChannelPaths(
+  root: string,
+  channels: readonly string[],
+  location: (channel: string) => { pathName: string; fileName: string },
+  checkFiles: boolean | undefined,
+): { paths: Record<string, string>; missing: { channel: string; tried: string[] }[] } {
+  const paths: Record<string, string> = {};
+  const missing: { channel: string; tried: string[] }[] = [];
+  for (const c of channels) {
+    const { pathName, fileName } = location(c);
+    const r = resolveImagePath(root, pathName, fileName);
+    paths[c] = r.path;
+    if (checkFiles !== false && !r.exists) missing.push({ channel: c, tried: r.tried });
+  }
+  return { paths, missing };
 }

@@ -143,9 +143,3 @@ export function requireColumns(t: CsvTable, required: string[], fix: string): vo
     });
   }
 }
-
-/** Quotes a value for CSV output when needed (pandas reads the result). */
-export function csvCell(v: string | number): string {
-  const s = String(v);
-  return /[",\r\n]/.test(s) || s !== s.trim() ? `"${s.replace(/"/g, '""')}"` : s;
-}

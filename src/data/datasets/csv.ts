@@ -1,14 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { QcbError } from '../../errors.js';
-import { logger } from '../../util/log.js';
 import type { Field, FieldSet, SkippedField } from '../types.js';
 import {
   acceptField,
   checkChannels,
   findTables,
   type ReaderOptions,
-  resolveImagePath,
+  resolveChannelPaths,
+  skipMalformedLines,
   wellSiteFromName,
 } from './common.js';
 import { parseCsv, requireColumns } from './csv-parse.js';
@@ -82,16 +82,7 @@ export function readCsvDataset(opts: ReaderOptions): FieldSet {
       );
     }
     const meta = t.header.filter((h) => h !== 'field_id' && !h.startsWith('path_'));
-    for (const m of t.malformed) {
-      logger.warn('skipping malformed table line', { file: table, line: m.line, reason: m.reason });
-      skipped.push({
-        field_id: '',
-        file: table,
-        row: m.line,
-        code: 'QCB_CSV_VALUE',
-        message: `malformed line: ${m.reason}`,
-      });
-    }
+    skipMalformedLines(t, table, skipped);
     for (const { line, values } of t.rows) {
       const id = values.field_id;
       if (!id) {
@@ -110,13 +101,12 @@ export function readCsvDataset(opts: ReaderOptions): FieldSet {
         values.site !== undefined && values.site !== '' && Number.isInteger(siteNum) ? siteNum : (fromName.site ?? 1);
       const plate = values.plate || id;
       const well = values.well || fromName.well || 'NA';
-      const paths: Record<string, string> = {};
-      const missing: { channel: string; tried: string[] }[] = [];
-      for (const c of channels) {
-        const r = resolveImagePath(root, '', values[`path_${c}`]);
-        paths[c] = r.path;
-        if (opts.checkFiles !== false && !r.exists) missing.push({ channel: c, tried: r.tried });
-      }
+      const { paths, missing } = resolveChannelPaths(
+        root,
+        channels,
+        (c) => ({ pathName: '', fileName: values[`path_${c}`] }),
+        opts.checkFiles,
+      );
       const metadata: Record<string, string> = {};
       for (const k of meta) if (k !== 'plate' && k !== 'well' && k !== 'site') metadata[k] = values[k];
       acceptField({ field_id: id, plate, well, site, channels: paths, metadata }, missing, table, line, opts, {

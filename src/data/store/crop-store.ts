@@ -19,7 +19,8 @@ import FileSystemStore from '@zarrita/storage/fs';
 import * as zarr from 'zarrita';
 import { QcbError } from '../../errors.js';
 import { contentHash, updateHashFromFile, writeJsonAtomic } from '../../util/fs.js';
-import { csvCell, parseCsvRecords } from '../datasets/csv-parse.js';
+import { csvCell } from '../../util/csv.js';
+import { parseCsvRecords } from '../datasets/csv-parse.js';
 import type { CropMeta } from '../types.js';
 
 /**
@@ -39,18 +40,12 @@ import type { CropMeta } from '../types.js';
 
 export const CHUNK = 64;
 const FORMAT = 'qcbench-crops';
-const FIXED_COLUMNS = [
-  'crop_id',
-  'index',
-  'plate',
-  'well',
-  'site',
-  'field_id',
-  'x',
-  'y',
-  'area',
-  'source_files',
-] as const;
+/**
+ * The columns that locate a crop: the first columns of crops.csv, and of the per-crop tables made from a store (QC
+ * scores), so that those tables join on them and read alike.
+ */
+export const CROP_LOCATION_COLUMNS = ['crop_id', 'index', 'plate', 'well', 'site', 'field_id', 'x', 'y'] as const;
+const FIXED_COLUMNS = [...CROP_LOCATION_COLUMNS, 'area', 'source_files'] as const;
 
 /** Chunk compression: none (fastest reads) or gzip (≈ 2–4× smaller; Python zarr reads both). */
 export type Compression = 'none' | 'gzip';

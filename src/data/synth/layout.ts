@@ -88,13 +88,3 @@ export function uuid(rng: Rng): string {
   const hex = Array.from({ length: 32 }, () => '0123456789ABCDEF'[rng.int(16)]).join('');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
-
-/** One CSV line, quoting cells that need it (RFC 4180). */
-export function csvLine(cells: (string | number)[]): string {
-  return cells
-    .map((c) => {
-      const s = String(c);
-      return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-    })
-    .join(',');
-}

@@ -26,13 +26,13 @@ import {
   BBBC021_HEADER,
   BBBC022_CHANNEL_COLUMNS,
   BBBC022_HEADER,
-  csvLine,
   plateName,
   TREATMENTS,
   uuid,
   wellNames,
 } from './layout.js';
 import { WorkerPool } from './pool.js';
+import { csvLine } from '../../util/csv.js';
 import { deriveSeed, Rng } from '../../util/random.js';
 
 /** Bump when the generator's output changes for the same options (invalidates manifests and annotations). */

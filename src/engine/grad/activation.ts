@@ -4,18 +4,8 @@
  */
 import { attr } from '../ir/graph.js';
 import type { GradEmitter, GradRule } from './types.js';
-import {
-  castLike,
-  constFloats,
-  constInts,
-  floatAttr,
-  intAttr,
-  normAxis,
-  scalar,
-  shapeOf,
-  stringAttr,
-  unbroadcast,
-} from './util.js';
+import { floatAttr, intAttr, stringAttr } from '../ir/attrs.js';
+import { castLike, constFloats, constInts, normAxis, scalar, shapeOf, unbroadcast } from './util.js';
 
 const mul = (g: GradEmitter, a: string, b: string) => g.op('Mul', [a, b])[0];
 

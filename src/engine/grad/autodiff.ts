@@ -8,7 +8,8 @@ import { attr } from '../ir/graph.js';
 import { inferShapes } from '../ir/shapes.js';
 import { GRAD_RULES, gradRuleOf, NO_GRAD_OPS } from './index.js';
 import type { GradEmitter } from './types.js';
-import { dtypeFromCode, isFloat, isStatic } from './util.js';
+import { dtypeFromCode } from '../onnx/dtypes.js';
+import { isFloat, isStatic } from './util.js';
 
 /** Options of {@link appendBackward}. */
 export interface BackwardOptions {

@@ -12,7 +12,8 @@
 import type { Dim, Node } from '../ir/graph.js';
 import { attr } from '../ir/graph.js';
 import type { GradEmitter, GradRule } from './types.js';
-import { intAttr, ints, intsAttr, shapeOf, staticDims, stringAttr } from './util.js';
+import { intAttr, intsAttr, stringAttr } from '../ir/attrs.js';
+import { ints, shapeOf, staticDims } from './util.js';
 
 /** Geometry of one convolution-like op, all spatial sizes static. */
 export interface ConvGeometry {

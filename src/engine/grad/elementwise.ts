@@ -4,7 +4,8 @@
  */
 import { attr } from '../ir/graph.js';
 import type { GradRule } from './types.js';
-import { castLike, isFloat, onnxDtypeCode, scalar, shapeOf, unbroadcast } from './util.js';
+import { ONNX_TYPE_CODE } from '../onnx/dtypes.js';
+import { castLike, isFloat, scalar, shapeOf, unbroadcast } from './util.js';
 
 /** Output-shaped gradient `d` of input i, summed to that input's shape. */
 const fit: (g: Parameters<GradRule>[2], node: Parameters<GradRule>[0], i: number, d: string) => string = (
@@ -113,5 +114,5 @@ export const castGrad: GradRule = (node, [dY], g) => {
   const dt = g.info(node.inputs[0]).dtype;
   if (!isFloat(dt)) return [null];
   if (dt === g.info(node.outputs[0]).dtype) return [dY];
-  return [g.op('Cast', [dY], { to: attr.int(onnxDtypeCode(dt)) })[0]];
+  return [g.op('Cast', [dY], { to: attr.int(ONNX_TYPE_CODE[dt]) })[0]];
 };

@@ -4,7 +4,8 @@
 import type { Dim } from '../ir/graph.js';
 import { attr } from '../ir/graph.js';
 import type { GradEmitter, GradRule } from './types.js';
-import { floatAttr, intAttr, ints, scalar, shapeOf, unbroadcast } from './util.js';
+import { floatAttr, intAttr } from '../ir/attrs.js';
+import { ints, scalar, shapeOf, unbroadcast } from './util.js';
 
 function swapLast(g: GradEmitter, v: string, rank: number): string {
   const perm = Array.from({ length: rank }, (_, i) => i);

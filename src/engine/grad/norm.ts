@@ -9,7 +9,8 @@ import { QcbError } from '../../errors.js';
 import type { Node, Tensor } from '../ir/graph.js';
 import { attr } from '../ir/graph.js';
 import type { GradEmitter, GradRule } from './types.js';
-import { castLike, floatAttr, intAttr, ints, isStatic, normAxis, scalar, shapeOf, unbroadcast } from './util.js';
+import { floatAttr, intAttr } from '../ir/attrs.js';
+import { castLike, ints, isStatic, normAxis, scalar, shapeOf, unbroadcast } from './util.js';
 
 const op1 = (g: GradEmitter, t: string, ins: string[]) => g.op(t, ins)[0];
 const sumKeep = (g: GradEmitter, v: string, axes: number[]) =>

@@ -6,18 +6,8 @@ import type { Node } from '../ir/graph.js';
 import { attr } from '../ir/graph.js';
 import { type ConvGeometry, convInputGrad, resolvePads } from './conv.js';
 import type { GradEmitter, GradRule } from './types.js';
-import {
-  castLike,
-  intAttr,
-  ints,
-  intsAttr,
-  isStatic,
-  scalar,
-  shapeOf,
-  shapeValue,
-  staticDims,
-  zerosLike,
-} from './util.js';
+import { intAttr, intsAttr } from '../ir/attrs.js';
+import { castLike, ints, isStatic, scalar, shapeOf, shapeValue, staticDims, zerosLike } from './util.js';
 
 function poolGeometry(node: Node, g: GradEmitter): ConvGeometry {
   const xs = shapeOf(g, node.inputs[0], node);

@@ -6,7 +6,8 @@ import type { Node } from '../ir/graph.js';
 import { attr } from '../ir/graph.js';
 import { countRatio } from './pool.js';
 import type { GradEmitter, GradRule } from './types.js';
-import { castLike, intAttr, ints, intsAttr, normAxis, requireConstInts, shapeOf, shapeValue } from './util.js';
+import { intAttr, intsAttr } from '../ir/attrs.js';
+import { castLike, ints, normAxis, requireConstInts, shapeOf, shapeValue } from './util.js';
 
 /** Normalised, sorted reduction axes of a Reduce* node ([] = identity when noop_with_empty_axes). */
 export function reduceAxes(node: Node, g: GradEmitter): number[] {

@@ -5,19 +5,18 @@
 import { QcbError } from '../../errors.js';
 import type { Dim } from '../ir/graph.js';
 import { attr } from '../ir/graph.js';
+import { sliceIndices } from '../ir/shapes.js';
 import type { GradRule } from './types.js';
+import { intAttr, intsAttr, stringAttr } from '../ir/attrs.js';
 import {
   constInts,
-  intAttr,
   ints,
-  intsAttr,
   isStatic,
   normAxis,
   requireConstInts,
   shapeOf,
   shapeValue,
   staticDims,
-  stringAttr,
   unbroadcast,
   zerosLike,
 } from './util.js';
@@ -97,19 +96,7 @@ export const sliceGrad: GradRule = (node, [dY], g) => {
   axes.forEach((axis, i) => {
     const D = staticDims([xs[axis]], node, `size of sliced axis ${axis}`)[0];
     const step = steps[i];
-    const clamp = (v: number, lo: number, hi: number) => Math.min(Math.max(v, lo), hi);
-    let st = starts[i] < 0 ? starts[i] + D : starts[i];
-    let en = ends[i] < 0 ? ends[i] + D : ends[i];
-    const idx: number[] = [];
-    if (step > 0) {
-      st = clamp(st, 0, D);
-      en = clamp(en, 0, D);
-      for (let k = st; k < en; k += step) idx.push(k);
-    } else {
-      st = clamp(st, 0, D - 1);
-      en = clamp(en, -1, D - 1);
-      for (let k = st; k > en; k += step) idx.push(k);
-    }
+    const { start: st, idx } = sliceIndices(starts[i], ends[i], step, D);
     if (step === 1) {
       padB[axis] = st;
       padE[axis] = D - st - idx.length;

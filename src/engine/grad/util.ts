@@ -5,6 +5,7 @@
 import { QcbError } from '../../errors.js';
 import type { Attr, Dim, DType, Node, Tensor } from '../ir/graph.js';
 import { attr } from '../ir/graph.js';
+import { ONNX_TYPE_CODE } from '../onnx/dtypes.js';
 import type { GradEmitter } from './types.js';
 
 /** A scalar (dims []) tensor of a float dtype. float16 is not emitted by rules (they compute in the forward dtype). */
@@ -68,27 +69,6 @@ export function staticDims(dims: readonly Dim[], node: Node, what: string): numb
     }
     return d;
   });
-}
-
-/** Reads an int attribute with a default. */
-export function intAttr(node: Node, name: string, dflt: number): number {
-  const a = node.attrs[name];
-  return a && (a.type === 'int' || a.type === 'float') ? a.value : dflt;
-}
-/** Reads a float attribute with a default. */
-export function floatAttr(node: Node, name: string, dflt: number): number {
-  const a = node.attrs[name];
-  return a && (a.type === 'float' || a.type === 'int') ? a.value : dflt;
-}
-/** Reads an ints attribute (undefined when absent). */
-export function intsAttr(node: Node, name: string): number[] | undefined {
-  const a = node.attrs[name];
-  return a && (a.type === 'ints' || a.type === 'floats') ? a.value : undefined;
-}
-/** Reads a string attribute with a default. */
-export function stringAttr(node: Node, name: string, dflt: string): string {
-  const a = node.attrs[name];
-  return a && a.type === 'string' ? a.value : dflt;
 }
 
 /** Normalises a possibly negative axis for rank r. */
@@ -162,37 +142,7 @@ export function zerosLike(g: GradEmitter, like: string, node: Node): string {
 
 /** Casts a bool mask to the float dtype of `like`. */
 export function castLike(g: GradEmitter, x: string, like: string): string {
-  return g.op('Cast', [x], { to: attr.int(onnxDtypeCode(g.info(like).dtype)) })[0];
-}
-
-/** ONNX TensorProto.DataType codes. */
-export function onnxDtypeCode(d: DType): number {
-  const codes: Record<DType, number> = {
-    float32: 1,
-    uint8: 2,
-    int8: 3,
-    int32: 6,
-    int64: 7,
-    bool: 9,
-    float16: 10,
-    float64: 11,
-  };
-  return codes[d];
-}
-
-/** Inverse of onnxDtypeCode. */
-export function dtypeFromCode(code: number): DType | undefined {
-  const m: Record<number, DType> = {
-    1: 'float32',
-    2: 'uint8',
-    3: 'int8',
-    6: 'int32',
-    7: 'int64',
-    9: 'bool',
-    10: 'float16',
-    11: 'float64',
-  };
-  return m[code];
+  return g.op('Cast', [x], { to: attr.int(ONNX_TYPE_CODE[g.info(like).dtype]) })[0];
 }
 
 /** True for dtypes that carry gradients. */

@@ -12,7 +12,7 @@
  * Value names are readable and unique: `<hint>` or `<opType>_<k>` with a counter; `scope(prefix, fn)` prefixes them.
  */
 import { QcbError } from '../../errors.js';
-import { allocData } from '../onnx/dtypes.js';
+import { allocData, ONNX_TYPE_CODE } from '../onnx/dtypes.js';
 import { mulberry32 } from '../../util/random.js';
 import type { Attr, Dim, DType, Graph, Node, Tensor, TensorData } from './graph.js';
 import { attr, emptyGraph, numel } from './graph.js';
@@ -431,7 +431,6 @@ export class GraphBuilder {
     return this.op1('LayerNormalization', bias ? [x, scale, bias] : [x, scale], { axis, epsilon: attr.float(epsilon) });
   }
   cast(x: string, to: DType): string {
-    const code = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11 }[to];
-    return this.op1('Cast', [x], { to: code });
+    return this.op1('Cast', [x], { to: ONNX_TYPE_CODE[to] });
   }
 }

@@ -10,6 +10,8 @@
  * QCB_ONNX_UNSUPPORTED_OP naming the op, the node and the supported list.
  */
 import { QcbError } from '../../errors.js';
+import { dtypeFromCode, ONNX_TYPE_CODE } from '../onnx/dtypes.js';
+import { intAttr, intsAttr, stringAttr } from './attrs.js';
 import type { Attr, Dim, DType, Graph, Node, Tensor, ValueInfo } from './graph.js';
 
 /** Type, shape and (for small integer tensors) the known contents of a value during inference. */
@@ -104,19 +106,6 @@ export function broadcastShapes(a: readonly Dim[], b: readonly Dim[], where: () 
 // ---------------------------------------------------------------------------------------------------------------
 // attribute helpers
 
-function aInt(n: Node, k: string, d: number): number {
-  const a = n.attrs[k];
-  return a && (a.type === 'int' || a.type === 'float') ? a.value : d;
-}
-function aInts(n: Node, k: string): number[] | undefined {
-  const a = n.attrs[k];
-  return a && a.type === 'ints' ? a.value : undefined;
-}
-function aStr(n: Node, k: string, d: string): string {
-  const a = n.attrs[k];
-  return a && a.type === 'string' ? a.value : d;
-}
-
 function graphErr(c: ShapeCtx, msg: string, fix: string): QcbError {
   return new QcbError('QCB_ONNX_GRAPH', `${c.node.opType} node '${c.node.name}': ${msg}`, { key: c.node.name, fix });
 }
@@ -146,21 +135,11 @@ function normAxis(axis: number, rank: number, c: ShapeCtx): number {
 }
 
 function dtypeOfInt(to: number): DType {
-  const m: Record<number, DType> = {
-    1: 'float32',
-    2: 'uint8',
-    3: 'int8',
-    6: 'int32',
-    7: 'int64',
-    9: 'bool',
-    10: 'float16',
-    11: 'float64',
-  };
-  const d = m[to];
+  const d = dtypeFromCode(to);
   if (!d)
     throw new QcbError('QCB_ONNX_UNSUPPORTED_OP', `Cast to ONNX data type ${to} is not supported`, {
       value: to,
-      allowed: Object.values(m).join(', '),
+      allowed: Object.keys(ONNX_TYPE_CODE).join(', '),
     });
   return d;
 }
@@ -255,10 +234,10 @@ const gemm: ShapeRule = (c) => {
   if (!a || !b) return [{ dtype }];
   if (a.length !== 2 || b.length !== 2)
     throw graphErr(c, `Gemm needs 2-D A and B, got [${a}] and [${b}]`, 'Flatten the inputs first');
-  const m = aInt(c.node, 'transA', 0) ? a[1] : a[0];
-  const ka = aInt(c.node, 'transA', 0) ? a[0] : a[1];
-  const kb = aInt(c.node, 'transB', 0) ? b[1] : b[0];
-  const n = aInt(c.node, 'transB', 0) ? b[0] : b[1];
+  const m = intAttr(c.node, 'transA', 0) ? a[1] : a[0];
+  const ka = intAttr(c.node, 'transA', 0) ? a[0] : a[1];
+  const kb = intAttr(c.node, 'transB', 0) ? b[1] : b[0];
+  const n = intAttr(c.node, 'transB', 0) ? b[0] : b[1];
   if (typeof ka === 'number' && typeof kb === 'number' && ka !== kb) {
     throw graphErr(
       c,
@@ -309,14 +288,14 @@ function spatialRule(kind: 'conv' | 'pool'): ShapeRule {
     if (!x.shape) return kind === 'pool' ? [{ dtype: x.dtype }, { dtype: 'int64' }] : [{ dtype: x.dtype }];
     const nsp = x.shape.length - 2;
     const n = c.node;
-    let kernel = aInts(n, 'kernel_shape');
+    let kernel = intsAttr(n, 'kernel_shape');
     let outC: Dim = x.shape[1];
     if (kind === 'conv') {
       const w = shapeOf(c, 1);
       if (!w) return [{ dtype: x.dtype }];
       if (!kernel) kernel = w.slice(2).map(Number);
       outC = w[0];
-      const g = aInt(n, 'group', 1);
+      const g = intAttr(n, 'group', 1);
       if (typeof x.shape[1] === 'number' && typeof w[1] === 'number' && x.shape[1] !== w[1] * g) {
         throw graphErr(
           c,
@@ -326,11 +305,11 @@ function spatialRule(kind: 'conv' | 'pool'): ShapeRule {
       }
     }
     if (!kernel) throw graphErr(c, 'kernel_shape is missing', 'set kernel_shape');
-    const strides = aInts(n, 'strides') ?? new Array(nsp).fill(1);
-    const dil = aInts(n, 'dilations') ?? new Array(nsp).fill(1);
-    const pads = aInts(n, 'pads') ?? new Array(2 * nsp).fill(0);
-    const autoPad = aStr(n, 'auto_pad', 'NOTSET');
-    const ceil = aInt(n, 'ceil_mode', 0) === 1;
+    const strides = intsAttr(n, 'strides') ?? new Array(nsp).fill(1);
+    const dil = intsAttr(n, 'dilations') ?? new Array(nsp).fill(1);
+    const pads = intsAttr(n, 'pads') ?? new Array(2 * nsp).fill(0);
+    const autoPad = stringAttr(n, 'auto_pad', 'NOTSET');
+    const ceil = intAttr(n, 'ceil_mode', 0) === 1;
     const sp = x.shape
       .slice(2)
       .map((d, i) => windowOut(c, i, d, kernel![i], strides[i], dil[i], pads[i], pads[i + nsp], autoPad, ceil));
@@ -345,14 +324,14 @@ const convTranspose: ShapeRule = (c) => {
   if (!x.shape || !w) return [{ dtype: x.dtype }];
   const n = c.node;
   const nsp = x.shape.length - 2;
-  const g = aInt(n, 'group', 1);
-  const kernel = aInts(n, 'kernel_shape') ?? w.slice(2).map(Number);
-  const strides = aInts(n, 'strides') ?? new Array(nsp).fill(1);
-  const dil = aInts(n, 'dilations') ?? new Array(nsp).fill(1);
-  const pads = aInts(n, 'pads') ?? new Array(2 * nsp).fill(0);
-  const outPad = aInts(n, 'output_padding') ?? new Array(nsp).fill(0);
-  const outShape = aInts(n, 'output_shape');
-  const autoPad = aStr(n, 'auto_pad', 'NOTSET');
+  const g = intAttr(n, 'group', 1);
+  const kernel = intsAttr(n, 'kernel_shape') ?? w.slice(2).map(Number);
+  const strides = intsAttr(n, 'strides') ?? new Array(nsp).fill(1);
+  const dil = intsAttr(n, 'dilations') ?? new Array(nsp).fill(1);
+  const pads = intsAttr(n, 'pads') ?? new Array(2 * nsp).fill(0);
+  const outPad = intsAttr(n, 'output_padding') ?? new Array(nsp).fill(0);
+  const outShape = intsAttr(n, 'output_shape');
+  const autoPad = stringAttr(n, 'auto_pad', 'NOTSET');
   const outC = typeof w[1] === 'number' ? w[1] * g : mulDims([w[1], g]);
   const sp = x.shape.slice(2).map((d, i) => {
     if (outShape) return outShape[outShape.length - nsp + i];
@@ -375,9 +354,9 @@ const maxUnpool: ShapeRule = (c) => {
   if (!x.shape) return [{ dtype: x.dtype }];
   const n = c.node;
   const nsp = x.shape.length - 2;
-  const kernel = aInts(n, 'kernel_shape') ?? [];
-  const strides = aInts(n, 'strides') ?? new Array(nsp).fill(1);
-  const pads = aInts(n, 'pads') ?? new Array(2 * nsp).fill(0);
+  const kernel = intsAttr(n, 'kernel_shape') ?? [];
+  const strides = intsAttr(n, 'strides') ?? new Array(nsp).fill(1);
+  const pads = intsAttr(n, 'pads') ?? new Array(2 * nsp).fill(0);
   const sp = x.shape
     .slice(2)
     .map((d, i) => (typeof d === 'number' ? (d - 1) * strides[i] + kernel[i] - pads[i] - pads[i + nsp] : c.fresh(i)));
@@ -412,10 +391,10 @@ const layerNorm: ShapeRule = (c) => {
   const x = need(c, 0);
   const outs: Inferred[] = [{ dtype: x.dtype, shape: x.shape }];
   if (c.node.outputs.length > 1) {
-    const st = (aInt(c.node, 'stash_type', 1) === 1 ? 'float32' : x.dtype) as DType;
+    const st = (intAttr(c.node, 'stash_type', 1) === 1 ? 'float32' : x.dtype) as DType;
     let s: Dim[] | undefined;
     if (x.shape) {
-      const axis = normAxis(aInt(c.node, 'axis', -1), x.shape.length, c);
+      const axis = normAxis(intAttr(c.node, 'axis', -1), x.shape.length, c);
       s = x.shape.map((d, i) => (i < axis ? d : 1));
     }
     for (let i = 1; i < c.node.outputs.length; i++) outs.push({ dtype: st, shape: s });
@@ -438,7 +417,7 @@ const identity: ShapeRule = (c) => {
 
 const cast: ShapeRule = (c) => {
   const x = need(c, 0);
-  const dtype = dtypeOfInt(aInt(c.node, 'to', 1));
+  const dtype = dtypeOfInt(intAttr(c.node, 'to', 1));
   return [{ dtype, shape: x.shape, value: x.value }];
 };
 
@@ -450,7 +429,7 @@ const castLike: ShapeRule = (c) => {
 const transpose: ShapeRule = (c) => {
   const x = need(c, 0);
   if (!x.shape) return [{ dtype: x.dtype }];
-  const perm = aInts(c.node, 'perm') ?? x.shape.map((_, i) => x.shape!.length - 1 - i);
+  const perm = intsAttr(c.node, 'perm') ?? x.shape.map((_, i) => x.shape!.length - 1 - i);
   if (perm.length !== x.shape.length)
     throw graphErr(c, `perm [${perm}] does not match rank ${x.shape.length}`, 'give one perm entry per axis');
   return [{ dtype: x.dtype, shape: perm.map((p) => x.shape![p]) }];
@@ -505,7 +484,7 @@ const reshape: ShapeRule = (c) => {
     return [{ dtype: x.dtype }];
   }
   if (!x.shape) return [{ dtype: x.dtype }];
-  const shape = reshapeTarget(x.shape, t, aInt(c.node, 'allowzero', 0) === 1, c.node.name);
+  const shape = reshapeTarget(x.shape, t, intAttr(c.node, 'allowzero', 0) === 1, c.node.name);
   const known = typeof shape.find((d) => typeof d === 'number' && d > 0) !== 'undefined' || shape.length === 0;
   if (known) {
     const a = mulDims(x.shape);
@@ -525,7 +504,7 @@ const flatten: ShapeRule = (c) => {
   const x = need(c, 0);
   if (!x.shape) return [{ dtype: x.dtype }];
   const r = x.shape.length;
-  let axis = aInt(c.node, 'axis', 1);
+  let axis = intAttr(c.node, 'axis', 1);
   if (axis < 0) axis += r;
   return [{ dtype: x.dtype, shape: [mulDims(x.shape.slice(0, axis)), mulDims(x.shape.slice(axis))] }];
 };
@@ -536,7 +515,7 @@ function axesOf(c: ShapeCtx, inputIdx: number): number[] | undefined | 'unknown'
     const k = knownInts(c, inputIdx);
     return k ?? 'unknown';
   }
-  return aInts(c.node, 'axes');
+  return intsAttr(c.node, 'axes');
 }
 
 const squeeze: ShapeRule = (c) => {
@@ -571,7 +550,7 @@ const concat: ShapeRule = (c) => {
   const dtype = present[0]?.dtype ?? 'float32';
   if (present.some((v) => !v.shape)) return [{ dtype }];
   const r = present[0].shape!.length;
-  const axis = normAxis(aInt(c.node, 'axis', 0), r, c);
+  const axis = normAxis(intAttr(c.node, 'axis', 0), r, c);
   const shape = [...present[0].shape!];
   let total: Dim = 0;
   for (const v of present) {
@@ -588,10 +567,10 @@ const split: ShapeRule = (c) => {
   const x = need(c, 0);
   const nOut = c.node.outputs.length;
   if (!x.shape) return Array.from({ length: nOut }, () => ({ dtype: x.dtype }));
-  const axis = normAxis(aInt(c.node, 'axis', 0), x.shape.length, c);
+  const axis = normAxis(intAttr(c.node, 'axis', 0), x.shape.length, c);
   let sizes: Dim[] | undefined;
   if (c.node.inputs.length > 1 && c.node.inputs[1] !== '') sizes = knownInts(c, 1);
-  else sizes = aInts(c.node, 'split');
+  else sizes = intsAttr(c.node, 'split');
   const d = x.shape[axis];
   if (!sizes) {
     if (typeof d === 'number') {
@@ -613,6 +592,20 @@ function clampSliceIndex(v: number, size: number, step: number, isEnd: boolean):
   return isEnd ? Math.max(-1, Math.min(size - 1, v)) : Math.max(0, Math.min(size - 1, v));
 }
 
+/**
+ * The positions an ONNX Slice keeps along one axis of length `size`: from `start` towards `end` (exclusive) by
+ * `step`, negative start/end counting from the end and both clamped as the ONNX spec says for the sign of `step`.
+ * Returns them in slice order with the clamped start (the first position when any is kept).
+ */
+export function sliceIndices(start: number, end: number, step: number, size: number): { start: number; idx: number[] } {
+  const s = clampSliceIndex(start, size, step, false);
+  const e = clampSliceIndex(end, size, step, true);
+  const idx: number[] = [];
+  if (step > 0) for (let k = s; k < e; k += step) idx.push(k);
+  else for (let k = s; k > e; k += step) idx.push(k);
+  return { start: s, idx };
+}
+
 const slice: ShapeRule = (c) => {
   const x = need(c, 0);
   if (!x.shape) return [{ dtype: x.dtype }];
@@ -630,9 +623,9 @@ const slice: ShapeRule = (c) => {
       return [{ dtype: x.dtype, shape: x.shape.map((_, i) => c.fresh(i)) }];
     }
   } else {
-    starts = aInts(c.node, 'starts');
-    ends = aInts(c.node, 'ends');
-    axes = aInts(c.node, 'axes');
+    starts = intsAttr(c.node, 'starts');
+    ends = intsAttr(c.node, 'ends');
+    axes = intsAttr(c.node, 'axes');
   }
   if (!starts || !ends) return [{ dtype: x.dtype }];
   axes ??= starts.map((_, i) => i);
@@ -667,7 +660,7 @@ const gather: ShapeRule = (c) => {
   const x = need(c, 0);
   const idx = need(c, 1);
   if (!x.shape || !idx.shape) return [{ dtype: x.dtype }];
-  const axis = normAxis(aInt(c.node, 'axis', 0), x.shape.length, c);
+  const axis = normAxis(intAttr(c.node, 'axis', 0), x.shape.length, c);
   const shape = [...x.shape.slice(0, axis), ...idx.shape, ...x.shape.slice(axis + 1)];
   const out: Inferred = { dtype: x.dtype, shape };
   const iv = knownInts(c, 1);
@@ -702,7 +695,7 @@ const pad: ShapeRule = (c) => {
   const r = x.shape.length;
   let pads: number[] | undefined;
   if (c.node.inputs.length > 1 && c.node.inputs[1]) pads = knownInts(c, 1);
-  else pads = aInts(c.node, 'pads');
+  else pads = intsAttr(c.node, 'pads');
   if (!pads) return [{ dtype: x.dtype, shape: x.shape.map((_, i) => c.fresh(i)) }];
   let axes = c.node.inputs[3] ? knownInts(c, 3) : undefined;
   axes = (axes ?? x.shape.map((_, i) => i)).map((a) => normAxis(a, r, c));
@@ -718,8 +711,8 @@ const shapeOp: ShapeRule = (c) => {
   const x = need(c, 0);
   if (!x.shape) return [{ dtype: 'int64' }];
   const r = x.shape.length;
-  let start = aInt(c.node, 'start', 0);
-  let end = aInt(c.node, 'end', r);
+  let start = intAttr(c.node, 'start', 0);
+  let end = intAttr(c.node, 'end', r);
   if (start < 0) start += r;
   if (end < 0) end += r;
   start = Math.max(0, Math.min(r, start));
@@ -767,7 +760,7 @@ function reduceRule(axesInputFromOpset: number, outDtype?: DType): ShapeRule {
     const dtype = outDtype ?? x.dtype;
     if (!x.shape) return [{ dtype }];
     const r = x.shape.length;
-    const keep = aInt(c.node, 'keepdims', 1) === 1;
+    const keep = intAttr(c.node, 'keepdims', 1) === 1;
     let ax: number[] | undefined;
     if (c.opset >= axesInputFromOpset) {
       if (c.node.inputs.length > 1 && c.node.inputs[1]) {
@@ -775,9 +768,9 @@ function reduceRule(axesInputFromOpset: number, outDtype?: DType): ShapeRule {
         if (!k) return [{ dtype, shape: keep ? x.shape.map((_, i) => c.fresh(i)) : undefined }];
         ax = k;
       }
-    } else ax = aInts(c.node, 'axes');
+    } else ax = intsAttr(c.node, 'axes');
     if (ax && ax.length === 0) ax = undefined;
-    if (!ax && aInt(c.node, 'noop_with_empty_axes', 0) === 1) return [{ dtype, shape: x.shape }];
+    if (!ax && intAttr(c.node, 'noop_with_empty_axes', 0) === 1) return [{ dtype, shape: x.shape }];
     const set = new Set((ax ?? x.shape.map((_, i) => i)).map((a) => normAxis(a, r, c)));
     const shape = keep ? x.shape.map((d, i) => (set.has(i) ? 1 : d)) : x.shape.filter((_, i) => !set.has(i));
     const out: Inferred = { dtype, shape };
@@ -789,8 +782,8 @@ function reduceRule(axesInputFromOpset: number, outDtype?: DType): ShapeRule {
 const argReduce: ShapeRule = (c) => {
   const x = need(c, 0);
   if (!x.shape) return [{ dtype: 'int64' }];
-  const a = normAxis(aInt(c.node, 'axis', 0), x.shape.length, c);
-  const keep = aInt(c.node, 'keepdims', 1) === 1;
+  const a = normAxis(intAttr(c.node, 'axis', 0), x.shape.length, c);
+  const keep = intAttr(c.node, 'keepdims', 1) === 1;
   return [
     { dtype: 'int64', shape: keep ? x.shape.map((d, i) => (i === a ? 1 : d)) : x.shape.filter((_, i) => i !== a) },
   ];
@@ -802,7 +795,7 @@ const oneHot: ShapeRule = (c) => {
   const dtype = need(c, 2).dtype;
   if (!idx.shape) return [{ dtype }];
   const r = idx.shape.length + 1;
-  let axis = aInt(c.node, 'axis', -1);
+  let axis = intAttr(c.node, 'axis', -1);
   if (axis < 0) axis += r;
   const shape = [...idx.shape];
   shape.splice(axis, 0, depth);
@@ -812,8 +805,8 @@ const oneHot: ShapeRule = (c) => {
 const topK: ShapeRule = (c) => {
   const x = need(c, 0);
   if (!x.shape) return [{ dtype: x.dtype }, { dtype: 'int64' }];
-  const a = normAxis(aInt(c.node, 'axis', -1), x.shape.length, c);
-  const k = c.opset >= 10 ? (need(c, 1).value?.[0] ?? c.fresh(a)) : aInt(c.node, 'k', 1);
+  const a = normAxis(intAttr(c.node, 'axis', -1), x.shape.length, c);
+  const k = c.opset >= 10 ? (need(c, 1).value?.[0] ?? c.fresh(a)) : intAttr(c.node, 'k', 1);
   const shape = x.shape.map((d, i) => (i === a ? k : d));
   return [
     { dtype: x.dtype, shape },
@@ -822,7 +815,7 @@ const topK: ShapeRule = (c) => {
 };
 
 const einsum: ShapeRule = (c) => {
-  const eq = aStr(c.node, 'equation', '').replace(/\s/g, '');
+  const eq = stringAttr(c.node, 'equation', '').replace(/\s/g, '');
   const dtype = need(c, 0).dtype;
   const [lhs, rhs0] = eq.split('->');
   const terms = lhs.split(',');

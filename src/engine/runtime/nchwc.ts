@@ -16,6 +16,7 @@
  * off and nothing changes.
  */
 import * as ort from 'onnxruntime-node';
+import { intsAttr } from '../ir/attrs.js';
 import { GraphBuilder, randn } from '../ir/builder.js';
 import { attr, type Graph, type Node } from '../ir/graph.js';
 import { exportOnnx } from '../onnx/export.js';
@@ -24,11 +25,6 @@ const NCHWC = 'com.microsoft.nchwc';
 
 /** Output planes (Ho·Wo) up to this size use the blocked kernel; larger planes run as fast on the generic path. */
 export const NCHWC_MAX_PLANE = 32 * 32;
-
-function intsOf(n: Node, k: string): number[] | undefined {
-  const a = n.attrs[k];
-  return a && a.type === 'ints' ? a.value : undefined;
-}
 
 /** The graph with each eligible Conv (2-D, group 1, weight not an initializer) rewritten to the NCHWc ops. */
 export function rewriteNchwc(graph: Graph, block: number, maxPlane = NCHWC_MAX_PLANE): { graph: Graph; count: number } {
@@ -80,7 +76,7 @@ export function rewriteNchwc(graph: Graph, block: number, maxPlane = NCHWC_MAX_P
       const xc = b.op('ReorderInput', [n.inputs[0]], {}, 1, 'x_nchwc', NCHWC)[0];
       const attrs: Node['attrs'] = { kernel_shape: attr.ints([kh, kw]) };
       for (const k of ['pads', 'strides', 'dilations'] as const) {
-        const v = intsOf(n, k);
+        const v = intsAttr(n, k);
         if (v) attrs[k] = attr.ints(v);
       }
       if (n.attrs.auto_pad) attrs.auto_pad = n.attrs.auto_pad;
@@ -131,7 +127,7 @@ function flippedTransposeSource(graph: Graph, producer: Map<string, Node>, w: st
     });
   const tr = ok ? producer.get(sl.inputs[0]) : undefined;
   if (tr?.opType !== 'Transpose' || tr.domain !== '') return undefined;
-  const perm = intsOf(tr, 'perm');
+  const perm = intsAttr(tr, 'perm');
   return perm && perm.join() === '1,0,2,3' ? tr.inputs[0] : undefined;
 }
 

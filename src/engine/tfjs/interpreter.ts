@@ -10,8 +10,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { QcbError } from '../../errors.js';
 import { resolvePads } from '../grad/conv.js';
-import { dtypeFromCode, floatAttr, intAttr, intsAttr, normAxis, stringAttr } from '../grad/util.js';
+import { normAxis } from '../grad/util.js';
+import { floatAttr, intAttr, intsAttr, stringAttr } from '../ir/attrs.js';
+import { dtypeFromCode } from '../onnx/dtypes.js';
+import { mulberry32 } from '../../util/random.js';
 import type { DType, Graph, Node, Tensor } from '../ir/graph.js';
+import { sliceIndices } from '../ir/shapes.js';
 
 let backendReady = false;
 let preferredBackend = 'cpu';
@@ -455,17 +459,6 @@ function reshapeOnnx(x: T, target: number[], allowZero: boolean): T {
   return tf.reshape(x, shape);
 }
 
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function scatterJs(data: T, indices: T, updates: T, mode: string, positions: (i: number) => number): T {
   const out = Float32Array.from(data.dataSync() as Float32Array);
   const u = updates.dataSync() as Float32Array;
@@ -626,7 +619,7 @@ const OPS = {
     const training = ins[2] ? nums(ins[2])[0] !== 0 : false;
     const ratio = ins[1] ? nums(ins[1])[0] : floatAttr(node, 'ratio', 0.5);
     if (!training || ratio === 0) return [x, tf.ones(x.shape, 'bool')];
-    const rnd = mulberry(intAttr(node, 'seed', 0) + 1);
+    const rnd = mulberry32(intAttr(node, 'seed', 0) + 1);
     const m = new Uint8Array(x.size);
     for (let i = 0; i < m.length; i++) m[i] = rnd() >= ratio ? 1 : 0;
     const mask = tf.tensor(m, x.shape, 'bool');
@@ -790,21 +783,7 @@ const OPS = {
     const steps = ins[4] ? nums(ins[4]) : starts.map(() => 1);
     axes.forEach((ax, i) => {
       const a = normAxis(ax, x.rank);
-      const D = x.shape[a];
-      const step = steps[i];
-      const clamp = (v: number, lo: number, hi: number) => Math.min(Math.max(v, lo), hi);
-      let st = starts[i] < 0 ? starts[i] + D : starts[i];
-      let en = ends[i] < 0 ? ends[i] + D : ends[i];
-      const idx: number[] = [];
-      if (step > 0) {
-        st = clamp(st, 0, D);
-        en = clamp(en, 0, D);
-        for (let k = st; k < en; k += step) idx.push(k);
-      } else {
-        st = clamp(st, 0, D - 1);
-        en = clamp(en, -1, D - 1);
-        for (let k = st; k > en; k += step) idx.push(k);
-      }
+      const { idx } = sliceIndices(starts[i], ends[i], steps[i], x.shape[a]);
       x = tf.gather(x, tf.tensor1d(idx, 'int32'), a);
     });
     return [x];

@@ -18,6 +18,7 @@
  *   ReduceMean, Sqrt, Div, Mul, Add, differentiated op by op by the autodiff (more full-tensor passes; kept as the
  *   reference for the fused rule).
  */
+import { floatAttr } from '../ir/attrs.js';
 import { GraphBuilder } from '../ir/builder.js';
 import { attr, type Graph, type Node, type Tensor } from '../ir/graph.js';
 import { QCBENCH_DOMAIN } from '../ir/shapes.js';
@@ -29,11 +30,6 @@ export interface BnUpdate {
   runningVar: string;
   newMean: string;
   newVar: string;
-}
-
-function attrNum(n: Node, k: string, d: number): number {
-  const a = n.attrs[k];
-  return a && (a.type === 'float' || a.type === 'int') ? a.value : d;
 }
 
 /** Options of {@link lowerBatchNormTraining}. */
@@ -70,8 +66,8 @@ export function lowerBatchNormTraining(
     const xi = graph.values.get(x);
     const rank = xi?.shape?.length ?? 4;
     const axes = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)];
-    const eps = attrNum(n, 'epsilon', 1e-5);
-    const mom = attrNum(n, 'momentum', 0.9);
+    const eps = floatAttr(n, 'epsilon', 1e-5);
+    const mom = floatAttr(n, 'momentum', 0.9);
     const y = n.outputs[0];
     b.scope(`${n.name}:train`, () => {
       let m1: string;

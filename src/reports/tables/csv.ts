@@ -3,7 +3,7 @@
  * encoder, column group and metric), the all-results table, every cell (per seed) and the recall per artefact type.
  * Pure functions of the model in model.ts.
  */
-import { csvCell } from '../../data/datasets/csv-parse.js';
+import { csvCell } from '../../util/csv.js';
 import type { CellRecord } from '../../results/schema.js';
 import type { Aggregate } from '../aggregate.js';
 import { METRICS, type Reference } from '../reference.js';
