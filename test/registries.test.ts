@@ -19,8 +19,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { makeAnnotationsFromGroundTruth, writeAnnotations } from '../src/data/annotations.js';
-import { synthesizeScreen } from '../src/data/synth/screen.js';
+import { makeTinyScreen, TINY_SYNTH } from './e2e/_tiny-screen.js';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 const base = mkdtempSync(join(tmpdir(), 'qcb-toy-'));
@@ -64,7 +63,7 @@ data:
       format: synthetic
       root: screen
       annotations: ann.csv
-      synth: { domain: u2os, wells: 4, sites: 2, width: 320, height: 256, seed: 3, abnormal_fraction: 0.4, crop_size: 32 }
+      synth: ${TINY_SYNTH}
 pretrain:
   epochs: 1
   batch_size: 8
@@ -92,25 +91,7 @@ before(async () => {
   for (const d of ['src', 'bin']) cpSync(join(ROOT, d), join(pkg, d), { recursive: true });
   cpSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
   symlinkSync(join(ROOT, 'node_modules'), join(pkg, 'node_modules'), 'dir');
-  await synthesizeScreen({
-    domain: 'u2os',
-    out: join(work, 'screen'),
-    wells: 4,
-    sites: 2,
-    width: 320,
-    height: 256,
-    seed: 3,
-    cropSize: 32,
-    abnormalFraction: 0.4,
-  });
-  const ann = makeAnnotationsFromGroundTruth(join(work, 'screen', 'ground_truth.csv'), {
-    abnormal: 16,
-    normal: 16,
-    train: 20,
-    test: 12,
-    seed: 1,
-  });
-  writeAnnotations(join(work, 'ann.csv'), ann);
+  await makeTinyScreen(work);
   writeFileSync(join(work, 'toy.yaml'), PROTOCOL);
 });
 

@@ -11,8 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import { makeAnnotationsFromGroundTruth, writeAnnotations } from '../../src/data/annotations.js';
-import { synthesizeScreen } from '../../src/data/synth/screen.js';
+import { makeTinyScreen, TINY_SYNTH } from './_tiny-screen.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const BIN = join(ROOT, 'bin', 'qcbench.js');
@@ -20,27 +19,7 @@ const base = mkdtempSync(join(tmpdir(), 'qcb-e2e-'));
 const protocol = join(base, 'tiny.yaml');
 
 before(async () => {
-  const screen = join(base, 'screen');
-  // A tiny screen: 1 plate × 4 wells × 2 sites of 320×256 (u2os, BBBC022 layout).
-  await synthesizeScreen({
-    domain: 'u2os',
-    out: screen,
-    wells: 4,
-    sites: 2,
-    width: 320,
-    height: 256,
-    seed: 3,
-    cropSize: 32,
-    abnormalFraction: 0.4,
-  });
-  const ann = makeAnnotationsFromGroundTruth(join(screen, 'ground_truth.csv'), {
-    abnormal: 16,
-    normal: 16,
-    train: 20,
-    test: 12,
-    seed: 1,
-  });
-  writeAnnotations(join(base, 'ann.csv'), ann);
+  await makeTinyScreen(base);
   writeFileSync(
     protocol,
     `version: 1
@@ -55,12 +34,12 @@ data:
       format: synthetic
       root: screen
       annotations: ann.csv
-      synth: { domain: u2os, wells: 4, sites: 2, width: 320, height: 256, seed: 3, abnormal_fraction: 0.4, crop_size: 32 }
+      synth: ${TINY_SYNTH}
     t:
       format: synthetic
       root: screen
       annotations: ann.csv
-      synth: { domain: u2os, wells: 4, sites: 2, width: 320, height: 256, seed: 3, abnormal_fraction: 0.4, crop_size: 32 }
+      synth: ${TINY_SYNTH}
 tasks:
   linear: { epochs: 6, milestones: [4] }
 metrics: { bootstrap: 50 }

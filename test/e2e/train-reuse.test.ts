@@ -12,14 +12,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import {
-  makeAnnotationsFromGroundTruth,
-  readAnnotations,
-  sampleLabelBudget,
-  writeAnnotations,
-} from '../../src/data/annotations.js';
+import { readAnnotations, sampleLabelBudget } from '../../src/data/annotations.js';
 import { openCropStore } from '../../src/data/store/crop-store.js';
-import { synthesizeScreen } from '../../src/data/synth/screen.js';
+import { makeTinyScreen, TINY_SYNTH } from './_tiny-screen.js';
 import { DOWNSTREAM_TASKS, runTask } from '../../src/downstream/registry.js';
 import { extractFeatures } from '../../src/encoders/features.js';
 import { resolveEncoder } from '../../src/encoders/registry.js';
@@ -35,30 +30,10 @@ import { Logger } from '../../src/util/log.js';
 
 const base = mkdtempSync(join(tmpdir(), 'qcb-reuse-'));
 const protocolFile = join(base, 'reuse.yaml');
-const SYNTH =
-  '{ domain: u2os, wells: 4, sites: 2, width: 320, height: 256, seed: 3, abnormal_fraction: 0.4, crop_size: 32 }';
+const SYNTH = TINY_SYNTH;
 
 before(async () => {
-  const screen = join(base, 'screen');
-  await synthesizeScreen({
-    domain: 'u2os',
-    out: screen,
-    wells: 4,
-    sites: 2,
-    width: 320,
-    height: 256,
-    seed: 3,
-    cropSize: 32,
-    abnormalFraction: 0.4,
-  });
-  const ann = makeAnnotationsFromGroundTruth(join(screen, 'ground_truth.csv'), {
-    abnormal: 16,
-    normal: 16,
-    train: 20,
-    test: 12,
-    seed: 1,
-  });
-  writeAnnotations(join(base, 'ann.csv'), ann);
+  await makeTinyScreen(base);
   // `t` is the same screen under another name: a second test set for the same trained models (as the domain shift).
   writeFileSync(
     protocolFile,
