@@ -3,7 +3,7 @@
  * emits) and several dW formulations, in GFLOP/s. This decides the Conv rule's formulation
  * (engine-measurements.md); `qcbench bench engine` or a developer can call it.
  *
- * Run: `node --import tsx -e "import('../engine/grad/src/engine/grad/bench.ts').then(m => m.benchConvGrad().then(console.table))"`
+ * Run: `node --import tsx -e "import('./src/bench/grad.ts').then(m => m.benchConvGrad().then(console.table))"`
  */
 import { GraphBuilder, randn } from '../engine/ir/builder.js';
 import { type Graph, attr } from '../engine/ir/graph.js';

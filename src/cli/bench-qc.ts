@@ -1,4 +1,4 @@
-/** `qcbench bench qc [--json]`: crops scored per second through an exported QC classifier (src/qc/bench.ts). */
+/** `qcbench bench qc [--json]`: crops scored per second through an exported QC classifier (src/bench/qc.ts). */
 import { parseArgs } from 'node:util';
 import { QcbError } from '../errors.js';
 import { benchQc } from '../bench/qc.js';

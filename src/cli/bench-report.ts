@@ -1,6 +1,6 @@
 /**
  * `qcbench bench report [--json]`: seconds `qcbench report` takes on full-protocol-sized results, and the size of its
- * index.html (src/reports/bench.ts).
+ * index.html (src/bench/report.ts).
  */
 import { parseArgs } from 'node:util';
 import { QcbError } from '../errors.js';

@@ -1,5 +1,5 @@
 /**
- * Reads a results directory (layout in src/runner/results.ts) into memory, validated and sorted, so that everything
+ * Reads a results directory (layout in src/results/schema.ts) into memory, validated and sorted, so that everything
  * downstream is a pure function of the files: the same directory always gives the same report.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';

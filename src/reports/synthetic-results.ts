@@ -1,6 +1,6 @@
 /**
  * SYNTHETIC RESULTS for tests and `qcbench bench report`: writes a results directory with made-up CellRecord /
- * PretrainRecord / RunRecord files in the format of src/runner/results.ts. The numbers are invented (predictions
+ * PretrainRecord / RunRecord files in the format of src/results/schema.ts. The numbers are invented (predictions
  * drawn at a per-encoder accuracy level) and then scored with the real metric code; nothing here comes from a real
  * run, and nothing here may be shown as a result.
  */

@@ -1,7 +1,7 @@
 /**
  * Decision maps like Fan, Cong & Wang 2017 Figs. 3–5: a trained network's output over the plane as a heatmap
  * (MATLAB's "cool" colour map, cyan → magenta, as the paper), with the training points on top ("o" and "+" for the
- * two classes). Output: a self-contained Vega-Lite spec (data inline) that `src/reports/render.ts` renders to SVG/PNG,
+ * two classes). Output: a self-contained Vega-Lite spec (data inline) that `src/render/vega.ts` renders to SVG/PNG,
  * built from plain map data (`decisionMapData`) that `qcbench second-order --out` stores and `qcbench report` reads.
  */
 import type { VlSpec } from '../render/vega.js';

@@ -2,7 +2,7 @@
  * Gradient rules for Conv and ConvTranspose (any spatial rank; groups incl. depthwise, strides, dilations,
  * asymmetric pads, auto_pad).
  *
- * Speed matters here (engine-measurements.md; figures from src/engine/grad/bench.ts). dX: for stride 1 a Conv of dY
+ * Speed matters here (engine-measurements.md; figures from src/bench/grad.ts). dX: for stride 1 a Conv of dY
  * with the flipped, group-transposed W (faster than ConvTranspose in onnxruntime), else ConvTranspose(dY, W) (a
  * sub-pixel decomposition into s² phase Convs measured 2× slower). dW is
  * GEMM-shaped, never a Conv over transposed tensors (2–4× slower): for large output planes an im2col by a one-hot
