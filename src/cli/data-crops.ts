@@ -4,7 +4,7 @@
 import { type BorderPolicy, extractCrops, mergeShards, type Normalisation } from '../data/crops.js';
 import { DATASETS, readDataset } from '../data/datasets/index.js';
 import { readCellProfilerCentres } from '../data/nuclei/cellprofiler.js';
-import type { Compression } from '../data/store/crop-store.js';
+import { type Compression, checkStorePath } from '../data/store/crop-store.js';
 import { QcbError } from '../errors.js';
 import { parseShard } from '../util/shard.js';
 import { lookup } from '../util/suggest.js';
@@ -152,6 +152,7 @@ export const command: Command = {
         key: '--out',
         fix: 'name the crop store to write, e.g. --out crops/bbbc022.zarr',
       });
+    checkStorePath(values.out, '--out'); // before any work: a plain file there is bad input, not a crash at the end
     const mergeN = intArg(values.merge, '--merge', 1);
     if (mergeN !== undefined) {
       await mergeShards(values.out, mergeN, { log: ctx.log });

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { QcbError } from '../errors.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { checkId } from '../util/ids.js';
 import { closest } from '../util/suggest.js';
 import { parseCsv } from './datasets/csv-parse.js';
 import { ARTEFACT_TYPES } from './synth/artefacts.js';
@@ -47,7 +48,9 @@ const CROP_ID = /^.+_s\d+_-?\d+_-?\d+$/;
 
 /**
  * Parses and validates annotation CSV text. Every problem throws QCB_ANNOTATIONS naming the file, the line and
- * column, the value, what is allowed and the fix.
+ * column, the value, what is allowed and the fix — except a crop id that is not a safe id (src/util/ids.ts: the
+ * store's crop ids are made of safe plate, well and site ids, so `../` or `/` in one is a bad value), which throws
+ * QCB_CSV_VALUE as every table's ids do.
  */
 export function parseAnnotations(text: string, file: string): Annotation[] {
   const lines = text.split(/\r?\n/);
@@ -98,6 +101,7 @@ export function parseAnnotations(text: string, file: string): Annotation[] {
         'bad crop id',
       );
     }
+    checkId(crop_id, { file, key: 'crop_id', line });
     const prev = seen.get(crop_id);
     if (prev !== undefined) {
       bad(

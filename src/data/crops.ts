@@ -1,7 +1,7 @@
 import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { asQcbError, ERROR_CODES, QcbError } from '../errors.js';
+import { asQcbError, ERROR_CODES, EXIT, QcbError } from '../errors.js';
 import { logger as defaultLogger, type Logger } from '../util/log.js';
 import { csvCell } from '../util/csv.js';
 import { extractChannel, readImage } from './io/image.js';
@@ -423,6 +423,7 @@ export async function extractCrops(o: ExtractOptions): Promise<ExtractSummary> {
     'fields',
   );
   if (done) progress.tick(done);
+  let failed = true;
   try {
     while (done < fields.length) {
       const slice = fields.slice(done, Math.min(fields.length, done + batch));
@@ -449,8 +450,16 @@ export async function extractCrops(o: ExtractOptions): Promise<ExtractSummary> {
       o.onBatch?.(done);
       if (o.signal?.aborted && done < fields.length) break;
     }
+    failed = false;
+  } catch (e) {
+    // Bad input (a bad field in a strict run) leaves nothing half-written: the store this run created is removed, a
+    // resumed one goes back to where this run found it. A run failure (exit 1) keeps its checkpoint to resume from.
+    if (asQcbError(e).exitCode === EXIT.badInput) writer.discard();
+    throw e;
   } finally {
-    progress.finish();
+    // A failed run is not "done": its progress line is cleared without a summary.
+    if (failed) progress.abandon();
+    else progress.finish();
     await ownPool?.close();
   }
   if (done < fields.length) {

@@ -8,6 +8,7 @@ import { AUGMENTATIONS, type Catalog, DATASET_FORMATS } from './catalog.js';
 import * as D from './defaults.js';
 import { nonNeg, posInt } from './fields.js';
 import type { Spec } from './spec.js';
+import { ID_ALLOWED, ID_PATTERN } from '../util/ids.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -53,8 +54,8 @@ const evaluationSpec = (c: Catalog): Spec => ({
   kind: 'object',
   required: ['tasks', 'budgets'],
   fields: {
-    /** Name of the block in reports (`table1`, `label-budget`, `domain-shift`). */
-    name: { kind: 'string' },
+    /** Name of the block in reports (`table1`, `label-budget`, `domain-shift`); a safe id (src/util/ids.ts). */
+    name: { kind: 'string', pattern: ID_PATTERN, patternDoc: ID_ALLOWED },
     tasks: {
       kind: 'list',
       of: { kind: 'enum', values: Object.keys(c.tasks), what: 'downstream task' },
@@ -139,7 +140,13 @@ const buildSpec = (c: Catalog): Spec => ({
         crop_size: { kind: 'int', min: 16, max: 1024, default: D.CROP_SIZE },
         /** Data set whose crops SSL methods pretrain on and whose annotations train the heads by default. */
         pretrain_on: { kind: 'string' },
-        datasets: { kind: 'map', of: datasetSpec },
+        // A data set's name becomes a folder (`<workdir>/data/<name>`) and a cell's train/test set: a safe id
+        // (src/util/ids.ts), so it cannot point outside the workdir.
+        datasets: {
+          kind: 'map',
+          of: datasetSpec,
+          keys: { pattern: ID_PATTERN, patternDoc: ID_ALLOWED, what: 'data set' },
+        },
       },
     },
     pretrain: {

@@ -14,9 +14,17 @@ export type Spec =
   | { kind: 'enum'; values: readonly string[]; what: string; default?: string; doc?: string }
   | { kind: 'list'; of: Spec; minLength?: number; unique?: boolean; default?: unknown[]; doc?: string }
   | { kind: 'object'; fields: Record<string, Spec>; required?: readonly string[]; doc?: string; open?: boolean }
-  | { kind: 'map'; of: Spec; keys?: { values: readonly string[]; what: string }; default?: object; doc?: string }
+  | { kind: 'map'; of: Spec; keys?: MapKeys; default?: object; doc?: string }
   | { kind: 'nullable'; of: Spec; default?: null; doc?: string }
   | { kind: 'any'; default?: unknown; doc?: string };
+
+/**
+ * What the keys of a `map` may be: names from a list (`values`), or any name matching `pattern` (described by
+ * `patternDoc`) — for keys that become ids and path components, such as data-set names.
+ */
+export type MapKeys =
+  | { values: readonly string[]; what: string }
+  | { pattern: RegExp; patternDoc: string; what: string };
 
 /** One problem found in a protocol. */
 export interface Issue {
@@ -211,7 +219,18 @@ export function check(
       const out: Record<string, unknown> = {};
       if (spec.kind === 'map') {
         for (const [k, v] of Object.entries(obj)) {
-          if (spec.keys && !spec.keys.values.includes(k)) {
+          if (spec.keys && 'pattern' in spec.keys && !spec.keys.pattern.test(k)) {
+            issues.push({
+              code: 'QCB_PROTOCOL_VALUE',
+              path: [...path, k],
+              message: `${formatPath([...path, k])}: ${spec.keys.what} name '${k}' is not ${spec.keys.patternDoc}`,
+              value: k,
+              allowed: spec.keys.patternDoc,
+              fix: `rename it using only ${spec.keys.patternDoc}`,
+            });
+            continue;
+          }
+          if (spec.keys && 'values' in spec.keys && !spec.keys.values.includes(k)) {
             const near = closest(k, spec.keys.values);
             issues.push({
               code: 'QCB_UNKNOWN_NAME',

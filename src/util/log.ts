@@ -139,6 +139,12 @@ export class Progress {
     if (this.live) this.stream.write(`\r\x1b[2K${this.text().slice(0, (this.stream.columns ?? 120) - 1)}`);
   }
 
+  /** Ends the display without a summary: for a stage that failed, which is not done. */
+  abandon(): void {
+    this.clearLine();
+    if (this.logger.progress === this) this.logger.progress = undefined;
+  }
+
   /** Ends the display and logs a summary line with the elapsed time and rate. */
   finish(msg?: string): void {
     this.clearLine();

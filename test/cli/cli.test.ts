@@ -54,6 +54,35 @@ test('validate rejects a broken protocol with exit 2, naming key and fix', () =>
   assert.match(r.err, /seeds\[1\] repeats 0/);
 });
 
+test('validate refuses data-set and evaluation names that are not safe ids (QCB_PROTOCOL_VALUE, exit 2)', () => {
+  const d = mkdtempSync(join(tmpdir(), 'qcb-cli-'));
+  const file = join(d, 'escape.yaml');
+  writeFileSync(
+    file,
+    [
+      'version: 1',
+      `extends: ${join(ROOT, 'protocols', 'quick.yaml')}`,
+      'name: escape',
+      'data:',
+      '  datasets:',
+      "    '../../x': { format: synthetic }",
+      'evaluations:',
+      "  - { name: '../e', tasks: [knn], budgets: [10] }",
+      '',
+    ].join('\n'),
+  );
+  const r = qcbench('validate', file);
+  assert.equal(r.code, 2, r.err);
+  assert.match(
+    r.err,
+    /error QCB_PROTOCOL_VALUE: data\.datasets\.\.\.\/\.\.\/x: data set name '\.\.\/\.\.\/x' is not letters/,
+  );
+  assert.match(r.err, /escape\.yaml:6/);
+  assert.match(r.err, /error QCB_PROTOCOL_VALUE: evaluations\[0\]\.name is not letters, digits/);
+  assert.match(r.err, /escape\.yaml:8/);
+  assert.deepEqual(readdirSync(d), ['escape.yaml']);
+});
+
 test('unknown command and unknown option are usage errors (exit 2) with a suggestion', () => {
   const a = qcbench('valdate');
   assert.equal(a.code, 2);

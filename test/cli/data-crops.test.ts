@@ -1,5 +1,14 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -10,6 +19,7 @@ import { command as show } from '../../src/cli/data-show.js';
 import { openCropStore } from '../../src/data/store/crop-store.js';
 import { QcbError } from '../../src/errors.js';
 import { Logger } from '../../src/util/log.js';
+import { qcbench } from './_cli.js';
 
 process.env.QCBENCH_LOG_QUIET = '1';
 const ctx = { log: new Logger({ quiet: true }) };
@@ -167,4 +177,150 @@ test('bench data: the parts can be left out, and bad options are refused', async
   assert.equal(await code(command.run(['--train-rate', '0'], ctx)), 'QCB_USAGE');
   assert.equal(await code(command.run(['--train-rate', 'fast'], ctx)), 'QCB_USAGE');
   assert.equal(await code(command.run(['--fields', '0'], ctx)), 'QCB_USAGE');
+});
+
+/** Every path under `dir` (relative), sorted: what a command left behind. */
+function listing(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort();
+}
+
+/** `qcbench data crops` of the `dataset` layout, in-process workers. */
+function cropsCli(dataset: string, root: string, out: string, ...more: string[]) {
+  return qcbench('data', 'crops', '--dataset', dataset, '--root', root, '--out', out, '--workers', '0', ...more);
+}
+
+const B22 = new URL('../../../shared/fixtures/bbbc/bbbc022/', import.meta.url).pathname;
+
+test('data crops: a field table with a field on two rows or an id holding a path ends with QCB_CSV_VALUE, exit 2, nothing written', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qcb-cli-'));
+  const table = writeBenchFields(join(dir, 'screen'), 3, { width: 120, height: 100, nucleiPerField: 4, seed: 2 });
+  const good = readFileSync(table, 'utf8');
+  const lines = good.trim().split('\n');
+  const crops = (out: string, ...more: string[]) =>
+    cropsCli('csv', join(dir, 'screen'), join(dir, out), '--size', '32', ...more);
+  const before = listing(dir);
+
+  // csv: the first field again on line 5
+  writeFileSync(table, `${good}${lines[1]}\n`);
+  let r = crops('dup');
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /error QCB_CSV_VALUE: field P1_B02_s1 is on two rows: line 2 and line 5 of .*fields\.csv/);
+  assert.match(r.err, /key: +lines 2 and 5, column field_id/);
+  assert.match(r.err, /fix: +remove one of the two rows/);
+  assert.deepEqual(listing(dir), before);
+
+  // csv: plate, well, site or field_id that would put a crop id (and a file name) outside its folder
+  for (const [col, bad] of [
+    [1, '../../x'],
+    [2, 'B/02'],
+    [3, '..'],
+    [0, '../P1_B02_s1'],
+  ] as const) {
+    const row = lines[2].split(',');
+    row[col] = bad;
+    writeFileSync(table, [lines[0], lines[1], row.join(','), ''].join('\n'));
+    r = crops('bad', '--strict');
+    assert.equal(r.code, 2, r.err);
+    const column = lines[0].split(',')[col];
+    assert.match(
+      r.err,
+      new RegExp(`error QCB_CSV_VALUE: .*fields\\.csv:3: ${column} '${bad.replace(/[./]/g, '\\$&')}' is not a safe id`),
+    );
+    assert.match(r.err, /allowed: +letters, digits, '-', '_' and '\.' \(not '\.' or '\.\.' alone\)/);
+    assert.deepEqual(listing(dir), before);
+  }
+
+  // BBBC022: one plate/well/site on two lines naming different images (a repeat of the same images is read once)
+  const b22 = join(dir, 'b22');
+  mkdirSync(b22);
+  for (const f of readdirSync(B22)) copyFileSync(join(B22, f), join(b22, f));
+  const t22 = join(b22, '20585_AE_excerpt.csv');
+  const rows22 = readFileSync(t22, 'utf8').trim().split('\n');
+  appendFileSync(t22, `${rows22[1]}\n`); // the same images again (overlapping exports): fine
+  const before22 = listing(dir);
+  r = cropsCli('bbbc022', b22, join(dir, 'ok22'), '--channels', 'Hoechst', '--json');
+  assert.equal(r.code, 0, r.err);
+  assert.equal(JSON.parse(r.out).fields, 1);
+  appendFileSync(t22, `${rows22[1].replace('IXMtest_A01_s1_w164FBEEF7', 'IXMtest_A01_s1_w1OTHER')}\n`);
+  const after22 = listing(dir);
+  r = cropsCli('bbbc022', b22, join(dir, 'dup22'), '--channels', 'Hoechst');
+  assert.equal(r.code, 2, r.err);
+  assert.match(
+    r.err,
+    /error QCB_CSV_VALUE: field 20585_A01_s1 is on two rows: line 2 and line \d+ of .*20585_AE_excerpt\.csv/,
+  );
+  assert.match(r.err, /column plate\/well\/site/);
+  assert.deepEqual(listing(dir), after22);
+  assert.ok(before22.length < after22.length); // only ok22 (the good run) was added
+});
+
+test('data crops --out naming a plain file is QCB_STORE, exit 2, before any work; the file is untouched', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qcb-cli-'));
+  writeBenchFields(join(dir, 'screen'), 2, { width: 120, height: 100, nucleiPerField: 4, seed: 2 });
+  writeFileSync(join(dir, 'notes.txt'), 'keep me\n');
+  const before = listing(dir);
+  for (const out of ['notes.txt', join('notes.txt', 'store')]) {
+    const r = cropsCli('csv', join(dir, 'screen'), join(dir, out));
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, /error QCB_STORE: .*notes\.txt is a file, so it cannot (be|hold) a crop store/);
+    assert.match(r.err, /key: +--out/);
+    assert.doesNotMatch(r.err, /crops: done|QCB_INTERNAL/);
+    assert.equal(readFileSync(join(dir, 'notes.txt'), 'utf8'), 'keep me\n');
+    assert.deepEqual(listing(dir), before);
+  }
+});
+
+test('data crops --strict: a bad field ends with its code, exit 2, no store left and no "done"; an existing store survives', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qcb-cli-'));
+  const table = writeBenchFields(join(dir, 'screen'), 3, { width: 120, height: 100, nucleiPerField: 4, seed: 2 });
+  const crops = (out: string, ...more: string[]) => cropsCli('csv', join(dir, 'screen'), out, '--size', '32', ...more);
+  const complete = join(dir, 'complete');
+  assert.equal(crops(complete).code, 0);
+  const completeFiles = listing(complete);
+  const completeInfo = readFileSync(join(complete, 'qcbench.json'), 'utf8');
+  // field 2's mito image becomes garbage
+  const mito = readFileSync(table, 'utf8').trim().split('\n')[2].split(',')[6];
+  writeFileSync(join(dir, 'screen', mito), 'not an image\n');
+  const before = listing(dir);
+
+  for (const out of [join(dir, 'new'), join(dir, 'deep', 'er', 'new')]) {
+    const r = crops(out, '--strict');
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, /error QCB_FILE_FORMAT: .*/);
+    assert.match(r.err, new RegExp(`file: +.*${mito.replace(/[./]/g, '\\$&')}`));
+    assert.doesNotMatch(r.err, /crops: done|crops written/);
+    assert.equal(r.out, '');
+    assert.deepEqual(listing(dir), before);
+  }
+  // sharded: the part store and the folders this shard made go; an existing --out folder stays as it was
+  const shared = join(dir, 'shared');
+  mkdirSync(shared);
+  writeFileSync(join(shared, 'README'), 'mine\n');
+  const r = crops(shared, '--strict', '--shard', '1/2'); // fields 2 and 3, into shared/parts/shard-2-of-2
+  assert.equal(r.code, 2, r.err);
+  assert.deepEqual(listing(shared), ['README']);
+  // an existing complete store is never removed by a failing strict run
+  const again = crops(complete, '--strict');
+  assert.equal(again.code, 2, again.err);
+  assert.match(again.err, /QCB_STORE: crop store already exists/);
+  assert.deepEqual(listing(complete), completeFiles);
+  assert.equal(readFileSync(join(complete, 'qcbench.json'), 'utf8'), completeInfo);
+});
+
+test('data show --annotations: a crop id holding a path is QCB_CSV_VALUE, exit 2', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qcb-cli-'));
+  writeBenchFields(join(dir, 'screen'), 1, { width: 120, height: 100, nucleiPerField: 4, seed: 2 });
+  const store = join(dir, 'store');
+  const made = cropsCli('csv', join(dir, 'screen'), store, '--size', '32');
+  assert.equal(made.code, 0, made.err);
+  const ann = join(dir, 'ann.csv');
+  writeFileSync(
+    ann,
+    'crop_id,label,artefact_type,split,source\n../../P1_B02_s1_10_10,abnormal,other,test,manual:test\n',
+  );
+  const before = listing(dir);
+  const r = qcbench('data', 'show', store, '--label', 'abnormal', '--annotations', ann, '--out', join(dir, 'm.png'));
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /error QCB_CSV_VALUE: .*ann\.csv:2: crop_id '\.\.\/\.\.\/P1_B02_s1_10_10' is not a safe id/);
+  assert.deepEqual(listing(dir), before);
 });

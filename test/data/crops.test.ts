@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -207,6 +207,45 @@ test('an interrupted extraction resumes after its last batch; shards merge into 
     () => shardRange(7, 3, 2),
     (e: unknown) => e instanceof QcbError && e.code === 'QCB_USAGE',
   );
+});
+
+test('a strict failure leaves nothing new: a store it started is removed, a resumed one goes back to its checkpoint', async () => {
+  const dir = makeScreen(6);
+  const fs = readCsvDataset({ root: dir, dnaChannel: 'dna' });
+  const out = mkdtempSync(join(tmpdir(), 'qcb-out-'));
+  const opts = { fieldSet: fs, workers: 0, log: quiet, size: 48, batchFields: 2, strict: true };
+  const ref = await extractCrops({ ...opts, out: join(out, 'ref') });
+  // An interrupted run: 2 of 6 fields at its checkpoint.
+  const ctl = new AbortController();
+  const part = await extractCrops({
+    ...opts,
+    out: join(out, 'r'),
+    signal: ctl.signal,
+    onBatch: (n) => n >= 2 && ctl.abort(),
+  });
+  assert.equal(part.fields, 2);
+  const files = ['progress.json', 'crops.csv', 'chunks.sha256', 'zarr.json', join('crops', 'zarr.json')];
+  const snapshot = () => ({
+    listing: readdirSync(join(out, 'r'), { recursive: true, encoding: 'utf8' }).sort(),
+    files: files.map((f) => readFileSync(join(out, 'r', f), 'utf8')),
+  });
+  const atCheckpoint = snapshot();
+  // Field 5's DNA image is cut short: the strict runs stop there, after writing fields 3 and 4.
+  const f5 = readFileSync(join(dir, 'fields.csv'), 'utf8').trim().split('\n')[5].split(',')[4];
+  const whole = readFileSync(join(dir, f5));
+  writeFileSync(join(dir, f5), whole.subarray(0, 5000));
+  const truncated = (e: unknown) => e instanceof QcbError && e.code === 'QCB_FILE_TRUNCATED';
+  await assert.rejects(extractCrops({ ...opts, out: join(out, 'r') }), truncated);
+  assert.deepEqual(snapshot(), atCheckpoint);
+  await assert.rejects(extractCrops({ ...opts, out: join(out, 'new', 'store') }), truncated);
+  assert.deepEqual(readdirSync(out).sort(), ['r', 'ref']);
+  // Repaired, the interrupted run resumes from its checkpoint to the same crops as one run.
+  writeFileSync(join(dir, f5), whole);
+  const rest = await extractCrops({ ...opts, out: join(out, 'r') });
+  assert.equal(rest.resumedFrom, 2);
+  assert.equal((await openCropStore(join(out, 'r'))).hash, (await openCropStore(join(out, 'ref'))).hash);
+  assert.equal(ref.crops, rest.crops);
+  assert.ok(!existsSync(join(out, 'new')));
 });
 
 test('imported centres replace segmentation; fields without centres give no crops', async () => {

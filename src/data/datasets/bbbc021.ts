@@ -5,6 +5,8 @@ import type { Field, FieldSet, SkippedField } from '../types.js';
 import { fieldId } from '../types.js';
 import {
   acceptField,
+  checkRowId,
+  FieldRows,
   findTablesWithHeader,
   type ReaderOptions,
   readerChannels,
@@ -26,7 +28,11 @@ export const BBBC021_CHANNELS = ['DAPI', 'Tubulin', 'Actin'] as const;
 /** RGB = Actin → red, Tubulin → green, DAPI → blue: the same roles as BBBC022's composite (cytoskeleton, organelle, DNA). */
 export const BBBC021_DEFAULT_CHANNELS = ['Actin', 'Tubulin', 'DAPI'];
 
-/** Reads the BBBC021 image table (+ MoA table when present) into fields. */
+/**
+ * Reads the BBBC021 image table (+ MoA table when present) into fields. Plate and well must be safe ids
+ * (src/util/ids.ts; `Week4_27481`, `B02`), and a plate/well/site on two rows is refused with QCB_CSV_VALUE naming
+ * both lines unless the rows name the same image files (overlapping tables), which are read once.
+ */
 export function readBbbc021(opts: ReaderOptions): FieldSet {
   const { root, channels, dnaChannel } = readerChannels(
     opts,
@@ -57,6 +63,7 @@ export function readBbbc021(opts: ReaderOptions): FieldSet {
   }
   const fields: Field[] = [];
   const skipped: SkippedField[] = [];
+  const taken = new FieldRows();
   for (const table of tables) {
     const t = parseCsv(readFileSync(table, 'utf8'), table);
     requireColumns(
@@ -75,12 +82,16 @@ export function readBbbc021(opts: ReaderOptions): FieldSet {
         skipTableLine(table, line, `line ${line}: cannot tell plate/well/site`, skipped);
         continue;
       }
+      checkRowId(plate, values, ['Image_Metadata_Plate_DAPI', 'Image_Metadata_Plate'], table, line);
+      checkRowId(well, values, ['Image_Metadata_Well_DAPI', 'Image_Metadata_Well'], table, line);
+      const id = fieldId(plate, well, site);
       const { paths, missing } = resolveChannelPaths(
         root,
         channels,
         (c) => ({ pathName: values[`Image_PathName_${c}`], fileName: values[`Image_FileName_${c}`] }),
         opts.checkFiles,
       );
+      if (!taken.take(id, table, line, 'plate/well/site', Object.values(paths).join('\n'))) continue;
       const compound = values.Image_Metadata_Compound ?? '';
       const concentration = values.Image_Metadata_Concentration ?? '';
       const metadata: Record<string, string> = {
@@ -91,14 +102,10 @@ export function readBbbc021(opts: ReaderOptions): FieldSet {
         table_number: values.TableNumber ?? '',
         image_number: values.ImageNumber ?? '',
       };
-      acceptField(
-        { field_id: fieldId(plate, well, site), plate, well, site, channels: paths, metadata },
-        missing,
-        table,
-        line,
-        opts,
-        { fields, skipped },
-      );
+      acceptField({ field_id: id, plate, well, site, channels: paths, metadata }, missing, table, line, opts, {
+        fields,
+        skipped,
+      });
     }
   }
   return { dataset: 'bbbc021', root, channels, dnaChannel, fields, skipped };

@@ -5,6 +5,8 @@ import type { Field, FieldSet, SkippedField } from '../types.js';
 import { fieldId } from '../types.js';
 import {
   acceptField,
+  checkRowId,
+  FieldRows,
   findTablesWithHeader,
   type ReaderOptions,
   readerChannels,
@@ -29,7 +31,12 @@ export const BBBC022_CHANNELS = ['Hoechst', 'ER', 'Syto', 'Ph_golgi', 'Mito'] as
  */
 export const BBBC022_DEFAULT_CHANNELS = ['Ph_golgi', 'Mito', 'Hoechst'];
 
-/** Reads BBBC022 image tables into fields. Malformed table lines are logged and listed in `skipped`. */
+/**
+ * Reads BBBC022 image tables into fields. Malformed table lines are logged and listed in `skipped`. Plate and well
+ * must be safe ids (src/util/ids.ts; `20585`, `A01`), and a plate/well/site on two rows is refused with
+ * QCB_CSV_VALUE naming both lines unless the rows name the same image files (the per-plate tables and the
+ * whole-screen export overlap), which are read once.
+ */
 export function readBbbc022(opts: ReaderOptions): FieldSet {
   const { root, channels, dnaChannel } = readerChannels(
     opts,
@@ -54,7 +61,7 @@ export function readBbbc022(opts: ReaderOptions): FieldSet {
   }
   const fields: Field[] = [];
   const skipped: SkippedField[] = [];
-  const seen = new Set<string>();
+  const taken = new FieldRows();
   for (const table of tables) {
     const t = parseCsv(readFileSync(table, 'utf8'), table);
     const required = channels.flatMap((c) => [`Image_FileName_Orig${c}`, `Image_PathName_Orig${c}`]);
@@ -81,15 +88,16 @@ export function readBbbc022(opts: ReaderOptions): FieldSet {
         skipTableLine(table, line, msg, skipped);
         continue;
       }
+      checkRowId(plate, values, ['Image_Metadata_PlateID', 'Image_Metadata_Plate'], table, line);
+      checkRowId(well, values, ['Image_Metadata_CPD_WELL_POSITION', 'Image_Metadata_Well'], table, line);
       const id = fieldId(plate, well, site);
-      if (seen.has(id)) continue; // tables concatenated from overlapping exports
-      seen.add(id);
       const { paths, missing } = resolveChannelPaths(
         root,
         channels,
         (c) => ({ pathName: values[`Image_PathName_Orig${c}`], fileName: values[`Image_FileName_Orig${c}`] }),
         opts.checkFiles,
       );
+      if (!taken.take(id, table, line, 'plate/well/site', Object.values(paths).join('\n'))) continue;
       const metadata: Record<string, string> = {};
       for (const [k, v] of Object.entries(values)) {
         if (k.startsWith('Image_Metadata_')) metadata[k.slice('Image_Metadata_'.length)] = v;

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { QcbError } from '../../errors.js';
+import { checkId } from '../../util/ids.js';
 import { logger } from '../../util/log.js';
 import type { Field, FieldSet, SkippedField } from '../types.js';
 import type { CsvTable } from './csv-parse.js';
@@ -167,6 +168,57 @@ export function findTablesWithHeader(root: string, re: RegExp, marker: string): 
   return findTables(root, re).filter((f) =>
     readFileSync(f, 'utf8').slice(0, 20_000).split(/\r?\n/)[0].includes(marker),
   );
+}
+
+/**
+ * The fields a reader has taken so far, by field id, with the table line each came from. Two rows for one field
+ * (one `field_id`; one plate/well/site in the BBBC tables) would give every crop of that field twice under the same
+ * crop id, so the second row is refused with QCB_CSV_VALUE naming the file, both lines, the id and the fix — in every
+ * mode, as it is a wrong table, not a missing file. The one exception is a BBBC row naming exactly the same image
+ * files (`files`): the BBBC downloads ship overlapping tables (a plate table and the whole-screen export), and a
+ * repeat of the same acquisition is the same field, read once.
+ */
+export class FieldRows {
+  private readonly rows = new Map<string, { table: string; line: number; files?: string }>();
+
+  /**
+   * Takes field `id` from `table`:`line`. Returns true for a new field, false for an identical repeat (same `files`,
+   * when given) that the caller leaves out; throws QCB_CSV_VALUE for any other repeat. `key` names the column(s)
+   * the id is made of.
+   */
+  take(id: string, table: string, line: number, key: string, files?: string): boolean {
+    const prev = this.rows.get(id);
+    if (!prev) {
+      this.rows.set(id, { table, line, files });
+      return true;
+    }
+    if (files !== undefined && prev.files === files) return false;
+    const first = prev.table === table ? `line ${prev.line}` : `${prev.table}:${prev.line}`;
+    throw new QcbError('QCB_CSV_VALUE', `field ${id} is on two rows: ${first} and line ${line} of ${table}`, {
+      file: table,
+      key: `lines ${prev.line} and ${line}, column ${key}`,
+      value: id,
+      allowed: 'one row per field',
+      fix:
+        files === undefined
+          ? `remove one of the two rows, or give them different ${key} values (each field's crops are named by it)`
+          : `remove one of the two rows, or correct its ${key} (they name different images of one field)`,
+    });
+  }
+}
+
+/**
+ * Checks that `value`, read from a table row from the first of `columns` that is not empty there, is a safe id
+ * (src/util/ids.ts; QCB_CSV_VALUE naming that column and the line).
+ */
+export function checkRowId(
+  value: string,
+  values: Record<string, string>,
+  columns: string[],
+  table: string,
+  line: number,
+): void {
+  checkId(value, { file: table, key: columns.find((c) => values[c]) ?? columns.join(' / '), line });
 }
 
 /** Logs every malformed line of `t` (read from `table`) and lists it in `skipped`. */

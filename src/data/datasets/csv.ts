@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { QcbError } from '../../errors.js';
+import { checkId } from '../../util/ids.js';
 import type { Field, FieldSet, SkippedField } from '../types.js';
 import {
   acceptField,
   checkChannels,
+  FieldRows,
   findTables,
   type ReaderOptions,
   resolveChannelPaths,
@@ -22,7 +24,13 @@ import { parseCsv, requireColumns } from './csv-parse.js';
 /** Channel names that are taken as the nuclear stain when `dnaChannel` is not given. */
 const DNA_NAMES = ['dna', 'dapi', 'hoechst', 'nuclei', 'nucleus', 'h2b'];
 
-/** Reads a generic field table (default: `fields.csv` in the root, else the only CSV there). */
+/**
+ * Reads a generic field table (default: `fields.csv` in the root, else the only CSV there).
+ *
+ * `field_id`, `plate`, `well` and `site` become crop ids and file names, so each must be a safe id (letters, digits,
+ * `-`, `_`, `.`; src/util/ids.ts), and one `field_id` names one row: a second row with the same `field_id` (in any
+ * of the tables) is refused with QCB_CSV_VALUE naming both lines, since its crops would repeat the first's crop ids.
+ */
 export function readCsvDataset(opts: ReaderOptions): FieldSet {
   const root = resolve(opts.root);
   let tables = opts.tables?.map((t) => resolve(t));
@@ -48,6 +56,7 @@ export function readCsvDataset(opts: ReaderOptions): FieldSet {
   let dnaChannel = '';
   const fields: Field[] = [];
   const skipped: SkippedField[] = [];
+  const taken = new FieldRows();
   for (const table of tables) {
     const t = parseCsv(readFileSync(table, 'utf8'), table);
     const available = t.header.filter((h) => h.startsWith('path_')).map((h) => h.slice(5));
@@ -95,6 +104,10 @@ export function readCsvDataset(opts: ReaderOptions): FieldSet {
         });
         continue;
       }
+      checkId(id, { file: table, key: 'field_id', line });
+      for (const k of ['plate', 'well', 'site'])
+        if (values[k] !== undefined && values[k] !== '') checkId(values[k], { file: table, key: k, line });
+      taken.take(id, table, line, 'field_id');
       const fromName = wellSiteFromName(values[`path_${dnaChannel}`] ?? '');
       const siteNum = Number(values.site);
       const site =

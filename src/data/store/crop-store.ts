@@ -6,14 +6,17 @@ import {
   ftruncateSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   readSync,
   renameSync,
+  rmdirSync,
+  rmSync,
   statSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import FileSystemStore from '@zarrita/storage/fs';
 import * as zarr from 'zarrita';
@@ -107,6 +110,47 @@ interface Progress {
   state: Record<string, unknown>;
 }
 
+/** Every file and folder a store writer puts directly in the store folder. */
+const STORE_ENTRIES = [
+  'crops',
+  'crops.csv',
+  'qcbench.json',
+  'progress.json',
+  'chunks.sha256',
+  'skipped.csv',
+  'zarr.json',
+];
+
+/**
+ * Refuses a store path that cannot be a store folder — an existing plain file, or a path under one — with QCB_STORE
+ * naming `key` (the option that gave it), so a command fails as bad input before doing any work.
+ */
+export function checkStorePath(path: string, key = '--out'): void {
+  let p = resolve(path);
+  for (;;) {
+    let isDir: boolean | undefined;
+    try {
+      isDir = statSync(p).isDirectory();
+    } catch {
+      isDir = undefined; // does not exist (yet): look at its parent
+    }
+    if (isDir === false) {
+      throw new QcbError(
+        'QCB_STORE',
+        `${p} is a file, so it cannot ${p === resolve(path) ? 'be' : 'hold'} a crop store`,
+        {
+          file: p,
+          key,
+          value: path,
+          fix: `choose a folder for ${key} (a new path or an existing store), not a file`,
+        },
+      );
+    }
+    if (isDir || dirname(p) === p) return;
+    p = dirname(p);
+  }
+}
+
 /** Options to create (or resume) a store. */
 export interface CreateStoreOptions {
   channels: string[];
@@ -141,6 +185,9 @@ export class CropStoreWriter {
     readonly resumedState: Record<string, unknown> | undefined,
   ) {}
 
+  /** What was there before this writer: the folders it created, or the checkpoint it resumed from (see discard). */
+  private origin: { createdDirs?: string[]; resumedFrom?: { progress: string; count: number } } = {};
+
   private get cropBytes(): number {
     return this.info.channels.length * this.info.size * this.info.size;
   }
@@ -173,13 +220,15 @@ export class CropStoreWriter {
         fix: 'check --channels and --size',
       });
     }
+    checkStorePath(path);
     const store = new FileSystemStore(path);
     const root = zarr.root(store);
     const progressFile = join(path, 'progress.json');
     const metaFile = join(path, 'qcbench.json');
     if (existsSync(metaFile) || existsSync(progressFile)) {
       if (o.resume && existsSync(progressFile) && !existsSync(metaFile)) {
-        const prog = JSON.parse(readFileSync(progressFile, 'utf8')) as Progress & { info: typeof info };
+        const progText = readFileSync(progressFile, 'utf8');
+        const prog = JSON.parse(progText) as Progress & { info: typeof info };
         if (contentHash(prog.info) !== contentHash(info)) {
           throw storeError(
             path,
@@ -205,7 +254,7 @@ export class CropStoreWriter {
           const lines = tailLines(join(path, 'crops.csv'), keep);
           pendingRows.push(...lines.slice(lines.length - keep).map((l) => `${l}\n`));
         }
-        return new CropStoreWriter(
+        const w = new CropStoreWriter(
           path,
           info,
           arr as zarr.Array<'uint8', FileSystemStore>,
@@ -215,6 +264,8 @@ export class CropStoreWriter {
           keep,
           prog.state,
         );
+        w.origin = { resumedFrom: { progress: progText, count: prog.count } };
+        return w;
       }
       if (!o.overwrite) {
         throw storeError(
@@ -226,19 +277,9 @@ export class CropStoreWriter {
         );
       }
     }
-    if (o.overwrite) {
-      const { rmSync } = await import('node:fs');
-      for (const p of [
-        'crops',
-        'crops.csv',
-        'qcbench.json',
-        'progress.json',
-        'chunks.sha256',
-        'skipped.csv',
-        'zarr.json',
-      ])
-        rmSync(join(path, p), { recursive: true, force: true });
-    }
+    if (o.overwrite) for (const p of STORE_ENTRIES) rmSync(join(path, p), { recursive: true, force: true });
+    const createdDirs: string[] = [];
+    for (let d = path; !existsSync(d); d = dirname(d)) createdDirs.push(d);
     mkdirSync(path, { recursive: true });
     await zarr.create(root, { attributes: { qcbench: { format: FORMAT, channels: o.channels, size: o.size } } });
     const codecs = [
@@ -258,6 +299,7 @@ export class CropStoreWriter {
     appendBytes(join(path, 'crops.csv'), `${header}\n`, true);
     appendBytes(join(path, 'chunks.sha256'), '', true);
     const w = new CropStoreWriter(path, info, arr, 0, [], [], 0, undefined);
+    w.origin = { createdDirs };
     await w.checkpoint({});
     return w;
   }
@@ -373,6 +415,40 @@ export class CropStoreWriter {
     writeJsonAtomic(join(this.path, 'progress.json'), prog);
   }
 
+  /**
+   * Undoes this writer after a bad-input failure, so that nothing half-written stays behind: a store it created loses
+   * every file it wrote and the folders it made (a folder others write into too, such as a sharded run's `parts/`,
+   * only once empty); a store it resumed goes back to the checkpoint it resumed from, so the same command continues
+   * from there. Not for a finished store (whose qcbench.json this writer wrote).
+   */
+  discard(): void {
+    const from = this.origin.resumedFrom;
+    if (from) {
+      const prog = JSON.parse(from.progress) as Progress;
+      truncateTo(join(this.path, 'crops.csv'), prog.csvBytes);
+      truncateTo(join(this.path, 'chunks.sha256'), prog.hashBytes);
+      // Chunks past the checkpoint's last one are this run's; the checkpoint's partial chunk begins as it did.
+      const keepChunks = Math.ceil(prog.count / CHUNK);
+      const chunkDir = join(this.path, 'crops', 'c');
+      for (const k of existsSync(chunkDir) ? readdirSync(chunkDir) : [])
+        if (Number(k) >= keepChunks) rmSync(join(chunkDir, k), { recursive: true, force: true });
+      const arrayMeta = join(this.path, 'crops', 'zarr.json');
+      const meta = JSON.parse(readFileSync(arrayMeta, 'utf8'));
+      meta.shape[0] = prog.count;
+      writeJsonAtomic(arrayMeta, meta);
+      writeJsonAtomic(join(this.path, 'progress.json'), JSON.parse(from.progress));
+      return;
+    }
+    for (const p of STORE_ENTRIES) rmSync(join(this.path, p), { recursive: true, force: true });
+    for (const d of this.origin.createdDirs ?? []) {
+      try {
+        rmdirSync(d); // deepest first; a folder that is not empty (another shard's part) stays
+      } catch {
+        break;
+      }
+    }
+  }
+
   /** Flushes, computes the content hash and writes qcbench.json (the store is then complete and readable). */
   async finish(extra: Record<string, unknown> = {}): Promise<CropStoreInfo> {
     await this.flush();
@@ -396,7 +472,6 @@ export class CropStoreWriter {
     h.update(contentHash({ ...this.info, params, count }));
     const info: CropStoreInfo = { ...this.info, params, count, hash: h.digest('hex'), complete: true };
     writeJsonAtomic(join(this.path, 'qcbench.json'), info);
-    const { rmSync } = await import('node:fs');
     rmSync(join(this.path, 'progress.json'), { force: true });
     return info;
   }
