@@ -172,6 +172,8 @@ const buildSpec = (c: Catalog): Spec => ({
         max_images_per_epoch: { kind: 'nullable', of: posInt(), default: null },
         log_every: posInt(D.PRETRAIN.log_every),
         knn_monitor: { kind: 'bool', default: D.PRETRAIN.knn_monitor },
+        /** One pretraining / initialisation per seed (true) or one shared by every seed (false, the paper's). */
+        per_seed: { kind: 'bool', default: D.PRETRAIN_PER_SEED },
         methods: methodOverrides(c),
       },
     },
@@ -270,6 +272,8 @@ export interface Protocol {
     max_images_per_epoch: number | null;
     log_every: number;
     knn_monitor: boolean;
+    /** Each seed pretrains and initialises its own seeded encoders (src/runner/cells.ts encoderSeed). */
+    per_seed: boolean;
     /** Per-method hyperparameters; `proj_hidden_dim` only when the protocol sets it (else `projector_dim`). */
     methods: {
       /** Per SSL method (a key of src/ssl/registry.ts): its hyperparameters, defaults filled. */
