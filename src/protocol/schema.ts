@@ -193,6 +193,15 @@ const buildSpec = (c: Catalog): Spec => ({
         },
       },
     },
+    /** Per-encoder settings, for the encoders that declare them (e.g. resnet18-fractaldb's pretraining). */
+    encoder_settings: {
+      kind: 'object',
+      fields: Object.fromEntries(
+        Object.entries(c.encoders)
+          .filter(([, e]) => e.settings && Object.keys(e.settings).length)
+          .map(([name, e]) => [name, { kind: 'object', fields: e.settings } as Spec]),
+      ),
+    },
     evaluations: { kind: 'list', of: evaluationSpec(c), minLength: 1 },
     metrics: {
       kind: 'object',
@@ -284,6 +293,8 @@ export interface Protocol {
   tasks: { [task: string]: Record<string, unknown> } & {
     line_search: { enabled: boolean; val_fraction: number; lr: number[] };
   };
+  /** `encoder_settings.<encoder>`: the keys the protocol wrote (unset ones take the encoder's defaults). */
+  encoder_settings: Record<string, Record<string, unknown>>;
   evaluations: EvaluationConfig[];
   metrics: { bootstrap: number };
   runtime: { threads: number; execution_provider: 'cpu' | 'cuda'; workers: number };

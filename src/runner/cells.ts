@@ -106,7 +106,13 @@ export function encoderSeed(p: Protocol, encoder: string, cellSeed: number): num
 export function encoderId(p: Protocol, encoder: string, cellSeed: number): string {
   const entry = ENCODERS[encoder];
   const seed = encoderSeed(p, encoder, cellSeed);
-  const base = { encoder, crop_size: p.data.crop_size, ...(p.pretrain.per_seed && seed !== null ? { seed } : {}) };
+  const settings = encoderSettingsOf(p, encoder);
+  const base = {
+    encoder,
+    crop_size: p.data.crop_size,
+    ...(p.pretrain.per_seed && seed !== null ? { seed } : {}),
+    ...(settings ? { settings } : {}),
+  };
   if (isSslMethod(encoder)) {
     // Everything that shapes the weights or the pretraining record: the projector width through the method's
     // effective hyperparameters, the augmentation set (order does not matter), and the kNN monitor with the
@@ -206,6 +212,15 @@ export function expandCells(p: Protocol): CellPlan[] {
     }
   });
   return order;
+}
+
+/**
+ * The `encoder_settings.<encoder>` keys the protocol wrote (the encoder fills the rest with its defaults), or
+ * undefined when it wrote none.
+ */
+export function encoderSettingsOf(p: Protocol, encoder: string): Record<string, unknown> | undefined {
+  const s = p.encoder_settings?.[encoder];
+  return s && Object.keys(s).length ? s : undefined;
 }
 
 /** The protocol's `tasks.<task>` block (the settings of that downstream task, defaults filled). */

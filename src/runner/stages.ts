@@ -37,7 +37,16 @@ import { sslAugment } from '../ssl/augment.js';
 import { type CropSource as SslCropSource, knnMonitorFor, type PretrainOptions, pretrain } from '../ssl/pretrain.js';
 import { contentHash, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { isSslMethod, resolveEncoder } from './catalog.js';
-import { type CellPlan, datasetId, encoderId, encoderSeed, STAGE_VERSIONS, sslHyper, taskSettingsOf } from './cells.js';
+import {
+  type CellPlan,
+  datasetId,
+  encoderId,
+  encoderSeed,
+  encoderSettingsOf,
+  STAGE_VERSIONS,
+  sslHyper,
+  taskSettingsOf,
+} from './cells.js';
 import { ensureModel, predictModel } from './train.js';
 import { extractDatasetCrops } from './extract.js';
 import type { Prediction } from '../results/schema.js';
@@ -156,6 +165,7 @@ async function ensureEncoder(
       threads: ctx.threads,
       log: ctx.log,
       cacheDir: join(ctx.cache.root, 'fractaldb'),
+      settings: encoderSettingsOf(ctx.p, name),
     };
     if (isSslMethod(name)) {
       onStage(`pretraining ${name}`);
