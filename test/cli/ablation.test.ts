@@ -61,22 +61,15 @@ test('ablation domain-shift on full.yaml derives the shipped domain-shift.yaml c
 test('ablation domain-shift on a base with one data set: QCB_ABLATION_BASE, exit 2, nothing written', () => {
   const work = mkdtempSync(join(tmpdir(), 'qcb-ablation-'));
   const base = join(work, 'one.yaml');
-  writeFileSync(
-    base,
-    `version: 1
-name: one
-seeds: [0]
-encoders: [random-resnet18]
-data:
-  crop_size: 32
-  pretrain_on: s
-  datasets:
-    s: { format: synthetic, annotations: ann.csv }
-evaluations:
-  - tasks: [finetune]
-    budgets: [10]
-`,
-  );
+  // (JSON is YAML)
+  const one = {
+    version: 1,
+    name: 'one',
+    encoders: ['random-resnet18'],
+    data: { crop_size: 32, pretrain_on: 's', datasets: { s: { format: 'synthetic', annotations: 'ann.csv' } } },
+    evaluations: [{ tasks: ['finetune'], budgets: [10] }],
+  };
+  writeFileSync(base, JSON.stringify(one, null, 2));
   const r = qcbench('ablation', 'domain-shift', '--protocol', base, '--workdir', join(work, 'w'), '--no-report');
   assert.equal(r.code, 2, r.err);
   assert.match(r.err, /QCB_ABLATION_BASE/);

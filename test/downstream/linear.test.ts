@@ -23,25 +23,7 @@ test('linear: one SGD step equals the hand-computed cross-entropy gradient step 
     seed: 4,
     settings: { epochs: 1, batch_size: 3, lr, momentum: 0.9, milestones: [] },
   });
-  const { weight, bias } = linearInit(3, 2, 4);
-  const w = weight.data as Float32Array;
-  const b = bias.data as Float32Array;
-  const gw = new Float64Array(6);
-  const gb = new Float64Array(2);
-  for (let i = 0; i < 3; i++) {
-    const z = [0, 1].map(
-      (k) => b[k] + w[k * 3] * x.data[i * 3] + w[k * 3 + 1] * x.data[i * 3 + 1] + w[k * 3 + 2] * x.data[i * 3 + 2],
-    );
-    const mx = Math.max(...z);
-    const e = z.map((v) => Math.exp(v - mx));
-    const p = e.map((v) => v / (e[0] + e[1]));
-    const y = labels[i] === 'abnormal' ? 1 : 0;
-    for (let k = 0; k < 2; k++) {
-      const d = (p[k] - (k === y ? 1 : 0)) / 3;
-      gb[k] += d;
-      for (let j = 0; j < 3; j++) gw[k * 3 + j] += d * x.data[i * 3 + j];
-    }
-  }
+  const { w, b, gw, gb } = headGradient(x, labels);
   for (let i = 0; i < 6; i++) assert.ok(Math.abs(m.weight[i] - (w[i] - lr * gw[i])) < 1e-6, `weight ${i}`);
   for (let k = 0; k < 2; k++) assert.ok(Math.abs(m.bias[k] - (b[k] - lr * gb[k])) < 1e-6, `bias ${k}`);
 });
@@ -93,6 +75,7 @@ function headGradient(x: Features, labels: string[]) {
   const w = weight.data as Float32Array;
   const b = bias.data as Float32Array;
   const gw = new Float64Array(6);
+  const gb = new Float64Array(2);
   for (let i = 0; i < 3; i++) {
     const z = [0, 1].map(
       (k) => b[k] + w[k * 3] * x.data[i * 3] + w[k * 3 + 1] * x.data[i * 3 + 1] + w[k * 3 + 2] * x.data[i * 3 + 2],
@@ -102,10 +85,11 @@ function headGradient(x: Features, labels: string[]) {
     const y = labels[i] === 'abnormal' ? 1 : 0;
     for (let k = 0; k < 2; k++) {
       const d = (e[k] / (e[0] + e[1]) - (k === y ? 1 : 0)) / 3;
+      gb[k] += d;
       for (let j = 0; j < 3; j++) gw[k * 3 + j] += d * x.data[i * 3 + j];
     }
   }
-  return { w, gw };
+  return { w, b, gw, gb };
 }
 
 test('linear: tasks.linear.optimizer acts — AdamW trains the head with its own step, not SGD', async () => {

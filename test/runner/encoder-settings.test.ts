@@ -66,23 +66,18 @@ test('encoder_settings: written keys change only that encoder’s id; none writt
 });
 
 test('encoder_settings are checked against the encoder’s declaration', () => {
-  assert.match(
-    issue(() => resolveWith('encoder_settings: { resnet18-fractaldb: { categories: 1 } }\n')),
-    /categories/,
-  );
-  assert.match(
-    issue(() => resolveWith('encoder_settings: { resnet18-fractaldb: { categoris: 8 } }\n')),
-    /categoris/,
-  );
-  assert.match(
-    issue(() => resolveWith('encoder_settings: { resnet18-fractaldb: { lr: 0 } }\n')),
-    /lr/,
-  );
-  // an encoder that declares no settings has no block
-  assert.match(
-    issue(() => resolveWith('encoder_settings: { vgg16: { width: 8 } }\n')),
-    /vgg16/,
-  );
+  const refused: [string, RegExp][] = [
+    ['resnet18-fractaldb: { categories: 1 }', /QCB_PROTOCOL_VALUE.*categories/],
+    ['resnet18-fractaldb: { categoris: 8 }', /QCB_PROTOCOL_KEY.*categoris/],
+    ['resnet18-fractaldb: { lr: 0 }', /QCB_PROTOCOL_VALUE.*lr/],
+    // an encoder that declares no settings has no block
+    ['vgg16: { width: 8 }', /QCB_PROTOCOL_KEY.*vgg16/],
+  ];
+  for (const [block, re] of refused)
+    assert.match(
+      issue(() => resolveWith(`encoder_settings: { ${block} }\n`)),
+      re,
+    );
 });
 
 test('encoder_settings reach the FractalDB pretraining of a run', async () => {
