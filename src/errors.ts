@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   QCB_PROTOCOL_VALUE: 'a protocol value is out of range or not allowed',
   QCB_PROTOCOL_EXTENDS: 'a protocol extends a missing file or itself',
   QCB_PROTOCOL_ENV: 'a protocol names an environment variable that is not set',
+  QCB_ABLATION_BASE: 'an ablation cannot be laid over the base protocol (e.g. no second data set for a domain shift)',
   // files and data
   QCB_FILE_NOT_FOUND: 'input file not found',
   QCB_FILE_FORMAT: 'input file has an unknown or unsupported format',

@@ -5,8 +5,8 @@
  * 25 on 40 epochs."
  *
  * The encoder graph plus a linear head and softmax cross-entropy are compiled into one training step by the engine
- * (autodiff + SGD in ONNX) and run in onnxruntime; BatchNorm trains with batch statistics (PyTorch's `model.train()`),
- * and the exported inference graph (running statistics) predicts the test crops. Batches of one crop are skipped:
+ * (autodiff + the `tasks.finetune.optimizer`, SGD by default as the paper, in ONNX) and run in onnxruntime;
+ * BatchNorm trains with batch statistics (PyTorch's `model.train()`), and the exported inference graph (running statistics) predicts the test crops. Batches of one crop are skipped:
  * BatchNorm needs two samples for a batch statistic (PyTorch raises there).
  *
  * As a downstream task (`FINETUNE_TASK`) with the optional line search; a saved model is the inference graph as
@@ -21,14 +21,13 @@ import { importOnnx } from '../engine/onnx/import.js';
 import { loadSession, ortF32 } from '../engine/runtime/session.js';
 import { cloneGraph } from '../engine/train/compile.js';
 import { inferenceGraph } from '../engine/train/export-inference.js';
-import { Sgd } from '../engine/train/optim/sgd.js';
 import { Trainer } from '../engine/train/trainer.js';
 import type { EncoderGraph, Preprocess } from '../encoders/types.js';
 import { optimizerFields } from '../protocol/fields.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { Logger } from '../util/log.js';
 import { type CropSet, cropsToInput, selectCrops } from '../encoders/features.js';
-import { CLASSES, classIndices, type HeadTrainSettings, oneHot, predictionsFromLogits } from './head.js';
+import { CLASSES, classIndices, type HeadTrainSettings, headOptimizer, oneHot, predictionsFromLogits } from './head.js';
 import { permutation } from '../util/random.js';
 import { multiStepLr } from '../engine/train/schedule.js';
 import { appendCrossEntropy, appendLinearHead } from '../engine/train/head.js';
@@ -50,6 +49,7 @@ export const FINETUNE = {
 export const FINETUNE_DEFAULTS: HeadTrainSettings = {
   epochs: FINETUNE.epochs,
   batch_size: FINETUNE.batch_size,
+  optimizer: FINETUNE.optimizer,
   lr: FINETUNE.lr,
   momentum: FINETUNE.momentum,
   weight_decay: FINETUNE.weight_decay,
@@ -116,7 +116,7 @@ export async function trainFinetune(
       graph: g,
       loss: 'qcb_loss',
       trainable,
-      optimizer: new Sgd({ momentum: s.momentum, weightDecay: s.weight_decay }),
+      optimizer: headOptimizer(s),
     },
     { intraOpNumThreads: o.threads, noCache: true },
   );

@@ -3,6 +3,7 @@
  * its settings, class indexing and softmax scores. The head's graph (PyTorch `nn.Linear` initialisation, softmax
  * cross-entropy) and the step schedule live in src/engine/train/head.ts and schedule.ts; shuffles in util/random.
  */
+import { makeOptimizer, type Optimizer } from '../engine/train/optim/index.js';
 import { QcbError } from '../errors.js';
 import { DEFAULT_CLASSES } from '../metrics/classification.js';
 
@@ -13,12 +14,28 @@ export const CLASSES: readonly string[] = DEFAULT_CLASSES;
 export interface HeadTrainSettings {
   epochs: number;
   batch_size: number;
+  /** Name in the engine's optimizer registry (src/engine/train/optim: sgd, lars, adamw); the paper's is sgd. */
+  optimizer: string;
   lr: number;
+  /** SGD's and LARS's momentum; AdamW has none (its moments use the engine's β1 0.9, β2 0.999) and ignores it. */
   momentum: number;
+  /** Weight decay: SGD's and LARS's coupled L2 term, AdamW's decoupled decay (lr·wd·p). */
   weight_decay: number;
   /** Epochs after which the learning rate is multiplied by `gamma`. */
   milestones: number[];
   gamma: number;
+}
+
+/**
+ * The optimizer a head trains with (protocol `tasks.<task>.optimizer`, every accepted name acts): the engine's
+ * registry entry with the task's momentum and weight decay; AdamW takes only the weight decay (it has no momentum
+ * term), LARS keeps the engine's defaults for its trust coefficient and the bias/norm exclusion.
+ * @throws QCB_UNKNOWN_NAME for a name the registry does not have
+ */
+export function headOptimizer(s: Pick<HeadTrainSettings, 'optimizer' | 'momentum' | 'weight_decay'>): Optimizer {
+  const opts: Record<string, unknown> =
+    s.optimizer === 'adamw' ? { weightDecay: s.weight_decay } : { momentum: s.momentum, weightDecay: s.weight_decay };
+  return makeOptimizer(s.optimizer, opts);
 }
 
 /** Class indices of labels (normal 0, abnormal 1). @throws QCB_ANNOTATIONS for another label */

@@ -6,19 +6,19 @@
  *
  * The encoder is frozen and no augmentation is used, so its features are computed once and the head is trained on
  * them: exactly the same optimisation as running the frozen encoder every step, and ~1000× cheaper. The head trains
- * through the engine's training step (Gemm + softmax cross-entropy, SGD) in onnxruntime.
+ * through the engine's training step (Gemm + softmax cross-entropy, the `optimizer` of `tasks.linear`: SGD by
+ * default, as the paper) in onnxruntime.
  *
  * As a downstream task (`LINEAR_TASK`) with the optional line search; a saved model is the head's weights as JSON.
  */
 import { QcbError } from '../errors.js';
 import { GraphBuilder } from '../engine/ir/builder.js';
 import type { Tensor } from '../engine/ir/graph.js';
-import { Sgd } from '../engine/train/optim/sgd.js';
 import { Trainer } from '../engine/train/trainer.js';
 import { optimizerFields } from '../protocol/fields.js';
 import type { Logger } from '../util/log.js';
 import { type Features, selectFeatureRows } from '../encoders/features.js';
-import { CLASSES, classIndices, type HeadTrainSettings, oneHot, predictionsFromLogits } from './head.js';
+import { CLASSES, classIndices, type HeadTrainSettings, headOptimizer, oneHot, predictionsFromLogits } from './head.js';
 import { permutation } from '../util/random.js';
 import { multiStepLr } from '../engine/train/schedule.js';
 import { appendCrossEntropy, appendLinearHead } from '../engine/train/head.js';
@@ -40,6 +40,7 @@ export const LINEAR = {
 export const LINEAR_DEFAULTS: HeadTrainSettings = {
   epochs: LINEAR.epochs,
   batch_size: LINEAR.batch_size,
+  optimizer: LINEAR.optimizer,
   lr: LINEAR.lr,
   momentum: LINEAR.momentum,
   weight_decay: LINEAR.weight_decay,
@@ -93,7 +94,7 @@ export async function trainLinear(x: Features, labels: readonly string[], o: Lin
       graph: b.build(),
       loss: 'loss',
       trainable: params,
-      optimizer: new Sgd({ momentum: s.momentum, weightDecay: s.weight_decay }),
+      optimizer: headOptimizer(s),
     },
     // a fresh step model per training: uncached, released below, so line searches and long runs do not accumulate
     { intraOpNumThreads: o.threads ?? 1, noCache: true },

@@ -17,6 +17,7 @@ import { exportInference } from '../engine/train/export-inference.js';
 import { Sgd } from '../engine/train/optim/sgd.js';
 import { Trainer } from '../engine/train/trainer.js';
 import { QcbError } from '../errors.js';
+import type { Spec } from '../protocol/spec.js';
 import { contentHash, writeJsonAtomic } from '../util/fs.js';
 import { logger as defaultLogger } from '../util/log.js';
 import { permutation } from '../util/random.js';
@@ -32,7 +33,10 @@ import { weightsDir } from './weights.js';
 /** Bump when the generator or the training changes for the same settings (invalidates cached encoders). */
 export const FRACTALDB_VERSION = 1;
 
-/** Pretraining settings (EncoderLoadOptions.settings, e.g. a protocol `fractaldb:` block or `--encoder-opt`, override each). */
+/**
+ * Pretraining settings. A protocol's `encoder_settings: { resnet18-fractaldb: {...} }` (keys FRACTALDB_SETTINGS) or
+ * `qcbench eval --encoder-opt K=V` override each, through EncoderLoadOptions.settings.
+ */
 export const FRACTALDB_DEFAULTS = {
   categories: 32,
   instances: 16,
@@ -52,6 +56,25 @@ export const FRACTALDB_DEFAULTS = {
 
 export type FractalDbSettings = typeof FRACTALDB_DEFAULTS;
 
+const D = FRACTALDB_DEFAULTS;
+/**
+ * The protocol keys `encoder_settings.resnet18-fractaldb.*`, one per FRACTALDB_DEFAULTS entry, with their bounds. No
+ * spec defaults (the defaults above apply): written keys only enter the encoder's identity.
+ */
+export const FRACTALDB_SETTINGS: Record<string, Spec> = {
+  categories: { kind: 'int', min: 2, doc: `fractal categories (classes), default ${D.categories}` },
+  instances: { kind: 'int', min: 1, doc: `images per category, default ${D.instances}` },
+  epochs: { kind: 'int', min: 1, doc: `default ${D.epochs}` },
+  batch_size: { kind: 'int', min: 1, doc: `default ${D.batch_size}` },
+  lr: { kind: 'number', gt: 0, doc: `SGD learning rate, default ${D.lr}` },
+  momentum: { kind: 'number', min: 0, max: 1, doc: `default ${D.momentum}` },
+  weight_decay: { kind: 'number', min: 0, doc: `default ${D.weight_decay}` },
+  milestones: { kind: 'list', of: { kind: 'int', min: 1 }, doc: `epochs where lr ÷ 10, default [${D.milestones}]` },
+  max_maps: { kind: 'int', min: 2, doc: `most affine maps per IFS, default ${D.max_maps}` },
+  fill_threshold: { kind: 'number', gt: 0, max: 1, doc: `default ${D.fill_threshold}` },
+  width: { kind: 'int', min: 1, doc: `ResNet18 base width, default ${D.width}` },
+};
+
 /** What a pretraining produced (also written as `<hash>.json` beside the ONNX). */
 export interface FractalDbRecord {
   id: string;
@@ -70,7 +93,7 @@ function settingsFrom(o: EncoderLoadOptions): FractalDbSettings {
   for (const k of ['categories', 'instances', 'epochs', 'batch_size', 'max_maps', 'width'] as const) {
     if (!Number.isInteger(s[k]) || s[k] < 1) {
       throw new QcbError('QCB_PROTOCOL_VALUE', `resnet18-fractaldb setting '${k}' must be a positive integer`, {
-        key: `fractaldb.${k}`,
+        key: `encoder_settings.resnet18-fractaldb.${k}`,
         value: s[k],
         allowed: 'a positive integer',
         fix: `set ${k} to a positive integer`,
@@ -79,7 +102,7 @@ function settingsFrom(o: EncoderLoadOptions): FractalDbSettings {
   }
   if (s.categories < 2)
     throw new QcbError('QCB_PROTOCOL_VALUE', 'resnet18-fractaldb needs at least 2 categories', {
-      key: 'fractaldb.categories',
+      key: 'encoder_settings.resnet18-fractaldb.categories',
       value: s.categories,
       allowed: '≥ 2',
       fix: 'set categories to 2 or more',
@@ -237,5 +260,6 @@ export const FRACTALDB_RESNET18: Encoder = {
   preprocess: IMAGENET_PREPROCESS,
   description:
     'ResNet18 pretrained supervised on locally generated fractal images (Kataoka et al., ACCV 2020): transfer learning that needs no download; not ImageNet',
+  settings: FRACTALDB_SETTINGS,
   load: loadFractalDbResNet18,
 };

@@ -4,6 +4,7 @@
  * for feature extraction (kNN, linear probe) and for fine-tuning (trainable parameters, BN nodes).
  */
 import type { Graph } from '../engine/ir/graph.js';
+import type { Spec } from '../protocol/spec.js';
 import type { EncoderKind } from '../results/schema.js';
 import type { Logger } from '../util/log.js';
 
@@ -71,6 +72,13 @@ export interface Encoder {
   description: string;
   /** Weights the encoder reads from the weights directory (transfer learning: `weights fetch <name>`). */
   weights?: string;
+  /**
+   * The encoder's protocol keys, `encoder_settings.<name>.<key>`, with their bounds (as a downstream task's
+   * `settings`). No spec default: an unset key takes the encoder's own default, and only written keys enter the
+   * encoder's identity (src/runner/cells.ts encoderId), so a protocol that writes none keeps its ids. They reach
+   * `load` as `EncoderLoadOptions.settings`.
+   */
+  settings?: Record<string, Spec>;
   /**
    * Builds or loads the graph. Throws QCB_WEIGHTS_MISSING (transfer learning without weights; the runner reports the
    * cell as skipped with the fix command), never falls back to random weights under a pretrained name.

@@ -18,6 +18,8 @@ export interface CatalogEncoder {
   /** Weights needed from the weights directory (transfer learning only). */
   weights?: string;
   description: string;
+  /** The encoder's `encoder_settings.<name>` keys (no defaults: unset keys take the encoder's own). */
+  settings?: Record<string, Spec>;
 }
 
 /** The registries' names, as a protocol sees them. */

@@ -27,7 +27,10 @@ export interface OptimDefaults {
   gamma: number;
 }
 
-/** The protocol keys of a trained head's schedule, defaulting to `d`. */
+/**
+ * The protocol keys of a trained head's schedule, defaulting to `d`. `optimizer` names the engine's registry
+ * (sgd, lars, adamw); `momentum` is SGD's and LARS's and is not used by AdamW, which has no momentum term.
+ */
 export const optimizerFields = (d: OptimDefaults): Record<string, Spec> => ({
   epochs: posInt(d.epochs),
   batch_size: posInt(d.batch_size),

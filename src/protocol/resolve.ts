@@ -336,9 +336,19 @@ function crossChecks(p: Protocol, report: (i: Issue) => void): void {
  * out: moving a checkout or a data set keeps the hash; the runner hashes the data's content separately.
  */
 export function protocolHash(p: Protocol): string {
-  const { source: _s, workdir: _w, results: _r, description: _d, data, ...rest } = p;
+  const { source: _s, workdir: _w, results: _r, description: _d, data, pretrain, encoder_settings, ...rest } = p;
   const datasets = Object.fromEntries(
     Object.entries(data.datasets).map(([k, { root: _root, annotations: _a, centres: _c, ...ds }]) => [k, ds]),
   );
-  return contentHash({ ...rest, data: { ...data, datasets } });
+  // `per_seed: false` is what every protocol meant before the key existed (one pretraining for all seeds): left out,
+  // so protocols that keep the single pretraining keep their hash
+  const { per_seed, ...pre } = pretrain;
+  // likewise encoder settings: only written ones, so a protocol that writes none keeps the hash it had before the key
+  const written = Object.entries(encoder_settings ?? {}).filter(([, s]) => Object.keys(s).length);
+  return contentHash({
+    ...rest,
+    pretrain: per_seed ? pretrain : pre,
+    data: { ...data, datasets },
+    ...(written.length ? { encoder_settings: Object.fromEntries(written) } : {}),
+  });
 }

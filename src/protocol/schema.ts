@@ -179,6 +179,8 @@ const buildSpec = (c: Catalog): Spec => ({
         max_images_per_epoch: { kind: 'nullable', of: posInt(), default: null },
         log_every: posInt(D.PRETRAIN.log_every),
         knn_monitor: { kind: 'bool', default: D.PRETRAIN.knn_monitor },
+        /** One pretraining / initialisation per seed (true) or one shared by every seed (false, the paper's). */
+        per_seed: { kind: 'bool', default: D.PRETRAIN_PER_SEED },
         methods: methodOverrides(c),
       },
     },
@@ -197,6 +199,15 @@ const buildSpec = (c: Catalog): Spec => ({
           },
         },
       },
+    },
+    /** Per-encoder settings, for the encoders that declare them (e.g. resnet18-fractaldb's pretraining). */
+    encoder_settings: {
+      kind: 'object',
+      fields: Object.fromEntries(
+        Object.entries(c.encoders)
+          .filter(([, e]) => e.settings && Object.keys(e.settings).length)
+          .map(([name, e]) => [name, { kind: 'object', fields: e.settings } as Spec]),
+      ),
     },
     evaluations: { kind: 'list', of: evaluationSpec(c), minLength: 1 },
     metrics: {
@@ -277,6 +288,8 @@ export interface Protocol {
     max_images_per_epoch: number | null;
     log_every: number;
     knn_monitor: boolean;
+    /** Each seed pretrains and initialises its own seeded encoders (src/runner/cells.ts encoderSeed). */
+    per_seed: boolean;
     /** Per-method hyperparameters; `proj_hidden_dim` only when the protocol sets it (else `projector_dim`). */
     methods: {
       /** Per SSL method (a key of src/ssl/registry.ts): its hyperparameters, defaults filled. */
@@ -287,6 +300,8 @@ export interface Protocol {
   tasks: { [task: string]: Record<string, unknown> } & {
     line_search: { enabled: boolean; val_fraction: number; lr: number[] };
   };
+  /** `encoder_settings.<encoder>`: the keys the protocol wrote (unset ones take the encoder's defaults). */
+  encoder_settings: Record<string, Record<string, unknown>>;
   evaluations: EvaluationConfig[];
   metrics: { bootstrap: number };
   runtime: { threads: number; execution_provider: 'cpu' | 'cuda'; workers: number };

@@ -199,7 +199,18 @@ function recallHtml(r: RecallTable, files: { label: string; href: string }[]): s
   return out.join('\n');
 }
 
-function readingGuide(): string {
+/**
+ * What the ± sd over seeds spans (protocol `pretrain.per_seed`, from the run record): with one pretraining per seed it
+ * includes pretraining and initialisation variance, with one shared pretraining (the paper's) it does not.
+ */
+function seedsNote(run: RunRecord | undefined): string {
+  const perSeed = run?.protocol.pretrain_per_seed ?? false;
+  return perSeed
+    ? 'pretraining: one per seed (each seed pretrains the SSL encoders and initialises the control itself; ± sd includes that variance)'
+    : "pretraining: one shared by every seed (the paper's; ± sd is over label sampling and head training only)";
+}
+
+function readingGuide(run: RunRecord | undefined): string {
   return `<section id="guide">
 <h2>How to read this report</h2>
 <p><b>The question.</b> Which image encoder should a screening lab use to flag abnormal images (out of focus, debris,
@@ -215,7 +226,7 @@ pretraining must beat it) and <b>ResNet18 (FractalDB)</b>, supervised transfer f
 no download.</p>
 <p><b>Numbers.</b> Accuracy, F1 and ROC AUC, each a support-weighted average over the two classes, in percent (§3.4);
 F1 is the paper's main metric. Each of our cells is the mean ± sample sd over seeds (label-budget sampling and training
-seeds); beside it is the paper's figure and the difference Δ = ours − paper. Per-seed values with bootstrap 95%
+seeds; ${esc(seedsNote(run))}); beside it is the paper's figure and the difference Δ = ours − paper. Per-seed values with bootstrap 95%
 intervals are in <code>tables/cells.csv</code>.</p>
 <p><b>What the paper found.</b> TL beat every SSL method in every setting. Frozen encoder (Table 1): ConvNext with a
 linear layer reached 98.47% accuracy, the best SSL method (DeepClusterV2) 94.57%, and VICReg with kNN only 76.30%.
@@ -327,6 +338,7 @@ export function buildHtml(input: HtmlInput): string {
     // no run timestamps: a sharded and an unsharded run of the same protocol give the same report
     meta.push(`qcbench ${esc(run.qcbench_version)}`);
   }
+  meta.push(esc(seedsNote(run)));
   meta.push(
     `training sets: ${esc(agg.trainSets.join(', '))}; test sets: ${esc(agg.testSets.join(', '))}; seeds: ${agg.seeds.join(', ')}`,
   );
@@ -346,7 +358,7 @@ export function buildHtml(input: HtmlInput): string {
     }
     parts.push('</ul></details>');
   }
-  parts.push(readingGuide());
+  parts.push(readingGuide(run));
   parts.push('<section id="tables"><h2>Tables</h2>');
   if (!input.tables.length) parts.push('<p>No finished, failed or skipped cells match Tables 1–3 yet.</p>');
   for (const t of input.tables) parts.push(tableHtml(t, input.tableFiles(t.id)));

@@ -120,7 +120,11 @@ export interface PretrainRecord {
 /** Written at the start of a run: what the run is and which cells it has. */
 export interface RunRecord {
   schema: typeof RUN_SCHEMA;
-  protocol: { name: string; file: string; version: number; hash: string };
+  /**
+   * `pretrain_per_seed`: whether each seed pretrained and initialised its own encoders (protocol `pretrain.per_seed`)
+   * or all seeds shared one; absent in records written before the key existed, which always shared one.
+   */
+  protocol: { name: string; file: string; version: number; hash: string; pretrain_per_seed?: boolean };
   /** The resolved protocol (defaults filled, `extends` applied). */
   resolved: Record<string, unknown>;
   cells: { id: string; key: CellKey }[];

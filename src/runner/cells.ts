@@ -88,15 +88,37 @@ export function sslHyper(p: Protocol, method: string): Record<string, number> {
   return out;
 }
 
-/** Identity of an encoder as the run will use it. */
-export function encoderId(p: Protocol, encoder: string): string {
+/**
+ * The seed an encoder is pretrained or initialised with for a cell of seed `cellSeed`: the cell's seed with
+ * `pretrain.per_seed` for every encoder that is trained or initialised here (SSL methods, FractalDB, the random
+ * control, the from-scratch CNNs), else 0 — one pretraining and one initialisation shared by every seed (the paper's).
+ * Transfer-learning weights are read from files, never seeded: null.
+ */
+export function encoderSeed(p: Protocol, encoder: string, cellSeed: number): number | null {
+  if (ENCODERS[encoder]?.kind === 'tl') return null;
+  return p.pretrain.per_seed ? cellSeed : 0;
+}
+
+/**
+ * Identity of an encoder as the run will use it for cells of seed `cellSeed`. With `pretrain.per_seed` a seeded
+ * encoder's identity includes its seed (each seed pretrains its own); without, it is the same for every seed.
+ */
+export function encoderId(p: Protocol, encoder: string, cellSeed: number): string {
   const entry = ENCODERS[encoder];
-  const base = { encoder, crop_size: p.data.crop_size };
+  const seed = encoderSeed(p, encoder, cellSeed);
+  const settings = encoderSettingsOf(p, encoder);
+  const base = {
+    encoder,
+    crop_size: p.data.crop_size,
+    ...(p.pretrain.per_seed && seed !== null ? { seed } : {}),
+    ...(settings ? { settings } : {}),
+  };
   if (isSslMethod(encoder)) {
     // Everything that shapes the weights or the pretraining record: the projector width through the method's
     // effective hyperparameters, the augmentation set (order does not matter), and the kNN monitor with the
     // annotations it scores (its curve is part of the record). Only the loss-logging interval is left out.
-    const { methods: _m, log_every: _l, projector_dim: _d, augmentations, ...pre } = p.pretrain;
+    // (per_seed acts through `base.seed`; left out here so `per_seed: false` keeps the ids it had before the key)
+    const { methods: _m, log_every: _l, projector_dim: _d, per_seed: _s, augmentations, ...pre } = p.pretrain;
     const monitorOn = p.data.datasets[p.data.pretrain_on]?.annotations;
     return contentHash({
       ...base,
@@ -132,14 +154,18 @@ export function expandCells(p: Protocol): CellPlan[] {
     return annHash.get(set) ?? null;
   };
   const encIds = new Map<string, string>();
+  const encIdOf = (encoder: string, seed: number) => {
+    const k = `${encoder}\u0000${encoderSeed(p, encoder, seed)}`;
+    if (!encIds.has(k)) encIds.set(k, encoderId(p, encoder, seed));
+    return encIds.get(k)!;
+  };
   p.evaluations.forEach((ev, evIndex) => {
     const block = ev.name ?? `evaluation-${evIndex}`;
     for (const encoder of ev.encoders ?? p.encoders) {
-      if (!encIds.has(encoder)) encIds.set(encoder, encoderId(p, encoder));
-      const encId = encIds.get(encoder)!;
       for (const task of ev.tasks) {
         for (const budget of ev.budgets) {
           for (const seed of p.seeds) {
+            const encId = encIdOf(encoder, seed);
             const key: CellKey = { encoder, task, budget, seed, train_set: ev.train_set, test_set: ev.test_set };
             const taskSettings = CATALOG.tasks[task]?.lineSearch
               ? { ...taskSettingsOf(p, task), line_search: p.tasks.line_search }
@@ -186,6 +212,15 @@ export function expandCells(p: Protocol): CellPlan[] {
     }
   });
   return order;
+}
+
+/**
+ * The `encoder_settings.<encoder>` keys the protocol wrote (the encoder fills the rest with its defaults), or
+ * undefined when it wrote none.
+ */
+export function encoderSettingsOf(p: Protocol, encoder: string): Record<string, unknown> | undefined {
+  const s = p.encoder_settings?.[encoder];
+  return s && Object.keys(s).length ? s : undefined;
 }
 
 /** The protocol's `tasks.<task>` block (the settings of that downstream task, defaults filled). */

@@ -61,7 +61,13 @@ export function readCell(results: ArtifactStore, id: string): CellRecord | undef
 export function writeRunRecord(p: Protocol, cells: CellPlan[], version: string): void {
   const rec: RunRecord = {
     schema: RUN_SCHEMA,
-    protocol: { name: p.name, file: p.source.file, version: p.version, hash: protocolHash(p) },
+    protocol: {
+      name: p.name,
+      file: p.source.file,
+      version: p.version,
+      hash: protocolHash(p),
+      pretrain_per_seed: p.pretrain.per_seed,
+    },
     resolved: p as unknown as Record<string, unknown>,
     cells: cells.map((c) => ({ id: c.id, key: c.key })),
     started_at: new Date().toISOString(),

@@ -37,7 +37,16 @@ import { sslAugment } from '../ssl/augment.js';
 import { type CropSource as SslCropSource, knnMonitorFor, type PretrainOptions, pretrain } from '../ssl/pretrain.js';
 import { contentHash, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { isSslMethod, resolveEncoder } from './catalog.js';
-import { type CellPlan, datasetId, encoderId, STAGE_VERSIONS, sslHyper, taskSettingsOf } from './cells.js';
+import {
+  type CellPlan,
+  datasetId,
+  encoderId,
+  encoderSeed,
+  encoderSettingsOf,
+  STAGE_VERSIONS,
+  sslHyper,
+  taskSettingsOf,
+} from './cells.js';
 import { ensureModel, predictModel } from './train.js';
 import { extractDatasetCrops } from './extract.js';
 import type { Prediction } from '../results/schema.js';
@@ -135,26 +144,32 @@ async function ensureDataset(ctx: StageContext, memo: Memo, name: string): Promi
   });
 }
 
-/** Loads (and for SSL / FractalDB, first trains) an encoder; content-addressed in cache/encoders. */
+/**
+ * Loads (and for SSL / FractalDB, first trains) an encoder for cells of seed `cellSeed`; content-addressed in
+ * cache/encoders. With `pretrain.per_seed` each seed has its own (encoderSeed), else one serves every seed.
+ */
 async function ensureEncoder(
   ctx: StageContext,
   memo: Memo,
   name: string,
+  cellSeed: number,
   onStage: (s: string) => void,
 ): Promise<EncoderHandle> {
-  return once(memo.encoders, name, async () => {
+  const id = encoderId(ctx.p, name, cellSeed).slice(0, 24);
+  const seed = encoderSeed(ctx.p, name, cellSeed) ?? 0;
+  return once(memo.encoders, id, async () => {
     const entry = resolveEncoder(name);
-    const id = encoderId(ctx.p, name).slice(0, 24);
     const base = {
       cropSize: ctx.p.data.crop_size,
-      seed: 0,
+      seed,
       threads: ctx.threads,
       log: ctx.log,
       cacheDir: join(ctx.cache.root, 'fractaldb'),
+      settings: encoderSettingsOf(ctx.p, name),
     };
     if (isSslMethod(name)) {
       onStage(`pretraining ${name}`);
-      const pre = await ensurePretrained(ctx, memo, name, id);
+      const pre = await ensurePretrained(ctx, memo, name, id, seed);
       const eg = await entry.load({ ...base, pretrained: pre.onnx });
       return { eg, preprocess: eg.preprocess ?? entry.preprocess, pretrain: pre.recordId };
     }
@@ -167,7 +182,8 @@ async function ensureEncoder(
 /**
  * The pretraining options a protocol gives an SSL method: every `pretrain.*` key (the method's hyperparameters with
  * `projector_dim`, the augmentation list, the schedule, the optimizer) and, with `knn_monitor`, the kNN monitor on
- * the pretraining data set's annotations (as `qcbench pretrain --monitor`). What `encoderId` hashes.
+ * the pretraining data set's annotations (as `qcbench pretrain --monitor`), and the pretraining's `seed`
+ * (encoderSeed: the cell's with `pretrain.per_seed`, else 0). What `encoderId` hashes.
  */
 export async function sslPretrainOptions(
   p: Protocol,
@@ -178,6 +194,7 @@ export async function sslPretrainOptions(
     annotations: readonly Annotation[];
     annotationsFile: string;
   },
+  seed = 0,
 ): Promise<Omit<PretrainOptions, 'outDir'>> {
   const monitor = p.pretrain.knn_monitor
     ? await knnMonitorFor(data.source, data.index, data.annotations, { file: data.annotationsFile })
@@ -195,7 +212,7 @@ export async function sslPretrainOptions(
     schedule: p.pretrain.schedule,
     warmupEpochs: p.pretrain.warmup_epochs,
     augment: sslAugment(p.pretrain.augmentations),
-    seed: 0,
+    seed,
     maxImagesPerEpoch: p.pretrain.max_images_per_epoch ?? undefined,
     logEvery: p.pretrain.log_every,
     ...(monitor ? { monitor } : {}),
@@ -208,6 +225,7 @@ async function ensurePretrained(
   memo: Memo,
   method: string,
   id: string,
+  seed: number,
 ): Promise<{ onnx: string; recordId: string }> {
   const p = ctx.p;
   const ds = await ensureDataset(ctx, memo, p.data.pretrain_on);
@@ -227,12 +245,17 @@ async function ensurePretrained(
         read: (indices) => store.readIndices([...indices]),
       };
       const res = await pretrain({
-        ...(await sslPretrainOptions(p, method, {
-          source,
-          index: ds.index,
-          annotations: ds.annotations,
-          annotationsFile: ds.annotationsFile,
-        })),
+        ...(await sslPretrainOptions(
+          p,
+          method,
+          {
+            source,
+            index: ds.index,
+            annotations: ds.annotations,
+            annotationsFile: ds.annotationsFile,
+          },
+          seed,
+        )),
         outDir: work,
         threads: ctx.threads,
         log: ctx.log,
@@ -270,13 +293,14 @@ async function ensureFeatures(
   ctx: StageContext,
   memo: Memo,
   encoder: string,
+  cellSeed: number,
   enc: EncoderHandle,
   ds: DatasetHandle,
 ): Promise<Features> {
   const cropIds = ds.annotations.map((a) => a.crop_id);
   const id = contentHash({
     v: STAGE_VERSIONS.features,
-    encoder: encoderId(ctx.p, encoder),
+    encoder: encoderId(ctx.p, encoder, cellSeed),
     data: datasetId(ctx.p, ds.name),
     crops: contentHash(cropIds),
   }).slice(0, 24);
@@ -344,7 +368,7 @@ async function computeCell(
 
   t0 = t();
   onStage('encoder');
-  const enc = await ensureEncoder(ctx, memo, key.encoder, onStage);
+  const enc = await ensureEncoder(ctx, memo, key.encoder, key.seed, onStage);
   timing.encoder = (t() - t0) / 1000;
 
   const task = resolveTask(key.task);
@@ -374,7 +398,7 @@ async function computeCell(
     // Features of every annotated crop of a data set are extracted once per encoder and cached; a split takes its rows.
     features: async (split) => {
       const { ds, rows } = splits[split];
-      return selectFeatureRows(await ensureFeatures(ctx, memo, key.encoder, enc, ds), pos(ds, rows));
+      return selectFeatureRows(await ensureFeatures(ctx, memo, key.encoder, key.seed, enc, ds), pos(ds, rows));
     },
     // The trained model is its own stage, keyed by trainId: cells that differ only in test set (the domain shift)
     // evaluate the model the first of them trained, and a resumed run reads it back.

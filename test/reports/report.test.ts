@@ -346,3 +346,29 @@ test('qcbench report without --results reads the only run under ./.qcbench/resul
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('the report says whether each seed pretrained its own encoders (pretrain.per_seed); the tables do not change', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'qcb-report-'));
+  try {
+    const opts = { encoders: ['simclr', 'random-resnet18'], budgets: [50], seeds: [0, 1], bootstrap: 10, montages: 0 };
+    const protocol = { name: 'test-protocol', file: 'protocols/test.yaml', version: 1, hash: 'test' };
+    const shared = join(root, 'shared');
+    const own = join(root, 'own');
+    await makeResults(shared, { ...opts, protocol: { ...protocol, pretrain_per_seed: false } });
+    await makeResults(own, { ...opts, protocol: { ...protocol, pretrain_per_seed: true } });
+    const a = join(root, 'ra');
+    const b = join(root, 'rb');
+    await buildReport(shared, a, { reference, png: false, log: quiet });
+    await buildReport(own, b, { reference, png: false, log: quiet });
+    const htmlA = readFileSync(join(a, 'index.html'), 'utf8');
+    const htmlB = readFileSync(join(b, 'index.html'), 'utf8');
+    assert.match(htmlA, /pretraining: one shared by every seed/);
+    assert.doesNotMatch(htmlA, /pretraining: one per seed/);
+    assert.match(htmlB, /pretraining: one per seed/);
+    const tables = listFiles(a).filter((f) => /\.(md|csv)$/.test(f));
+    assert.ok(tables.length > 0);
+    for (const f of tables) assert.ok(readFileSync(join(a, f)).equals(readFileSync(join(b, f))), `${f} differs`);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

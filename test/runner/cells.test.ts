@@ -74,7 +74,7 @@ test('transfer-learning encoder ids follow the weights file content, not the fol
   const saved = process.env.QCBENCH_WEIGHTS;
   const idIn = (dir: string) => {
     process.env.QCBENCH_WEIGHTS = dir;
-    return encoderId(p, 'resnet18');
+    return encoderId(p, 'resnet18', 0);
   };
   try {
     const [a, b, c] = [0, 1, 2].map(() => mkdtempSync(join(tmpdir(), 'qcb-weights-')));

@@ -6,12 +6,14 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import type { Annotation } from '../../src/data/annotations.js';
 import { DEFAULT_AUGMENT } from '../../src/data/augment/transforms.js';
 import { SSL_WEIGHT_DECAY } from '../../src/protocol/defaults.js';
+import { protocolHash } from '../../src/protocol/resolve.js';
 import { loadProtocol } from '../../src/runner/catalog.js';
-import { encoderId, expandCells, sslHyper } from '../../src/runner/cells.js';
+import { encoderId, encoderSeed, expandCells, sslHyper } from '../../src/runner/cells.js';
 import { sslPretrainOptions } from '../../src/runner/stages.js';
 import { sslAugment } from '../../src/ssl/augment.js';
 import { memoryCropSource } from '../../src/ssl/pretrain.js';
@@ -46,7 +48,7 @@ test('knn_monitor, projector_dim and augmentations change the SSL encoder hash a
     schedule: resolveWith('  schedule: constant\n'),
     method_width: resolveWith('  methods: { simclr: { proj_hidden_dim: 512 } }\n'),
   };
-  const id = (p: typeof base, e: 'simclr' | 'deepclusterv2' | 'random-resnet18') => encoderId(p, e);
+  const id = (p: typeof base, e: 'simclr' | 'deepclusterv2' | 'random-resnet18') => encoderId(p, e, 0);
   for (const [k, p] of Object.entries(variants)) {
     assert.notEqual(id(p, 'simclr'), id(base, 'simclr'), `${k} changes the SSL encoder`);
     assert.equal(id(p, 'random-resnet18'), id(base, 'random-resnet18'), `${k} leaves the untrained control alone`);
@@ -135,4 +137,56 @@ test('the protocol refuses what SSL pretraining cannot do, with the allowed valu
       /optimizer/.test(e.message) && /sgd, lars/.test(String(e.context?.allowed)),
   );
   assert.throws(() => resolveWith('  augmentations: [rot90, blur]\n'), /blur/);
+});
+
+test('pretrain.per_seed: each seed pretrains and initialises its own encoders; false shares one (the paper’s)', async () => {
+  const twoSeeds = (perSeed?: boolean) => {
+    const d = mkdtempSync(join(tmpdir(), 'qcb-seeds-'));
+    const f = join(d, 'p.yaml');
+    const text = BASE.replace('seeds: [0]', 'seeds: [0, 1]').replace(
+      'encoders: [simclr, deepclusterv2, random-resnet18]',
+      'encoders: [simclr, random-resnet18, resnet18-fractaldb, soq-cnn, resnet18]',
+    );
+    writeFileSync(f, perSeed === undefined ? text : `${text}pretrain:\n  per_seed: ${perSeed}\n`);
+    return loadProtocol(f, { env: {}, cwd: d });
+  };
+  const encoderIds = (p: ReturnType<typeof twoSeeds>, encoder: string) =>
+    new Set(
+      expandCells(p)
+        .filter((c) => c.key.encoder === encoder)
+        .map((c) => c.encoderId),
+    );
+  const on = twoSeeds(true);
+  assert.equal(twoSeeds().pretrain.per_seed, true, 'the default is one pretraining per seed');
+  assert.equal(protocolHash(twoSeeds()), protocolHash(on));
+  // two seeds: two SSL encoders, so two pretrainings (cache/encoders/<encoderId>), each seeded by its cell's seed
+  assert.equal(encoderIds(on, 'simclr').size, 2);
+  assert.deepEqual([encoderSeed(on, 'simclr', 0), encoderSeed(on, 'simclr', 1)], [0, 1]);
+  assert.notEqual(encoderId(on, 'simclr', 0), encoderId(on, 'simclr', 1));
+  const S = 8;
+  const source = memoryCropSource(new Uint8Array(4 * 3 * S * S), 4, 3, S, 'memory');
+  const data = { source, index: new Map<string, number>(), annotations: [], annotationsFile: 'ann.csv' };
+  assert.equal((await sslPretrainOptions(on, 'simclr', data, encoderSeed(on, 'simclr', 1) ?? 0)).seed, 1);
+  // the seeded encoders initialise per seed too; ImageNet weights are files, not seeded
+  for (const e of ['random-resnet18', 'resnet18-fractaldb', 'soq-cnn']) assert.equal(encoderIds(on, e).size, 2, e);
+  assert.equal(encoderIds(on, 'resnet18').size, 1);
+  assert.equal(encoderSeed(on, 'resnet18', 1), null);
+
+  const off = twoSeeds(false);
+  for (const e of ['simclr', 'random-resnet18', 'resnet18-fractaldb', 'soq-cnn', 'resnet18'])
+    assert.equal(encoderIds(off, e).size, 1, `${e}: one encoder for every seed`);
+  assert.deepEqual([encoderSeed(off, 'simclr', 0), encoderSeed(off, 'simclr', 1)], [0, 0]);
+  assert.equal((await sslPretrainOptions(off, 'simclr', data, encoderSeed(off, 'simclr', 1) ?? 0)).seed, 0);
+  assert.notEqual(protocolHash(off), protocolHash(on));
+});
+
+test('the shipped protocols keep the single pretraining (per_seed: false) and so their ids', () => {
+  for (const f of ['full', 'quick', 'label-budget', 'domain-shift', 'second-order', 'quick-lars']) {
+    const p = loadProtocol(fileURLToPath(new URL(`../../protocols/${f}.yaml`, import.meta.url)), {
+      env: { QCBENCH_DATA: '/nonexistent', QCBENCH_ANNOTATIONS: '/nonexistent' },
+    });
+    assert.equal(p.pretrain.per_seed, false, f);
+    const ssl = expandCells(p).filter((c) => c.key.encoder === 'simclr');
+    if (ssl.length) assert.equal(new Set(ssl.map((c) => c.encoderId)).size, 1, f);
+  }
 });
