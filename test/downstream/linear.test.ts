@@ -8,6 +8,7 @@ import { extractFeatures, type Features } from '../../src/encoders/features.js';
 import { linearInit } from '../../src/engine/train/head.js';
 import { predictLinear, trainLinear } from '../../src/downstream/linear.js';
 import { accuracy } from '../../src/metrics/classification.js';
+import { QcbError } from '../../src/errors.js';
 import { synthCrops } from './synth-crops.js';
 
 const FIX = fileURLToPath(new URL('../../../shared/fixtures/onnx/', import.meta.url));
@@ -82,4 +83,24 @@ test('linear: the head learns a linearly separable labelling of real encoder fea
     p.score.filter((_, i) => labels[64 + i] === l).reduce((a, b) => a + b, 0) /
     p.score.filter((_, i) => labels[64 + i] === l).length;
   assert.ok(avg('abnormal') > avg('normal'));
+});
+
+test('linear: a head that diverges (lr 1e6) fails with QCB_DIVERGED naming the step and tasks.linear.lr', async () => {
+  const rows = 64;
+  const cols = 8;
+  const x: Features = {
+    data: Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i * 1.7) * 10),
+    rows,
+    cols,
+  };
+  const labels = Array.from({ length: rows }, (_, i) => (i % 2 ? 'abnormal' : 'normal'));
+  await assert.rejects(
+    trainLinear(x, labels, { seed: 1, settings: { lr: 1e6, epochs: 5 } }),
+    (e: unknown) =>
+      e instanceof QcbError &&
+      e.code === 'QCB_DIVERGED' &&
+      e.exitCode === 1 &&
+      /linear training diverged at epoch 1, step \d+/.test(e.message) &&
+      e.context.key === 'tasks.linear.lr',
+  );
 });

@@ -6,11 +6,12 @@
 import type { Tensor } from '../ir/graph.js';
 
 /**
- * The explosion rule: after the first `baselineSteps` steps, a loss whose magnitude exceeds `factor` × the larger of
- * 1 and the magnitude of those steps' median has exploded. The floor of 1 keeps a small converged loss (a
- * cross-entropy of 0.01) from turning ordinary noise into an explosion; the SSL losses and the cross-entropy fall from
- * their first steps when training works, so 100× their start is divergence (a cross-entropy of 100 means logits two
- * orders of magnitude off).
+ * The explosion rule: a loss whose magnitude exceeds `factor` × the larger of 1 and the magnitude of the median of the
+ * first `baselineSteps` losses (fewer while there are fewer, from the second step on: the first step's loss is that
+ * of the initial parameters, so a learning rate that blows up the first update is caught at once) has exploded. The
+ * floor of 1 keeps a small converged loss (a cross-entropy of 0.01) from turning ordinary noise into an explosion; the
+ * SSL losses and the cross-entropy fall from their first steps when training works, so 100× their start is
+ * divergence (a cross-entropy of 100 means logits two orders of magnitude off).
  */
 export const LOSS_EXPLOSION = { baselineSteps: 5, factor: 100 } as const;
 
@@ -26,14 +27,13 @@ export class LossWatch {
   /** @returns why `loss` shows divergence (non-finite or exploded), or undefined when it does not */
   check(loss: number): string | undefined {
     if (!Number.isFinite(loss)) return `the loss became ${loss}`;
-    if (this.first.length < LOSS_EXPLOSION.baselineSteps) {
-      this.first.push(loss);
-      return undefined;
+    if (this.first.length > 0) {
+      const m = median(this.first);
+      const limit = LOSS_EXPLOSION.factor * Math.max(1, Math.abs(m));
+      if (Math.abs(loss) > limit)
+        return `the loss exploded to ${loss} (more than ${LOSS_EXPLOSION.factor}× the first ${this.first.length} steps' median ${m})`;
     }
-    const m = median(this.first);
-    const limit = LOSS_EXPLOSION.factor * Math.max(1, Math.abs(m));
-    if (Math.abs(loss) > limit)
-      return `the loss exploded to ${loss} (more than ${LOSS_EXPLOSION.factor}× the first ${this.first.length} steps' median ${m})`;
+    if (this.first.length < LOSS_EXPLOSION.baselineSteps) this.first.push(loss);
     return undefined;
   }
 }
