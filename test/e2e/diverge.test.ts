@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { makeTinyScreen, TINY_SYNTH } from './_tiny-screen.js';
+import { makeTinyScreen, tinyData } from './_tiny-screen.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const base = mkdtempSync(join(tmpdir(), 'qcb-e2e-diverge-'));
@@ -23,15 +23,7 @@ before(async () => {
 name: diverge
 seeds: [0]
 encoders: [simclr, random-resnet18]
-data:
-  crop_size: 32
-  pretrain_on: s
-  datasets:
-    s:
-      format: synthetic
-      root: screen
-      annotations: ann.csv
-      synth: ${TINY_SYNTH}
+${tinyData()}
 pretrain:
   epochs: 1
   batch_size: 8
