@@ -49,6 +49,7 @@ export const ERROR_CODES = {
   QCB_VERIFY_FAILED: 'verification found errors above tolerance',
   QCB_INTERNAL: 'internal error (a bug in qcbench)',
   QCB_DOWNLOAD: 'a download failed (offline, unreachable, or the file did not verify)',
+  QCB_DIVERGED: 'training diverged (exploding loss, non-finite parameters, or non-finite or collapsed features)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -60,6 +61,7 @@ const RUN_FAILURE_CODES = new Set<ErrorCode>([
   'QCB_VERIFY_FAILED',
   'QCB_INTERNAL',
   'QCB_DOWNLOAD',
+  'QCB_DIVERGED',
 ]);
 
 /** Where an error comes from and how to fix it. All fields optional; the message is built from those present. */

@@ -21,13 +21,22 @@ import { importOnnx } from '../engine/onnx/import.js';
 import { loadSession, ortF32 } from '../engine/runtime/session.js';
 import { cloneGraph } from '../engine/train/compile.js';
 import { inferenceGraph } from '../engine/train/export-inference.js';
+import { LossWatch, nonFiniteTensor } from '../engine/train/divergence.js';
 import { Trainer } from '../engine/train/trainer.js';
 import type { EncoderGraph, Preprocess } from '../encoders/types.js';
 import { optimizerFields } from '../protocol/fields.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { Logger } from '../util/log.js';
 import { type CropSet, cropsToInput, selectCrops } from '../encoders/features.js';
-import { CLASSES, classIndices, type HeadTrainSettings, headOptimizer, oneHot, predictionsFromLogits } from './head.js';
+import {
+  CLASSES,
+  classIndices,
+  type HeadTrainSettings,
+  headDiverged,
+  headOptimizer,
+  oneHot,
+  predictionsFromLogits,
+} from './head.js';
 import { permutation } from '../util/random.js';
 import { multiStepLr } from '../engine/train/schedule.js';
 import { appendCrossEntropy, appendLinearHead } from '../engine/train/head.js';
@@ -121,6 +130,7 @@ export async function trainFinetune(
     { intraOpNumThreads: o.threads, noCache: true },
   );
   const lossCurve: number[] = [];
+  const watch = new LossWatch();
   const prog = o.log?.startProgress('fine-tuning', s.epochs * crops.n, 'images');
   const t0 = Date.now();
   let seen = 0;
@@ -140,6 +150,11 @@ export async function trainFinetune(
         },
         lr,
       );
+      const why = watch.check(r.loss);
+      if (why) {
+        await trainer.session.session.release();
+        throw headDiverged('finetune', { epoch, step: st / s.batch_size }, why, s.lr);
+      }
       sum += r.loss * rows.length;
       cnt += rows.length;
       seen += rows.length;
@@ -151,6 +166,8 @@ export async function trainFinetune(
   const seconds = (Date.now() - t0) / 1000;
   const graph = inferenceGraph(trainer, { outputs: ['logits'] });
   await trainer.session.session.release();
+  const bad = nonFiniteTensor(graph.initializers);
+  if (bad) throw headDiverged('finetune', { epoch: s.epochs - 1 }, `parameter ${bad.name} became non-finite`, s.lr);
   return {
     graph,
     inputSize: T,

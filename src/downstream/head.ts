@@ -94,3 +94,16 @@ export function predictionsFromLogits(
   }
   return { pred, score };
 }
+
+/**
+ * The error of a head training that diverged (an exploding loss or non-finite parameters: a diverged head would
+ * predict one class and pass for a result, so it fails its cell instead); the fix is a lower `tasks.<task>.lr`.
+ */
+export function headDiverged(task: string, at: { epoch: number; step?: number }, why: string, lr: number): QcbError {
+  const where = at.step === undefined ? `after epoch ${at.epoch + 1}` : `at epoch ${at.epoch + 1}, step ${at.step + 1}`;
+  return new QcbError('QCB_DIVERGED', `${task} training diverged ${where}: ${why}`, {
+    key: `tasks.${task}.lr`,
+    value: lr,
+    fix: `lower the learning rate (\`tasks.${task}.lr\`, now ${lr}), e.g. tenfold`,
+  });
+}

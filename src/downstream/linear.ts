@@ -14,11 +14,20 @@
 import { QcbError } from '../errors.js';
 import { GraphBuilder } from '../engine/ir/builder.js';
 import type { Tensor } from '../engine/ir/graph.js';
+import { LossWatch, nonFiniteTensor } from '../engine/train/divergence.js';
 import { Trainer } from '../engine/train/trainer.js';
 import { optimizerFields } from '../protocol/fields.js';
 import type { Logger } from '../util/log.js';
 import { type Features, selectFeatureRows } from '../encoders/features.js';
-import { CLASSES, classIndices, type HeadTrainSettings, headOptimizer, oneHot, predictionsFromLogits } from './head.js';
+import {
+  CLASSES,
+  classIndices,
+  type HeadTrainSettings,
+  headDiverged,
+  headOptimizer,
+  oneHot,
+  predictionsFromLogits,
+} from './head.js';
 import { permutation } from '../util/random.js';
 import { multiStepLr } from '../engine/train/schedule.js';
 import { appendCrossEntropy, appendLinearHead } from '../engine/train/head.js';
@@ -100,6 +109,7 @@ export async function trainLinear(x: Features, labels: readonly string[], o: Lin
     { intraOpNumThreads: o.threads ?? 1, noCache: true },
   );
   const lossCurve: number[] = [];
+  const watch = new LossWatch();
   for (let epoch = 0; epoch < s.epochs; epoch++) {
     const lr = multiStepLr(s.lr, epoch, s.milestones, s.gamma);
     const perm = permutation(x.rows, (o.seed * 1_000_003 + epoch) >>> 0);
@@ -111,12 +121,19 @@ export async function trainLinear(x: Features, labels: readonly string[], o: Lin
         y: { dtype: 'float32', dims: [rows.length, K], data: oneHot(y, rows, K) },
       };
       const r = await trainer.step(feeds, lr);
+      const why = watch.check(r.loss);
+      if (why) {
+        await trainer.session.session.release();
+        throw headDiverged('linear', { epoch, step: st / s.batch_size }, why, s.lr);
+      }
       sum += r.loss * rows.length;
     }
     lossCurve.push(sum / x.rows);
   }
   const p = trainer.getParams();
   await trainer.session.session.release();
+  const bad = nonFiniteTensor(p);
+  if (bad) throw headDiverged('linear', { epoch: s.epochs - 1 }, `parameter ${bad.name} became non-finite`, s.lr);
   o.log?.debug('linear head trained', {
     epochs: s.epochs,
     first_loss: lossCurve[0],

@@ -1,9 +1,10 @@
 /**
  * Groups cells over seeds: one group per (encoder, task, budget, train set, test set), with mean ± sd of each metric
- * over the seeds that finished, and the failed / skipped / pending seeds kept for display.
+ * over the seeds that finished, and the failed / skipped / pending seeds kept for display. A degenerate seed (its test
+ * predictions all one class) is finished but not averaged in: it is kept apart for the tables to mark.
  */
 import { type MeanSd, meanSd } from '../metrics/summary.js';
-import type { CellKey, CellRecord, EncoderKind, TaskName } from '../results/schema.js';
+import { type CellKey, type CellRecord, type EncoderKind, predictsOneClass, type TaskName } from '../results/schema.js';
 import { cmp, type LoadedResults } from './load.js';
 import {
   encoderLabel,
@@ -32,10 +33,12 @@ export interface Group {
   /** Every seed of the group, ascending (done, failed, skipped and pending). */
   seeds: number[];
   done: CellRecord[];
+  /** Done seeds whose test predictions are all one class (flagged `degenerate`, or so in older records): not in `stats`. */
+  degenerate: CellRecord[];
   failed: CellRecord[];
   skipped: CellRecord[];
   pending: { id: string; key: CellKey }[];
-  /** Mean ± sd over the finished seeds, per metric (percent). */
+  /** Mean ± sd over the finished seeds that are not degenerate, per metric (percent). */
   stats: Record<MetricName, MeanSd>;
   /** True when the test set differs from the training set (the paper's domain-shift setting). */
   shift: boolean;
@@ -94,6 +97,7 @@ export function aggregate(res: LoadedResults): Aggregate {
         label: encoderLabel(key.encoder),
         seeds: [],
         done: [],
+        degenerate: [],
         failed: [],
         skipped: [],
         pending: [],
@@ -110,6 +114,7 @@ export function aggregate(res: LoadedResults): Aggregate {
     g.label = encoderLabel(c.key.encoder, c.encoder_label);
     g.kind = c.encoder_kind;
     g[c.status].push(c);
+    if (c.status === 'done' && isDegenerate(c)) g.degenerate.push(c);
     g.seeds.push(c.key.seed);
     if (!info.has(c.key.encoder) || !info.get(c.key.encoder)!.kind) {
       info.set(c.key.encoder, { encoder: c.key.encoder, label: g.label, kind: c.encoder_kind });
@@ -131,7 +136,8 @@ export function aggregate(res: LoadedResults): Aggregate {
     g.seeds = [...new Set(g.seeds)].sort((a, b) => a - b);
     g.kind ??= info.get(g.key.encoder)?.kind ?? guessedKind(g.key.encoder);
     g.label = info.get(g.key.encoder)?.label ?? g.label;
-    for (const m of METRICS) g.stats[m] = meanSd(g.done.map((c) => c.metrics![m]));
+    const averaged = g.done.filter((c) => !g.degenerate.includes(c));
+    for (const m of METRICS) g.stats[m] = meanSd(averaged.map((c) => c.metrics![m]));
   }
   const encoders = [...info.values()].sort(compareEncoders);
   const order = new Map(encoders.map((e, i) => [e.encoder, i]));
@@ -160,6 +166,11 @@ export function aggregate(res: LoadedResults): Aggregate {
     testSets: [...new Set(allKeys.map((k) => k.test_set))].sort(),
     seeds: [...new Set(allKeys.map((k) => k.seed))].sort((a, b) => a - b),
   };
+}
+
+/** A done cell that predicted one class for every test crop: its flag, or (records written before it) its predictions. */
+export function isDegenerate(c: CellRecord): boolean {
+  return c.degenerate === true || predictsOneClass(c.predictions);
 }
 
 /** Paper rows first in the paper's order, then by kind (TL, SSL, supervised-synthetic, control, scratch), then label. */

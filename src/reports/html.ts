@@ -22,7 +22,7 @@ import {
   type SecondOrderRow,
 } from './second-order.js';
 import { fmt, fmtDiff, fmtOurs } from './tables/format.js';
-import { type RecallTable, type TableCell, type TableModel, taskTitle } from './tables/model.js';
+import { degenerateText, type RecallTable, type TableCell, type TableModel, taskTitle } from './tables/model.js';
 
 /** The "Second-order neurons" section (src/reports/second-order.ts). */
 export interface SecondOrderHtml {
@@ -105,6 +105,7 @@ function cellHtml(c: TableCell): string {
       const partial: string[] = [];
       if (c.status === 'partial') {
         partial.push(`${c.n}/${c.seeds} seeds`);
+        if (c.degenerateSeeds) partial.push(degenerateText(c));
         if (c.failures.length) partial.push(`failed: ${c.failures.join(', ')}`);
         if (c.skip) partial.push(`skipped<sup>${c.footnote}</sup>`);
         if (c.pendingSeeds) partial.push(`${c.pendingSeeds} pending`);
@@ -117,6 +118,8 @@ function cellHtml(c: TableCell): string {
     }
     case 'skipped':
       return `<td class="skipped"><span class="st">skipped<sup>${c.footnote}</sup></span>${ref}</span></td>`;
+    case 'degenerate':
+      return `<td class="degenerate"><span class="st">degenerate: ${c.degenerateSeeds}/${c.seeds} seeds predicted one class</span>${ref}</span></td>`;
     case 'failed':
       return `<td class="failed"><span class="st">failed: ${esc(c.failures.join(', '))}</span>${ref}</span></td>`;
     case 'pending':

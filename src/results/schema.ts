@@ -72,6 +72,12 @@ export interface Prediction {
   artefact_type?: string;
 }
 
+/** True when there are predictions and all of them are of one class (a constant predictor: a degenerate cell). */
+export function predictsOneClass(predictions: readonly Prediction[] | undefined): boolean {
+  if (!predictions || predictions.length === 0) return false;
+  return predictions.every((p) => p.pred === predictions[0].pred);
+}
+
 /** A finished, failed or skipped cell. */
 export interface CellRecord {
   schema: typeof CELL_SCHEMA;
@@ -92,6 +98,12 @@ export interface CellRecord {
   pretrain?: string;
   /** Relative path of the misclassified-crops montage, if written. */
   montage?: string;
+  /**
+   * True for a done cell whose test predictions are all one class (see {@link predictsOneClass}): its metrics are
+   * chance-like by construction (a constant predictor), so reports mark the cell and leave it out of the mean ± sd
+   * instead of averaging it in. Absent otherwise.
+   */
+  degenerate?: boolean;
   /** Wall-clock seconds per stage. */
   timing?: Record<string, number>;
   /** Settings of the cell after defaults were filled (task hyperparameters, encoder source…). */

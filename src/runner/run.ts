@@ -18,7 +18,7 @@ import type { Logger } from '../util/log.js';
 import { ArtifactStore } from './cache.js';
 import { ENCODERS } from './catalog.js';
 import { type CellPlan, expandCells } from './cells.js';
-import { CELL_SCHEMA, type CellRecord, RUN_SCHEMA, type RunRecord } from '../results/schema.js';
+import { CELL_SCHEMA, type CellRecord, predictsOneClass, RUN_SCHEMA, type RunRecord } from '../results/schema.js';
 import type { CellOutcome, StageContext, Stages } from './stage-types.js';
 
 export interface RunOptions {
@@ -183,6 +183,7 @@ export async function runCell(
       predictions: out.predictions,
       pretrain: out.pretrain,
       montage: out.montage,
+      ...(predictsOneClass(out.predictions) ? { degenerate: true } : {}),
       timing: { ...out.timing, total: (Date.now() - t0) / 1000 },
       finished_at: new Date().toISOString(),
     };

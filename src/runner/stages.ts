@@ -88,8 +88,11 @@ function once<T>(map: Map<string, Promise<T>>, key: string, make: () => Promise<
   if (!p) {
     p = make();
     map.set(key, p);
-    // A failure is not cached: the next cell may succeed (e.g. after a transient error).
-    p.catch(() => map.delete(key));
+    // A failure is not cached: the next cell may succeed (e.g. after a transient error). A divergence is: seeded
+    // training diverges again, so the encoder's other cells fail with the same error without retraining.
+    p.catch((e) => {
+      if (!(e instanceof QcbError && (e.code === 'QCB_DIVERGED' || e.code === 'QCB_NAN_LOSS'))) map.delete(key);
+    });
   }
   return p;
 }

@@ -9,6 +9,7 @@ import { selectCrops } from '../../src/encoders/features.js';
 import { predictFinetune, trainFinetune } from '../../src/downstream/finetune.js';
 import { DOWNSTREAM_TASKS, runTask } from '../../src/downstream/registry.js';
 import { accuracy } from '../../src/metrics/classification.js';
+import { QcbError } from '../../src/errors.js';
 import { synthCrops } from './synth-crops.js';
 
 const FIX = fileURLToPath(new URL('../../../shared/fixtures/onnx/', import.meta.url));
@@ -64,4 +65,22 @@ test('finetune task: an engine ResNet18 (BatchNorm in training mode) lowers its 
   assert.ok(acc > 60, `test accuracy ${acc}%`);
   assert.ok(out.score.every((s) => s >= 0 && s <= 1 && Number.isFinite(s)));
   assert.equal(out.settings.epochs, 8);
+});
+
+test('finetune: a diverging fine-tuning (lr 1e6) fails with a run-failure code instead of a constant predictor', async () => {
+  const eg = await loadRandomResNet18({ cropSize: S, seed: 2, settings: { width: 4 } });
+  const rows = trainRows.slice(0, 48);
+  await assert.rejects(
+    trainFinetune(
+      eg,
+      IMAGENET_PREPROCESS,
+      selectCrops(data.crops, rows),
+      rows.map((i) => data.labels[i]),
+      { seed: 1, settings: { lr: 1e6, epochs: 3, batch_size: 16, milestones: [] } },
+    ),
+    (e: unknown) =>
+      e instanceof QcbError &&
+      (e.code === 'QCB_DIVERGED' || e.code === 'QCB_NAN_LOSS') &&
+      /tasks\.finetune\.lr/.test(e.context.fix ?? ''),
+  );
 });

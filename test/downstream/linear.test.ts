@@ -11,6 +11,7 @@ import { Trainer } from '../../src/engine/train/trainer.js';
 import { headOptimizer } from '../../src/downstream/head.js';
 import { LINEAR_TASK, predictLinear, trainLinear } from '../../src/downstream/linear.js';
 import { accuracy } from '../../src/metrics/classification.js';
+import { QcbError } from '../../src/errors.js';
 import { synthCrops } from './synth-crops.js';
 
 const FIX = fileURLToPath(new URL('../../../shared/fixtures/onnx/', import.meta.url));
@@ -143,4 +144,24 @@ test('linear: the head optimizer keeps its state in the training graph (AdamW mo
   assert.ok(!adamw.some((n) => n.endsWith('::momentum')), 'AdamW has no momentum buffer: tasks.*.momentum is unused');
   assert.ok((await stateOf('sgd')).some((n) => n.endsWith('::momentum')));
   assert.ok((await stateOf('lars')).some((n) => n.endsWith('::momentum')));
+});
+
+test('linear: a head that diverges (lr 1e6) fails with QCB_DIVERGED naming the step and tasks.linear.lr', async () => {
+  const rows = 64;
+  const cols = 8;
+  const x: Features = {
+    data: Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i * 1.7) * 10),
+    rows,
+    cols,
+  };
+  const labels = Array.from({ length: rows }, (_, i) => (i % 2 ? 'abnormal' : 'normal'));
+  await assert.rejects(
+    trainLinear(x, labels, { seed: 1, settings: { lr: 1e6, epochs: 5 } }),
+    (e: unknown) =>
+      e instanceof QcbError &&
+      e.code === 'QCB_DIVERGED' &&
+      e.exitCode === 1 &&
+      /linear training diverged at epoch 1, step \d+/.test(e.message) &&
+      e.context.key === 'tasks.linear.lr',
+  );
 });

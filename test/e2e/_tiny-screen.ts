@@ -35,3 +35,15 @@ export async function makeTinyScreen(dir: string): Promise<{ screen: string; ann
   writeAnnotations(annotations, ann);
   return { screen, annotations };
 }
+
+/**
+ * A protocol's `data:` section on the tiny screen (written by {@link makeTinyScreen} into the protocol's folder): one
+ * data set per name, all the same screen (a second name is a second test set, as the domain shift), pretraining on
+ * the first.
+ */
+export function tinyData(names: readonly string[] = ['s']): string {
+  const sets = names.map(
+    (n) => `    ${n}: { format: synthetic, root: screen, annotations: ann.csv, synth: ${TINY_SYNTH} }`,
+  );
+  return ['data:', '  crop_size: 32', `  pretrain_on: ${names[0]}`, '  datasets:', ...sets].join('\n');
+}

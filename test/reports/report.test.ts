@@ -9,6 +9,7 @@ import sharp from 'sharp';
 import { buildReport } from '../../src/reports/build.js';
 import { command } from '../../src/cli/report.js';
 import { meanSd } from '../../src/metrics/summary.js';
+import { evaluate } from '../../src/metrics/classification.js';
 import { PREVIEW_WIDTH } from '../../src/reports/montages.js';
 import type { CellRecord } from '../../src/results/schema.js';
 import { Logger } from '../../src/util/log.js';
@@ -368,6 +369,64 @@ test('the report says whether each seed pretrained its own encoders (pretrain.pe
     const tables = listFiles(a).filter((f) => /\.(md|csv)$/.test(f));
     assert.ok(tables.length > 0);
     for (const f of tables) assert.ok(readFileSync(join(a, f)).equals(readFileSync(join(b, f))), `${f} differs`);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a degenerate cell (all test predictions one class) is marked in every table and left out of the mean ± sd', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'qcb-report-degenerate-'));
+  try {
+    const res = join(root, 'results');
+    await makeResults(res, { encoders: ['simclr', 'random-resnet18'], budgets: [350], bootstrap: 10 });
+    const files = readdirSync(join(res, 'cells'));
+    const read = (f: string) => JSON.parse(readFileSync(join(res, 'cells', f), 'utf8')) as CellRecord;
+    // a constant predictor: SimCLR kNN seed 0, and every seed of SimCLR linear (the last one without the flag, as a
+    // record written before the flag existed)
+    const constant = (f: string, flag: boolean) => {
+      const c = read(f);
+      const predictions = c.predictions!.map((p) => ({ ...p, pred: 'normal', score: 0.1 }));
+      const metrics = evaluate(predictions, { bootstrap: 10, seed: c.key.seed, nTrain: c.key.budget });
+      writeFileSync(
+        join(res, 'cells', f),
+        JSON.stringify({ ...c, predictions, metrics, ...(flag ? { degenerate: true } : {}) }),
+      );
+    };
+    const of = (task: string, seed?: number) =>
+      files.filter((f) => {
+        const c = read(f);
+        return c.key.encoder === 'simclr' && c.key.task === task && (seed === undefined || c.key.seed === seed);
+      });
+    constant(of('knn', 0)[0], true);
+    of('linear').forEach((f, i) => {
+      constant(f, i < 2);
+    });
+    const out = join(root, 'out');
+    await buildReport(res, out, { reference, png: false, log: quiet });
+    const md1 = readFileSync(join(out, 'tables/table1.md'), 'utf8');
+    const row = md1.split('\n').find((l) => l.startsWith('| SimCLR |'))!;
+    const knn = meanSd(
+      files
+        .map(read)
+        .filter((c) => c.key.encoder === 'simclr' && c.key.task === 'knn' && c.key.seed !== 0)
+        .map((c) => c.metrics!.accuracy),
+    );
+    assert.ok(
+      row.includes(`${knn.mean.toFixed(2)} ± ${knn.sd.toFixed(2)} (`),
+      `${row} lacks the mean of the other seeds`,
+    );
+    assert.match(row, /2\/3 seeds; 1 degenerate \(one class predicted, not in the mean\)/);
+    assert.match(row, /degenerate: 3\/3 seeds predicted one class/);
+    assert.match(md1, /> Degenerate: a seed whose test predictions are all one class/);
+    assert.match(readFileSync(join(out, 'tables/all-results.md'), 'utf8'), /3 degenerate \(one class predicted/);
+    assert.match(readFileSync(join(out, 'tables/table1.csv'), 'utf8'), /,degenerate,3,0,/);
+    assert.match(readFileSync(join(out, 'tables/table1.tex'), 'utf8'), /degenerate: 3\/3 seeds one class/);
+
+    // the same results without degenerate cells: no mark and no note
+    const clean = join(root, 'clean');
+    await makeResults(clean, { encoders: ['simclr', 'random-resnet18'], budgets: [350], bootstrap: 10 });
+    await buildReport(clean, join(root, 'out-clean'), { reference, png: false, log: quiet });
+    assert.ok(!/degenerate/i.test(readFileSync(join(root, 'out-clean', 'tables/table1.md'), 'utf8')));
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveEncoder } from '../../src/encoders/registry.js';
@@ -9,7 +9,8 @@ import { loadSession, ortF32 } from '../../src/engine/runtime/session.js';
 import { randu } from '../../src/engine/ir/builder.js';
 import { importOnnx } from '../../src/engine/onnx/import.js';
 import { QcbError } from '../../src/errors.js';
-import { shortPretrain } from './_pretrain-case.js';
+import { exportBackbone } from '../../src/ssl/pretrain.js';
+import { shortPretrain, testCrops } from './_pretrain-case.js';
 
 test('pretraining resumes from its last checkpoint to the same result; the export is a working encoder', async () => {
   const settings = { epochs: 2, batchSize: 8, maxImagesPerEpoch: 16, lr: 0.02 } as const;
@@ -76,14 +77,66 @@ test('pretraining resumes from its last checkpoint to the same result; the expor
   }
 });
 
-test('a diverging pretraining stops with QCB_NAN_LOSS naming the method and the last good checkpoint', async () => {
+test('a diverging pretraining stops with a run-failure code naming the method and the last good checkpoint', async () => {
   await assert.rejects(
     shortPretrain('vicreg', { lr: 1e4, warmupEpochs: 0, epochs: 3, batchSize: 8, maxImagesPerEpoch: 16 }),
     (e: unknown) =>
       e instanceof QcbError &&
-      e.code === 'QCB_NAN_LOSS' &&
+      (e.code === 'QCB_NAN_LOSS' || e.code === 'QCB_DIVERGED') &&
       e.exitCode === 1 &&
       /vicreg/.test(e.message) &&
       /checkpoint/.test(e.context.fix ?? ''),
   );
+});
+
+test('pretraining at lr 1e6 fails with QCB_DIVERGED naming the step and "none", and writes no encoder or record', async () => {
+  // SimCLR's loss stays finite here (it falls to ln(2N−1): the projections collapse) while BN statistics blow up to
+  // ~1e25 and the exported encoder's features become NaN: the epoch-end check, not the loss, catches it.
+  const dir = mkdtempSync(join(tmpdir(), 'qcb-ssl-diverge-'));
+  try {
+    await assert.rejects(
+      shortPretrain('simclr', { lr: 1e6, epochs: 2, batchSize: 8, maxImagesPerEpoch: 16, outDir: dir }),
+      (e: unknown) => {
+        assert.ok(e instanceof QcbError, String(e));
+        assert.ok(e.code === 'QCB_DIVERGED' || e.code === 'QCB_NAN_LOSS', e.code);
+        assert.equal(e.exitCode, 1);
+        assert.match(e.message, /simclr pretraining diverged at step \d+ of \d+/);
+        assert.match(e.message, /last good checkpoint: none/);
+        assert.match(e.context.fix ?? '', /pretrain\.lr/);
+        return true;
+      },
+    );
+    const left = readdirSync(dir);
+    for (const f of ['encoder.onnx', 'pretrain.json', 'loss.csv', 'checkpoint.qcbckpt'])
+      assert.ok(!left.includes(f), `${f} was written: ${left}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('exporting a collapsed (all-zero) encoder is refused with QCB_DIVERGED; an untrained one exports', async () => {
+  const c = testCrops();
+  const n = 16;
+  const per = 3 * c.size * c.size;
+  const batch = {
+    data: Float32Array.from(c.data.subarray(0, n * per), (v) => (v / 255 - 0.45) / 0.225),
+    n,
+    size: c.size,
+  };
+  const { graph } = resnet18Graph({ seed: 1 });
+  const zero = new Map([...graph.initializers].map(([k, t]) => [k, { ...t, data: new Float32Array(t.data.length) }]));
+  const dir = mkdtempSync(join(tmpdir(), 'qcb-ssl-collapse-'));
+  try {
+    const bad = join(dir, 'zero.onnx');
+    await assert.rejects(
+      exportBackbone(bad, zero, 1, {}, batch),
+      (e: unknown) => e instanceof QcbError && e.code === 'QCB_DIVERGED' && /collapsed/.test(e.message),
+    );
+    assert.ok(!existsSync(bad), 'nothing written');
+    const good = join(dir, 'untrained.onnx');
+    await exportBackbone(good, new Map(graph.initializers), 1, {}, batch);
+    assert.ok(existsSync(good));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

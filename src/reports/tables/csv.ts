@@ -7,7 +7,7 @@ import { csvCell } from '../../util/csv.js';
 import type { CellRecord } from '../../results/schema.js';
 import type { Aggregate } from '../aggregate.js';
 import { METRICS, type Reference } from '../reference.js';
-import { groupPaperFigure, type RecallTable, type TableModel } from './model.js';
+import { degenerateText, groupPaperFigure, type RecallTable, type TableModel } from './model.js';
 
 /**
  * One CSV field of the report's tables: numbers rounded to 6 decimals so files do not change with the last bits of a
@@ -49,6 +49,7 @@ export function tableCsv(t: TableModel): string {
       const s = g?.stats[c.metric];
       const note: string[] = [];
       if (c.skip) note.push(`skipped: ${c.skip.reason}${c.skip.fix ? ` (fix: ${c.skip.fix})` : ''}`);
+      if (c.degenerateSeeds) note.push(degenerateText(c));
       if (c.failures.length) note.push(`failed: ${c.failures.join(' ')}`);
       if (c.pendingSeeds) note.push(`${c.pendingSeeds} pending`);
       lines.push(

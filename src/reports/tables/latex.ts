@@ -44,11 +44,14 @@ function texCell(c: TableCell): string {
     case 'partial': {
       const ours = Number.isFinite(c.sd) ? `$${fmt(c.mean)} \\pm ${fmt(c.sd)}$` : `$${fmt(c.mean)}$`;
       const diff = c.diff === undefined ? '' : `, $${fmtDiff(c.diff, true)}$`;
-      const mark = c.status === 'partial' ? `\\textsuperscript{${c.n}/${c.seeds}}` : '';
+      const deg = c.degenerateSeeds ? `, ${c.degenerateSeeds} degenerate` : '';
+      const mark = c.status === 'partial' ? `\\textsuperscript{${c.n}/${c.seeds}${deg}}` : '';
       return `${ours}${mark} ${small(`${paper}${diff}`)}`;
     }
     case 'skipped':
       return `\\emph{skipped}\\textsuperscript{${c.footnote}} ${small(paper)}`;
+    case 'degenerate':
+      return `\\emph{degenerate: ${c.degenerateSeeds}/${c.seeds} seeds one class} ${small(paper)}`;
     case 'failed':
       return `\\emph{failed: ${texEscape(c.failures.join(', '))}} ${small(paper)}`;
     case 'pending':

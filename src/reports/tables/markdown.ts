@@ -6,6 +6,7 @@ import type { Aggregate } from '../aggregate.js';
 import { KIND_LABELS, METRIC_LABELS, METRICS, type Reference } from '../reference.js';
 import { fmt, fmtDiff, fmtOurs } from './format.js';
 import {
+  degenerateText,
   errorCode,
   groupPaperFigure,
   makeCell,
@@ -21,6 +22,7 @@ export function cellText(c: TableCell): string {
   const extra: string[] = [];
   if (c.status === 'partial') {
     extra.push(`${c.n}/${c.seeds} seeds`);
+    if (c.degenerateSeeds) extra.push(degenerateText(c));
     if (c.failures.length) extra.push(`failed: ${c.failures.join(', ')}`);
     if (c.skip) extra.push(`skipped [${c.footnote}]`);
     if (c.pendingSeeds) extra.push(`${c.pendingSeeds} pending`);
@@ -31,6 +33,8 @@ export function cellText(c: TableCell): string {
       return `${fmtOurs(c)} (${paper}, ${fmtDiff(c.diff)})${extra.length ? `; ${extra.join('; ')}` : ''}`;
     case 'skipped':
       return `skipped: ${c.skip?.reason} [${c.footnote}] (paper ${paper})`;
+    case 'degenerate':
+      return `degenerate: ${c.degenerateSeeds}/${c.seeds} seeds predicted one class${c.failures.length ? `; failed: ${c.failures.join(', ')}` : ''} (paper ${paper})`;
     case 'failed':
       return `failed: ${c.failures.join(', ')} (paper ${paper})`;
     case 'pending':
@@ -97,6 +101,7 @@ export function groupsMarkdown(agg: Aggregate, ref: Reference): string {
     });
     const status: string[] = [];
     if (g.done.length) status.push(`${g.done.length} done`);
+    if (g.degenerate.length) status.push(`${g.degenerate.length} degenerate (one class predicted, not in the mean)`);
     if (g.failed.length)
       status.push(`${g.failed.length} failed (${[...new Set(g.failed.map(errorCode))].sort().join(', ')})`);
     if (g.skipped.length) status.push(`${g.skipped.length} skipped (${g.skipped[0].skip?.reason ?? 'no reason'})`);

@@ -20,7 +20,7 @@ import { cmp } from '../load.js';
 import { METRICS, type MetricName, PAPER_LABELS, type PaperTestSet, type Reference } from '../reference.js';
 
 /** What a cell of Tables 1–3 shows: our figure (all or some seeds finished) or why there is none. */
-export type CellStatus = 'done' | 'partial' | 'skipped' | 'failed' | 'pending' | 'absent';
+export type CellStatus = 'done' | 'partial' | 'skipped' | 'failed' | 'pending' | 'absent' | 'degenerate';
 
 /** One shown cell of Tables 1–3: our mean ± sd over seeds beside the paper's figure. */
 export interface TableCell {
@@ -41,6 +41,8 @@ export interface TableCell {
   skip?: { reason: string; fix?: string };
   failures: string[];
   pendingSeeds: number;
+  /** Seeds that finished with one predicted class for every test crop (not in the mean; status `degenerate` if all). */
+  degenerateSeeds: number;
   /** Footnote number of the skip reason (1-based), when skipped. */
   footnote?: number;
   group?: Group;
@@ -197,11 +199,12 @@ function makeTable(agg: Aggregate, ref: Reference, spec: TableSpec): TableModel 
     });
     rows.push({ encoder: enc, cells });
   }
+  const degenerate = rows.some((r) => r.cells.some((c) => c.degenerateSeeds > 0));
   return {
     id: spec.id,
     title: spec.title,
     caption: spec.caption,
-    notes: spec.notes.filter((n) => n !== ''),
+    notes: [...spec.notes, ...(degenerate ? [DEGENERATE_NOTE] : [])].filter((n) => n !== ''),
     columnGroups: spec.columnGroups,
     rows,
     footnotes,
@@ -260,6 +263,7 @@ export function makeCell(
     seeds: 0,
     failures: [],
     pendingSeeds: 0,
+    degenerateSeeds: 0,
     ...(paper ? { paper: paper.percent } : {}),
     group: g,
   };
@@ -272,6 +276,7 @@ export function makeCell(
   base.seeds = g.seeds.length;
   base.failures = [...new Set(g.failed.map(errorCode))].sort();
   base.pendingSeeds = g.pending.length;
+  base.degenerateSeeds = g.degenerate.length;
   if (g.skipped.length) {
     const sk = g.skipped[0].skip;
     base.skip = { reason: sk?.reason ?? 'no reason recorded', ...(sk?.fix_command ? { fix: sk.fix_command } : {}) };
@@ -279,10 +284,20 @@ export function makeCell(
   if (s.n > 0) {
     base.status = s.n === g.seeds.length ? 'done' : 'partial';
     if (paper) base.diff = s.mean - paper.percent;
-  } else if (g.failed.length) base.status = 'failed';
+  } else if (g.degenerate.length) base.status = 'degenerate';
+  else if (g.failed.length) base.status = 'failed';
   else if (g.skipped.length) base.status = 'skipped';
   else base.status = 'pending';
   return base;
+}
+
+/** The note of a table with degenerate seeds (only then, so tables without them are unchanged). */
+export const DEGENERATE_NOTE =
+  'Degenerate: a seed whose test predictions are all one class (a constant predictor, e.g. a diverged or collapsed model); its metrics are left out of the mean ± sd and the cell says how many seeds were.';
+
+/** The text every format shows for a cell's degenerate seeds. */
+export function degenerateText(c: TableCell): string {
+  return `${c.degenerateSeeds} degenerate (one class predicted, not in the mean)`;
 }
 
 /** A failed cell's error code, as failure lists in every format show it. */

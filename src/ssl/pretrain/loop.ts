@@ -3,19 +3,26 @@
  * warm-up cosine learning rate per step, a checkpoint after every epoch (atomic; a rerun with the same settings
  * resumes from it), the loss curve, the optional kNN monitor, and at the end the backbone exported as an inference
  * encoder plus a PretrainRecord. `pretrain()` reads as the sequence of steps below it.
+ *
+ * A run that diverged is a failure, not an encoder: every step's loss is watched (non-finite: QCB_NAN_LOSS;
+ * exploding: QCB_DIVERGED, src/engine/train/divergence.ts), and before each epoch's checkpoint the parameters are
+ * checked for non-finite values and the backbone's features on one batch of the pretraining crops for non-finite
+ * values or collapse (QCB_DIVERGED), so a checkpoint on disk is always a good one. The error names the step and the
+ * last good checkpoint; nothing (encoder, pretrain.json, loss.csv) is written.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Tensor } from '../../engine/ir/graph.js';
 import { loadSession, ortF32 } from '../../engine/runtime/session.js';
 import { readCheckpoint, writeCheckpoint } from '../../engine/train/checkpoint.js';
+import { LossWatch, nonFiniteTensor } from '../../engine/train/divergence.js';
 import type { Trainer } from '../../engine/train/trainer.js';
 import { QcbError } from '../../errors.js';
 import { PRETRAIN_SCHEMA, type PretrainRecord } from '../../results/schema.js';
 import { writeFileAtomic, writeJsonAtomic } from '../../util/fs.js';
 import { logger as defaultLogger, type Logger, type Progress } from '../../util/log.js';
 import type { SslMachinery, SslStepInfo } from '../types.js';
-import { exportBackbone } from './export.js';
+import { backboneProblem, type CheckBatch, exportBackbone } from './export.js';
 import { buildPretrainGraph, embeddingGraph, makeSslOptimizer, type PretrainGraph, SslTrainers } from './graph.js';
 import { monitorAccuracy } from './monitor.js';
 import { type PretrainOptions, type PretrainPlan, type PretrainResult, planPretrain } from './options.js';
@@ -32,6 +39,8 @@ interface Run {
   outDir: string;
   ckptPath: string;
   log: Logger;
+  /** One batch of the pretraining crops (first view) for the encoder check; read once, on first use. */
+  checkBatch?: Promise<CheckBatch>;
 }
 
 /** What the loop accumulates; saved in the checkpoint (with the trainer's tensors) after every epoch. */
@@ -44,6 +53,9 @@ interface RunState {
   knnCurve: { epoch: number; accuracy: number }[];
   trainSeconds: number;
   imagesSeen: number;
+  /** The checkpoint written (or resumed from) last, with its epoch; every checkpoint passed the checks. */
+  lastGood: string | undefined;
+  watch: LossWatch;
 }
 
 /** Runs SSL pretraining; see the module doc. */
@@ -68,7 +80,9 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
       images_per_second: st.imagesSeen / st.trainSeconds,
     });
     await monitor(run, st, epoch);
+    await verifyEpoch(run, st, epoch);
     saveCheckpoint(run, st, epoch);
+    st.lastGood = `${run.ckptPath} (after epoch ${epoch + 1})`;
   }
   prog.finish();
   return finish(run, st);
@@ -112,6 +126,8 @@ async function resumeOrStart(run: Run): Promise<RunState> {
       knnCurve: [],
       trainSeconds: 0,
       imagesSeen: 0,
+      lastGood: undefined,
+      watch: new LossWatch(),
     };
   }
   const ck = readCheckpoint(ckptPath);
@@ -135,14 +151,17 @@ async function resumeOrStart(run: Run): Promise<RunState> {
   run.log.info(`resuming ${plan.method.name} pretraining after epoch ${done + 1} of ${plan.epochs}`, {
     checkpoint: ckptPath,
   });
+  const lossCurve = [...((ck.meta.loss as PretrainRecord['loss']) ?? [])];
   return {
     trainer,
     startEpoch: done + 1,
     resumedFromEpoch: done,
-    lossCurve: [...((ck.meta.loss as PretrainRecord['loss']) ?? [])],
+    lossCurve,
     knnCurve: [...((ck.meta.knn_monitor as RunState['knnCurve']) ?? [])],
     trainSeconds: Number(ck.meta.seconds ?? 0),
     imagesSeen: Number(ck.meta.images ?? 0),
+    lastGood: `${ckptPath} (after epoch ${done + 1})`,
+    watch: new LossWatch(lossCurve.map((p) => p.loss)),
   };
 }
 
@@ -208,7 +227,9 @@ async function trainEpoch(run: Run, st: RunState, epoch: number, prog: Progress)
       };
       const globalStep = epoch * plan.stepsPerEpoch + s;
       const lr = plan.lrAt(globalStep);
-      const r = await step(run, st.trainer, feeds, lr, info);
+      const r = await step(run, st, feeds, lr, info);
+      const why = st.watch.check(r.loss);
+      if (why) throw diverged(run, st, info, `${why} (lr ${lr})`, 'QCB_DIVERGED');
       if (machinery?.afterStep) {
         const o: Record<string, Float32Array> = {};
         for (const k of pg.loss.outputs) o[k] = r.outputs[k].data as Float32Array;
@@ -229,31 +250,78 @@ async function trainEpoch(run: Run, st: RunState, epoch: number, prog: Progress)
   return epochLoss / plan.stepsPerEpoch;
 }
 
-/** One training step; a diverged loss is reported with the method, the step and the last good checkpoint. */
+/** One training step; a non-finite loss (QCB_NAN_LOSS) is reported with the step and the last good checkpoint. */
 async function step(
   run: Run,
-  trainer: Trainer,
+  st: RunState,
   feeds: Record<string, Tensor>,
   lr: number,
   info: SslStepInfo,
 ): Promise<Awaited<ReturnType<Trainer['step']>>> {
   try {
-    return await trainer.step(feeds, lr);
+    return await st.trainer.step(feeds, lr);
   } catch (e) {
-    if (e instanceof QcbError && e.code === 'QCB_NAN_LOSS') {
-      const name = run.plan.method.name;
-      throw new QcbError(
-        'QCB_NAN_LOSS',
-        `${name} pretraining diverged at epoch ${info.epoch + 1}, step ${info.step + 1}: ${e.message}`,
-        {
-          ...e.context,
-          key: `pretrain.methods.${name}`,
-          fix: `lower the learning rate (now ${run.plan.baseLr}) or the batch size; the last good checkpoint is ${run.ckptPath}`,
-        },
-      );
-    }
+    if (e instanceof QcbError && e.code === 'QCB_NAN_LOSS')
+      throw diverged(run, st, info, `the loss became ${e.context.value} (lr ${lr})`, 'QCB_NAN_LOSS', e);
     throw e;
   }
+}
+
+/**
+ * The error of a diverged pretraining: the method, the step (of the whole run, and within its epoch), why, and the
+ * last good checkpoint ("none" before the first); the fix is a lower learning rate.
+ */
+function diverged(
+  run: Run,
+  st: RunState,
+  at: { epoch: number; step: number },
+  why: string,
+  code: 'QCB_NAN_LOSS' | 'QCB_DIVERGED',
+  cause?: unknown,
+): QcbError {
+  const { plan } = run;
+  const total = plan.epochs * plan.stepsPerEpoch;
+  const global = at.epoch * plan.stepsPerEpoch + at.step + 1;
+  const good = st.lastGood ?? 'none';
+  return new QcbError(
+    code,
+    `${plan.method.name} pretraining diverged at step ${global} of ${total} (epoch ${at.epoch + 1}, step ${at.step + 1}): ${why}; last good checkpoint: ${good}`,
+    {
+      key: 'pretrain.lr',
+      value: plan.baseLr,
+      fix: `lower the learning rate (\`pretrain.lr\` in a protocol, --lr of qcbench pretrain; now ${plan.baseLr}), e.g. tenfold; the last good checkpoint is ${good}`,
+      ...(cause === undefined ? {} : { cause }),
+    },
+  );
+}
+
+/** One batch of the pretraining crops (the first view of a fixed loader's first batch), read once. */
+function checkBatch(run: Run): Promise<CheckBatch> {
+  run.checkBatch ??= (async () => {
+    const loader = run.data.loader('ssl-check', 0, false);
+    try {
+      const b = await loader.next();
+      if (!b) throw new QcbError('QCB_INTERNAL', 'the pretraining set gave no batch for the encoder check');
+      return { data: Float32Array.from(b.views[0]), n: b.indices.length, size: run.plan.size };
+    } finally {
+      await loader.close();
+    }
+  })();
+  return run.checkBatch;
+}
+
+/**
+ * The checks before an epoch's checkpoint: every parameter finite (a sum per tensor), and the backbone's features on
+ * one batch of the pretraining crops finite and not collapsed (src/ssl/pretrain/export.ts).
+ * @throws QCB_DIVERGED naming the epoch's last step and the last good checkpoint
+ */
+async function verifyEpoch(run: Run, st: RunState, epoch: number): Promise<void> {
+  const params = st.trainer.getParams();
+  const at = { epoch, step: run.plan.stepsPerEpoch - 1 };
+  const bad = nonFiniteTensor(params);
+  if (bad) throw diverged(run, st, at, `parameter ${bad.name} became non-finite (sum ${bad.sum})`, 'QCB_DIVERGED');
+  const problem = await backboneProblem(params, run.plan.seed, await checkBatch(run), run.opts.threads);
+  if (problem) throw diverged(run, st, at, `the encoder is unusable: ${problem}`, 'QCB_DIVERGED');
 }
 
 /** The checkpoint after `epoch`: parameters, optimizer state, the machinery's state (`machinery::*`), the curves. */
@@ -275,16 +343,23 @@ function saveCheckpoint(run: Run, st: RunState, epoch: number): void {
   );
 }
 
-/** Exports the encoder and writes pretrain.json and loss.csv. */
-function finish(run: Run, st: RunState): PretrainResult {
+/** Exports the encoder (refused when its features are non-finite or collapsed) and writes pretrain.json and loss.csv. */
+async function finish(run: Run, st: RunState): Promise<PretrainResult> {
   const { plan, outDir } = run;
   const method = plan.method;
   const onnxPath = join(outDir, 'encoder.onnx');
-  exportBackbone(onnxPath, st.trainer.getParams(), plan.seed, {
-    'qcbench.label': method.label,
-    'qcbench.method': method.name,
-    'qcbench.settings_hash': plan.settingsHash,
-  });
+  await exportBackbone(
+    onnxPath,
+    st.trainer.getParams(),
+    plan.seed,
+    {
+      'qcbench.label': method.label,
+      'qcbench.method': method.name,
+      'qcbench.settings_hash': plan.settingsHash,
+    },
+    await checkBatch(run),
+    run.opts.threads,
+  );
   const record: PretrainRecord = {
     schema: PRETRAIN_SCHEMA,
     id: plan.settingsHash,
