@@ -18,6 +18,7 @@ import type { Logger } from '../util/log.js';
 import { ArtifactStore } from './cache.js';
 import { ENCODERS } from './catalog.js';
 import { type CellPlan, expandCells } from './cells.js';
+import { checkAnnotations } from './inputs.js';
 import { CELL_SCHEMA, type CellRecord, RUN_SCHEMA, type RunRecord } from '../results/schema.js';
 import type { CellOutcome, StageContext, Stages } from './stage-types.js';
 
@@ -76,6 +77,8 @@ export function writeRunRecord(p: Protocol, cells: CellPlan[], version: string):
  */
 export async function runProtocol(p: Protocol, stages: Stages, opts: RunOptions, version: string): Promise<RunSummary> {
   const log = opts.log;
+  // Bad annotations are bad input (exit 2) found before anything is computed or written, not a failure per cell.
+  checkAnnotations(p, { missingFiles: 'error' });
   log.setFile(join(p.results, 'log.jsonl'));
   const cells = expandCells(p);
   writeRunRecord(p, cells, version);

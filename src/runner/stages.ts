@@ -40,6 +40,7 @@ import { isSslMethod, resolveEncoder } from './catalog.js';
 import { type CellPlan, datasetId, encoderId, STAGE_VERSIONS, sslHyper, taskSettingsOf } from './cells.js';
 import { ensureModel, predictModel } from './train.js';
 import { extractDatasetCrops } from './extract.js';
+import { annotationsFileOf } from './inputs.js';
 import type { Prediction } from '../results/schema.js';
 import type { CellOutcome, StageContext, Stages } from './stage-types.js';
 
@@ -111,13 +112,8 @@ async function ensureDataset(ctx: StageContext, memo: Memo, name: string): Promi
       onWait: () => ctx.log.info(`waiting for another worker to finish the crop store of ${name}`),
     });
     const store = await openCropStore(path);
-    if (!ds.annotations)
-      throw new QcbError('QCB_ANNOTATIONS', `data set '${name}' has no annotations file`, {
-        file: ctx.p.source.file,
-        key: `data.datasets.${name}.annotations`,
-        fix: 'annotate crops in the format of annotations/README.md and name the file here',
-      });
-    const annotations = readAnnotations(ds.annotations);
+    const annotationsFile = annotationsFileOf(ctx.p, name);
+    const annotations = readAnnotations(annotationsFile);
     const index = new Map(store.meta.map((m) => [m.crop_id, m.index]));
     const missing = annotations.filter((a) => !index.has(a.crop_id));
     if (missing.length)
@@ -125,13 +121,13 @@ async function ensureDataset(ctx: StageContext, memo: Memo, name: string): Promi
         'QCB_ANNOTATIONS',
         `${missing.length} annotated crop(s) are not in the crop store of '${name}'`,
         {
-          file: ds.annotations,
+          file: annotationsFile,
           key: 'crop_id',
           value: missing.slice(0, 3).map((a) => a.crop_id),
           fix: `annotate crops of this store (ids as in ${join(path, 'crops.csv')}); crops are cut at the nuclei centres, so use the same centres table and crop size`,
         },
       );
-    return { name, store, annotations, annotationsFile: ds.annotations, index };
+    return { name, store, annotations, annotationsFile, index };
   });
 }
 
