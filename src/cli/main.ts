@@ -31,7 +31,8 @@ Everyday tasks:
   qcbench report --results DIR                     regenerate the report tables from results
 
 Environment: QCBENCH_DATA (data sets), QCBENCH_WEIGHTS (ImageNet weights), QCBENCH_LOG_LEVEL (debug|info|warn|error).
-Exit codes: 0 ok, 1 run failures, 2 bad input.`;
+Exit codes: 0 ok, 1 run failures, 2 bad input. With --json an error is also printed on stdout as one JSON object
+{code, message, file, key, value, fix}.`;
 };
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */

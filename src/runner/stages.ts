@@ -14,7 +14,7 @@
  * worker and shard that needs it, and a resumed run reads them back instead of recomputing.
  */
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { type Annotation, readAnnotations, sampleLabelBudget } from '../data/annotations.js';
 import { openCropStore, type CropStore } from '../data/store/crop-store.js';
 import { synthesizeScreen } from '../data/synth/screen.js';
@@ -39,6 +39,7 @@ import { contentHash, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { isSslMethod, resolveEncoder } from './catalog.js';
 import { type CellPlan, datasetId, encoderId, STAGE_VERSIONS, sslHyper, taskSettingsOf } from './cells.js';
 import { ensureModel, predictModel } from './train.js';
+import { underClaim } from './cache.js';
 import { extractDatasetCrops } from './extract.js';
 import { annotationsFileOf } from './inputs.js';
 import type { Prediction } from '../results/schema.js';
@@ -65,6 +66,10 @@ interface EncoderHandle {
 /** Per-process caches: a worker runs many cells of the same encoders and data sets. */
 class Memo {
   datasets = new Map<string, Promise<DatasetHandle>>();
+  /** Synthetic screens being generated or checked, by root folder. */
+  screens = new Map<string, Promise<void>>();
+  /** Crop store paths, by store id. */
+  stores = new Map<string, Promise<string>>();
   encoders = new Map<string, Promise<EncoderHandle>>();
   features = new Map<string, Promise<Features>>();
   crops = new Map<string, Promise<CropSet>>();
@@ -91,25 +96,17 @@ async function ensureDataset(ctx: StageContext, memo: Memo, name: string): Promi
   return once(memo.datasets, name, async () => {
     const ds: DatasetConfig = ctx.p.data.datasets[name];
     const id = datasetId(ctx.p, name).slice(0, 24);
-    if (ds.format === 'synthetic') {
-      const s = ds.synth;
-      await synthesizeScreen({
-        domain: s.domain,
-        out: ds.root!,
-        plates: s.plates,
-        wells: s.wells,
-        sites: s.sites,
-        seed: s.seed,
-        width: s.width,
-        height: s.height,
-        abnormalFraction: s.abnormal_fraction,
-        // The ground truth marks a crop abnormal when an artefact reaches its central half: with the default 128 that
-        // is exactly what a 64-pixel crop (the quick protocol's) shows.
-        cropSize: s.crop_size,
+    if (ds.format === 'synthetic') await ensureScreen(ctx, memo, name, ds);
+    // Data sets of one screen and crop size share a store id: in one process they share the promise too.
+    const path = await once(memo.stores, id, async () => {
+      const made = await ctx.cache.ensure('stores', id, (tmp) => extractDatasetCrops(ctx, name, ds, tmp), {
+        onWait: () =>
+          ctx.log.info(`waiting for another process to finish the crop store of data set '${name}'`, {
+            stage: 'crops',
+            claim: `${ctx.cache.path('stores', id)}.claim`,
+          }),
       });
-    }
-    const { path } = await ctx.cache.ensure('stores', id, (tmp) => extractDatasetCrops(ctx, name, ds, tmp), {
-      onWait: () => ctx.log.info(`waiting for another worker to finish the crop store of ${name}`),
+      return made.path;
     });
     const store = await openCropStore(path);
     const annotationsFile = annotationsFileOf(ctx.p, name);
@@ -129,6 +126,45 @@ async function ensureDataset(ctx: StageContext, memo: Memo, name: string): Promi
       );
     return { name, store, annotations, annotationsFile, index };
   });
+}
+
+/**
+ * Generates a synthetic data set's screen into its root folder, once across processes: shards and workers sharing
+ * the folder claim it (`<root>.synth.claim` beside it), so one generates while the others wait and then find it
+ * complete (synthesizeScreen reuses a finished screen). In one process, data sets sharing a root share the promise.
+ */
+async function ensureScreen(ctx: StageContext, memo: Memo, name: string, ds: DatasetConfig): Promise<void> {
+  const root = resolve(ds.root!);
+  const s = ds.synth;
+  await once(memo.screens, root, () =>
+    underClaim(
+      `${root}.synth.claim`,
+      async () => {
+        await synthesizeScreen({
+          domain: s.domain,
+          out: root,
+          plates: s.plates,
+          wells: s.wells,
+          sites: s.sites,
+          seed: s.seed,
+          width: s.width,
+          height: s.height,
+          abnormalFraction: s.abnormal_fraction,
+          // The ground truth marks a crop abnormal when an artefact reaches its central half: with the default 128
+          // that is exactly what a 64-pixel crop (the quick protocol's) shows.
+          cropSize: s.crop_size,
+        });
+      },
+      {
+        onWait: () =>
+          ctx.log.info(`waiting for another process to finish generating the synthetic screen of data set '${name}'`, {
+            stage: 'data',
+            root,
+            claim: `${root}.synth.claim`,
+          }),
+      },
+    ),
+  );
 }
 
 /** Loads (and for SSL / FractalDB, first trains) an encoder; content-addressed in cache/encoders. */
