@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { TINY_SYNTH } from '../e2e/_tiny-screen.js';
+import { tinyDataYaml } from '../e2e/_tiny-screen.js';
 import { qcbench, ROOT } from './_cli.js';
 
 test('--help lists the commands and exits 0', () => {
@@ -131,16 +131,7 @@ function annotatedProtocol(dir: string, ann: string): string {
 name: ann
 seeds: [0]
 encoders: [random-resnet18]
-data:
-  crop_size: 32
-  pretrain_on: s
-  datasets:
-    s:
-      format: synthetic
-      root: screen
-      annotations: ${ann}
-      synth: ${TINY_SYNTH}
-evaluations:
+${tinyDataYaml(['s'], ann)}evaluations:
   - { tasks: [knn], budgets: [8] }
 `,
   );

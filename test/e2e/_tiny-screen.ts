@@ -35,3 +35,23 @@ export async function makeTinyScreen(dir: string): Promise<{ screen: string; ann
   writeAnnotations(annotations, ann);
   return { screen, annotations };
 }
+
+/**
+ * The `data:` block of a protocol on the tiny screen: data sets `names` (the first is `pretrain_on`), each the tiny
+ * screen in `<protocol dir>/screen` with the annotation file `annotations`.
+ */
+export function tinyDataYaml(names: string[] = ['s'], annotations = 'ann.csv'): string {
+  const sets = names.map(
+    (n) => `    ${n}:
+      format: synthetic
+      root: screen
+      annotations: ${annotations}
+      synth: ${TINY_SYNTH}
+`,
+  );
+  return `data:
+  crop_size: 32
+  pretrain_on: ${names[0]}
+  datasets:
+${sets.join('')}`;
+}

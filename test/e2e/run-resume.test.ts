@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import { makeTinyScreen, TINY_SYNTH } from './_tiny-screen.js';
+import { makeTinyScreen, tinyDataYaml } from './_tiny-screen.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const BIN = join(ROOT, 'bin', 'qcbench.js');
@@ -27,21 +27,7 @@ before(async () => {
 name: tiny
 seeds: [0, 1]
 encoders: [random-resnet18]
-data:
-  crop_size: 32
-  pretrain_on: s
-  datasets:
-    s:
-      format: synthetic
-      root: screen
-      annotations: ann.csv
-      synth: ${TINY_SYNTH}
-    t:
-      format: synthetic
-      root: screen
-      annotations: ann.csv
-      synth: ${TINY_SYNTH}
-tasks:
+${tinyDataYaml(['s', 't'])}tasks:
   linear: { epochs: 6, milestones: [4] }
 metrics: { bootstrap: 50 }
 evaluations:
