@@ -19,7 +19,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { makeTinyScreen, tinyData } from './e2e/_tiny-screen.js';
+import { makeTinyScreen, tinyDataYaml } from './e2e/_tiny-screen.js';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 const base = mkdtempSync(join(tmpdir(), 'qcb-toy-'));
@@ -55,8 +55,7 @@ const PROTOCOL = `version: 1
 name: toy
 seeds: [0]
 encoders: [toy]
-${tinyData()}
-pretrain:
+${tinyDataYaml()}pretrain:
   epochs: 1
   batch_size: 8
   max_images_per_epoch: 8

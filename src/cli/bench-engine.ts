@@ -22,8 +22,8 @@ Targets on 2 cores: training ≥ 52 img/s (≥ 1.0× PyTorch 1.13's 51.6), featu
 RSS ≤ 4 GB. Figures vary with machine load: compare ratios.
 
 Options:
-  --model FILE   benchmark this encoder ONNX as imported instead (input resized to --size); e.g.
-                 ../shared/fixtures/onnx/resnet18_tv.onnx, whose BatchNorm is folded into the convolutions
+  --model FILE   benchmark this encoder ONNX as imported instead (input resized to --size); e.g. a
+                 torchvision resnet18 export, whose BatchNorm is folded into the convolutions
                  (PyTorch then runs ResNet18 with conv biases and no BatchNorm)
   --batch N      batch size (default 64; at least 2 for BatchNorm in training mode)
   --size S       image side in pixels (default 128)

@@ -22,7 +22,8 @@ gradient rules.
 Options:
   --onnx FILE     the encoder model (.onnx)
   --ref FILE      the reference made by PyTorch for that model (.ref.json: input, features, r, grad_input,
-                  weight_grads; format in ../shared/README.md)
+                  weight_grads, each {shape, data: base64 float32}; scripts/torch/export_refs.py
+                  writes it)
   --json          print the report as JSON on stdout
   --threads N     onnxruntime intra-op threads (default: all cores)
   --provider P    onnxruntime execution provider: cpu (default) or cuda (README "GPU")

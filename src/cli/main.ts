@@ -7,7 +7,7 @@ import { logger } from '../util/log.js';
 import { didYouMean } from '../util/suggest.js';
 import { COMMANDS, type CommandEntry, GROUPS, type GroupEntry } from './commands.js';
 import { qcbenchVersion } from '../util/version.js';
-import type { CliContext } from './types.js';
+import { type CliContext, errorJson } from './types.js';
 
 const TOP_HELP = () => {
   const cmds = Object.entries(COMMANDS as Record<string, CommandEntry>).map(
@@ -19,7 +19,7 @@ const TOP_HELP = () => {
   ]);
   return `qcbench ${qcbenchVersion()} — which image encoder for high-content-screening quality control?
 
-Usage: qcbench <command> [options]        qcbench <command> --help for its options
+Usage: qcbench <command> [options]        qcbench help <command> (or qcbench <command> --help) for its options
 
 Commands:
 ${[...cmds, ...groups].join('\n')}
@@ -31,7 +31,8 @@ Everyday tasks:
   qcbench report --results DIR                     regenerate the report tables from results
 
 Environment: QCBENCH_DATA (data sets), QCBENCH_WEIGHTS (ImageNet weights), QCBENCH_LOG_LEVEL (debug|info|warn|error).
-Exit codes: 0 ok, 1 run failures, 2 bad input.`;
+Exit codes: 0 ok, 1 run failures, 2 bad input. With --json an error is also printed on stdout as one JSON object
+{code, message, file, key, value, fix}.`;
 };
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
@@ -39,9 +40,11 @@ export async function main(argv: string[]): Promise<number> {
   const ctx: CliContext = { log: logger };
   try {
     const [first, ...rest] = argv;
+    // `qcbench help CMD [SUB]` is `qcbench CMD [SUB] --help`
+    if (first === 'help' && rest.length > 0) return await main([...rest, '--help']);
     if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
       process.stdout.write(`${TOP_HELP()}\n`);
-      return first === undefined ? EXIT.badInput : EXIT.ok;
+      return EXIT.ok;
     }
     if (first === '--version' || first === '-v' || first === 'version') {
       process.stdout.write(`${qcbenchVersion()}\n`);
@@ -75,6 +78,8 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     const err = usageError(e) ?? asQcbError(e);
     process.stderr.write(`${err.format()}\n`);
+    // Under --json a script reads stdout: the error is there too, as one object.
+    if (argv.includes('--json')) process.stdout.write(`${JSON.stringify(errorJson(err))}\n`);
     if (err.code === 'QCB_INTERNAL' && e instanceof Error && e.stack) logger.debug(e.stack);
     return err.exitCode;
   }

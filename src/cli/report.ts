@@ -41,7 +41,8 @@ their table and decision maps.
   --results DIR      results directory of a run (default: the only run under ./.qcbench/results, where runs
                      write unless the protocol sets another workdir)
   --out DIR          output directory (default: reports/out)
-  --reference FILE   the paper's tables as CSV (default: ../shared/reference/masud2022_tables.csv)
+  --reference FILE   the paper's tables as CSV (default: the copy shipped in the package,
+                     reports/reference/masud2022_tables.csv)
   --no-png           skip PNG rendering (SVG and Vega-Lite only)
   --json             print the summary as JSON on stdout
 

@@ -1,9 +1,11 @@
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { EXIT, QcbError } from '../errors.js';
 import { loadProtocol } from '../runner/catalog.js';
 import type { Protocol } from '../protocol/schema.js';
-import { type RunSummary, runProtocol } from '../runner/run.js';
+import { tryClaim } from '../runner/cache.js';
+import { expandCells } from '../runner/cells.js';
+import { reportOutdated, runReportDir, type RunSummary, runProtocol, summarize } from '../runner/run.js';
 import type { Logger } from '../util/log.js';
 import { parseShard } from '../util/shard.js';
 import { qcbenchVersion } from '../util/version.js';
@@ -33,7 +35,7 @@ export const RUN_OPTIONS_HELP = `  --shard i/n          run shard i of n (0-base
   --results DIR        results directory (default <workdir>/results/<protocol name>)
   --no-retry-failed    do not recompute cells recorded as failed (finished cells are never recomputed)
   --max-cells N        stop after computing N cells (the rest stays pending; re-run to continue)
-  --no-report          do not build the report at the end
+  --no-report          do not build the report at the end (without it, the last shard to finish builds it)
   --json               print the summary as JSON on stdout`;
 
 function positiveInt(v: string | undefined, key: string): number | undefined {
@@ -76,15 +78,49 @@ export async function runWithOptions(
     },
     qcbenchVersion(),
   );
-  const complete = summary.pending === 0 && !shard;
-  if (complete && !values['no-report'] && (values.workers === undefined || values.workers === '1' || !shard)) {
-    const { buildReport } = await import('../reports/build.js');
-    const out = resolve(p.results, 'report');
-    await buildReport(p.results, out, {});
-    log.info(`report: ${out}/index.html`);
-  }
+  if (!values['no-report']) await reportIfComplete(p, log, shard);
   printSummary(summary, log, Boolean(values.json));
   return summary.failed > 0 ? EXIT.runFailure : EXIT.ok;
+}
+
+/**
+ * Builds the report when no cell of the whole protocol is pending any more — after its own cells a shard looks at
+ * every shard's, so the last shard to finish builds it. Under a claim (`<results>/report.claim`), so shards that
+ * finish together build it once: a shard that finds the claim taken leaves the report to its holder, and one that
+ * finds the report already newer than every cell record does not rebuild it. Should the builder die, `qcbench status`
+ * says that the report is due.
+ */
+async function reportIfComplete(p: Protocol, log: Logger, shard: { index: number; count: number } | undefined) {
+  const all = summarize(p, expandCells(p));
+  const out = runReportDir(p.results);
+  if (all.pending > 0) {
+    if (shard)
+      log.info(
+        `shard ${shard.index}/${shard.count} finished; ${all.pending} cell(s) of other shards are pending: the last shard to finish builds the report`,
+        {
+          fix: `once qcbench status --results ${p.results} shows none pending: qcbench report --results ${p.results} --out ${out}`,
+        },
+      );
+    return;
+  }
+  const claim = join(p.results, 'report.claim');
+  const release = tryClaim(claim);
+  if (!release) {
+    log.info('another process is building the report of this run; leaving it to it', { claim });
+    return;
+  }
+  try {
+    // A shard that finishes just after another may find the report already built from every cell.
+    if (shard && !reportOutdated(p.results)) {
+      log.info(`report already built from every cell: ${out}/index.html`);
+      return;
+    }
+    const { buildReport } = await import('../reports/build.js');
+    await buildReport(p.results, out, { log });
+    log.info(`report: ${out}/index.html`);
+  } finally {
+    release();
+  }
 }
 
 function printSummary(s: RunSummary, log: Logger, json: boolean): void {

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { EXIT, QcbError } from '../errors.js';
 import { loadProtocol } from '../runner/catalog.js';
 import { ArtifactStore } from '../runner/cache.js';
+import { reportOutdated, runReportDir } from '../runner/run.js';
 import type { CellRecord, RunRecord } from '../results/schema.js';
 import type { Command } from './types.js';
 
@@ -18,6 +19,11 @@ export interface StatusReport {
   running: number;
   failures: { id: string; cell: string; code: string; message: string }[];
   skips: { reason: string; fix?: string; cells: number }[];
+  /**
+   * When no cell is pending but `<results>/report` is missing or older than a cell record (shards run with
+   * `--no-report`, or the shard that was to build it died): the command that builds it.
+   */
+  next?: string;
 }
 
 /** Done / failed / skipped / pending (and claimed, i.e. being computed) cells of a results directory. */
@@ -63,6 +69,8 @@ export function statusOf(resultsDir: string): StatusReport {
     }
   }
   r.skips = [...skipMap.values()];
+  if (r.pending === 0 && reportOutdated(resultsDir))
+    r.next = `qcbench report --results ${resultsDir} --out ${runReportDir(resultsDir)}`;
   return r;
 }
 
@@ -72,7 +80,9 @@ export const command: Command = {
   usage: `qcbench status [--results DIR | --protocol FILE] [--json]
 
 Reads a results directory (default: the quick protocol's) and counts done, skipped, failed and pending cells;
-lists failures with their error code and skipped rows with the command that fixes them. Exit code 1 when cells failed.`,
+lists failures with their error code and skipped rows with the command that fixes them; when every cell has
+finished but the run's report (<results>/report) is missing or older than the results, says to run qcbench report
+(JSON: "next"). Exit code 1 when cells failed.`,
   async run(args) {
     const { values } = parseArgs({
       args,
@@ -89,6 +99,7 @@ lists failures with their error code and skipped rows with the command that fixe
         `results: ${s.results}`,
         ...s.failures.map((f) => `  failed  ${f.cell}  ${f.code}: ${f.message}`),
         ...s.skips.map((k) => `  skipped ${k.cells} cell(s): ${k.reason}${k.fix ? `  → ${k.fix}` : ''}`),
+        ...(s.next ? [`every cell has finished and the report is missing or older than the results: ${s.next}`] : []),
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
     }

@@ -1,3 +1,4 @@
+import type { QcbError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 
 /** Context handed to every command. */
@@ -36,4 +37,27 @@ export async function applyProviderOption(
   if (flag !== undefined) setDefaultExecutionProvider(flag, { key: '--provider' });
   else if (protocol)
     setDefaultExecutionProvider(protocol.provider, { key: 'runtime.execution_provider', file: protocol.file });
+}
+
+/**
+ * The JSON form of an error on stdout under `--json`: always the same six keys (`null` when the error has no such
+ * context), so a script can read `code` and `fix` without guessing. The exit code is unchanged.
+ */
+export function errorJson(err: QcbError): {
+  code: string;
+  message: string;
+  file: string | null;
+  key: string | null;
+  value: unknown;
+  fix: string | null;
+} {
+  const c = err.context;
+  return {
+    code: err.code,
+    message: err.message,
+    file: c.file ?? null,
+    key: c.key ?? null,
+    value: c.value ?? null,
+    fix: c.fix ?? null,
+  };
 }

@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { EXIT, QcbError } from '../errors.js';
-import { ENCODERS } from '../runner/catalog.js';
-import { ProtocolError, protocolHash } from '../protocol/resolve.js';
-import { loadProtocol } from '../runner/catalog.js';
+import { ENCODERS, loadProtocol } from '../runner/catalog.js';
+import { checkAnnotations } from '../runner/inputs.js';
+import { protocolHash } from '../protocol/resolve.js';
 import type { Protocol } from '../protocol/schema.js';
-import type { Command } from './types.js';
+import { type Command, errorJson } from './types.js';
 
 /** Paths a protocol reads that do not exist (yet): reported, not errors — data may live elsewhere until the run. */
 export function missingInputs(p: Protocol): string[] {
@@ -32,10 +32,12 @@ export const command: Command = {
   summary: 'resolve and check protocol files; runs nothing',
   usage: `qcbench validate <protocol.yaml> [more.yaml …] [--json] [--strict-paths]
 
-Resolves each protocol (extends, defaults, \${VAR} expansion) and checks every key. Prints a summary, or every
-problem with its file, line, key, value, what is allowed and the fix. Runs nothing.
+Resolves each protocol (extends, defaults, \${VAR} expansion) and checks every key, then reads the annotation file
+of every data set the protocol evaluates or pretrains on (labels, artefact types, splits, sources, duplicate crop
+ids). Prints a summary, or every problem with its file, line, key, value, what is allowed and the fix. Runs nothing.
 
-  --json           print the resolved protocol(s) as JSON on stdout
+  --json           print the resolved protocol(s) as JSON on stdout; on a problem, the first error as one
+                   JSON object {code, message, file, key, value, fix} instead
   --strict-paths   also fail when a data root, annotation or centres file does not exist
 
 Exit codes: 0 valid, 2 invalid.`,
@@ -50,10 +52,13 @@ Exit codes: 0 valid, 2 invalid.`,
         fix: 'qcbench validate protocols/quick.yaml',
       });
     let worst: number = EXIT.ok;
+    let firstError: QcbError | undefined;
     const resolved: Protocol[] = [];
     for (const file of positionals) {
       try {
         const p = loadProtocol(file);
+        // A bad annotation file is bad input found now, not a failure of every cell later.
+        checkAnnotations(p, { missingFiles: 'skip' });
         resolved.push(p);
         const missing = missingInputs(p);
         const tl = p.encoders.filter((e) => ENCODERS[e].kind === 'tl');
@@ -69,14 +74,19 @@ Exit codes: 0 valid, 2 invalid.`,
           } else ctx.log.warn(`input not found (yet): ${m}`);
         }
       } catch (e) {
-        if (e instanceof ProtocolError || e instanceof QcbError) {
+        if (e instanceof QcbError) {
           process.stderr.write(`${e.format()}\n`);
+          firstError ??= e;
           worst = EXIT.badInput;
         } else throw e;
       }
     }
     if (values.json)
-      process.stdout.write(`${JSON.stringify(resolved.length === 1 ? resolved[0] : resolved, null, 2)}\n`);
+      process.stdout.write(
+        firstError
+          ? `${JSON.stringify(errorJson(firstError))}\n`
+          : `${JSON.stringify(resolved.length === 1 ? resolved[0] : resolved, null, 2)}\n`,
+      );
     return worst;
   },
 };

@@ -47,9 +47,12 @@ import { buildRecallTable, buildTables } from './tables/model.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { logger as defaultLogger, type Logger } from '../util/log.js';
 
-/** The paper's Tables 1–3 as shipped beside the repository (`../shared/reference/` from the repo root). */
+/**
+ * The paper's Tables 1–3, shipped inside the package (`reports/reference/`, in package.json `files`) so that a report
+ * made in a fresh clone or an installed copy shows the paper's column.
+ */
 export const DEFAULT_REFERENCE = fileURLToPath(
-  new URL('../../../shared/reference/masud2022_tables.csv', import.meta.url),
+  new URL('../../reports/reference/masud2022_tables.csv', import.meta.url),
 );
 
 export interface ReportOptions {

@@ -91,7 +91,7 @@ export function loadReference(file: string): Reference {
     throw new QcbError('QCB_FILE_NOT_FOUND', `reference table '${file}' not found`, {
       file,
       key: '--reference',
-      fix: 'pass --reference FILE (the paper table CSV, ../shared/reference/masud2022_tables.csv in a checkout)',
+      fix: 'pass --reference FILE (the paper table CSV; the package ships it as reports/reference/masud2022_tables.csv)',
     });
   }
   const lines = readFileSync(file, 'utf8')

@@ -98,6 +98,33 @@ export function tryClaim(claimFile: string): (() => void) | null {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Runs `work` while holding the claim `claimFile`, for work that writes in place rather than into one artifact (a
+ * synthetic screen generated into its data folder): when another live process holds the claim, waits until it is
+ * released (or goes stale), calling `onWait` once, then claims it and runs `work` — which must reuse what the other
+ * process finished rather than redo it.
+ */
+export async function underClaim<T>(
+  claimFile: string,
+  work: () => Promise<T>,
+  opts: { pollMs?: number; onWait?: () => void } = {},
+): Promise<T> {
+  let waited = false;
+  for (;;) {
+    const release = tryClaim(claimFile);
+    if (release) {
+      try {
+        return await work();
+      } finally {
+        release();
+      }
+    }
+    if (!waited) opts.onWait?.();
+    waited = true;
+    await sleep(opts.pollMs ?? 500);
+  }
+}
+
 /** An artifact store rooted at a directory (`<workdir>/cache` for heavy artifacts, the results dir for records). */
 export class ArtifactStore {
   constructor(readonly root: string) {}

@@ -7,7 +7,7 @@
  * pretraining, fine-tuned models) are claimed by one worker and awaited by the others (src/runner/cache.ts).
  */
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { asQcbError, QcbError } from '../errors.js';
@@ -18,6 +18,7 @@ import type { Logger } from '../util/log.js';
 import { ArtifactStore } from './cache.js';
 import { ENCODERS } from './catalog.js';
 import { type CellPlan, expandCells } from './cells.js';
+import { checkAnnotations } from './inputs.js';
 import { CELL_SCHEMA, type CellRecord, predictsOneClass, RUN_SCHEMA, type RunRecord } from '../results/schema.js';
 import type { CellOutcome, StageContext, Stages } from './stage-types.js';
 
@@ -82,6 +83,8 @@ export function writeRunRecord(p: Protocol, cells: CellPlan[], version: string):
  */
 export async function runProtocol(p: Protocol, stages: Stages, opts: RunOptions, version: string): Promise<RunSummary> {
   const log = opts.log;
+  // Bad annotations are bad input (exit 2) found before anything is computed or written, not a failure per cell.
+  checkAnnotations(p, { missingFiles: 'error' });
   log.setFile(join(p.results, 'log.jsonl'));
   const cells = expandCells(p);
   writeRunRecord(p, cells, version);
@@ -122,10 +125,21 @@ export async function runProtocol(p: Protocol, stages: Stages, opts: RunOptions,
       if (existing) rmSync(results.path('cells', `${cell.id}.json`), { force: true }); // a failed or skipped cell, retried
       let rec: CellRecord | undefined;
       // The claim makes a cell computed once even when overlapping runs (two shards lists, a re-launched job) meet.
-      await results.ensure('cells', `${cell.id}.json`, async (tmp) => {
-        rec = await runCell(ctx, stages, cell, (stage) => progress.tick(0, `${describe(cell)}: ${stage}`));
-        writeFileAtomic(tmp, `${JSON.stringify(rec, null, 2)}\n`);
-      });
+      await results.ensure(
+        'cells',
+        `${cell.id}.json`,
+        async (tmp) => {
+          rec = await runCell(ctx, stages, cell, (stage) => progress.tick(0, `${describe(cell)}: ${stage}`));
+          writeFileAtomic(tmp, `${JSON.stringify(rec, null, 2)}\n`);
+        },
+        {
+          onWait: () =>
+            log.info(`waiting for another process to finish cell ${describe(cell)}`, {
+              cell: cell.id,
+              claim: `${results.path('cells', `${cell.id}.json`)}.claim`,
+            }),
+        },
+      );
       if (!rec) {
         progress.tick(1);
         continue;
@@ -209,6 +223,25 @@ export async function runCell(
   }
 }
 
+/** The folder `qcbench run` builds a run's report into: `<results>/report`. */
+export function runReportDir(resultsDir: string): string {
+  return join(resultsDir, 'report');
+}
+
+/**
+ * Whether the report in `<results>/report` is missing or older than one of the run's cell records — i.e. not built
+ * from the results as they are. Shards use it so that the last of them to finish builds the report once, and
+ * `qcbench status` to say when it is time to run `qcbench report`.
+ */
+export function reportOutdated(resultsDir: string): boolean {
+  const index = join(runReportDir(resultsDir), 'index.html');
+  if (!existsSync(index)) return true;
+  const built = statSync(index).mtimeMs;
+  const cells = join(resultsDir, 'cells');
+  if (!existsSync(cells)) return false;
+  return readdirSync(cells).some((f) => f.endsWith('.json') && statSync(join(cells, f)).mtimeMs > built);
+}
+
 /** Counts done / failed / skipped / pending among `cells`. */
 export function summarize(p: Protocol, cells: CellPlan[]): RunSummary {
   const results = resultsStore(p);
@@ -246,7 +279,8 @@ async function runWorkers(p: Protocol, opts: RunOptions, workers: number, log: L
     Array.from({ length: workers }, (_, w) => {
       // Shard w of `workers` inside shard outer.index of outer.count = shard (outer.index + w·outer.count) of the product.
       const shard = `${outer.index + w * outer.count}/${outer.count * workers}`;
-      const args = [...argv, '--shard', shard, '--workers', '1', '--threads', String(threads)];
+      // Workers never build the report: this process does, once all of them have finished.
+      const args = [...argv, '--shard', shard, '--workers', '1', '--threads', String(threads), '--no-report'];
       return new Promise<number>((resolve) => {
         const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'], env: process.env });
         child.on('exit', (code) => resolve(code ?? 1));

@@ -14,7 +14,7 @@
  * worker and shard that needs it, and a resumed run reads them back instead of recomputing.
  */
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { type Annotation, readAnnotations, sampleLabelBudget } from '../data/annotations.js';
 import { openCropStore, type CropStore } from '../data/store/crop-store.js';
 import { synthesizeScreen } from '../data/synth/screen.js';
@@ -48,7 +48,9 @@ import {
   taskSettingsOf,
 } from './cells.js';
 import { ensureModel, predictModel } from './train.js';
+import { underClaim } from './cache.js';
 import { extractDatasetCrops } from './extract.js';
+import { annotationsFileOf } from './inputs.js';
 import type { Prediction } from '../results/schema.js';
 import type { CellOutcome, StageContext, Stages } from './stage-types.js';
 
@@ -73,6 +75,10 @@ interface EncoderHandle {
 /** Per-process caches: a worker runs many cells of the same encoders and data sets. */
 class Memo {
   datasets = new Map<string, Promise<DatasetHandle>>();
+  /** Synthetic screens being generated or checked, by root folder. */
+  screens = new Map<string, Promise<void>>();
+  /** Crop store paths, by store id. */
+  stores = new Map<string, Promise<string>>();
   encoders = new Map<string, Promise<EncoderHandle>>();
   features = new Map<string, Promise<Features>>();
   crops = new Map<string, Promise<CropSet>>();
@@ -102,34 +108,21 @@ async function ensureDataset(ctx: StageContext, memo: Memo, name: string): Promi
   return once(memo.datasets, name, async () => {
     const ds: DatasetConfig = ctx.p.data.datasets[name];
     const id = datasetId(ctx.p, name).slice(0, 24);
-    if (ds.format === 'synthetic') {
-      const s = ds.synth;
-      await synthesizeScreen({
-        domain: s.domain,
-        out: ds.root!,
-        plates: s.plates,
-        wells: s.wells,
-        sites: s.sites,
-        seed: s.seed,
-        width: s.width,
-        height: s.height,
-        abnormalFraction: s.abnormal_fraction,
-        // The ground truth marks a crop abnormal when an artefact reaches its central half: with the default 128 that
-        // is exactly what a 64-pixel crop (the quick protocol's) shows.
-        cropSize: s.crop_size,
+    if (ds.format === 'synthetic') await ensureScreen(ctx, memo, name, ds);
+    // Data sets of one screen and crop size share a store id: in one process they share the promise too.
+    const path = await once(memo.stores, id, async () => {
+      const made = await ctx.cache.ensure('stores', id, (tmp) => extractDatasetCrops(ctx, name, ds, tmp), {
+        onWait: () =>
+          ctx.log.info(`waiting for another process to finish the crop store of data set '${name}'`, {
+            stage: 'crops',
+            claim: `${ctx.cache.path('stores', id)}.claim`,
+          }),
       });
-    }
-    const { path } = await ctx.cache.ensure('stores', id, (tmp) => extractDatasetCrops(ctx, name, ds, tmp), {
-      onWait: () => ctx.log.info(`waiting for another worker to finish the crop store of ${name}`),
+      return made.path;
     });
     const store = await openCropStore(path);
-    if (!ds.annotations)
-      throw new QcbError('QCB_ANNOTATIONS', `data set '${name}' has no annotations file`, {
-        file: ctx.p.source.file,
-        key: `data.datasets.${name}.annotations`,
-        fix: 'annotate crops in the format of annotations/README.md and name the file here',
-      });
-    const annotations = readAnnotations(ds.annotations);
+    const annotationsFile = annotationsFileOf(ctx.p, name);
+    const annotations = readAnnotations(annotationsFile);
     const index = new Map(store.meta.map((m) => [m.crop_id, m.index]));
     const missing = annotations.filter((a) => !index.has(a.crop_id));
     if (missing.length)
@@ -137,14 +130,53 @@ async function ensureDataset(ctx: StageContext, memo: Memo, name: string): Promi
         'QCB_ANNOTATIONS',
         `${missing.length} annotated crop(s) are not in the crop store of '${name}'`,
         {
-          file: ds.annotations,
+          file: annotationsFile,
           key: 'crop_id',
           value: missing.slice(0, 3).map((a) => a.crop_id),
           fix: `annotate crops of this store (ids as in ${join(path, 'crops.csv')}); crops are cut at the nuclei centres, so use the same centres table and crop size`,
         },
       );
-    return { name, store, annotations, annotationsFile: ds.annotations, index };
+    return { name, store, annotations, annotationsFile, index };
   });
+}
+
+/**
+ * Generates a synthetic data set's screen into its root folder, once across processes: shards and workers sharing
+ * the folder claim it (`<root>.synth.claim` beside it), so one generates while the others wait and then find it
+ * complete (synthesizeScreen reuses a finished screen). In one process, data sets sharing a root share the promise.
+ */
+async function ensureScreen(ctx: StageContext, memo: Memo, name: string, ds: DatasetConfig): Promise<void> {
+  const root = resolve(ds.root!);
+  const s = ds.synth;
+  await once(memo.screens, root, () =>
+    underClaim(
+      `${root}.synth.claim`,
+      async () => {
+        await synthesizeScreen({
+          domain: s.domain,
+          out: root,
+          plates: s.plates,
+          wells: s.wells,
+          sites: s.sites,
+          seed: s.seed,
+          width: s.width,
+          height: s.height,
+          abnormalFraction: s.abnormal_fraction,
+          // The ground truth marks a crop abnormal when an artefact reaches its central half: with the default 128
+          // that is exactly what a 64-pixel crop (the quick protocol's) shows.
+          cropSize: s.crop_size,
+        });
+      },
+      {
+        onWait: () =>
+          ctx.log.info(`waiting for another process to finish generating the synthetic screen of data set '${name}'`, {
+            stage: 'data',
+            root,
+            claim: `${root}.synth.claim`,
+          }),
+      },
+    ),
+  );
 }
 
 /**

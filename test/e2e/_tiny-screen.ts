@@ -37,13 +37,21 @@ export async function makeTinyScreen(dir: string): Promise<{ screen: string; ann
 }
 
 /**
- * A protocol's `data:` section on the tiny screen (written by {@link makeTinyScreen} into the protocol's folder): one
- * data set per name, all the same screen (a second name is a second test set, as the domain shift), pretraining on
- * the first.
+ * The `data:` block of a protocol on the tiny screen: data sets `names` (the first is `pretrain_on`), each the tiny
+ * screen in `<protocol dir>/screen` with the annotation file `annotations`.
  */
-export function tinyData(names: readonly string[] = ['s']): string {
+export function tinyDataYaml(names: string[] = ['s'], annotations = 'ann.csv'): string {
   const sets = names.map(
-    (n) => `    ${n}: { format: synthetic, root: screen, annotations: ann.csv, synth: ${TINY_SYNTH} }`,
+    (n) => `    ${n}:
+      format: synthetic
+      root: screen
+      annotations: ${annotations}
+      synth: ${TINY_SYNTH}
+`,
   );
-  return ['data:', '  crop_size: 32', `  pretrain_on: ${names[0]}`, '  datasets:', ...sets].join('\n');
+  return `data:
+  crop_size: 32
+  pretrain_on: ${names[0]}
+  datasets:
+${sets.join('')}`;
 }

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { makeTinyScreen, tinyData } from './_tiny-screen.js';
+import { makeTinyScreen, tinyDataYaml } from './_tiny-screen.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const base = mkdtempSync(join(tmpdir(), 'qcb-e2e-diverge-'));
@@ -23,7 +23,7 @@ before(async () => {
 name: diverge
 seeds: [0]
 encoders: [simclr, random-resnet18]
-${tinyData()}
+${tinyDataYaml()}
 pretrain:
   epochs: 1
   batch_size: 8

@@ -3,7 +3,8 @@
  * metrics → report): a run killed with SIGKILL midway resumes to the same results as an uninterrupted run with no cell
  * computed twice and no downstream model trained twice (a second test set of the same screen evaluates the models
  * the first trained, as the domain shift does); two shards into one directory equal the unsharded run; `qcbench
- * report` is byte-identical.
+ * report` is byte-identical; two shards started at the same time on a screen that does not exist yet generate it
+ * once and the last to finish builds the one report.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -11,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import { makeTinyScreen, tinyData } from './_tiny-screen.js';
+import { makeTinyScreen, tinyDataYaml } from './_tiny-screen.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const BIN = join(ROOT, 'bin', 'qcbench.js');
@@ -26,8 +27,7 @@ before(async () => {
 name: tiny
 seeds: [0, 1]
 encoders: [random-resnet18]
-${tinyData(['s', 't'])}
-tasks:
+${tinyDataYaml(['s', 't'])}tasks:
   linear: { epochs: 6, milestones: [4] }
 metrics: { bootstrap: 50 }
 evaluations:
@@ -146,6 +146,10 @@ test('two shards into one directory equal the unsharded run; report is byte-iden
   const st = JSON.parse(status.out);
   assert.equal(st.done, 12);
   assert.equal(st.pending, 0);
+  // shards run with --no-report: status says it is time to build the report
+  assert.match(st.next, /^qcbench report --results .*w-sharded\/results\/tiny --out .*\/report$/);
+  const text = qcbench(['status', '--results', join(sharded, 'results', 'tiny')], sharded);
+  assert.match(text.out, /every cell has finished and the report is missing .*: qcbench report --results/);
 
   const outs = ['a', 'b', 'c'].map((x) => join(base, `report-${x}`));
   const rep = (results: string, out: string) => {
@@ -163,4 +167,65 @@ test('two shards into one directory equal the unsharded run; report is byte-iden
     assert.ok(a.equals(readFileSync(join(outs[1], 'tables', f))), `${f}: report regenerates byte-identical`);
     assert.ok(a.equals(readFileSync(join(outs[2], 'tables', f))), `${f}: sharded equals unsharded`);
   }
+});
+
+test('two shards started together generate the screen once, both succeed and the last builds the one report', {
+  timeout: 600_000,
+}, async () => {
+  // The tiny protocol with its screen in a folder that does not exist yet: both shards need it at once. Same
+  // generator settings, so the same crops (and cell ids) as the tiny run.
+  const raceProtocol = join(base, 'race.yaml');
+  writeFileSync(raceProtocol, readFileSync(protocol, 'utf8').replaceAll('root: screen', 'root: screen-race'));
+  const race = join(base, 'w-race');
+  const shard = (s: string) =>
+    new Promise<{ code: number | null; err: string }>((res) => {
+      const child = spawn(
+        process.execPath,
+        [BIN, 'run', raceProtocol, '--shard', s, '--workdir', race, '--threads', '1'],
+        {
+          cwd: base,
+          stdio: ['ignore', 'ignore', 'pipe'],
+          env: { ...process.env, CI: '1' },
+        },
+      );
+      let err = '';
+      child.stderr.on('data', (d) => {
+        err += d;
+      });
+      child.on('exit', (code) => res({ code, err }));
+    });
+  const [a, b] = await Promise.all([shard('0/2'), shard('1/2')]);
+  assert.equal(a.code, 0, a.err);
+  assert.equal(b.code, 0, b.err);
+
+  const log = logRecords(race);
+  const msgs = log.filter((r) => r.level !== 'debug').map((r) => String(r.msg));
+  assert.equal(msgs.filter((m) => /^synth u2os: \d+ fields,/.test(m)).length, 1, 'the screen is generated once');
+  assert.equal(msgs.filter((m) => m.startsWith('crop store of')).length, 1, 'the crop store is cut once');
+  const waits = msgs.filter((m) => m.startsWith('waiting for another'));
+  assert.equal(new Set(waits).size, waits.length, 'a wait is logged once, not in a loop');
+  assert.equal(msgs.filter((m) => m === 'report written').length, 1, 'the report is built once');
+  const report = join(race, 'results', 'tiny', 'report');
+  assert.ok(existsSync(join(report, 'index.html')));
+
+  // equal to an unsharded run's cells and report tables
+  const full = join(base, 'w-full');
+  if (!existsSync(join(full, 'results', 'tiny', 'cells')))
+    assert.equal(qcbench(['run', protocol, '--no-report'], full).code, 0);
+  assert.deepEqual(cellRecords(race), cellRecords(full));
+  const ref = join(base, 'report-race-ref');
+  mkdirSync(ref, { recursive: true });
+  const r = qcbench(['report', '--results', join(full, 'results', 'tiny'), '--out', ref], full);
+  assert.equal(r.code, 0, r.err);
+  const tables = readdirSync(join(ref, 'tables')).sort();
+  assert.deepEqual(readdirSync(join(report, 'tables')).sort(), tables);
+  for (const f of tables)
+    assert.ok(
+      readFileSync(join(report, 'tables', f)).equals(readFileSync(join(ref, 'tables', f))),
+      `${f} equals the unsharded run's`,
+    );
+
+  const st = JSON.parse(qcbench(['status', '--results', join(race, 'results', 'tiny'), '--json'], race).out);
+  assert.equal(st.pending, 0);
+  assert.equal(st.next, undefined, 'the report is up to date: nothing left to do');
 });
