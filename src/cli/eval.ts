@@ -11,6 +11,7 @@ import { setFeatureEngine } from '../encoders/features.js';
 import { resolveTask } from '../downstream/registry.js';
 import { checkEncoderEngine } from '../engine/verify.js';
 import { QcbError } from '../errors.js';
+import { OPTIMIZERS } from '../protocol/catalog.js';
 import { LINE_SEARCH } from '../protocol/defaults.js';
 import { resolveEncoder } from '../runner/catalog.js';
 import { csvCell } from '../util/csv.js';
@@ -40,6 +41,8 @@ Options:
   --channels A,B,C    store channels fed as R,G,B (default: all of a 1/3-channel store, else Ph_golgi,Mito,Hoechst)
   --line-search       choose the learning rate on a validation split of the training set (${LINE_SEARCH.lr.join(', ')})
   --epochs N --lr X --batch N --k N   override the task's paper defaults
+  --milestones A,B    epochs at which a head's learning rate is multiplied by its gamma ('none': constant)
+  --optimizer O       the head's optimizer: ${OPTIMIZERS.join(', ')} (linear, finetune; default sgd as the paper)
   --bootstrap N       bootstrap resamples for the 95% intervals (default 1000; 0 = none)
   --threads N         onnxruntime threads (default: all cores)
   --provider P        onnxruntime execution provider: cpu (default) or cuda (README "GPU")
@@ -53,6 +56,20 @@ Options:
 
 Exit codes: 0 done, 1 run failure, 2 bad input (QCB_WEIGHTS_MISSING when ImageNet weights are absent: the message
 names the command that fetches them).`;
+
+/** `--milestones A,B,…` as increasing epochs ≥ 1; 'none' is the empty list (a constant learning rate). */
+function milestonesArg(v: string): number[] {
+  if (v === 'none') return [];
+  const out = v.split(',').map((x) => intArg(x.trim(), '--milestones', 1) as number);
+  if (out.some((m, i) => i > 0 && m <= out[i - 1]))
+    throw new QcbError('QCB_USAGE', `--milestones must increase, got '${v}'`, {
+      key: '--milestones',
+      value: v,
+      allowed: 'increasing epochs ≥ 1, comma-separated, or none',
+      fix: 'e.g. --milestones 4,6',
+    });
+  return out;
+}
 
 function posNum(v: string | undefined, key: string): number | undefined {
   if (v === undefined) return undefined;
@@ -90,6 +107,8 @@ export const command: Command = {
         epochs: { type: 'string' },
         lr: { type: 'string' },
         batch: { type: 'string' },
+        milestones: { type: 'string' },
+        optimizer: { type: 'string' },
         k: { type: 'string' },
         bootstrap: { type: 'string' },
         threads: { type: 'string' },
@@ -132,6 +151,17 @@ export const command: Command = {
     if (lr !== undefined) settings.lr = lr;
     if (batch !== undefined) settings.batch_size = batch;
     if (k !== undefined) settings.k = k;
+    if (values.milestones !== undefined) settings.milestones = milestonesArg(values.milestones);
+    if (values.optimizer !== undefined) {
+      if (!(OPTIMIZERS as readonly string[]).includes(values.optimizer))
+        throw new QcbError('QCB_USAGE', `unknown --optimizer '${values.optimizer}'`, {
+          key: '--optimizer',
+          value: values.optimizer,
+          allowed: OPTIMIZERS.join(', '),
+          fix: `use one of ${OPTIMIZERS.join(', ')}`,
+        });
+      settings.optimizer = values.optimizer;
+    }
     const encoderSettings: Record<string, unknown> = {};
     for (const kv of values['encoder-opt'] ?? []) {
       const m = kv.match(/^([A-Za-z_][\w.]*)=(.*)$/);
@@ -211,7 +241,7 @@ export const command: Command = {
       ];
       if (r.line_search)
         lines.push(
-          `line search lr ${r.line_search.scores.map((s) => `${s.value}: F1 ${s.f1.toFixed(1)}`).join(', ')} → ${r.line_search.best}`,
+          `line search lr ${r.line_search.scores.map((s) => `${s.value}: ${s.diverged ? `diverged (${s.diverged})` : `F1 ${s.f1.toFixed(1)}`}`).join(', ')} → ${r.line_search.best}`,
         );
       if (metrics.recall_by_type)
         lines.push(

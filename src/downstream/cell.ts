@@ -11,6 +11,7 @@
  *   - the runner (src/runner/stages.ts, `qcbench run`): features and trained models read from or written to its
  *     content-addressed cache through the hooks of {@link CellInput}.
  */
+import type { LineSearchResult } from './line-search.js';
 import { type Annotation, readAnnotations, sampleLabelBudget } from '../data/annotations.js';
 import { type CropStore, openCropStore } from '../data/store/crop-store.js';
 import { chooseChannels, type CropSet, extractFeatures, type Features, pickChannels } from '../encoders/features.js';
@@ -109,7 +110,8 @@ export async function readAnnotatedCrops(
 /** A cell's training choice as recorded (the runner's model.json holds the same). */
 export interface CellLineSearch {
   best: number;
-  scores: { value: number; f1: number }[];
+  /** Per grid value; a diverged value has `diverged` (its code) and an f1 of NaN (null once written as JSON). */
+  scores: LineSearchResult['scores'];
   n_val: number;
 }
 

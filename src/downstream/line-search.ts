@@ -12,6 +12,9 @@ import { weightedF1 } from '../metrics/classification.js';
 import { CLASSES } from './head.js';
 import { permutation } from '../util/random.js';
 
+/** Codes of a training run that diverged (src/engine/train/divergence.ts): such a grid value loses the search. */
+const DIVERGENCE_CODES = new Set(['QCB_DIVERGED', 'QCB_NAN_LOSS']);
+
 export interface LineSearchOptions {
   /** Labels of the training set (the only rows the search sees). */
   labels: readonly string[];
@@ -29,8 +32,11 @@ export interface LineSearchOptions {
 
 export interface LineSearchResult {
   best: number;
-  /** Weighted F1 (percent) on the validation split per grid value. */
-  scores: { value: number; f1: number }[];
+  /**
+   * Weighted F1 (percent) on the validation split per grid value; a value whose training diverged scores NaN and
+   * carries the divergence code (it loses: a search must not fail because one of its candidates is too large).
+   */
+  scores: { value: number; f1: number; diverged?: string }[];
   fitRows: number[];
   valRows: number[];
 }
@@ -87,12 +93,21 @@ export async function lineSearch(o: LineSearchOptions): Promise<LineSearchResult
   }
   const yVal = val.map((i) => o.labels[i]);
   const classes = [...new Set([...CLASSES, ...o.labels])];
-  const scores: { value: number; f1: number }[] = [];
+  const scores: LineSearchResult['scores'] = [];
+  let lastDivergence: QcbError | undefined;
   for (const v of o.grid) {
-    const pred = await o.evaluate([...fit], [...val], v);
-    scores.push({ value: v, f1: weightedF1(yVal, pred, classes) });
+    try {
+      const pred = await o.evaluate([...fit], [...val], v);
+      scores.push({ value: v, f1: weightedF1(yVal, pred, classes) });
+    } catch (e) {
+      if (!(e instanceof QcbError) || !DIVERGENCE_CODES.has(e.code)) throw e;
+      lastDivergence = e;
+      scores.push({ value: v, f1: Number.NaN, diverged: e.code });
+    }
   }
-  let best = scores[0];
-  for (const s of scores) if (s.f1 > best.f1 + 1e-9) best = s;
+  const finite = scores.filter((s) => Number.isFinite(s.f1));
+  if (finite.length === 0) throw lastDivergence as QcbError; // every candidate diverged: the cell fails with its code
+  let best = finite[0];
+  for (const s of finite) if (s.f1 > best.f1 + 1e-9) best = s;
   return { best: best.value, scores, fitRows: fit, valRows: val };
 }

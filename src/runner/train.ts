@@ -19,6 +19,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type DOWNSTREAM_TASKS, type RegisteredTask, resolveTask } from '../downstream/registry.js';
+import type { LineSearchResult } from '../downstream/line-search.js';
 import type { DownstreamTask, PredictInput, TaskPrediction, Trained, TrainContext } from '../downstream/task.js';
 import { QcbError } from '../errors.js';
 import { writeJsonAtomic } from '../util/fs.js';
@@ -36,7 +37,7 @@ export type ModelRecord = {
   train_crop_ids: string[];
   /** Settings actually used (defaults filled, line-search choice applied). */
   settings: Record<string, unknown>;
-  line_search?: { best: number; scores: { value: number; f1: number }[]; n_val: number };
+  line_search?: { best: number; scores: LineSearchResult['scores']; n_val: number };
   loss_curve?: number[];
   /** Seconds to train and save. */
   seconds: number;

@@ -88,3 +88,45 @@ test('line search in the linear task: test features are never read while choosin
   assert.equal(reads.length, 1);
   assert.equal(out.pred.length, 10);
 });
+
+test('line search: a grid value whose training diverges loses the search; only all diverging fails the cell', async () => {
+  const labels = Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? 'abnormal' : 'normal'));
+  const diverge = (lr: number) =>
+    new QcbError('QCB_DIVERGED', `linear training diverged at lr ${lr}`, { key: 'tasks.linear.lr' });
+  const r = await lineSearch({
+    labels,
+    grid: [1e6, 0.001],
+    seed: 0,
+    evaluate: async (_fit, val, lr) => {
+      if (lr > 1) throw diverge(lr);
+      return val.map(() => 'normal');
+    },
+  });
+  assert.equal(r.best, 0.001);
+  assert.equal(r.scores[0].diverged, 'QCB_DIVERGED');
+  assert.ok(Number.isNaN(r.scores[0].f1));
+  assert.ok(Number.isFinite(r.scores[1].f1) && r.scores[1].diverged === undefined);
+  await assert.rejects(
+    lineSearch({
+      labels,
+      grid: [1e6, 1e7],
+      seed: 0,
+      evaluate: async (_f, _v, lr) => {
+        throw diverge(lr);
+      },
+    }),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_DIVERGED',
+  );
+  // any other failure is not a lost candidate: it propagates
+  await assert.rejects(
+    lineSearch({
+      labels,
+      grid: [0.1, 0.01],
+      seed: 0,
+      evaluate: async () => {
+        throw new QcbError('QCB_FEED', 'bad feed');
+      },
+    }),
+    (e: unknown) => e instanceof QcbError && e.code === 'QCB_FEED',
+  );
+});
