@@ -99,7 +99,7 @@ for (const group of SPLIT_GROUPS) {
       assert.ok(Math.abs(abn - (want - abn)) <= 1, `test ${abn} abnormal vs ${want - abn} normal`);
       assert.deepEqual(res.test, { abnormal: abn, normal: want - abn });
       // labels, types and sources are kept
-      res.rows.forEach((r, i) => assert.equal(r.label, rows[i].label));
+      for (const [i, r] of res.rows.entries()) assert.equal(r.label, rows[i].label);
     }
   });
 }
