@@ -4,6 +4,8 @@
  * resolver that checks protocols against it. Nothing here is listed by hand: a method, an encoder or a task added to
  * its registry is accepted by `validate`, run by `run` and shown in the report.
  */
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { DOWNSTREAM_TASKS } from '../downstream/registry.js';
 import {
   ENCODERS as BASE_ENCODERS,
@@ -70,6 +72,12 @@ export async function checkFileEncoders(p: Protocol): Promise<Record<string, num
   const out: Record<string, number> = {};
   for (const [name, f] of Object.entries(p.encoder_files ?? {})) {
     const key = `encoders (${name}).onnx in ${p.source.file}`;
+    if (!existsSync(f.onnx))
+      throw new QcbError('QCB_FILE_NOT_FOUND', `encoder '${name}': file not found: ${f.onnx}`, {
+        file: f.onnx,
+        key,
+        fix: `check the onnx path of '${name}' (relative to the protocol file, ${dirname(p.source.file)}), or put the file there`,
+      });
     try {
       out[name] = await checkOnnxEncoder(f.onnx, p.data.crop_size, key);
     } catch (e) {
