@@ -8,10 +8,16 @@
  * or wells or plates for stricter splits — to one side, and chooses the test groups so that the test side holds
  * the same number of crops of each class to within one. A set that cannot be split so is refused with its counts.
  */
-import { readFileSync } from 'node:fs';
 import { QcbError } from '../errors.js';
 import { deriveSeed, Rng } from '../util/random.js';
-import { type Annotation, type Label, PAPER_SAMPLING, parseAnnotations, type Split } from './annotations.js';
+import {
+  type Annotation,
+  type Label,
+  PAPER_SAMPLING,
+  parseAnnotations,
+  readAnnotationsText,
+  type Split,
+} from './annotations.js';
 
 /** What crops are kept together on one side of a split: a field (plate, well, site), a well or a plate. */
 export const SPLIT_GROUPS = ['field', 'well', 'plate'] as const;
@@ -58,16 +64,7 @@ export interface AnnotationsToSplit {
  * it) reads with every row `train`. Errors: QCB_FILE_NOT_FOUND, QCB_ANNOTATIONS naming file, line and column.
  */
 export function readAnnotationsToSplit(path: string): AnnotationsToSplit {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new QcbError('QCB_FILE_NOT_FOUND', `annotation file ${path} not found`, {
-      file: path,
-      cause: e,
-      fix: 'check the path of the annotation file (the annotations format of annotations/README.md)',
-    });
-  }
+  const text = readAnnotationsText(path);
   const lines = text.split(/\r?\n/);
   const headerAt = lines.findIndex((l) => l.trim() !== '' && !l.trimStart().startsWith('#'));
   const header = headerAt < 0 ? [] : lines[headerAt].split(',').map((c) => c.trim().replace(/^"|"$/g, ''));

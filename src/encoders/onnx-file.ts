@@ -283,20 +283,27 @@ export function encoderFromGraph(
 }
 
 /**
+ * The bytes of an encoder file. @throws QCB_FILE_NOT_FOUND naming the file, `key` (the option or protocol entry that
+ * gave the path) and `fix`.
+ */
+export function readEncoderFile(
+  path: string,
+  key = '--encoder',
+  fix = 'check the path given to --encoder (an existing .onnx file or an encoder name)',
+): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new QcbError('QCB_FILE_NOT_FOUND', `encoder file not found: ${path}`, { file: path, key, cause: e, fix });
+  }
+}
+
+/**
  * Loads an ONNX file as an encoder graph. @throws QCB_FILE_NOT_FOUND, QCB_ONNX_PARSE, QCB_ONNX_GRAPH,
  * QCB_ONNX_UNSUPPORTED_OP
  */
 export function loadOnnxEncoder(path: string, cropSize: number): EncoderGraph & { info: OnnxEncoderInfo } {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new QcbError('QCB_FILE_NOT_FOUND', `encoder file not found: ${path}`, {
-      file: path,
-      cause: e,
-      fix: 'check the path given to --encoder',
-    });
-  }
+  const bytes = readEncoderFile(path);
   const src = importOnnx(bytes, { file: path });
   const { eg, cut, featureValue, channels } = encoderFromGraph(src, cropSize, path);
   if (channels !== 3) {

@@ -6,14 +6,14 @@
  * preprocess, `load`) and add one line to `ENCODERS` below. The protocol schema, `qcbench validate`, the runner and
  * the report's rows (ordered by kind, then by this map) derive from it.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { QcbError } from '../errors.js';
 import { ENCODER_KINDS, type EncoderKind } from '../results/schema.js';
 import { lookup } from '../util/suggest.js';
 import { FRACTALDB_RESNET18 } from './fractaldb.js';
 import { IMAGENET_ENCODERS } from './imagenet.js';
-import { loadOnnxEncoder, preprocessFromMetadata, readOnnxMetadata } from './onnx-file.js';
+import { loadOnnxEncoder, preprocessFromMetadata, readEncoderFile, readOnnxMetadata } from './onnx-file.js';
 import { RANDOM_RESNET18 } from './random.js';
 import { SECOND_ORDER_ENCODERS } from './second-order.js';
 import { type Encoder, IMAGENET_PREPROCESS, type Preprocess } from './types.js';
@@ -73,19 +73,13 @@ function looksLikePath(s: string): boolean {
  * @throws QCB_FILE_NOT_FOUND when the file does not exist
  */
 export function onnxFileEncoder(path: string, as: { name?: string; label?: string; kind?: EncoderKind } = {}): Encoder {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new QcbError('QCB_FILE_NOT_FOUND', `encoder file not found: ${path}`, {
-      file: path,
-      key: as.name ? `encoders (${as.name}).onnx` : '--encoder',
-      cause: e,
-      fix: as.name
-        ? 'check the onnx path of the encoder (relative to the protocol file), or copy the file there'
-        : 'give an existing .onnx file or an encoder name',
-    });
-  }
+  const bytes = as.name
+    ? readEncoderFile(
+        path,
+        `encoders (${as.name}).onnx`,
+        'check the onnx path of the encoder (relative to the protocol file), or copy the file there',
+      )
+    : readEncoderFile(path);
   const meta = readOnnxMetadata(bytes);
   const pre: Preprocess = preprocessFromMetadata(meta) ?? IMAGENET_PREPROCESS;
   const kind =
