@@ -43,6 +43,17 @@ export const GROUPS = {
       show: sub('a montage of crops from a store, optionally by label', () => import('./data-show.js')),
     },
   },
+  annotations: {
+    summary: 'train/test splits without leakage, counts and warnings of annotation files',
+    subs: {
+      split: sub('class-balanced train/test split keeping each field (well, plate) on one side', async () => ({
+        command: (await import('./annotations.js')).split,
+      })),
+      stats: sub('counts by split, label, type, plate; leakage and imbalance warnings', async () => ({
+        command: (await import('./annotations.js')).stats,
+      })),
+    },
+  },
   encoder: {
     summary: 'check imported encoders',
     subs: {

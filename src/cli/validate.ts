@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { EXIT, QcbError } from '../errors.js';
-import { ENCODERS, loadProtocol } from '../runner/catalog.js';
+import { checkFileEncoders, ENCODERS, loadProtocol } from '../runner/catalog.js';
 import { checkAnnotations } from '../runner/inputs.js';
 import { protocolHash } from '../protocol/resolve.js';
 import type { Protocol } from '../protocol/schema.js';
@@ -34,7 +34,9 @@ export const command: Command = {
 
 Resolves each protocol (extends, defaults, \${VAR} expansion) and checks every key, then reads the annotation file
 of every data set the protocol evaluates or pretrains on (labels, artefact types, splits, sources, duplicate crop
-ids). Prints a summary, or every problem with its file, line, key, value, what is allowed and the fix. Runs nothing.
+ids), and loads every encoder given as an ONNX file (encoders: [{ name, onnx, kind, label }]) and runs it once on
+blank crops (it must map N×3×S×S crops to N×D features). Prints a summary, or every problem with its file, line,
+key, value, what is allowed and the fix. Runs no benchmark.
 
   --json           print the resolved protocol(s) as JSON on stdout; on a problem, the first error as one
                    JSON object {code, message, file, key, value, fix} instead
@@ -59,12 +61,16 @@ Exit codes: 0 valid, 2 invalid.`,
         const p = loadProtocol(file);
         // A bad annotation file is bad input found now, not a failure of every cell later.
         checkAnnotations(p, { missingFiles: 'skip' });
+        // An encoder file is loaded and run once on blank crops: it must map N×3×S×S to N×D.
+        const dims = await checkFileEncoders(p);
         resolved.push(p);
         const missing = missingInputs(p);
-        const tl = p.encoders.filter((e) => ENCODERS[e].kind === 'tl');
+        const tl = p.encoders.filter((e) => ENCODERS[e]?.kind === 'tl' && !p.encoder_files?.[e]);
         ctx.log.info(
           `ok ${file}: protocol '${p.name}' v${p.version}, ${p.encoders.length} encoders, ${cellCount(p)} cells, ${p.seeds.length} seed(s), hash ${protocolHash(p).slice(0, 12)}`,
         );
+        for (const [name, d] of Object.entries(dims))
+          ctx.log.info(`  encoder '${name}': ${p.encoder_files?.[name]?.onnx} loads, ${d}-d features`);
         if (tl.length)
           ctx.log.info(`  transfer-learning encoders need ImageNet weights: ${tl.join(', ')} (qcbench weights check)`);
         for (const m of missing) {

@@ -172,11 +172,10 @@ function hint(value: string, allowed: readonly string[]): string {
   return best.length ? `did you mean '${best[0]}'?` : `use one of: ${allowed.join(', ')}`;
 }
 
-/** Reads and validates an annotation file (QCB_FILE_NOT_FOUND if it does not exist). */
-export function readAnnotations(path: string): Annotation[] {
-  let text: string;
+/** The text of an annotation file (QCB_FILE_NOT_FOUND if it does not exist). */
+export function readAnnotationsText(path: string): string {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (e) {
     throw new QcbError('QCB_FILE_NOT_FOUND', `annotation file ${path} not found`, {
       file: path,
@@ -184,7 +183,11 @@ export function readAnnotations(path: string): Annotation[] {
       fix: 'check the path (annotation files live in annotations/ or next to your crop store)',
     });
   }
-  return parseAnnotations(text, path);
+}
+
+/** Reads and validates an annotation file (QCB_FILE_NOT_FOUND if it does not exist). */
+export function readAnnotations(path: string): Annotation[] {
+  return parseAnnotations(readAnnotationsText(path), path);
 }
 
 /** The CSV text of annotations (train rows first, then test; crop ids sorted), with optional `#` comment lines. */

@@ -283,20 +283,27 @@ export function encoderFromGraph(
 }
 
 /**
+ * The bytes of an encoder file. @throws QCB_FILE_NOT_FOUND naming the file, `key` (the option or protocol entry that
+ * gave the path) and `fix`.
+ */
+export function readEncoderFile(
+  path: string,
+  key = '--encoder',
+  fix = 'check the path given to --encoder (an existing .onnx file or an encoder name)',
+): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new QcbError('QCB_FILE_NOT_FOUND', `encoder file not found: ${path}`, { file: path, key, cause: e, fix });
+  }
+}
+
+/**
  * Loads an ONNX file as an encoder graph. @throws QCB_FILE_NOT_FOUND, QCB_ONNX_PARSE, QCB_ONNX_GRAPH,
  * QCB_ONNX_UNSUPPORTED_OP
  */
 export function loadOnnxEncoder(path: string, cropSize: number): EncoderGraph & { info: OnnxEncoderInfo } {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new QcbError('QCB_FILE_NOT_FOUND', `encoder file not found: ${path}`, {
-      file: path,
-      cause: e,
-      fix: 'check the path given to --encoder',
-    });
-  }
+  const bytes = readEncoderFile(path);
   const src = importOnnx(bytes, { file: path });
   const { eg, cut, featureValue, channels } = encoderFromGraph(src, cropSize, path);
   if (channels !== 3) {
@@ -320,4 +327,49 @@ export function loadOnnxEncoder(path: string, cropSize: number): EncoderGraph & 
     source: { file: path, name: basename(path), sha256, cut, feature_value: featureValue },
     info: { cut, featureValue, metadata, sha256, channels },
   };
+}
+
+/**
+ * Checks that an ONNX file works as an encoder before a run relies on it: it loads, its graph is cut at the pooled
+ * features, and one forward pass of two blank N×3×S×S crops (S = `cropSize`, or the size the file is fixed to) in
+ * onnxruntime gives finite N×D features with the D its graph declares.
+ * @returns the feature width D
+ * @throws QCB_FILE_NOT_FOUND, QCB_ONNX_PARSE (not ONNX), QCB_ONNX_GRAPH / QCB_ONNX_UNSUPPORTED_OP (not an image
+ *   encoder, wrong output), each naming the file, `key` and a fix
+ */
+export async function checkOnnxEncoder(path: string, cropSize: number, key = 'encoder'): Promise<number> {
+  const eg = loadOnnxEncoder(path, cropSize);
+  const T = eg.inputSize ?? cropSize;
+  const { loadSession, ortF32 } = await import('../engine/runtime/session.js');
+  let session: Awaited<ReturnType<typeof loadSession>> | undefined;
+  let dims: readonly number[];
+  let data: Float32Array;
+  try {
+    session = await loadSession(eg.graph, { intraOpNumThreads: 1, noCache: true });
+    const r = await session.run({ input: ortF32(new Float32Array(2 * 3 * T * T), [2, 3, T, T]) }, ['features']);
+    dims = r.features.dims;
+    data = r.features.data as Float32Array;
+  } catch (e) {
+    throw new QcbError('QCB_ONNX_GRAPH', `the encoder does not run on 2×3×${T}×${T} crops: ${(e as Error).message}`, {
+      file: path,
+      key,
+      cause: e,
+      fix: 'export the encoder in eval mode with one N×3×H×W float input (torch.onnx.export with dynamic batch axis)',
+    });
+  } finally {
+    await session?.session.release();
+  }
+  if (dims.length !== 2 || dims[0] !== 2 || dims[1] !== eg.dim || !data.every(Number.isFinite))
+    throw new QcbError(
+      'QCB_ONNX_GRAPH',
+      `the encoder maps 2×3×${T}×${T} crops to [${dims.join('×')}]${data.every(Number.isFinite) ? '' : ' with non-finite values'}, not 2×${eg.dim} features`,
+      {
+        file: path,
+        key,
+        value: dims,
+        allowed: 'N×D finite features for N×3×S×S crops',
+        fix: 'export the backbone (classifier removed or kept as the last Gemm) with a dynamic batch axis, in eval mode',
+      },
+    );
+  return eg.dim;
 }

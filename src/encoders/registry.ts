@@ -6,14 +6,14 @@
  * preprocess, `load`) and add one line to `ENCODERS` below. The protocol schema, `qcbench validate`, the runner and
  * the report's rows (ordered by kind, then by this map) derive from it.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { QcbError } from '../errors.js';
 import { ENCODER_KINDS, type EncoderKind } from '../results/schema.js';
 import { lookup } from '../util/suggest.js';
 import { FRACTALDB_RESNET18 } from './fractaldb.js';
 import { IMAGENET_ENCODERS } from './imagenet.js';
-import { loadOnnxEncoder, preprocessFromMetadata, readOnnxMetadata } from './onnx-file.js';
+import { loadOnnxEncoder, preprocessFromMetadata, readEncoderFile, readOnnxMetadata } from './onnx-file.js';
 import { RANDOM_RESNET18 } from './random.js';
 import { SECOND_ORDER_ENCODERS } from './second-order.js';
 import { type Encoder, IMAGENET_PREPROCESS, type Preprocess } from './types.js';
@@ -66,6 +66,44 @@ function looksLikePath(s: string): boolean {
 }
 
 /**
+ * Any ONNX CNN file as an encoder (input N×3×H×W → pooled features N×D, logits or a feature map; see onnx-file.ts).
+ * Label, kind and normalisation come from `as` (a protocol's `{ name, onnx, kind, label }` entry), else from the
+ * file's `qcbench.*` metadata, else the file name, `tl` and the ImageNet statistics. The file is read for its
+ * metadata now and loaded (graph cut at the features) by `load`.
+ * @throws QCB_FILE_NOT_FOUND when the file does not exist
+ */
+export function onnxFileEncoder(path: string, as: { name?: string; label?: string; kind?: EncoderKind } = {}): Encoder {
+  const bytes = as.name
+    ? readEncoderFile(
+        path,
+        `encoders (${as.name}).onnx`,
+        'check the onnx path of the encoder (relative to the protocol file), or copy the file there',
+      )
+    : readEncoderFile(path);
+  const meta = readOnnxMetadata(bytes);
+  const pre: Preprocess = preprocessFromMetadata(meta) ?? IMAGENET_PREPROCESS;
+  const kind =
+    as.kind ??
+    ((ENCODER_KINDS as readonly string[]).includes(meta['qcbench.kind'] as EncoderKind)
+      ? (meta['qcbench.kind'] as EncoderKind)
+      : 'tl');
+  return {
+    name: as.name ?? basename(path).replace(/\.onnx$/i, ''),
+    label: as.label ?? (meta['qcbench.label'] || basename(path)),
+    kind,
+    // unknown until loaded: EncoderGraph.dim is the real width
+    dim: 0,
+    preprocess: pre,
+    description: `ONNX encoder ${path}`,
+    load: async (o) => {
+      const eg = loadOnnxEncoder(path, o.cropSize);
+      const { info, ...rest } = eg;
+      return { ...rest, source: { ...eg.source, metadata: info.metadata } };
+    },
+  };
+}
+
+/**
  * An encoder by name in `known` (default: this registry; src/runner/catalog.ts adds the SSL encoders), or any ONNX
  * CNN by path (input N×3×H×W → features, logits or a feature map; see
  * onnx-file.ts). A file's label, kind and normalisation come from its `qcbench.*` metadata when present, else its
@@ -74,34 +112,6 @@ function looksLikePath(s: string): boolean {
  */
 export function resolveEncoder(nameOrPath: string, known: Readonly<Record<string, Encoder>> = ENCODERS): Encoder {
   if (Object.hasOwn(known, nameOrPath)) return known[nameOrPath];
-  if (looksLikePath(nameOrPath) || existsSync(nameOrPath)) {
-    if (!existsSync(nameOrPath)) {
-      throw new QcbError('QCB_FILE_NOT_FOUND', `encoder file not found: ${nameOrPath}`, {
-        file: nameOrPath,
-        key: '--encoder',
-        fix: 'give an existing .onnx file or an encoder name',
-      });
-    }
-    const meta = readOnnxMetadata(readFileSync(nameOrPath));
-    const pre: Preprocess = preprocessFromMetadata(meta) ?? IMAGENET_PREPROCESS;
-    const kind = (ENCODER_KINDS as readonly string[]).includes(meta['qcbench.kind'] as EncoderKind)
-      ? (meta['qcbench.kind'] as EncoderKind)
-      : 'tl';
-    const path = nameOrPath;
-    return {
-      name: basename(path).replace(/\.onnx$/i, ''),
-      label: meta['qcbench.label'] || basename(path),
-      kind,
-      // unknown until loaded: EncoderGraph.dim is the real width
-      dim: 0,
-      preprocess: pre,
-      description: `ONNX encoder ${path}`,
-      load: async (o) => {
-        const eg = loadOnnxEncoder(path, o.cropSize);
-        const { info, ...rest } = eg;
-        return { ...rest, source: { ...eg.source, metadata: info.metadata } };
-      },
-    };
-  }
+  if (looksLikePath(nameOrPath) || existsSync(nameOrPath)) return onnxFileEncoder(nameOrPath);
   return lookup(known, nameOrPath, 'encoder', { key: '--encoder' });
 }

@@ -9,8 +9,9 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, LineCounter, parseDocument, type Document } from 'yaml';
 import { QcbError } from '../errors.js';
 import { contentHash } from '../util/fs.js';
-import type { Catalog } from './catalog.js';
-import { PROTOCOL_VERSION, type Protocol, protocolSpec } from './schema.js';
+import { ENCODER_KINDS, type EncoderKind } from '../results/schema.js';
+import type { Catalog, CatalogEncoder } from './catalog.js';
+import { type FileEncoderConfig, PROTOCOL_VERSION, type Protocol, protocolSpec } from './schema.js';
 import { check, formatPath, type Issue } from './spec.js';
 
 /** One YAML file of an `extends` chain. */
@@ -224,7 +225,8 @@ export function resolveProtocol(file: string, opts: ResolveOptions): Protocol {
     );
     return isAbsolute(v) ? v : resolve(dirname(layer.file), v);
   };
-  const PROTOCOL_SPEC = protocolSpec(opts.catalog);
+  const catalog = withFileEncoders(opts.catalog, merged.encoders);
+  const PROTOCOL_SPEC = protocolSpec(catalog);
   const spec = check(merged, PROTOCOL_SPEC, [], [], expand) as Record<string, unknown>;
   // Re-run to collect issues with location (check is pure apart from `expand`'s env issues, which dedupe below).
   const found: Issue[] = [];
@@ -232,6 +234,7 @@ export function resolveProtocol(file: string, opts: ResolveOptions): Protocol {
   for (const i of found) locate(i);
 
   const p = spec as unknown as Protocol;
+  fileEncoders(p, opts.catalog, locate);
   crossChecks(p, locate);
 
   const seen = new Set<string>();
@@ -255,6 +258,65 @@ export function resolveProtocol(file: string, opts: ResolveOptions): Protocol {
   }
   p.source = { file: chain[0].file, chain: chain.map((l) => l.file) };
   return p;
+}
+
+/**
+ * The catalogue with the protocol's file encoders (`encoders: [{ name, onnx, … }]`) added by name, so that
+ * `evaluations[].encoders` may list them; `catalog` itself when there are none (its spec stays cached).
+ */
+function withFileEncoders(catalog: Catalog, encoders: unknown): Catalog {
+  if (!Array.isArray(encoders)) return catalog;
+  const extra: Record<string, CatalogEncoder> = {};
+  for (const e of encoders) {
+    if (e === null || typeof e !== 'object' || Array.isArray(e)) continue;
+    const { name, label, kind } = e as Record<string, unknown>;
+    if (typeof name !== 'string' || Object.hasOwn(catalog.encoders, name)) continue;
+    extra[name] = {
+      label: typeof label === 'string' ? label : name,
+      kind: (ENCODER_KINDS as readonly unknown[]).includes(kind) ? (kind as EncoderKind) : 'tl',
+      dim: 0,
+      description: 'encoder from an ONNX file',
+    };
+  }
+  return Object.keys(extra).length ? { ...catalog, encoders: { ...catalog.encoders, ...extra } } : catalog;
+}
+
+/**
+ * Moves the file encoders of `encoders:` to `encoder_files` (name → absolute path, kind, label), leaving their names
+ * in `encoders`. A name must not be a registry name (it would be ambiguous in cells and reports) nor be listed twice.
+ */
+function fileEncoders(p: Protocol, catalog: Catalog, report: (i: Issue) => void): void {
+  if (!Array.isArray(p.encoders)) return;
+  const files: Record<string, FileEncoderConfig> = {};
+  const first = new Map<string, { i: number; json: string }>();
+  p.encoders = p.encoders.map((e: unknown, i) => {
+    const f = (e !== null && typeof e === 'object' ? e : { name: e }) as Partial<FileEncoderConfig> & { name?: string };
+    const name = f.name as string;
+    const json = JSON.stringify(e);
+    const seen = first.get(name);
+    // (identical entries are already refused by the list's `unique`)
+    if (seen && seen.json !== json)
+      report({
+        code: 'QCB_PROTOCOL_VALUE',
+        path: ['encoders', i],
+        message: `encoders[${i}] repeats the encoder name '${name}' (first at encoders[${seen.i}])`,
+        value: name,
+        fix: 'list each encoder once; give each ONNX file a name of its own',
+      });
+    if (!seen) first.set(name, { i, json });
+    if (e === null || typeof e !== 'object' || typeof f.onnx !== 'string' || typeof name !== 'string') return name;
+    if (Object.hasOwn(catalog.encoders, name))
+      report({
+        code: 'QCB_PROTOCOL_VALUE',
+        path: ['encoders', i, 'name'],
+        message: `encoders[${i}].name '${name}' is the name of a registry encoder`,
+        value: name,
+        fix: `give the file encoder a name of its own, e.g. '${name}-onnx'`,
+      });
+    else files[name] = { onnx: f.onnx, kind: f.kind ?? 'tl', label: f.label ?? name };
+    return name;
+  });
+  if (Object.keys(files).length) p.encoder_files = files;
 }
 
 function crossChecks(p: Protocol, report: (i: Issue) => void): void {
@@ -336,7 +398,19 @@ function crossChecks(p: Protocol, report: (i: Issue) => void): void {
  * out: moving a checkout or a data set keeps the hash; the runner hashes the data's content separately.
  */
 export function protocolHash(p: Protocol): string {
-  const { source: _s, workdir: _w, results: _r, description: _d, data, pretrain, encoder_settings, ...rest } = p;
+  const {
+    source: _s,
+    workdir: _w,
+    results: _r,
+    description: _d,
+    data,
+    pretrain,
+    encoder_settings,
+    encoder_files,
+    ...rest
+  } = p;
+  // file encoders without their paths: moving a file keeps the hash (the runner hashes its content for the cells)
+  const files = Object.entries(encoder_files ?? {}).map(([n, { onnx: _o, ...f }]) => [n, f]);
   const datasets = Object.fromEntries(
     Object.entries(data.datasets).map(([k, { root: _root, annotations: _a, centres: _c, ...ds }]) => [k, ds]),
   );
@@ -350,5 +424,6 @@ export function protocolHash(p: Protocol): string {
     pretrain: per_seed ? pretrain : pre,
     data: { ...data, datasets },
     ...(written.length ? { encoder_settings: Object.fromEntries(written) } : {}),
+    ...(files.length ? { encoder_files: Object.fromEntries(files) } : {}),
   });
 }

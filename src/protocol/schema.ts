@@ -9,6 +9,7 @@ import * as D from './defaults.js';
 import { nonNeg, posInt } from './fields.js';
 import type { Spec } from './spec.js';
 import { ID_ALLOWED, ID_PATTERN } from '../util/ids.js';
+import { ENCODER_KINDS, type EncoderKind } from '../results/schema.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -49,6 +50,31 @@ const datasetSpec: Spec = {
     },
   },
 };
+
+/**
+ * An encoder from an ONNX file (any CNN mapping N×3×S×S crops to N×D features, logits or a feature map; see
+ * src/encoders/onnx-file.ts): `name` is its id in cells and reports (a safe id, not a registry name), `onnx` the file
+ * (relative to the protocol file), `kind` where the report lists it, `label` its row label (default: the name).
+ * Cells identify it by the file's content, so moving the file keeps them.
+ */
+export const fileEncoderSpec: Spec = {
+  kind: 'object',
+  required: ['name', 'onnx'],
+  fields: {
+    name: { kind: 'string', pattern: ID_PATTERN, patternDoc: ID_ALLOWED },
+    onnx: { kind: 'path' },
+    kind: { kind: 'enum', values: ENCODER_KINDS, what: 'encoder kind', default: 'tl' },
+    label: { kind: 'string' },
+  },
+};
+
+/** An encoder from an ONNX file after resolution (`Protocol.encoder_files`). */
+export interface FileEncoderConfig {
+  /** Absolute path of the ONNX file. */
+  onnx: string;
+  kind: EncoderKind;
+  label: string;
+}
 
 const evaluationSpec = (c: Catalog): Spec => ({
   kind: 'object',
@@ -127,9 +153,10 @@ const buildSpec = (c: Catalog): Spec => ({
     /** Results directory (default `<workdir>/results/<name>`), relative to the current directory. */
     results: { kind: 'string' },
     seeds: { kind: 'list', of: { kind: 'int', min: 0 }, minLength: 1, unique: true, default: [...D.SEEDS] },
+    // a catalogue name, or an encoder from an ONNX file (resolve.ts moves those to `encoder_files`, keeping the name)
     encoders: {
       kind: 'list',
-      of: { kind: 'enum', values: Object.keys(c.encoders), what: 'encoder' },
+      of: { kind: 'oneOf', of: [{ kind: 'enum', values: Object.keys(c.encoders), what: 'encoder' }, fileEncoderSpec] },
       minLength: 1,
       unique: true,
     },
@@ -270,8 +297,10 @@ export interface Protocol {
   workdir: string;
   results: string;
   seeds: number[];
-  /** Names of the catalogue's encoders (src/runner/catalog.ts). */
+  /** Names of the catalogue's encoders (src/runner/catalog.ts) and of the protocol's file encoders. */
   encoders: string[];
+  /** The encoders of `encoders:` given as ONNX files, by name; absent when there are none. */
+  encoder_files?: Record<string, FileEncoderConfig>;
   data: { crop_size: number; pretrain_on: string; datasets: Record<string, DatasetConfig> };
   pretrain: {
     backbone: 'resnet18';

@@ -16,7 +16,8 @@ export type Spec =
   | { kind: 'object'; fields: Record<string, Spec>; required?: readonly string[]; doc?: string; open?: boolean }
   | { kind: 'map'; of: Spec; keys?: MapKeys; default?: object; doc?: string }
   | { kind: 'nullable'; of: Spec; default?: null; doc?: string }
-  | { kind: 'any'; default?: unknown; doc?: string };
+  | { kind: 'any'; default?: unknown; doc?: string }
+  | { kind: 'oneOf'; of: readonly Spec[]; doc?: string };
 
 /**
  * What the keys of a `map` may be: names from a list (`values`), or any name matching `pattern` (described by
@@ -68,6 +69,8 @@ function describe(spec: Spec): string {
       return `null or ${describe(spec.of)}`;
     case 'any':
       return 'any value';
+    case 'oneOf':
+      return spec.of.map(describe).join(', or ');
   }
 }
 
@@ -83,6 +86,31 @@ function typeName(v: unknown): string {
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
   return `a ${typeof v}`;
+}
+
+/** True when `value` has the YAML type `spec` takes (a scalar, a list or a mapping), whatever its content. */
+function accepts(spec: Spec, value: unknown): boolean {
+  const mapping = typeof value === 'object' && value !== null && !Array.isArray(value);
+  switch (spec.kind) {
+    case 'object':
+    case 'map':
+      return mapping;
+    case 'list':
+      return Array.isArray(value);
+    case 'nullable':
+      return value === null || accepts(spec.of, value);
+    case 'oneOf':
+      return spec.of.some((s) => accepts(s, value));
+    case 'any':
+      return true;
+    case 'bool':
+      return typeof value === 'boolean';
+    case 'int':
+    case 'number':
+      return typeof value === 'number';
+    default:
+      return typeof value === 'string' || typeof value === 'number';
+  }
 }
 
 function hasDefault(spec: Spec): boolean {
@@ -122,6 +150,17 @@ export function check(
   switch (spec.kind) {
     case 'any':
       return value;
+    case 'oneOf': {
+      // the alternative of the value's YAML type (a name or a mapping); a value of no alternative's type is refused
+      const alt = spec.of.find((s) => accepts(s, value));
+      if (!alt)
+        return bad(
+          'QCB_PROTOCOL_TYPE',
+          `${where} must be ${describe(spec)}, got ${typeName(value)}`,
+          `write ${where} as ${describe(spec)}`,
+        );
+      return check(value, alt, path, issues, expand);
+    }
     case 'nullable':
       return value === null ? null : check(value, spec.of, path, issues, expand);
     case 'bool':

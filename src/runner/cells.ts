@@ -8,6 +8,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { DatasetConfig, Protocol } from '../protocol/schema.js';
 import type { CellKey } from '../results/schema.js';
+import { QcbError } from '../errors.js';
 import { contentHash, updateHashFromFile } from '../util/fs.js';
 import { CATALOG, ENCODERS, isSslMethod } from './catalog.js';
 import { findWeights, type ImageNetName } from '../encoders/weights.js';
@@ -55,6 +56,17 @@ function weightsContentHash(path: string): string {
   return h;
 }
 
+/** SHA-256 of a protocol's ONNX encoder file; QCB_FILE_NOT_FOUND naming it when it is missing. */
+function onnxContentHash(path: string): string {
+  if (!existsSync(path))
+    throw new QcbError('QCB_FILE_NOT_FOUND', `encoder file not found: ${path}`, {
+      file: path,
+      key: 'encoders[].onnx',
+      fix: 'check the onnx path of the encoder (relative to the protocol file); qcbench validate checks it',
+    });
+  return weightsContentHash(path);
+}
+
 /** Identity of a dataset's crops: what generates or lists its fields, how crops are cut. Cheap to compute. */
 export function datasetId(p: Protocol, name: string): string {
   const ds: DatasetConfig = p.data.datasets[name];
@@ -95,7 +107,8 @@ export function sslHyper(p: Protocol, method: string): Record<string, number> {
  * Transfer-learning weights are read from files, never seeded: null.
  */
 export function encoderSeed(p: Protocol, encoder: string, cellSeed: number): number | null {
-  if (ENCODERS[encoder]?.kind === 'tl') return null;
+  // weights read from files are never seeded: the transfer-learning encoders and the protocol's file encoders
+  if (p.encoder_files?.[encoder] || ENCODERS[encoder]?.kind === 'tl') return null;
   return p.pretrain.per_seed ? cellSeed : 0;
 }
 
@@ -113,6 +126,11 @@ export function encoderId(p: Protocol, encoder: string, cellSeed: number): strin
     ...(p.pretrain.per_seed && seed !== null ? { seed } : {}),
     ...(settings ? { settings } : {}),
   };
+  const file = p.encoder_files?.[encoder];
+  if (file) {
+    // the file's content, not its path or name: moving the file keeps the ids, changing its bytes changes them
+    return contentHash({ onnx: onnxContentHash(file.onnx), crop_size: p.data.crop_size });
+  }
   if (isSslMethod(encoder)) {
     // Everything that shapes the weights or the pretraining record: the projector width through the method's
     // effective hyperparameters, the augmentation set (order does not matter), and the kNN monitor with the

@@ -16,7 +16,7 @@ import type { Protocol } from '../protocol/schema.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { Logger } from '../util/log.js';
 import { ArtifactStore } from './cache.js';
-import { ENCODERS } from './catalog.js';
+import { checkFileEncoders, encoderInfo } from './catalog.js';
 import { type CellPlan, expandCells } from './cells.js';
 import { checkAnnotations } from './inputs.js';
 import { CELL_SCHEMA, type CellRecord, predictsOneClass, RUN_SCHEMA, type RunRecord } from '../results/schema.js';
@@ -85,6 +85,8 @@ export async function runProtocol(p: Protocol, stages: Stages, opts: RunOptions,
   const log = opts.log;
   // Bad annotations are bad input (exit 2) found before anything is computed or written, not a failure per cell.
   checkAnnotations(p, { missingFiles: 'error' });
+  // likewise an ONNX encoder file that is missing, not ONNX or without N×D features
+  await checkFileEncoders(p);
   log.setFile(join(p.results, 'log.jsonl'));
   const cells = expandCells(p);
   writeRunRecord(p, cells, version);
@@ -178,7 +180,7 @@ export async function runCell(
   cell: CellPlan,
   onStage: (stage: string) => void,
 ): Promise<CellRecord> {
-  const entry = ENCODERS[cell.key.encoder as keyof typeof ENCODERS];
+  const entry = encoderInfo(ctx.p, cell.key.encoder);
   const base = {
     schema: CELL_SCHEMA,
     id: cell.id,

@@ -36,7 +36,7 @@ import type { DatasetConfig, Protocol } from '../protocol/schema.js';
 import { sslAugment } from '../ssl/augment.js';
 import { type CropSource as SslCropSource, knnMonitorFor, type PretrainOptions, pretrain } from '../ssl/pretrain.js';
 import { contentHash, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
-import { isSslMethod, resolveEncoder } from './catalog.js';
+import { encoderFor, isSslMethod } from './catalog.js';
 import {
   type CellPlan,
   datasetId,
@@ -193,7 +193,7 @@ async function ensureEncoder(
   const id = encoderId(ctx.p, name, cellSeed).slice(0, 24);
   const seed = encoderSeed(ctx.p, name, cellSeed) ?? 0;
   return once(memo.encoders, id, async () => {
-    const entry = resolveEncoder(name);
+    const entry = encoderFor(ctx.p, name);
     const base = {
       cropSize: ctx.p.data.crop_size,
       seed,
