@@ -4,9 +4,11 @@
  * for feature extraction (kNN, linear probe) and for fine-tuning (trainable parameters, BN nodes).
  */
 import type { Graph } from '../engine/ir/graph.js';
+import { QcbError } from '../errors.js';
 import type { Spec } from '../protocol/spec.js';
 import type { EncoderKind } from '../results/schema.js';
 import type { Logger } from '../util/log.js';
+import type { CropSet, Features } from './features.js';
 
 /** Per-channel normalisation applied to crops scaled to [0, 1]: x' = (x − mean[c]) / std[c]. */
 export interface Preprocess {
@@ -17,10 +19,23 @@ export interface Preprocess {
 /** torchvision/timm ImageNet statistics (RGB): every ImageNet-pretrained encoder expects them. */
 export const IMAGENET_PREPROCESS: Preprocess = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
-/** An encoder graph ready to run or to fine-tune. */
+/** An encoder graph ready to run or to fine-tune, or an encoder computed by hand ({@link EncoderGraph.compute}). */
 export interface EncoderGraph {
-  /** Input `input` N×3×S×S float32 → output `features` N×D (the engine's IR; parameters are initializers). */
-  graph: Graph;
+  /**
+   * Input `input` N×3×S×S float32 → output `features` N×D (the engine's IR; parameters are initializers). Absent for
+   * an encoder computed by hand: see {@link encoderNetwork}.
+   */
+  graph?: Graph;
+  /**
+   * Features computed in JavaScript instead of by a graph (hand-made measures): crops N×C×S×S (any C) → N×D. Such an
+   * encoder has no network: nothing to fine-tune or to export into a QC model.
+   */
+  compute?: (crops: CropSet) => Features;
+  /**
+   * True when a cell z-scores the features, column by column, with the mean and sd of its training crops (never its
+   * test crops) before its head sees them: for features on unrelated scales (src/downstream/cell.ts).
+   */
+  standardise?: boolean;
   /** Feature width D as the graph really gives it (may differ from the registry's nominal width for reduced models). */
   dim: number;
   /**
@@ -84,4 +99,23 @@ export interface Encoder {
    * cell as skipped with the fix command), never falls back to random weights under a pretrained name.
    */
   load(opts: EncoderLoadOptions): Promise<EncoderGraph>;
+}
+
+/**
+ * The network of an encoder, for the uses that need one (fine-tuning, a QC model's ONNX body).
+ * @param use what needs it, e.g. "fine-tuning"
+ * @throws QCB_NOT_APPLICABLE for an encoder computed by hand (no graph)
+ */
+export function encoderNetwork(eg: EncoderGraph, use: string): Graph {
+  if (eg.graph) return eg.graph;
+  const name = typeof eg.source.encoder === 'string' ? eg.source.encoder : 'this encoder';
+  throw new QcbError(
+    'QCB_NOT_APPLICABLE',
+    `n/a: ${use} does not apply to ${name}: its features are computed by hand, with no network to train or export`,
+    {
+      key: '--encoder',
+      value: name,
+      fix: 'use it with the frozen-feature tasks (knn, linear), or choose an encoder with a network',
+    },
+  );
 }
