@@ -377,10 +377,147 @@ function bluestein(n: number): FftPlan {
   };
 }
 
+/** Largest prime factor the mixed-radix transform takes (its generic butterfly costs p per output); above: Bluestein. */
+const MAX_RADIX = 64;
+
+/** n's factors for the mixed-radix transform (4s, then 2, then odd primes), or undefined when one exceeds MAX_RADIX. */
+function factorize(n: number): number[] | undefined {
+  const out: number[] = [];
+  let m = n;
+  while (m % 4 === 0) {
+    out.push(4);
+    m /= 4;
+  }
+  if (m % 2 === 0) {
+    out.push(2);
+    m /= 2;
+  }
+  for (let p = 3; m > 1; p += 2) {
+    if (p > MAX_RADIX) return undefined;
+    while (m % p === 0) {
+      out.push(p);
+      m /= p;
+    }
+  }
+  return out;
+}
+
+/**
+ * Recursive decimation-in-time Cooley–Tukey for n = p₁·p₂·…, out of place (the layout of KISS FFT): radix-2 and
+ * radix-4 butterflies, a generic O(p²) one for odd primes. O(n·Σp).
+ */
+function mixedRadix(n: number, factors: readonly number[]): FftPlan {
+  const twr = new Float64Array(n);
+  const twi = new Float64Array(n);
+  for (let k = 0; k < n; k++) {
+    twr[k] = Math.cos((2 * Math.PI * k) / n);
+    twi[k] = -Math.sin((2 * Math.PI * k) / n);
+  }
+  const xr = new Float64Array(n);
+  const xi = new Float64Array(n);
+  const maxP = Math.max(...factors);
+  const sr = new Float64Array(maxP);
+  const si = new Float64Array(maxP);
+  let or: Float64Array = xr;
+  let oi: Float64Array = xi;
+  // out[o … o + p·m) ← the DFT of in[i], in[i + fs], … (fs = fstride)
+  const work = (o: number, i: number, fs: number, stage: number): void => {
+    const p = factors[stage];
+    let m = 1;
+    for (let s = stage + 1; s < factors.length; s++) m *= factors[s];
+    if (m === 1) {
+      for (let q = 0; q < p; q++) {
+        or[o + q] = xr[i + q * fs];
+        oi[o + q] = xi[i + q * fs];
+      }
+    } else {
+      for (let q = 0; q < p; q++) work(o + q * m, i + q * fs, fs * p, stage + 1);
+    }
+    if (p === 2) {
+      for (let u = 0; u < m; u++) {
+        const a = o + u;
+        const b = a + m;
+        const wr = twr[u * fs];
+        const wi = twi[u * fs];
+        const tr = or[b] * wr - oi[b] * wi;
+        const ti = or[b] * wi + oi[b] * wr;
+        or[b] = or[a] - tr;
+        oi[b] = oi[a] - ti;
+        or[a] += tr;
+        oi[a] += ti;
+      }
+    } else if (p === 4) {
+      for (let u = 0; u < m; u++) {
+        const a0 = o + u;
+        const a1 = a0 + m;
+        const a2 = a1 + m;
+        const a3 = a2 + m;
+        const w1 = u * fs;
+        const w2 = 2 * w1;
+        const w3 = 3 * w1;
+        const s0r = or[a1] * twr[w1] - oi[a1] * twi[w1];
+        const s0i = or[a1] * twi[w1] + oi[a1] * twr[w1];
+        const s1r = or[a2] * twr[w2] - oi[a2] * twi[w2];
+        const s1i = or[a2] * twi[w2] + oi[a2] * twr[w2];
+        const s2r = or[a3] * twr[w3] - oi[a3] * twi[w3];
+        const s2i = or[a3] * twi[w3] + oi[a3] * twr[w3];
+        const s5r = or[a0] - s1r;
+        const s5i = oi[a0] - s1i;
+        const f0r = or[a0] + s1r;
+        const f0i = oi[a0] + s1i;
+        const s3r = s0r + s2r;
+        const s3i = s0i + s2i;
+        const s4r = s0r - s2r;
+        const s4i = s0i - s2i;
+        or[a2] = f0r - s3r;
+        oi[a2] = f0i - s3i;
+        or[a0] = f0r + s3r;
+        oi[a0] = f0i + s3i;
+        or[a1] = s5r + s4i;
+        oi[a1] = s5i - s4r;
+        or[a3] = s5r - s4i;
+        oi[a3] = s5i + s4r;
+      }
+    } else {
+      for (let u = 0; u < m; u++) {
+        for (let q = 0; q < p; q++) {
+          sr[q] = or[o + u + q * m];
+          si[q] = oi[o + u + q * m];
+        }
+        for (let q1 = 0; q1 < p; q1++) {
+          const k = u + q1 * m;
+          let accr = sr[0];
+          let acci = si[0];
+          let tw = 0;
+          for (let q = 1; q < p; q++) {
+            tw += fs * k;
+            if (tw >= n) tw -= n;
+            accr += sr[q] * twr[tw] - si[q] * twi[tw];
+            acci += sr[q] * twi[tw] + si[q] * twr[tw];
+          }
+          or[o + k] = accr;
+          oi[o + k] = acci;
+        }
+      }
+    }
+  };
+  return {
+    n,
+    forward(re, im) {
+      xr.set(re);
+      xi.set(im);
+      or = re;
+      oi = im;
+      work(0, 0, 1, 0);
+    },
+  };
+}
+
 function planFor(n: number): FftPlan {
   let p = plans.get(n);
   if (!p) {
-    p = (n & (n - 1)) === 0 ? radix2(n) : bluestein(n);
+    const factors = (n & (n - 1)) === 0 ? undefined : factorize(n);
+    p = (n & (n - 1)) === 0 ? radix2(n) : factors ? mixedRadix(n, factors) : bluestein(n);
     plans.set(n, p);
   }
   return p;

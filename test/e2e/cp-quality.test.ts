@@ -48,9 +48,9 @@ test('the runner: cp-quality kNN and linear cells are done, its fine-tuning cell
   assert.equal(summary.done, 2);
   assert.equal(summary.skipped, 1);
   assert.equal(summary.failed, 0);
-  const cells = (await import('node:fs'))
-    .readdirSync(join(p.results, 'cells'))
-    .map((f) => JSON.parse(readFileSync(join(p.results, 'cells', f), 'utf8')) as CellRecord);
+  const cells = readdirSync(join(p.results, 'cells')).map(
+    (f) => JSON.parse(readFileSync(join(p.results, 'cells', f), 'utf8')) as CellRecord,
+  );
   const byTask = Object.fromEntries(cells.map((c) => [c.key.task, c]));
   for (const t of ['knn', 'linear']) {
     const c = byTask[t];

@@ -327,7 +327,8 @@ test('the measures of one image equal CellProfiler 4’s code re-run offline in 
 
 test('the FFT is the DFT for any length (radix 2 and Bluestein)', () => {
   const r = mulberry32(5);
-  for (const n of [1, 2, 3, 5, 8, 12, 37, 64, 100]) {
+  // radix 2 (8, 64), mixed radix 2·3, 4·25, 2·5·13, a prime radix (37), Bluestein for a prime above 64 (97)
+  for (const n of [1, 2, 3, 5, 8, 12, 37, 64, 97, 100, 130]) {
     const xr = Float64Array.from({ length: n }, () => r() - 0.5);
     const xi = Float64Array.from({ length: n }, () => r() - 0.5);
     const re = xr.slice();
