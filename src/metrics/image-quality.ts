@@ -119,6 +119,17 @@ function medianInPlace(a: Float32Array): number {
   return (lo + hi) / 2;
 }
 
+/** The smallest and largest value of a non-empty image. */
+function extremes(img: Float32Array): { lo: number; hi: number } {
+  let lo = img[0];
+  let hi = img[0];
+  for (let i = 1; i < img.length; i++) {
+    if (img[i] < lo) lo = img[i];
+    else if (img[i] > hi) hi = img[i];
+  }
+  return { lo, hi };
+}
+
 function meanOf(img: Float32Array): number {
   let s = 0;
   for (let i = 0; i < img.length; i++) s += img[i];
@@ -216,12 +227,7 @@ export function haralickCorrelation(
 ): number {
   checkShape(img, height, width);
   checkScale(scale);
-  let lo = Number.POSITIVE_INFINITY;
-  let hi = Number.NEGATIVE_INFINITY;
-  for (let i = 0; i < img.length; i++) {
-    if (img[i] < lo) lo = img[i];
-    if (img[i] > hi) hi = img[i];
-  }
+  const { lo, hi } = extremes(img);
   const div = hi > lo ? hi - lo : 1;
   const L = HARALICK_LEVELS;
   const q = quantScratch(img.length);
@@ -616,12 +622,7 @@ export function radialPowerSpectrum(
 /** PowerLogLogSlope: the least-squares slope of log ring power on log ring radius (CellProfiler; see the module doc). */
 export function powerLogLogSlope(img: Float32Array, height: number, width: number): number {
   checkShape(img, height, width);
-  let lo = Number.POSITIVE_INFINITY;
-  let hi = Number.NEGATIVE_INFINITY;
-  for (let i = 0; i < img.length; i++) {
-    if (img[i] < lo) lo = img[i];
-    if (img[i] > hi) hi = img[i];
-  }
+  const { lo, hi } = extremes(img);
   if (!(hi > lo)) return 0; // one grey value
   // centrosome divides by the median |x − μ|: NaN everywhere when that is 0, which CellProfiler turns into slope 0
   const mu = meanOf(img);
@@ -656,12 +657,7 @@ export function powerLogLogSlope(img: Float32Array, height: number, width: numbe
 export function saturation(img: Float32Array): { PercentMaximal: number; PercentMinimal: number } {
   const n = img.length;
   if (n === 0) return { PercentMaximal: 0, PercentMinimal: 0 };
-  let lo = img[0];
-  let hi = img[0];
-  for (let i = 1; i < n; i++) {
-    if (img[i] < lo) lo = img[i];
-    if (img[i] > hi) hi = img[i];
-  }
+  const { lo, hi } = extremes(img);
   let nlo = 0;
   let nhi = 0;
   for (let i = 0; i < n; i++) {
@@ -696,14 +692,8 @@ export function intensityStats(
       MaxIntensity: 0,
     };
   let sum = 0;
-  let lo = img[0];
-  let hi = img[0];
-  for (let i = 0; i < n; i++) {
-    const v = img[i];
-    sum += v;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
+  for (let i = 0; i < n; i++) sum += img[i];
+  const { lo, hi } = extremes(img);
   const mean = sum / n;
   let ss = 0;
   for (let i = 0; i < n; i++) ss += (img[i] - mean) ** 2;
