@@ -15,7 +15,6 @@ import { qcbenchVersion } from '../util/version.js';
 import { CropStoreWriter } from '../data/store/crop-store.js';
 import { linearInit } from '../engine/train/head.js';
 import { resolveEncoder } from '../runner/catalog.js';
-import { encoderNetwork } from '../encoders/types.js';
 import { mulberry32 } from '../util/random.js';
 import { exportOnnx } from '../engine/onnx/export.js';
 import { defaultThreads, sessionOptions } from '../engine/runtime/session.js';
@@ -82,14 +81,7 @@ export async function benchQc(o: QcBenchOptions = {}): Promise<QcBenchResult> {
     const pre = eg.preprocess ?? enc.preprocess;
     const { weight, bias } = linearInit(eg.dim, 2, 0);
     const graph = buildClassifierGraph(
-      {
-        body: encoderNetwork(eg, 'a QC model'),
-        bodyOutput: 'features',
-        channels: 3,
-        channelIndices: [0, 1, 2],
-        cropSize: S,
-        preprocess: pre,
-      },
+      { body: eg.graph, bodyOutput: 'features', channels: 3, channelIndices: [0, 1, 2], cropSize: S, preprocess: pre },
       { kind: 'linear', weight: weight.data as Float32Array, bias: bias.data as Float32Array },
     );
     const bytes = exportOnnx(graph);

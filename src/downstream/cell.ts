@@ -23,7 +23,7 @@ import {
   type Standardiser,
   standardise,
 } from '../encoders/features.js';
-import { type Encoder, type EncoderGraph, encoderNetwork, type Preprocess } from '../encoders/types.js';
+import { type Encoder, type EncoderGraph, notApplicable, type Preprocess } from '../encoders/types.js';
 import { QcbError } from '../errors.js';
 import { evaluate } from '../metrics/classification.js';
 import type { CellMetrics, EncoderKind, Prediction } from '../results/schema.js';
@@ -203,7 +203,8 @@ async function trainInMemory(
  */
 export async function runCell(c: CellInput): Promise<CellRun> {
   const { task } = c;
-  if (!task.frozen) encoderNetwork(c.eg, `the ${task.name} task`);
+  if (!task.frozen && c.eg.compute)
+    throw notApplicable(String(c.eg.source.encoder ?? 'this encoder'), `the ${task.name} task`);
   const timing: Record<string, number> = {};
   let z: Standardiser | undefined;
   const features = async (split: 'train' | 'test'): Promise<Features> => {

@@ -23,7 +23,7 @@ import { cloneGraph } from '../engine/train/compile.js';
 import { inferenceGraph } from '../engine/train/export-inference.js';
 import { LossWatch, nonFiniteTensor } from '../engine/train/divergence.js';
 import { Trainer } from '../engine/train/trainer.js';
-import { type EncoderGraph, encoderNetwork, type Preprocess } from '../encoders/types.js';
+import type { EncoderGraph, Preprocess } from '../encoders/types.js';
 import { optimizerFields } from '../protocol/fields.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { Logger } from '../util/log.js';
@@ -110,7 +110,7 @@ export async function trainFinetune(
   const K = CLASSES.length;
   const y = classIndices(labels);
   const T = eg.inputSize ?? crops.size;
-  const g = cloneGraph(encoderNetwork(eg, 'fine-tuning'));
+  const g = cloneGraph(eg.graph);
   g.inputs = g.inputs.map((v) => (v.name === 'input' ? { ...v, shape: ['N', 3, T, T] } : v));
   const b = new GraphBuilder(g);
   const yin = b.input('qcb_y', 'float32', ['N', K]);

@@ -12,7 +12,7 @@
  */
 import { lookup } from '../util/suggest.js';
 import { extractFeatures, type Features, fitStandardiser, standardise } from '../encoders/features.js';
-import { encoderNetwork } from '../encoders/types.js';
+import { notApplicable } from '../encoders/types.js';
 import { FINETUNE_TASK } from './finetune.js';
 import { KNN_TASK } from './knn.js';
 import type { LineSearchResult } from './line-search.js';
@@ -65,7 +65,8 @@ export interface TaskOutput {
  */
 export async function runTask(task: DownstreamTask, ctx: TaskContext): Promise<TaskOutput> {
   const timing: Record<string, number> = {};
-  if (!task.frozen) encoderNetwork(ctx.eg, `the ${task.name} task`);
+  if (!task.frozen && ctx.eg.compute)
+    throw notApplicable(String(ctx.eg.source.encoder ?? 'this encoder'), `the ${task.name} task`);
   let features = ctx.features;
   if (task.frozen && !features) {
     const t0 = Date.now();

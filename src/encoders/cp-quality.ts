@@ -12,7 +12,7 @@
 import type { Features } from './features.js';
 import { QcbError } from '../errors.js';
 import { DEFAULT_QUALITY_SCALE, IMAGE_QUALITY_MEASURES, imageQualityVector } from '../metrics/image-quality.js';
-import type { Encoder, EncoderGraph, EncoderLoadOptions } from './types.js';
+import { type Encoder, type EncoderGraph, type EncoderLoadOptions, handMadeEncoder } from './types.js';
 
 /** Measures per channel. */
 const M = IMAGE_QUALITY_MEASURES.length;
@@ -55,7 +55,7 @@ export function cpQualityFeatures(
 /** Loads nothing: the measures are computed from the crops (`compute`) and z-scored per cell (`standardise`). */
 export async function loadCpQuality(o: EncoderLoadOptions): Promise<EncoderGraph> {
   const scale = scaleOf(o);
-  return {
+  return handMadeEncoder('cp-quality', {
     // nominal: a 3-channel crop (the features' width follows the crops' channels)
     dim: 3 * M,
     compute: (crops) => cpQualityFeatures(crops, scale),
@@ -66,7 +66,7 @@ export async function loadCpQuality(o: EncoderLoadOptions): Promise<EncoderGraph
       measures: [...IMAGE_QUALITY_MEASURES],
       scale,
     },
-  };
+  });
 }
 
 /** CellProfiler's image-quality measures per channel, standardised on the training crops: kNN / linear only. */

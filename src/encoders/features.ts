@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { QcbError } from '../errors.js';
 import { loadSession, ortF32 } from '../engine/runtime/session.js';
 import type { EncoderEngine } from '../engine/verify.js';
-import { type EncoderGraph, encoderNetwork, type Preprocess } from './types.js';
+import type { EncoderGraph, Preprocess } from './types.js';
 import type { Logger } from '../util/log.js';
 
 /** Crops in memory: N×C×S×S uint8, channel-major per crop (the crop store's layout). */
@@ -161,8 +161,7 @@ export async function extractFeatures(
   crops: CropSet,
   o: ExtractOptions = {},
 ): Promise<Features> {
-  if (eg.compute) return checkFinite(eg.compute(crops), eg.dim);
-  const graph = encoderNetwork(eg, 'running a graph');
+  if (eg.compute) return checkFinite(eg.compute(crops));
   const engine = o.engine ?? defaultFeatureEngine;
   const bs = Math.max(1, o.batchSize ?? (engine === 'tfjs' ? TFJS_BATCH : 64));
   const T = eg.inputSize ?? crops.size;
@@ -172,10 +171,10 @@ export async function extractFeatures(
     const backend = await tfjs.initTfjsEngine();
     o.log?.debug('features on the TF.js interpreter', { backend });
     run = async (x, n) =>
-      tfjs.runGraph(graph, { input: { dtype: 'float32', dims: [n, 3, T, T], data: x } }, ['features']).features
+      tfjs.runGraph(eg.graph, { input: { dtype: 'float32', dims: [n, 3, T, T], data: x } }, ['features']).features
         .data as Float32Array;
   } else {
-    const session = await loadSession(graph, { intraOpNumThreads: o.threads });
+    const session = await loadSession(eg.graph, { intraOpNumThreads: o.threads });
     run = async (x, n) =>
       (await session.run({ input: ortF32(x, [n, 3, T, T]) }, ['features'])).features.data as Float32Array;
   }
@@ -197,11 +196,12 @@ export async function extractFeatures(
     prog?.tick(rows.length);
   }
   prog?.finish();
-  return checkFinite({ data: out, rows: crops.n, cols: D }, D);
+  return checkFinite({ data: out, rows: crops.n, cols: D });
 }
 
 /** `f` when all its values are finite. @throws QCB_FEED naming the first crop that is not */
-function checkFinite(f: Features, D: number): Features {
+function checkFinite(f: Features): Features {
+  const D = f.cols;
   for (let i = 0; i < f.data.length; i++) {
     if (!Number.isFinite(f.data[i])) {
       throw new QcbError('QCB_FEED', `the encoder's features contain ${f.data[i]} (crop ${Math.floor(i / D)})`, {

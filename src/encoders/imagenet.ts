@@ -122,7 +122,7 @@ export async function checkWeights(
     const eg = await loadImageNetEncoder(name, { cropSize: S, seed: 0, weightsDir: dir });
     const T = eg.inputSize ?? S;
     const { loadSession, ortF32 } = await import('../engine/runtime/session.js');
-    const session = await loadSession(eg.graph!, { intraOpNumThreads: o.threads ?? 1, noCache: true });
+    const session = await loadSession(eg.graph, { intraOpNumThreads: o.threads ?? 1, noCache: true });
     const r = await session.run({ input: ortF32(new Float32Array(3 * T * T), [1, 3, T, T]) }, ['features']);
     await session.session.release();
     const got = r.features.dims[1];

@@ -19,16 +19,16 @@ export interface Preprocess {
 /** torchvision/timm ImageNet statistics (RGB): every ImageNet-pretrained encoder expects them. */
 export const IMAGENET_PREPROCESS: Preprocess = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
-/** An encoder graph ready to run or to fine-tune, or an encoder computed by hand ({@link EncoderGraph.compute}). */
+/** An encoder graph ready to run or to fine-tune, or an encoder computed by hand ({@link handMadeEncoder}). */
 export interface EncoderGraph {
   /**
-   * Input `input` N×3×S×S float32 → output `features` N×D (the engine's IR; parameters are initializers). Absent for
-   * an encoder computed by hand: see {@link encoderNetwork}.
+   * Input `input` N×3×S×S float32 → output `features` N×D (the engine's IR; parameters are initializers). An encoder
+   * computed by hand has no network: reading its `graph` throws QCB_NOT_APPLICABLE (see {@link handMadeEncoder}).
    */
-  graph?: Graph;
+  graph: Graph;
   /**
-   * Features computed in JavaScript instead of by a graph (hand-made measures): crops N×C×S×S (any C) → N×D. Such an
-   * encoder has no network: nothing to fine-tune or to export into a QC model.
+   * Features computed in JavaScript instead of by the graph (hand-made measures): crops N×C×S×S (any C) → N×D.
+   * Feature extraction calls it when present.
    */
   compute?: (crops: CropSet) => Features;
   /**
@@ -102,20 +102,36 @@ export interface Encoder {
 }
 
 /**
- * The network of an encoder, for the uses that need one (fine-tuning, a QC model's ONNX body).
- * @param use what needs it, e.g. "fine-tuning"
- * @throws QCB_NOT_APPLICABLE for an encoder computed by hand (no graph)
+ * The coded n/a of a use that needs a network (fine-tuning, a QC model, quantisation) on an encoder computed by hand.
+ * Its message starts `n/a`: the runner records the cell as skipped with it (src/runner/run.ts).
  */
-export function encoderNetwork(eg: EncoderGraph, use: string): Graph {
-  if (eg.graph) return eg.graph;
-  const name = typeof eg.source.encoder === 'string' ? eg.source.encoder : 'this encoder';
-  throw new QcbError(
+export function notApplicable(encoder: string, use: string): QcbError {
+  return new QcbError(
     'QCB_NOT_APPLICABLE',
-    `n/a: ${use} does not apply to ${name}: its features are computed by hand, with no network to train or export`,
+    `n/a: ${use} does not apply to ${encoder}: its features are computed by hand, with no network to train or export`,
     {
       key: '--encoder',
-      value: name,
+      value: encoder,
       fix: 'use it with the frozen-feature tasks (knn, linear), or choose an encoder with a network',
     },
   );
+}
+
+/**
+ * The encoder graph of features computed by hand (`compute`): it has no network, and its `graph` — not enumerable, so
+ * copies and JSON leave it out — throws {@link notApplicable} when read. Every use that needs a network (fine-tuning,
+ * exporting a QC model, quantising, verifying) so fails with a coded n/a wherever it reads the graph.
+ */
+export function handMadeEncoder(
+  name: string,
+  eg: Omit<EncoderGraph, 'graph' | 'compute'> & { compute: (crops: CropSet) => Features },
+): EncoderGraph {
+  const out = { ...eg } as EncoderGraph;
+  Object.defineProperty(out, 'graph', {
+    enumerable: false,
+    get: () => {
+      throw notApplicable(name, 'a use that needs its network (fine-tuning, a QC model, quantisation)');
+    },
+  });
+  return out;
 }

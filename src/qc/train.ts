@@ -10,7 +10,6 @@ import { qcbenchVersion } from '../util/version.js';
 import { type Annotation, readAnnotations } from '../data/annotations.js';
 import { type CropStore, openCropStore } from '../data/store/crop-store.js';
 import { chooseChannels, pickChannels } from '../encoders/features.js';
-import { encoderNetwork } from '../encoders/types.js';
 import { FINETUNE_DEFAULTS, trainFinetune } from '../downstream/finetune.js';
 import { LINEAR_DEFAULTS, trainLinear } from '../downstream/linear.js';
 import { resolveTask } from '../downstream/registry.js';
@@ -173,7 +172,7 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
   }
   const pre = eg.preprocess ?? encoder.preprocess;
   const spec: ClassifierSpec = {
-    body: encoderNetwork(eg, 'a QC model (one ONNX classifier)'),
+    body: eg.graph,
     bodyOutput: 'features',
     channels: C,
     channelIndices: rgbIdx,

@@ -92,11 +92,10 @@ export function sslHyper(p: Protocol, method: string): Record<string, number> {
  * The seed an encoder is pretrained or initialised with for a cell of seed `cellSeed`: the cell's seed with
  * `pretrain.per_seed` for every encoder that is trained or initialised here (SSL methods, FractalDB, the random
  * control, the from-scratch CNNs), else 0 — one pretraining and one initialisation shared by every seed (the paper's).
- * Transfer-learning weights are read from files and hand-made measures have none, never seeded: null.
+ * Transfer-learning weights are read from files, never seeded: null.
  */
 export function encoderSeed(p: Protocol, encoder: string, cellSeed: number): number | null {
-  const kind = ENCODERS[encoder]?.kind;
-  if (kind === 'tl' || kind === 'handcrafted') return null;
+  if (ENCODERS[encoder]?.kind === 'tl') return null;
   return p.pretrain.per_seed ? cellSeed : 0;
 }
 

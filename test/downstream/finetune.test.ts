@@ -33,7 +33,7 @@ test('finetune: the whole exported VGG encoder trains, its loss falls and it bea
   const late = (m.lossCurve[6] + m.lossCurve[7]) / 2;
   assert.ok(late < 0.95 * early, `loss ${early.toFixed(3)} → ${late.toFixed(3)}`);
   // the encoder itself changed (not only the head): its first conv is no longer the file's
-  const w0 = eg.graph!.initializers.get('0.0.weight')!.data as Float32Array;
+  const w0 = eg.graph.initializers.get('0.0.weight')!.data as Float32Array;
   const w1 = m.graph.initializers.get('0.0.weight')!.data as Float32Array;
   assert.ok(w0.some((v, i) => Math.abs(v - w1[i]) > 1e-7));
   const p = await predictFinetune(m, selectCrops(data.crops, testRows), { threads: 2 });

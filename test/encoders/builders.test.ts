@@ -102,10 +102,10 @@ test('imagenet: convnext_tiny safetensors with torchvision names load onto the b
   assert.equal(eg.dim, 768);
   assert.equal(eg.source.format, 'safetensors');
   assert.deepEqual(
-    eg.graph!.initializers.get('stages.2.blocks.8.mlp.fc1.weight')!.data,
+    eg.graph.initializers.get('stages.2.blocks.8.mlp.fc1.weight')!.data,
     b.graph.initializers.get('stages.2.blocks.8.mlp.fc1.weight')!.data,
   );
-  assert.deepEqual(eg.graph!.initializers.get('stages.3.blocks.2.gamma')!.dims, [768]);
+  assert.deepEqual(eg.graph.initializers.get('stages.3.blocks.2.gamma')!.dims, [768]);
 });
 
 test('vgg builder: the torchvision VGG fixture weights give the features torch computed', async () => {

@@ -20,7 +20,6 @@ import {
   selectCrops,
   standardise,
 } from '../../src/encoders/features.js';
-import { encoderNetwork } from '../../src/encoders/types.js';
 import { IMAGE_QUALITY_MEASURES, measureImageQuality } from '../../src/metrics/image-quality.js';
 import { CATALOG, resolveEncoder } from '../../src/runner/catalog.js';
 import { synthCrops } from '../downstream/synth-crops.js';
@@ -36,10 +35,12 @@ test('cp-quality is a registered hand-made encoder with no network and no weight
   assert.match(e.description, /hand-made QC metrics \(CellProfiler MeasureImageQuality\), standardised, kNN \/ linear/);
   assert.equal(CATALOG.encoders['cp-quality'].kind, 'handcrafted');
   const eg = await e.load({ cropSize: 32, seed: 0 });
-  assert.equal(eg.graph, undefined);
   assert.equal(eg.standardise, true);
   assert.equal(eg.source.scale, 20);
-  assert.throws(() => encoderNetwork(eg, 'fine-tuning'), isCode('QCB_NOT_APPLICABLE'));
+  // no network: whatever needs one (fine-tuning, a QC model, quantisation) reads the graph and gets a coded n/a
+  assert.throws(() => eg.graph, isCode('QCB_NOT_APPLICABLE'));
+  assert.ok(!Object.keys(eg).includes('graph'), 'copies and JSON leave the missing graph out');
+  assert.doesNotThrow(() => JSON.stringify({ ...eg }));
   await assert.rejects(e.load({ cropSize: 32, seed: 0, settings: { scale: 0 } }), isCode('QCB_USAGE'));
   assert.equal((await e.load({ cropSize: 32, seed: 0, settings: { scale: 8 } })).source.scale, 8);
 });

@@ -52,7 +52,7 @@ test('fractaldb: a short supervised pretraining lowers its loss, exports N×D fe
   assert.equal(again.onnx, first.onnx);
   const eg = await loadFractalDbResNet18(opts);
   assert.equal(eg.dim, 32);
-  assert.deepEqual(eg.graph!.values.get('features')!.shape, ['N', 32]);
+  assert.deepEqual(eg.graph.values.get('features')!.shape, ['N', 32]);
   assert.match(String(eg.source.pretraining), /synthetic fractals.*not ImageNet/);
   assert.deepEqual(eg.preprocess?.mean, [0.485, 0.456, 0.406]);
   assert.equal(ENCODERS['resnet18-fractaldb'].kind, 'supervised-synthetic');

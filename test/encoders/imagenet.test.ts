@@ -44,19 +44,19 @@ test('imagenet: fixture ONNX files load under the expected names and give the fe
   for (const [name, [fix, dim]] of Object.entries(expect)) {
     const eg = await loadImageNetEncoder(name as keyof typeof WEIGHTS, { cropSize: 64, seed: 0, weightsDir: dir });
     assert.equal(eg.dim, dim, name);
-    assert.deepEqual(eg.graph!.values.get('features')!.shape, ['N', dim]);
+    assert.deepEqual(eg.graph.values.get('features')!.shape, ['N', dim]);
     assert.equal(eg.inputSize, undefined, `${name} takes the crop size`);
     assert.equal(eg.source.weights, 'imagenet');
     const ref = readReference(join(FIX, `${fix}.ref.json`));
-    const got = await features(eg.graph!, ref.input.data, ref.input.shape);
+    const got = await features(eg.graph, ref.input.data, ref.input.shape);
     assert.ok(maxRelError(got, ref.features.data) < 1e-4, `${name}: features differ from torch`);
   }
 });
 
 test('imagenet: a 64×64 export is relaxed to other crop sizes (global pool) and keeps its width', async () => {
   const eg = loadOnnxEncoder(join(FIX, 'resnet18_tv.onnx'), 32);
-  assert.deepEqual(eg.graph!.inputs[0].shape, ['N', 3, 32, 32]);
-  const f = await features(eg.graph!, randn([2, 3, 32, 32], 1, 3).data as Float32Array, [2, 3, 32, 32]);
+  assert.deepEqual(eg.graph.inputs[0].shape, ['N', 3, 32, 32]);
+  const f = await features(eg.graph, randn([2, 3, 32, 32], 1, 3).data as Float32Array, [2, 3, 32, 32]);
   assert.equal(f.length, 2 * 512);
   assert.ok(f.every(Number.isFinite));
 });
@@ -74,9 +74,9 @@ test('imagenet: a classifier (GlobalAveragePool → Flatten → Gemm) is cut at 
   const eg = loadOnnxEncoder(join(dir, 'resnet18.onnx'), 64);
   assert.equal(eg.info.cut, 'classifier-cut');
   assert.equal(eg.dim, 512);
-  assert.ok(!eg.graph!.initializers.has('fc.weight'), 'the classifier is pruned');
+  assert.ok(!eg.graph.initializers.has('fc.weight'), 'the classifier is pruned');
   const ref = readReference(join(FIX, 'resnet18_tv.ref.json'));
-  const got = await features(eg.graph!, ref.input.data, ref.input.shape);
+  const got = await features(eg.graph, ref.input.data, ref.input.shape);
   assert.ok(maxRelError(got, ref.features.data) < 1e-4);
 });
 
@@ -93,8 +93,8 @@ test('imagenet: a VGG-style head (map with spatial extent → Flatten → MLP) i
   const eg = loadOnnxEncoder(join(dir, 'm.onnx'), 24);
   assert.equal(eg.info.cut, 'pooled-before-flatten');
   assert.equal(eg.dim, 8);
-  assert.equal(eg.graph!.inputs[0].name, 'input');
-  const f = await features(eg.graph!, randn([3, 3, 24, 24], 1, 8).data as Float32Array, [3, 3, 24, 24]);
+  assert.equal(eg.graph.inputs[0].name, 'input');
+  const f = await features(eg.graph, randn([3, 3, 24, 24], 1, 8).data as Float32Array, [3, 3, 24, 24]);
   assert.equal(f.length, 3 * 8);
   assert.ok(
     f.every((v) => v >= 0),
@@ -128,7 +128,7 @@ test('imagenet: timm/torchvision safetensors map onto the engine ResNet18 by sta
   assert.equal(eg.source.format, 'safetensors');
   assert.deepEqual(eg.source.unused_tensors, ['fc.weight', 'fc.bias']);
   assert.deepEqual(
-    eg.graph!.initializers.get('layer3.0.conv1.weight')!.data,
+    eg.graph.initializers.get('layer3.0.conv1.weight')!.data,
     graph.initializers.get('layer3.0.conv1.weight')!.data,
   );
   assert.equal(eg.params!.length, 60);

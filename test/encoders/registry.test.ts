@@ -106,10 +106,10 @@ test('random-resnet18: the untrained control is torchvision-initialised, seeded,
   assert.equal(a.dim, 512);
   assert.equal(a.params!.length, 60);
   assert.equal(a.bnNodes!.length, 20);
-  assert.deepEqual(a.graph!.initializers.get('conv1.weight')!.data, b.graph!.initializers.get('conv1.weight')!.data);
-  assert.notDeepEqual(a.graph!.initializers.get('conv1.weight')!.data, c.graph!.initializers.get('conv1.weight')!.data);
+  assert.deepEqual(a.graph.initializers.get('conv1.weight')!.data, b.graph.initializers.get('conv1.weight')!.data);
+  assert.notDeepEqual(a.graph.initializers.get('conv1.weight')!.data, c.graph.initializers.get('conv1.weight')!.data);
   assert.equal(ENCODERS['random-resnet18'].kind, 'control');
-  const s = await loadSession(a.graph!, { intraOpNumThreads: 1 });
+  const s = await loadSession(a.graph, { intraOpNumThreads: 1 });
   const f = (
     await s.run({ input: ortF32(randn([2, 3, 32, 32], 1, 1).data as Float32Array, [2, 3, 32, 32]) }, ['features'])
   ).features;

@@ -21,7 +21,7 @@ test('soq-cnn and its first-order twin load as encoders: N×3×S×S → N×60, s
     assert.deepEqual(f.data, g.data, 'same seed, same features');
     assert.ok(f.data.every(Number.isFinite));
     out[name] = f.data;
-    const n = eg.params!.map((p) => eg.graph!.initializers.get(p)!.data.length).reduce((a, b) => a + b, 0);
+    const n = eg.params!.map((p) => eg.graph.initializers.get(p)!.data.length).reduce((a, b) => a + b, 0);
     out[`${name}:params`] = new Float32Array([n]);
   }
   // A quadratic layer has three weight sets where its twin has one.
