@@ -42,6 +42,7 @@ export const ERROR_CODES = {
   QCB_WEIGHTS_MISSING: 'pretrained weights are not present',
   QCB_REFERENCE: 'reference file (.ref.json) is malformed',
   QCB_PROVIDER: 'the requested onnxruntime execution provider is not installed on this machine',
+  QCB_NOT_APPLICABLE: 'the task or use does not apply to the encoder (fine-tuning or exporting hand-made measures)',
   // run failures (exit 1)
   QCB_NAN_LOSS: 'the loss became NaN or infinite',
   QCB_RUNTIME: 'onnxruntime failed while running a model',

@@ -14,8 +14,17 @@
 import type { LineSearchResult } from './line-search.js';
 import { type Annotation, readAnnotations, sampleLabelBudget } from '../data/annotations.js';
 import { type CropStore, openCropStore } from '../data/store/crop-store.js';
-import { chooseChannels, type CropSet, extractFeatures, type Features, pickChannels } from '../encoders/features.js';
-import type { Encoder, EncoderGraph, Preprocess } from '../encoders/types.js';
+import {
+  chooseChannels,
+  type CropSet,
+  extractFeatures,
+  type Features,
+  fitStandardiser,
+  pickChannels,
+  type Standardiser,
+  standardise,
+} from '../encoders/features.js';
+import { type Encoder, type EncoderGraph, notApplicable, type Preprocess } from '../encoders/types.js';
 import { QcbError } from '../errors.js';
 import { evaluate } from '../metrics/classification.js';
 import type { CellMetrics, EncoderKind, Prediction } from '../results/schema.js';
@@ -187,14 +196,27 @@ async function trainInMemory(
 
 /**
  * The pipeline of one cell (see module doc): trains `c.task` on the N training crops and scores the M test crops.
- * The test crops are seen only by the prediction. Metrics are support-weighted over normal / abnormal, with
- * abnormal the positive class of the AUC (§3.4).
- * @throws QCB_NAN_LOSS when the model scores a test crop non-finite; what the task's training throws
+ * The test crops are seen only by the prediction. An encoder that asks for it (`eg.standardise`: hand-made measures)
+ * has its features z-scored with the training crops' column means and sds, on both splits. Metrics are
+ * support-weighted over normal / abnormal, with abnormal the positive class of the AUC (§3.4).
+ * @throws QCB_NOT_APPLICABLE for a task that trains the encoder (fine-tuning) on an encoder without a network (the
+ *   runner reports the cell as skipped, n/a); QCB_NAN_LOSS when the model scores a test crop non-finite; what the
+ *   task's training throws
  */
 export async function runCell(c: CellInput): Promise<CellRun> {
   const { task } = c;
+  if (!task.frozen && c.eg.compute)
+    throw notApplicable(String(c.eg.source.encoder ?? 'this encoder'), `the ${task.name} task`);
   const timing: Record<string, number> = {};
+  let z: Standardiser | undefined;
   const features = async (split: 'train' | 'test'): Promise<Features> => {
+    const f = await rawFeatures(split);
+    if (!c.eg.standardise) return f;
+    // the training crops' statistics, whichever split is asked for first (a cached model asks for the test split only)
+    z ??= fitStandardiser(split === 'train' ? f : await rawFeatures('train'));
+    return standardise(f, z);
+  };
+  const rawFeatures = async (split: 'train' | 'test'): Promise<Features> => {
     const t0 = Date.now();
     c.onStage?.('features');
     const f = c.features

@@ -11,7 +11,8 @@
  * runner persists trained models through the same tasks (src/runner/train.ts).
  */
 import { lookup } from '../util/suggest.js';
-import { extractFeatures, type Features } from '../encoders/features.js';
+import { extractFeatures, type Features, fitStandardiser, standardise } from '../encoders/features.js';
+import { notApplicable } from '../encoders/types.js';
 import { FINETUNE_TASK } from './finetune.js';
 import { KNN_TASK } from './knn.js';
 import type { LineSearchResult } from './line-search.js';
@@ -64,6 +65,8 @@ export interface TaskOutput {
  */
 export async function runTask(task: DownstreamTask, ctx: TaskContext): Promise<TaskOutput> {
   const timing: Record<string, number> = {};
+  if (!task.frozen && ctx.eg.compute)
+    throw notApplicable(String(ctx.eg.source.encoder ?? 'this encoder'), `the ${task.name} task`);
   let features = ctx.features;
   if (task.frozen && !features) {
     const t0 = Date.now();
@@ -73,6 +76,11 @@ export async function runTask(task: DownstreamTask, ctx: TaskContext): Promise<T
       test: await extractFeatures(ctx.eg, ctx.preprocess, ctx.test.crops, { ...o, label: 'features (test)' }),
     };
     timing.features = (Date.now() - t0) / 1000;
+  }
+  if (features && ctx.eg.standardise) {
+    // z-scored with the training split's statistics only, as src/downstream/cell.ts runCell does
+    const z = fitStandardiser(features.train);
+    features = { train: standardise(features.train, z), test: standardise(features.test, z) };
   }
   const { test, features: _, ...trainCtx } = ctx;
   let t0 = Date.now();

@@ -161,6 +161,7 @@ export async function extractFeatures(
   crops: CropSet,
   o: ExtractOptions = {},
 ): Promise<Features> {
+  if (eg.compute) return checkFinite(eg.compute(crops));
   const engine = o.engine ?? defaultFeatureEngine;
   const bs = Math.max(1, o.batchSize ?? (engine === 'tfjs' ? TFJS_BATCH : 64));
   const T = eg.inputSize ?? crops.size;
@@ -195,15 +196,53 @@ export async function extractFeatures(
     prog?.tick(rows.length);
   }
   prog?.finish();
-  for (let i = 0; i < out.length; i++) {
-    if (!Number.isFinite(out[i])) {
-      throw new QcbError('QCB_FEED', `the encoder's features contain ${out[i]} (crop ${Math.floor(i / D)})`, {
+  return checkFinite({ data: out, rows: crops.n, cols: D });
+}
+
+/** `f` when all its values are finite. @throws QCB_FEED naming the first crop that is not */
+function checkFinite(f: Features): Features {
+  const D = f.cols;
+  for (let i = 0; i < f.data.length; i++) {
+    if (!Number.isFinite(f.data[i])) {
+      throw new QcbError('QCB_FEED', `the encoder's features contain ${f.data[i]} (crop ${Math.floor(i / D)})`, {
         key: 'features',
         fix: 'the encoder is broken (a diverged pretraining gives NaN weights): retrain or re-export it',
       });
     }
   }
-  return { data: out, rows: crops.n, cols: D };
+  return f;
+}
+
+/** Column means and standard deviations (population, as scikit-learn's StandardScaler) of N×D training features. */
+export interface Standardiser {
+  mean: Float64Array;
+  sd: Float64Array;
+}
+
+/** The z-score of a cell: the mean and sd of each column of its N×D training features. */
+export function fitStandardiser(train: Features): Standardiser {
+  const D = train.cols;
+  const mean = new Float64Array(D);
+  const sd = new Float64Array(D);
+  for (let r = 0; r < train.rows; r++) for (let j = 0; j < D; j++) mean[j] += train.data[r * D + j];
+  for (let j = 0; j < D; j++) mean[j] /= Math.max(1, train.rows);
+  for (let r = 0; r < train.rows; r++) for (let j = 0; j < D; j++) sd[j] += (train.data[r * D + j] - mean[j]) ** 2;
+  for (let j = 0; j < D; j++) sd[j] = Math.sqrt(sd[j] / Math.max(1, train.rows));
+  return { mean, sd };
+}
+
+/**
+ * (x − mean) / sd per column of N×D features (a copy). A column constant over the training crops (sd 0) carries no
+ * information the head could learn from, and becomes 0 for every split.
+ */
+export function standardise(f: Features, s: Standardiser): Features {
+  const D = f.cols;
+  if (s.mean.length !== D)
+    throw new QcbError('QCB_INTERNAL', `standardising ${D} feature columns with statistics of ${s.mean.length}`);
+  const out = new Float32Array(f.data.length);
+  for (let r = 0; r < f.rows; r++)
+    for (let j = 0; j < D; j++) out[r * D + j] = s.sd[j] > 0 ? (f.data[r * D + j] - s.mean[j]) / s.sd[j] : 0;
+  return { data: out, rows: f.rows, cols: D };
 }
 
 /**

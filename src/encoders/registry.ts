@@ -11,6 +11,7 @@ import { basename } from 'node:path';
 import { QcbError } from '../errors.js';
 import { ENCODER_KINDS, type EncoderKind } from '../results/schema.js';
 import { lookup } from '../util/suggest.js';
+import { CP_QUALITY } from './cp-quality.js';
 import { FRACTALDB_RESNET18 } from './fractaldb.js';
 import { IMAGENET_ENCODERS } from './imagenet.js';
 import { loadOnnxEncoder, preprocessFromMetadata, readEncoderFile, readOnnxMetadata } from './onnx-file.js';
@@ -24,6 +25,7 @@ export const ENCODERS = {
   'random-resnet18': RANDOM_RESNET18,
   'resnet18-fractaldb': FRACTALDB_RESNET18,
   ...SECOND_ORDER_ENCODERS,
+  'cp-quality': CP_QUALITY,
 } satisfies Record<string, Encoder>;
 
 export type RegisteredEncoder = keyof typeof ENCODERS;

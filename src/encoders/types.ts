@@ -4,9 +4,11 @@
  * for feature extraction (kNN, linear probe) and for fine-tuning (trainable parameters, BN nodes).
  */
 import type { Graph } from '../engine/ir/graph.js';
+import { QcbError } from '../errors.js';
 import type { Spec } from '../protocol/spec.js';
 import type { EncoderKind } from '../results/schema.js';
 import type { Logger } from '../util/log.js';
+import type { CropSet, Features } from './features.js';
 
 /** Per-channel normalisation applied to crops scaled to [0, 1]: x' = (x − mean[c]) / std[c]. */
 export interface Preprocess {
@@ -17,10 +19,23 @@ export interface Preprocess {
 /** torchvision/timm ImageNet statistics (RGB): every ImageNet-pretrained encoder expects them. */
 export const IMAGENET_PREPROCESS: Preprocess = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
-/** An encoder graph ready to run or to fine-tune. */
+/** An encoder graph ready to run or to fine-tune, or an encoder computed by hand ({@link handMadeEncoder}). */
 export interface EncoderGraph {
-  /** Input `input` N×3×S×S float32 → output `features` N×D (the engine's IR; parameters are initializers). */
+  /**
+   * Input `input` N×3×S×S float32 → output `features` N×D (the engine's IR; parameters are initializers). An encoder
+   * computed by hand has no network: reading its `graph` throws QCB_NOT_APPLICABLE (see {@link handMadeEncoder}).
+   */
   graph: Graph;
+  /**
+   * Features computed in JavaScript instead of by the graph (hand-made measures): crops N×C×S×S (any C) → N×D.
+   * Feature extraction calls it when present.
+   */
+  compute?: (crops: CropSet) => Features;
+  /**
+   * True when a cell z-scores the features, column by column, with the mean and sd of its training crops (never its
+   * test crops) before its head sees them: for features on unrelated scales (src/downstream/cell.ts).
+   */
+  standardise?: boolean;
   /** Feature width D as the graph really gives it (may differ from the registry's nominal width for reduced models). */
   dim: number;
   /**
@@ -84,4 +99,39 @@ export interface Encoder {
    * cell as skipped with the fix command), never falls back to random weights under a pretrained name.
    */
   load(opts: EncoderLoadOptions): Promise<EncoderGraph>;
+}
+
+/**
+ * The coded n/a of a use that needs a network (fine-tuning, a QC model, quantisation) on an encoder computed by hand.
+ * Its message starts `n/a`: the runner records the cell as skipped with it (src/runner/run.ts).
+ */
+export function notApplicable(encoder: string, use: string): QcbError {
+  return new QcbError(
+    'QCB_NOT_APPLICABLE',
+    `n/a: ${use} does not apply to ${encoder}: its features are computed by hand, with no network to train or export`,
+    {
+      key: '--encoder',
+      value: encoder,
+      fix: 'use it with the frozen-feature tasks (knn, linear), or choose an encoder with a network',
+    },
+  );
+}
+
+/**
+ * The encoder graph of features computed by hand (`compute`): it has no network, and its `graph` — not enumerable, so
+ * copies and JSON leave it out — throws {@link notApplicable} when read. Every use that needs a network (fine-tuning,
+ * exporting a QC model, quantising, verifying) so fails with a coded n/a wherever it reads the graph.
+ */
+export function handMadeEncoder(
+  name: string,
+  eg: Omit<EncoderGraph, 'graph' | 'compute'> & { compute: (crops: CropSet) => Features },
+): EncoderGraph {
+  const out = { ...eg } as EncoderGraph;
+  Object.defineProperty(out, 'graph', {
+    enumerable: false,
+    get: () => {
+      throw notApplicable(name, 'a use that needs its network (fine-tuning, a QC model, quantisation)');
+    },
+  });
+  return out;
 }

@@ -227,6 +227,12 @@ DeepClusterV2, SwAV; all a ResNet18) are pretrained on the screen's own unlabell
 and its hyperparameters. Rows the paper does not have: a <b>random-init control</b> (an untrained ResNet18: any useful
 pretraining must beat it) and <b>ResNet18 (FractalDB)</b>, supervised transfer from generated fractal images, which needs
 no download.</p>
+<p><b>The incumbent: CellProfiler image quality (hand-made).</b> Hand-made QC metrics (CellProfiler MeasureImageQuality),
+standardised, kNN / linear: per crop and channel FocusScore, LocalFocusScore, Correlation, PowerLogLogSlope,
+PercentMaximal / PercentMinimal and the intensity statistics, as CellProfiler computes them, z-scored with the training
+crops' means and sds, then the same kNN and linear layer as the encoders. This is what screening labs run today; a deep
+encoder is worth its cost only where it beats this row. It has no network, so fine-tuning does not apply: its
+fine-tuning cells are skipped as <i>n/a</i>.</p>
 <p><b>Numbers.</b> Accuracy, F1 and ROC AUC, each a support-weighted average over the two classes, in percent (§3.4);
 F1 is the paper's main metric. Each of our cells is the mean ± sample sd over seeds (label-budget sampling and training
 seeds; ${esc(seedsNote(run))}); beside it is the paper's figure and the difference Δ = ours − paper. Per-seed values with bootstrap 95%

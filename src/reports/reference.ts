@@ -31,6 +31,7 @@ export const KIND_LABELS = {
   control: 'control',
   'supervised-synthetic': 'supervised (synthetic)',
   scratch: 'scratch',
+  handcrafted: 'hand-made',
 } satisfies Record<EncoderKind, string>;
 
 /** Display label of an encoder: the record's label, else the paper's, else the name itself. */

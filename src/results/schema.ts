@@ -21,9 +21,10 @@ export const PRETRAIN_SCHEMA = 'qcbench.pretrain/1';
  * How an encoder was obtained, in the order the report lists them: `tl` ImageNet transfer learning (the paper's TL
  * rows), `ssl` self-supervised on the screen's own crops, `supervised-synthetic` supervised pretraining on generated
  * images (FractalDB), `control` untrained (random init), `scratch` trained from scratch on the annotations (the
- * second-order CNN and its first-order twin).
+ * second-order CNN and its first-order twin), `handcrafted` hand-made measures with no network (CellProfiler's
+ * image-quality metrics, the incumbent QC of screening labs).
  */
-export const ENCODER_KINDS = ['tl', 'ssl', 'supervised-synthetic', 'control', 'scratch'] as const;
+export const ENCODER_KINDS = ['tl', 'ssl', 'supervised-synthetic', 'control', 'scratch', 'handcrafted'] as const;
 export type EncoderKind = (typeof ENCODER_KINDS)[number];
 
 /**
@@ -92,7 +93,10 @@ export interface CellRecord {
   predictions?: Prediction[];
   /** For failed cells: the error (code, message, fix). */
   error?: { code: string; message: string; fix?: string };
-  /** For skipped cells: why, and the command that fixes it (e.g. missing ImageNet weights). */
+  /**
+   * For skipped cells: why, and the command that fixes it (e.g. missing ImageNet weights). A task that does not apply
+   * to the encoder (fine-tuning hand-made measures) is skipped with a reason starting `n/a` and no fix.
+   */
   skip?: { reason: string; fix_command?: string };
   /** Pretraining record hash (pretrain/<hash>.json) this cell's encoder came from, if any. */
   pretrain?: string;

@@ -213,6 +213,9 @@ export async function runCell(
         finished_at: new Date().toISOString(),
       };
     }
+    // a task that does not apply to the encoder (fine-tuning hand-made measures): n/a, nothing to fix
+    if (err.code === 'QCB_NOT_APPLICABLE')
+      return { ...base, status: 'skipped', skip: { reason: err.message }, finished_at: new Date().toISOString() };
     ctx.log.error(`cell failed: ${describe(cell)}: ${err.message}`, { cell: cell.id, code: err.code });
     if (err.code === 'QCB_INTERNAL' && e instanceof Error) ctx.log.debug(e.stack ?? '');
     return {

@@ -30,6 +30,7 @@ test('registry: the catalogue is the encoder registry plus one encoder per SSL m
     'resnet18-fractaldb',
     'soq-cnn',
     'foq-cnn',
+    'cp-quality',
   ]);
   for (const [name, e] of Object.entries(ENCODERS)) {
     assert.equal(e.name, name);
