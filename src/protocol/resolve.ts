@@ -10,6 +10,7 @@ import { isMap, LineCounter, parseDocument, type Document } from 'yaml';
 import { QcbError } from '../errors.js';
 import { contentHash } from '../util/fs.js';
 import type { Catalog } from './catalog.js';
+import { CROPS } from './defaults.js';
 import { PROTOCOL_VERSION, type Protocol, protocolSpec } from './schema.js';
 import { check, formatPath, type Issue } from './spec.js';
 
@@ -232,7 +233,7 @@ export function resolveProtocol(file: string, opts: ResolveOptions): Protocol {
   for (const i of found) locate(i);
 
   const p = spec as unknown as Protocol;
-  crossChecks(p, locate);
+  crossChecks(p, locate, merged);
 
   const seen = new Set<string>();
   const unique = issues.filter((i) => {
@@ -257,7 +258,10 @@ export function resolveProtocol(file: string, opts: ResolveOptions): Protocol {
   return p;
 }
 
-function crossChecks(p: Protocol, report: (i: Issue) => void): void {
+/** Keys of a data set entry that mean nothing for an existing crop store (its crops are already cut). */
+const NOT_FOR_STORES = ['root', 'image_table', 'centres', 'channels', 'dna_channel', 'crops', 'synth'] as const;
+
+function crossChecks(p: Protocol, report: (i: Issue) => void, raw: Record<string, unknown>): void {
   const datasets = Object.keys(p.data?.datasets ?? {});
   const dsFix = datasets.length
     ? `use one of the data sets under data.datasets: ${datasets.join(', ')}`
@@ -271,7 +275,47 @@ function crossChecks(p: Protocol, report: (i: Issue) => void): void {
       allowed: datasets.join(', '),
       fix: dsFix,
     });
+  const written = (name: string) =>
+    ((raw.data as { datasets?: Record<string, Record<string, unknown>> } | undefined)?.datasets?.[name] ?? {}) as Record<
+      string,
+      unknown
+    >;
   for (const [name, ds] of Object.entries(p.data?.datasets ?? {})) {
+    const w = written(name);
+    if (ds.format === 'store') {
+      if (!ds.path)
+        report({
+          code: 'QCB_PROTOCOL_KEY',
+          path: ['data', 'datasets', name, 'path'],
+          message: `data set '${name}' has format store but no path`,
+          fix: `add data.datasets.${name}.path: DIR (a crop store made by \`qcbench data crops --out DIR\`)`,
+        });
+      for (const k of NOT_FOR_STORES)
+        if (w[k] !== undefined)
+          report({
+            code: 'QCB_PROTOCOL_KEY',
+            path: ['data', 'datasets', name, k],
+            message: `data.datasets.${name}.${k} does nothing for format store: the store's crops are already cut`,
+            allowed: 'format, path, annotations',
+            fix: `remove ${k}, or recut the store with \`qcbench data crops\` using the setting you want`,
+          });
+      continue;
+    }
+    if (w.path !== undefined)
+      report({
+        code: 'QCB_PROTOCOL_KEY',
+        path: ['data', 'datasets', name, 'path'],
+        message: `data.datasets.${name}.path is for format store (an existing crop store); format ${ds.format} reads its fields from root`,
+        fix: `write root: for the fields, or format: store to use an existing crop store`,
+      });
+    if (ds.dna_channel && ds.crops?.dna_channel && ds.dna_channel !== ds.crops.dna_channel)
+      report({
+        code: 'QCB_PROTOCOL_VALUE',
+        path: ['data', 'datasets', name, 'crops', 'dna_channel'],
+        message: `data set '${name}' names two DNA channels: dna_channel ${ds.dna_channel} and crops.dna_channel ${ds.crops.dna_channel}`,
+        value: ds.crops.dna_channel,
+        fix: 'write the DNA channel once (crops.dna_channel)',
+      });
     if (ds.format !== 'synthetic' && !ds.root)
       report({
         code: 'QCB_PROTOCOL_KEY',
@@ -337,8 +381,14 @@ function crossChecks(p: Protocol, report: (i: Issue) => void): void {
  */
 export function protocolHash(p: Protocol): string {
   const { source: _s, workdir: _w, results: _r, description: _d, data, pretrain, encoder_settings, ...rest } = p;
+  // A data set's crop settings enter only when they differ from the defaults, so protocols that write none keep the
+  // hash they had before the `crops:` block existed (the crop store ids, src/runner/cells.ts, carry the settings).
+  const cropDefaults = contentHash({ ...CROPS });
   const datasets = Object.fromEntries(
-    Object.entries(data.datasets).map(([k, { root: _root, annotations: _a, centres: _c, ...ds }]) => [k, ds]),
+    Object.entries(data.datasets).map(([k, { root: _root, path: _p, annotations: _a, centres: _c, crops, ...ds }]) => [
+      k,
+      crops && contentHash(crops) !== cropDefaults ? { ...ds, crops } : ds,
+    ]),
   );
   // `per_seed: false` is what every protocol meant before the key existed (one pretraining for all seeds): left out,
   // so protocols that keep the single pretraining keep their hash
