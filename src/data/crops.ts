@@ -399,7 +399,16 @@ export async function estimatePlateWindows(
       .filter(({ a, r }) => a.plate === plate && r.status === 'fulfilled')
       .map(({ r }) => (r as PromiseFulfilledResult<ChannelSample[]>).value);
     if (!got.length) opts.log?.warn('no readable field to estimate the plate window from', { plate });
-    out[plate] = Object.fromEntries(channels.map((c, k) => [c, pooledRange(got.map((g) => g[k]), n.lo, n.hi)]));
+    out[plate] = Object.fromEntries(
+      channels.map((c, k) => [
+        c,
+        pooledRange(
+          got.map((g) => g[k]),
+          n.lo,
+          n.hi,
+        ),
+      ]),
+    );
   }
   return out;
 }
@@ -546,23 +555,23 @@ export async function extractCrops(o: ExtractOptions): Promise<ExtractSummary> {
   }
   function openWriter(): Promise<CropStoreWriter> {
     return CropStoreWriter.create(storePath, {
-    channels: settings.channels,
-    size: settings.size,
-    compression: o.compression ?? 'none',
-    normalisation: settings.normalisation as unknown as Record<string, unknown>,
-    dataset: fs.dataset,
-    sourceRoot: fs.root,
-    params: {
-      border: settings.border,
-      dnaChannel: settings.dnaChannel,
-      segment: settings.segment,
-      centres: o.centres ? 'imported' : 'segmented',
-      fields: fs.fields.length,
-    },
-    metadataColumns,
-    resume: o.resume ?? true,
-    overwrite: o.overwrite,
-  });
+      channels: settings.channels,
+      size: settings.size,
+      compression: o.compression ?? 'none',
+      normalisation: settings.normalisation as unknown as Record<string, unknown>,
+      dataset: fs.dataset,
+      sourceRoot: fs.root,
+      params: {
+        border: settings.border,
+        dnaChannel: settings.dnaChannel,
+        segment: settings.segment,
+        centres: o.centres ? 'imported' : 'segmented',
+        fields: fs.fields.length,
+      },
+      metadataColumns,
+      resume: o.resume ?? true,
+      overwrite: o.overwrite,
+    });
   }
   const state = writer.resumedState as { fieldsDone?: number; skipped?: SkippedField[] } | undefined;
   let done = state?.fieldsDone ?? 0;

@@ -276,10 +276,8 @@ function crossChecks(p: Protocol, report: (i: Issue) => void, raw: Record<string
       fix: dsFix,
     });
   const written = (name: string) =>
-    ((raw.data as { datasets?: Record<string, Record<string, unknown>> } | undefined)?.datasets?.[name] ?? {}) as Record<
-      string,
-      unknown
-    >;
+    ((raw.data as { datasets?: Record<string, Record<string, unknown>> } | undefined)?.datasets?.[name] ??
+      {}) as Record<string, unknown>;
   for (const [name, ds] of Object.entries(p.data?.datasets ?? {})) {
     const w = written(name);
     if (ds.format === 'store') {

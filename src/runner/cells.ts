@@ -82,7 +82,8 @@ function storeHash(path: string | undefined): string | null {
  */
 export function datasetId(p: Protocol, name: string): string {
   const ds: DatasetConfig = p.data.datasets[name];
-  if (ds.format === 'store') return contentHash({ v: STAGE_VERSIONS.data, format: ds.format, store: storeHash(ds.path) });
+  if (ds.format === 'store')
+    return contentHash({ v: STAGE_VERSIONS.data, format: ds.format, store: storeHash(ds.path) });
   const table =
     ds.image_table && ds.root
       ? isAbsolute(ds.image_table)

@@ -97,10 +97,14 @@ export function checkStoreDataset(p: Protocol, name: string, file?: string, anno
   const have = new Set(table.meta.map((m) => m.crop_id));
   const missing = annotations.map((a) => a.crop_id).filter((id) => !have.has(id));
   if (missing.length)
-    throw new QcbError('QCB_ANNOTATIONS', `${missing.length} annotated crop(s) are not in the crop store of '${name}'`, {
-      file,
-      key: 'crop_id',
-      value: missing.slice(0, 3),
-      fix: `annotate crops of ${path} (ids as in its crops.csv), or point ${key} at the store the annotations were made on`,
-    });
+    throw new QcbError(
+      'QCB_ANNOTATIONS',
+      `${missing.length} annotated crop(s) are not in the crop store of '${name}'`,
+      {
+        file,
+        key: 'crop_id',
+        value: missing.slice(0, 3),
+        fix: `annotate crops of ${path} (ids as in its crops.csv), or point ${key} at the store the annotations were made on`,
+      },
+    );
 }
