@@ -306,6 +306,17 @@ function crossChecks(p: Protocol, report: (i: Issue) => void, raw: Record<string
         message: `data.datasets.${name}.path is for format store (an existing crop store); format ${ds.format} reads its fields from root`,
         fix: `write root: for the fields, or format: store to use an existing crop store`,
       });
+    // Segmentation settings act only where nuclei are segmented: a synthetic screen brings its true centres, and
+    // `centres:` imports them.
+    const crops = (w.crops ?? {}) as Record<string, unknown>;
+    for (const k of ['diameter', 'dna_channel'])
+      if (crops[k] !== undefined && (ds.format === 'synthetic' || ds.centres))
+        report({
+          code: 'QCB_PROTOCOL_KEY',
+          path: ['data', 'datasets', name, 'crops', k],
+          message: `data.datasets.${name}.crops.${k} is a segmentation setting, but this data set's nuclei centres are ${ds.format === 'synthetic' ? "the synthetic screen's own" : 'imported (centres:)'}`,
+          fix: `remove crops.${k}${ds.format === 'synthetic' ? '' : ', or remove centres: to segment the DNA channel'}`,
+        });
     if (ds.dna_channel && ds.crops?.dna_channel && ds.dna_channel !== ds.crops.dna_channel)
       report({
         code: 'QCB_PROTOCOL_VALUE',
