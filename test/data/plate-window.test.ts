@@ -84,7 +84,10 @@ test('under the plate window a dark and a saturated field keep their difference 
   assert.ok(mp.get(bright)! > 1.8 * np, `plate: saturated ${mp.get(bright)} vs normal ${np}`);
   // Per-field percentiles: both look like any other field (within a fifth), the difference is gone.
   assert.ok(Math.abs(mf.get(dark)! - nf) < 0.2 * nf, `field: dark ${mf.get(dark)} vs normal ${nf}`);
-  assert.ok(Math.abs(mf.get(bright)! - nf) < 0.5 * Math.abs(mp.get(bright)! - np), `field: saturated ${mf.get(bright)}`);
+  assert.ok(
+    Math.abs(mf.get(bright)! - nf) < 0.5 * Math.abs(mp.get(bright)! - np),
+    `field: saturated ${mf.get(bright)}`,
+  );
   assert.ok(Math.abs(mf.get(dark)! - nf) < 0.25 * Math.abs(mp.get(dark)! - np));
 
   // The window is recorded: the pooled 0.1/99.9 percentiles of the plate's seeded sample, per channel.
@@ -118,7 +121,10 @@ test('under the plate window a dark and a saturated field keep their difference 
 
 test('re-windowing a stored value maps it linearly between windows, clipping outside', () => {
   const id = rewindowLut({ min: 100, max: 1100 }, { min: 100, max: 1100 });
-  assert.deepEqual([...id], Array.from({ length: 256 }, (_, i) => i));
+  assert.deepEqual(
+    [...id],
+    Array.from({ length: 256 }, (_, i) => i),
+  );
   const half = rewindowLut({ min: 0, max: 1000 }, { min: 0, max: 2000 });
   assert.equal(half[0], 0);
   assert.equal(half[255], 128);
