@@ -68,14 +68,6 @@ export function normalisationOf(mode: 'plate' | 'field', lo = 0.1, hi = 99.9): N
   return mode === 'plate' ? plateNormalisation(lo, hi) : { kind: 'percentile', lo, hi };
 }
 
-/** How a store's windows were chosen: `plate`, `field` (per-field percentiles), `fixed`, or unknown (older stores). */
-export function normalisationMode(n: { kind?: unknown } | undefined): 'plate' | 'field' | 'fixed' | 'unknown' {
-  if (n?.kind === 'plate') return 'plate';
-  if (n?.kind === 'percentile') return 'field';
-  if (n?.kind === 'fixed') return 'fixed';
-  return 'unknown';
-}
-
 /** Settings that decide crop content (sent to workers). */
 export interface CropSettings {
   channels: string[];

@@ -114,7 +114,7 @@ test('a format: store data set runs to a cell as it is; not a store or foreign c
   const sum = await runProtocol(p, createStages(), { log, threads: 1 }, 'test');
   assert.equal(sum.done, 1, JSON.stringify(sum));
   const rec = JSON.parse(readFileSync(join(p.results, 'cells', `${plan[0].id}.json`), 'utf8')) as CellRecord;
-  assert.ok(rec.metrics && rec.predictions.length > 0);
+  assert.ok(rec.metrics && (rec.predictions?.length ?? 0) > 0);
   assert.ok(
     !existsSync(join(p.workdir, 'cache', 'stores')) || readdirSync(join(p.workdir, 'cache', 'stores')).length === 0,
     'nothing was cut',
