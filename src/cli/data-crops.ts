@@ -42,9 +42,9 @@ Options:
   --size N                crop side in pixels (default 128)
   --border P              crops leaving the field: skip (default) | pad (zeros) | reflect
   --normalise SPEC        intensity window per channel, mapped to 0…255 (clipped):
-                          plate[:LO,HI]  (default plate:0.1,99.9) one window per plate: the LO/HI percentiles of the
-                                         pooled pixels of ${PLATE_WINDOW_SAMPLE} fields of the plate (seeded sample), recorded in
-                                         qcbench.json; a dim or saturated field stays dim or saturated
+                          plate[:LO,HI]  (default plate:0.1,99.9) one window per plate: the median over
+                                         ${PLATE_WINDOW_SAMPLE} fields of the plate (seeded sample) of their LO/HI percentiles,
+                                         recorded in qcbench.json; a dim or saturated field stays so
                           field[:LO,HI]  each field's own percentiles (the paper's stretch; every field looks alike;
                                          'percentile' is the same)
                           fixed:CH=MIN:MAX,CH=MIN:MAX,…  the same given window for every field

@@ -5,14 +5,7 @@ import { asQcbError, ERROR_CODES, EXIT, QcbError } from '../errors.js';
 import { logger as defaultLogger, type Logger } from '../util/log.js';
 import { csvCell } from '../util/csv.js';
 import { extractChannel, readImage } from './io/image.js';
-import {
-  type ChannelSample,
-  channelSample,
-  type IntensityRange,
-  percentileRanges,
-  pooledRange,
-  toUint8,
-} from './io/normalize.js';
+import { type IntensityRange, percentileRanges, medianWindow, toUint8 } from './io/normalize.js';
 import { deriveSeed, permutation } from '../util/random.js';
 import { type Nucleus, type SegmentOptions, segmentNuclei } from './nuclei/segment.js';
 import { type Compression, CropStoreWriter, openCropStore } from './store/crop-store.js';
@@ -35,8 +28,8 @@ export type BorderPolicy = 'skip' | 'pad' | 'reflect';
 
 /**
  * Per-channel intensity normalisation to uint8 (each channel's window → 0…255, clipped):
- * - `plate` (default): one window per plate and channel, the `lo`-th/`hi`-th percentiles of the pooled pixels of up
- *   to `sample` fields of the plate, drawn with a seeded permutation (`seed`). A dim, saturated or nearly empty field
+ * - `plate` (default): one window per plate and channel: the median, over up to `sample` fields of the plate drawn
+ *   with a seeded permutation (`seed`), of each end of the fields' own `lo`-th/`hi`-th percentile windows. A dim, saturated or nearly empty field
  *   keeps its difference from the rest of its plate. `windows` (plate → channel → window) is filled in by the
  *   extraction and recorded in the store's qcbench.json.
  * - `percentile` (per field, `--normalise field`): each field's own `lo`/`hi` percentiles per channel, the paper's
@@ -55,10 +48,10 @@ export type Normalisation =
   | { kind: 'percentile'; lo: number; hi: number }
   | { kind: 'fixed'; ranges: Record<string, IntensityRange> };
 
-/** Fields per plate pooled for a plate window unless told otherwise. */
+/** Fields per plate sampled for a plate window unless told otherwise. */
 export const PLATE_WINDOW_SAMPLE = 8;
 
-/** A plate-window normalisation (the default: 0.1–99.9 % of the pooled pixels of ≤ 8 seeded fields per plate). */
+/** A plate-window normalisation (the default: median 0.1 / 99.9 % window of ≤ 8 seeded fields per plate). */
 export function plateNormalisation(lo = 0.1, hi = 99.9, sample = PLATE_WINDOW_SAMPLE, seed = 0): Normalisation {
   return { kind: 'plate', lo, hi, sample, seed };
 }
@@ -248,13 +241,13 @@ interface Job {
   field: Field;
   settings: CropSettings;
   centres?: Nucleus[];
-  /** Only read the field and return its per-channel pixel samples (plate windows). */
-  sampleOnly?: boolean;
+  /** Only read the field and return its per-channel percentile windows `[lo, hi]` (plate windows). */
+  sampleOnly?: [number, number];
 }
 interface Reply {
   id: number;
   result?: { crops: Uint8Array; metas: Omit<CropMeta, 'index'>[]; nuclei: number };
-  samples?: ChannelSample[];
+  windows?: IntensityRange[];
   error?: { code: string; message: string; context: Record<string, unknown> };
 }
 
@@ -278,7 +271,7 @@ export class FieldPool {
         this.pending.delete(r.id);
         if (!p) return;
         if (r.result) p.resolve(r.result as never);
-        else if (r.samples) p.resolve(r.samples as never);
+        else if (r.windows) p.resolve(r.windows as never);
         else if (r.error) {
           const e = new QcbError(
             (r.error.code in ERROR_CODES ? r.error.code : 'QCB_INTERNAL') as keyof typeof ERROR_CODES,
@@ -300,9 +293,9 @@ export class FieldPool {
     return this.post({ id: 0, field, settings, centres });
   }
 
-  /** The field's per-channel pixel samples (for plate windows), read in a worker. */
-  sample(field: Field, settings: CropSettings): Promise<ChannelSample[]> {
-    return this.post({ id: 0, field, settings, sampleOnly: true });
+  /** The field's own `lo`/`hi` percentile window per channel (for plate windows), read in a worker. */
+  fieldWindows(field: Field, settings: CropSettings, lo: number, hi: number): Promise<IntensityRange[]> {
+    return this.post({ id: 0, field, settings, sampleOnly: [lo, hi] });
   }
 
   private post<T>(job: Job): Promise<T> {
@@ -324,9 +317,8 @@ export class FieldPool {
 export async function handleJob(job: Job): Promise<{ reply: Reply; transfer: ArrayBuffer[] }> {
   try {
     if (job.sampleOnly) {
-      const samples = await sampleField(job.field, job.settings.channels);
-      const transfer = samples.map((x) => (x.kind === 'hist' ? x.hist.buffer : x.values.buffer) as ArrayBuffer);
-      return { reply: { id: job.id, samples }, transfer };
+      const windows = await fieldWindows(job.field, job.settings.channels, ...job.sampleOnly);
+      return { reply: { id: job.id, windows }, transfer: [] };
     }
     const r = await processField(job.field, job.settings, job.centres);
     const crops = r.crops.slice(); // own buffer of exactly the crops, transferred without copying
@@ -347,9 +339,14 @@ export async function handleJob(job: Job): Promise<{ reply: Reply; transfer: Arr
 // ---------------------------------------------------------------------------------------------------------------
 // Plate windows
 
-/** Per-channel pixel samples of one field (see {@link ChannelSample}). */
-export async function sampleField(field: Field, channels: string[]): Promise<ChannelSample[]> {
-  return (await readFieldImages(field, channels)).map((img) => channelSample(img, 0));
+/** A field's own `lo`-th/`hi`-th percentile window of each channel (in `channels` order). */
+export async function fieldWindows(
+  field: Field,
+  channels: string[],
+  lo: number,
+  hi: number,
+): Promise<IntensityRange[]> {
+  return (await readFieldImages(field, channels)).map((img) => percentileRanges(img, lo, hi)[0]);
 }
 
 /**
@@ -366,9 +363,11 @@ export function windowSampleFields(fields: Field[], plate: string, sample: numbe
 }
 
 /**
- * One window per plate and channel (see {@link Normalisation} `plate`) for the plates of `plates`, from the sampled
- * fields of `fields`. A sampled field that cannot be read is left out of its plate's sample (extraction reports it);
- * a plate with no readable sampled field gets the empty window {0, 0} and a warning.
+ * One window per plate and channel (see {@link Normalisation} `plate`) for the plates of `plates`: the median over
+ * the plate's sampled fields (of `fields`) of each end of their own `lo`/`hi` percentile windows ({@link
+ * medianWindow}), so a minority of dark, saturated or empty fields in the sample moves neither end. A sampled field
+ * that cannot be read is left out of its plate's sample (extraction reports it); a plate with no readable sampled
+ * field gets the empty window {0, 0} and a warning.
  */
 export async function estimatePlateWindows(
   fields: Field[],
@@ -382,25 +381,18 @@ export async function estimatePlateWindows(
   const all = jobs.flatMap((j) => j.fields.map((f) => ({ plate: j.plate, f })));
   const settled = await Promise.allSettled(
     all.map(({ f }) =>
-      opts.pool && opts.settings ? opts.pool.sample(f, { ...opts.settings, channels }) : sampleField(f, channels),
+      opts.pool && opts.settings
+        ? opts.pool.fieldWindows(f, { ...opts.settings, channels }, n.lo, n.hi)
+        : fieldWindows(f, channels, n.lo, n.hi),
     ),
   );
   for (const { plate } of jobs) {
     const got = all
       .map((a, i) => ({ a, r: settled[i] }))
       .filter(({ a, r }) => a.plate === plate && r.status === 'fulfilled')
-      .map(({ r }) => (r as PromiseFulfilledResult<ChannelSample[]>).value);
+      .map(({ r }) => (r as PromiseFulfilledResult<IntensityRange[]>).value);
     if (!got.length) opts.log?.warn('no readable field to estimate the plate window from', { plate });
-    out[plate] = Object.fromEntries(
-      channels.map((c, k) => [
-        c,
-        pooledRange(
-          got.map((g) => g[k]),
-          n.lo,
-          n.hi,
-        ),
-      ]),
-    );
+    out[plate] = Object.fromEntries(channels.map((c, k) => [c, medianWindow(got.map((g) => g[k]))]));
   }
   return out;
 }

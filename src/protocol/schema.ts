@@ -42,8 +42,8 @@ const datasetSpec: Spec = {
       kind: 'object',
       fields: {
         /**
-         * `plate`: one intensity window per plate and channel, the 0.1/99.9 percentiles of the pooled pixels of 8
-         * seeded fields of the plate (a dim or saturated field keeps its difference); `field`: each field's own
+         * `plate`: one intensity window per plate and channel, the median over 8 seeded fields of the plate of their
+         * 0.1/99.9 percentiles (a dim or saturated field keeps its difference); `field`: each field's own
          * 0.1/99.9 percentiles (the paper's per-field stretch: every field looks alike).
          */
         normalise: { kind: 'enum', values: CROP_NORMALISE, what: 'normalisation', default: D.CROPS.normalise },

@@ -4,8 +4,8 @@ import type { ImageData } from '../types.js';
  * Intensity normalisation of microscopy channels to uint8. Robust percentile windows (default 0.1–99.9 %) are robust
  * to a few saturated pixels and to the 12-bit data stored in 16-bit files (BBBC021/022). Estimated per field
  * (`percentileRanges`, what CellProfiler-style pipelines and the paper's crops use) they rescale a dim, saturated or
- * nearly empty field to look normal; pooled over a sample of a plate's fields (`ChannelSample`, `pooledRange`) one
- * window serves the whole plate and a field's intensity relative to its plate survives.
+ * nearly empty field to look normal; the median of a sample of a plate's field windows (`medianWindow`) is one window
+ * for the whole plate, under which a field's intensity relative to its plate survives.
  */
 
 /** A fixed intensity window for one channel (`min` → 0, `max` → 255). */
@@ -100,52 +100,19 @@ export function normalizePercentile(img: ImageData, lo = 0.1, hi = 99.9): ImageD
 }
 
 /**
- * The pixel values of one channel of one field, reduced so that samples of many fields pool exactly: a 65536-bin
- * histogram for 8/16-bit data (exact percentiles), a strided sample of ≤ 50 000 finite values for float data.
+ * One window from several fields' windows of a channel: the median of their `min`s and the median of their `max`s
+ * (an even count averages the middle two). Robust to a minority of odd fields — a dark, saturated or empty field among
+ * the sample moves neither end — where pooling their pixels would let a saturated field set the top percentile.
+ * No windows → the empty window {0, 0} (which maps every pixel to 0).
  */
-export type ChannelSample = { kind: 'hist'; hist: Uint32Array; n: number } | { kind: 'values'; values: Float32Array };
-
-/** {@link ChannelSample} of channel `c` of `img`. */
-export function channelSample(img: ImageData, c = 0): ChannelSample {
-  const { channels: C, data } = img;
-  const n = img.width * img.height;
-  if (img.bitDepth === 32) {
-    const step = Math.max(1, Math.floor(n / 50_000));
-    const vals: number[] = [];
-    for (let i = c; i < n * C; i += C * step) if (Number.isFinite(data[i])) vals.push(data[i]);
-    return { kind: 'values', values: Float32Array.from(vals) };
-  }
-  const hist = new Uint32Array(65536);
-  for (let i = c; i < n * C; i += C) hist[data[i]]++;
-  return { kind: 'hist', hist, n };
-}
-
-/**
- * The `lo`-th and `hi`-th percentiles (0–100) of the pooled pixels of several {@link ChannelSample}s of one channel
- * (nearest rank, as {@link percentileRanges}). Integer samples pool their histograms exactly; float samples (or a
- * mix) pool their values. No samples → the empty window {0, 0} (which maps every pixel to 0).
- */
-export function pooledRange(samples: ChannelSample[], lo: number, hi: number): IntensityRange {
-  if (samples.length === 0) return { min: 0, max: 0 };
-  if (samples.every((s) => s.kind === 'hist')) {
-    const hist = new Uint32Array(65536);
-    let n = 0;
-    for (const s of samples as Extract<ChannelSample, { kind: 'hist' }>[]) {
-      for (let v = 0; v < 65536; v++) hist[v] += s.hist[v];
-      n += s.n;
-    }
-    if (n === 0) return { min: 0, max: 0 };
-    return { min: histPercentile(hist, n, lo), max: histPercentile(hist, n, hi) };
-  }
-  const all: number[] = [];
-  for (const s of samples) {
-    if (s.kind === 'values') for (const v of s.values) all.push(v);
-    else for (let v = 0; v < 65536; v++) for (let k = 0; k < s.hist[v]; k++) all.push(v);
-  }
-  if (all.length === 0) return { min: 0, max: 0 };
-  all.sort((a, b) => a - b);
-  const at = (p: number) => all[Math.min(all.length - 1, Math.max(0, Math.floor((p / 100) * all.length)))];
-  return { min: at(lo), max: at(hi) };
+export function medianWindow(windows: IntensityRange[]): IntensityRange {
+  if (windows.length === 0) return { min: 0, max: 0 };
+  const med = (v: number[]) => {
+    const s = [...v].sort((a, b) => a - b);
+    const m = s.length >> 1;
+    return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+  };
+  return { min: med(windows.map((w) => w.min)), max: med(windows.map((w) => w.max)) };
 }
 
 /**
