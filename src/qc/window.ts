@@ -12,7 +12,7 @@
  * store: that plate's window). Mapping is linear per plate and channel; values the store clipped at 0 or 255 stay at
  * the model window's edge (they cannot be recovered), and values outside the model's window are clipped to 0…255.
  */
-import { type IntensityRange, rewindowLut } from '../data/io/normalize.js';
+import { type IntensityRange, medianWindow, rewindowLut } from '../data/io/normalize.js';
 import type { CropStoreInfo } from '../data/store/crop-store.js';
 import type { CropMeta } from '../data/types.js';
 import { QcbError } from '../errors.js';
@@ -50,23 +50,12 @@ export function recordedNormalisation(info: Pick<CropStoreInfo, 'normalisation'>
   return { mode: 'unknown' };
 }
 
-function median(v: number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 /** One window per channel: the median over plates of each end (undefined when nothing was recorded). */
 export function channelWindows(n: RecordedNormalisation | undefined): Record<string, IntensityRange> | undefined {
   const plates = Object.values(n?.windows ?? {});
   if (!plates.length) return undefined;
   const channels = Object.keys(plates[0]);
-  return Object.fromEntries(
-    channels.map((c) => {
-      const ws = plates.map((p) => p[c]).filter(Boolean);
-      return [c, { min: median(ws.map((w) => w.min)), max: median(ws.map((w) => w.max)) }];
-    }),
-  );
+  return Object.fromEntries(channels.map((c) => [c, medianWindow(plates.map((p) => p[c]).filter(Boolean))]));
 }
 
 /** max(|Δmin|, |Δmax|) / span of `model` (∞ when the model's window is empty). */
