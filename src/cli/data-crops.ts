@@ -1,7 +1,14 @@
 /**
  * `qcbench data crops`: fields (BBBC022 / BBBC021 / generic CSV) → nuclei → single-cell crops in a Zarr crop store.
  */
-import { type BorderPolicy, extractCrops, mergeShards, type Normalisation } from '../data/crops.js';
+import {
+  type BorderPolicy,
+  extractCrops,
+  mergeShards,
+  type Normalisation,
+  normalisationOf,
+  PLATE_WINDOW_SAMPLE,
+} from '../data/crops.js';
 import { DATASETS, readDataset } from '../data/datasets/index.js';
 import { readCellProfilerCentres } from '../data/nuclei/cellprofiler.js';
 import { type Compression, checkStorePath } from '../data/store/crop-store.js';
@@ -34,8 +41,13 @@ Options:
   --dna-channel NAME      nuclear stain to segment (default Hoechst / DAPI; csv: a channel named dna/dapi/hoechst)
   --size N                crop side in pixels (default 128)
   --border P              crops leaving the field: skip (default) | pad (zeros) | reflect
-  --normalise SPEC        percentile[:LO,HI] (default percentile:0.1,99.9, per field and channel) or
-                          fixed:CH=MIN:MAX,CH=MIN:MAX,… (same window for every field)
+  --normalise SPEC        intensity window per channel, mapped to 0…255 (clipped):
+                          plate[:LO,HI]  (default plate:0.1,99.9) one window per plate: the median over
+                                         ${PLATE_WINDOW_SAMPLE} fields of the plate (seeded sample) of their LO/HI percentiles,
+                                         recorded in qcbench.json; a dim or saturated field stays so
+                          field[:LO,HI]  each field's own percentiles (the paper's stretch; every field looks alike;
+                                         'percentile' is the same)
+                          fixed:CH=MIN:MAX,CH=MIN:MAX,…  the same given window for every field
   --diameter PX           typical nucleus diameter for segmentation (default 30)
   --centres FILE          nucleus centres from a CellProfiler object table (Location_Center_X/Y + field keys)
   --shard i/n             process shard i of n (0-based) into STORE/parts/; the last shard merges into STORE
@@ -58,19 +70,19 @@ function parseShardOption(v: string): { index: number; count: number } {
 }
 
 function parseNormalise(v: string, channels: string[] | undefined): Normalisation {
-  const pm = /^percentile(?::([\d.]+),([\d.]+))?$/.exec(v);
+  const pm = /^(plate|field|percentile)(?::([\d.]+),([\d.]+))?$/.exec(v);
   if (pm) {
-    const lo = pm[1] === undefined ? 0.1 : Number(pm[1]);
-    const hi = pm[2] === undefined ? 99.9 : Number(pm[2]);
+    const lo = pm[2] === undefined ? 0.1 : Number(pm[2]);
+    const hi = pm[3] === undefined ? 99.9 : Number(pm[3]);
     if (!(lo >= 0 && hi <= 100 && lo < hi)) {
       throw new QcbError('QCB_USAGE', `bad percentiles in --normalise '${v}'`, {
         key: '--normalise',
         value: v,
         allowed: '0 ≤ LO < HI ≤ 100',
-        fix: 'e.g. --normalise percentile:0.1,99.9',
+        fix: 'e.g. --normalise plate:0.1,99.9',
       });
     }
-    return { kind: 'percentile', lo, hi };
+    return normalisationOf(pm[1] === 'plate' ? 'plate' : 'field', lo, hi);
   }
   if (v.startsWith('fixed:')) {
     const ranges: Record<string, { min: number; max: number }> = {};
@@ -99,8 +111,8 @@ function parseNormalise(v: string, channels: string[] | undefined): Normalisatio
   throw new QcbError('QCB_USAGE', `bad --normalise '${v}'`, {
     key: '--normalise',
     value: v,
-    allowed: 'percentile[:LO,HI] | fixed:CH=MIN:MAX,…',
-    fix: 'e.g. --normalise percentile:0.1,99.9',
+    allowed: 'plate[:LO,HI] | field[:LO,HI] | fixed:CH=MIN:MAX,…',
+    fix: 'e.g. --normalise plate (one window per plate) or --normalise field (per-field percentiles)',
   });
 }
 

@@ -9,7 +9,7 @@ import { intArg, parseCommandArgs, requireOptions, unitArg } from './args.js';
 import { applyProviderOption, type Command, PROVIDER_OPTION } from './types.js';
 
 const usage = `qcbench qc apply --model MODEL.onnx --store STORE [--out DIR] [--threshold T] [--shard i/n] [--batch N]
-                 [--montage N] [--threads N] [--json]
+                 [--montage N] [--threads N] [--use-model-window] [--json]
 
 Scores every crop of a crop store with a classifier from \`qcbench qc train\` (MODEL.json must sit beside it), in
 batches streamed from the store. Writes into DIR (default qc-<store name>):
@@ -23,12 +23,18 @@ batches streamed from the store. Writes into DIR (default qc-<store name>):
 --shard i/n scores the i-th (0-based) of n contiguous parts; run all n (in any order, on any machines sharing DIR):
 the last one to finish writes the summary. A killed run continues after its last finished batch when rerun.
 The model and the store are checked first (crop size, channel names, sidecar hash): a mismatch fails before any work.
+Intensity windows: the store's (qcbench.json, one per plate and channel) are compared with those the model was trained
+on (MODEL.json); a window off by more than 10% of the model's span, or a store or model that records none (made before
+windows were recorded, or normalised per field), is a warning and scoring goes ahead.
 
 Options:
   --threshold T   abnormal when score > T (default: the model's, 0.5)
   --batch N       crops per onnxruntime run and per checkpoint (default 64)
   --montage N     crops per well montage (default 16; 0 = none)
   --threads N     onnxruntime threads (default: all cores)
+  --use-model-window  map each stored crop linearly from its plate's window to the model's window before scoring
+                  (values the store clipped at 0/255 stay clipped; values outside the model's window clip to 0/255);
+                  needs windows in both the store and the model
   --provider P    onnxruntime execution provider: cpu (default) or cuda (README "GPU")
   --json          print the run summary as JSON
 
@@ -47,6 +53,7 @@ function parse(args: string[]) {
         batch: { type: 'string' },
         montage: { type: 'string' },
         threads: { type: 'string' },
+        'use-model-window': { type: 'boolean', default: false },
         ...PROVIDER_OPTION,
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
@@ -83,6 +90,7 @@ export const command: Command = {
         montage: intArg(values.montage, '--montage', 0),
         threads: intArg(values.threads, '--threads', 1),
         signal: ac.signal,
+        useModelWindow: values['use-model-window'],
         log: ctx.log,
       });
       if (values.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);

@@ -5,7 +5,8 @@ import { asQcbError, ERROR_CODES, EXIT, QcbError } from '../errors.js';
 import { logger as defaultLogger, type Logger } from '../util/log.js';
 import { csvCell } from '../util/csv.js';
 import { extractChannel, readImage } from './io/image.js';
-import { type IntensityRange, percentileRanges, toUint8 } from './io/normalize.js';
+import { type IntensityRange, percentileRanges, medianWindow, toUint8 } from './io/normalize.js';
+import { deriveSeed, permutation } from '../util/random.js';
 import { type Nucleus, type SegmentOptions, segmentNuclei } from './nuclei/segment.js';
 import { type Compression, CropStoreWriter, openCropStore } from './store/crop-store.js';
 import type { CropMeta, Field, FieldSet, ImageData, SkippedField } from './types.js';
@@ -25,10 +26,40 @@ import { cropId } from './types.js';
 /** What to do with a crop that leaves the field: drop it, fill with zeros, or mirror the field at its edge. */
 export type BorderPolicy = 'skip' | 'pad' | 'reflect';
 
-/** Per-channel intensity normalisation to uint8. */
+/**
+ * Per-channel intensity normalisation to uint8 (each channel's window → 0…255, clipped):
+ * - `plate` (default): one window per plate and channel: the median, over up to `sample` fields of the plate drawn
+ *   with a seeded permutation (`seed`), of each end of the fields' own `lo`-th/`hi`-th percentile windows. A dim, saturated or nearly empty field
+ *   keeps its difference from the rest of its plate. `windows` (plate → channel → window) is filled in by the
+ *   extraction and recorded in the store's qcbench.json.
+ * - `percentile` (per field, `--normalise field`): each field's own `lo`/`hi` percentiles per channel, the paper's
+ *   contrast stretch: every field looks alike, whatever its exposure.
+ * - `fixed`: one given window per channel for every field.
+ */
 export type Normalisation =
+  | {
+      kind: 'plate';
+      lo: number;
+      hi: number;
+      sample: number;
+      seed: number;
+      windows?: Record<string, Record<string, IntensityRange>>;
+    }
   | { kind: 'percentile'; lo: number; hi: number }
   | { kind: 'fixed'; ranges: Record<string, IntensityRange> };
+
+/** Fields per plate sampled for a plate window unless told otherwise. */
+export const PLATE_WINDOW_SAMPLE = 8;
+
+/** A plate-window normalisation (the default: median 0.1 / 99.9 % window of ≤ 8 seeded fields per plate). */
+export function plateNormalisation(lo = 0.1, hi = 99.9, sample = PLATE_WINDOW_SAMPLE, seed = 0): Normalisation {
+  return { kind: 'plate', lo, hi, sample, seed };
+}
+
+/** The normalisation of a mode name (`plate`: {@link plateNormalisation}; `field`: per-field percentiles). */
+export function normalisationOf(mode: 'plate' | 'field', lo = 0.1, hi = 99.9): Normalisation {
+  return mode === 'plate' ? plateNormalisation(lo, hi) : { kind: 'percentile', lo, hi };
+}
 
 /** Settings that decide crop content (sent to workers). */
 export interface CropSettings {
@@ -50,13 +81,13 @@ export interface FieldCrops {
 }
 
 /**
- * Reads a field's channels, checks their sizes, finds nuclei (or uses `centres`), normalises and cuts the crops.
+ * Reads a field's channels (in `channels` order, one grey plane each) and checks their sizes.
  * Throws QCB_IMAGE_SIZE when channels differ in size, QCB_FILE_* / QCB_CHANNEL_MISSING for unreadable files.
  */
-export async function processField(field: Field, s: CropSettings, centres?: Nucleus[]): Promise<FieldCrops> {
+export async function readFieldImages(field: Field, channels: string[]): Promise<ImageData[]> {
   const imgs: ImageData[] = [];
   await Promise.all(
-    s.channels.map(async (c, k) => {
+    channels.map(async (c, k) => {
       const path = field.channels[c];
       if (!path) {
         throw new QcbError('QCB_CHANNEL_MISSING', `field ${field.field_id} has no ${c} image`, {
@@ -81,10 +112,10 @@ export async function processField(field: Field, s: CropSettings, centres?: Nucl
     if (imgs[k].width !== W || imgs[k].height !== H) {
       throw new QcbError(
         'QCB_IMAGE_SIZE',
-        `field ${field.field_id}: ${s.channels[k]} is ${imgs[k].width}×${imgs[k].height} but ${s.channels[0]} is ${W}×${H}`,
+        `field ${field.field_id}: ${channels[k]} is ${imgs[k].width}×${imgs[k].height} but ${channels[0]} is ${W}×${H}`,
         {
-          file: field.channels[s.channels[k]],
-          key: s.channels[k],
+          file: field.channels[channels[k]],
+          key: channels[k],
           value: [imgs[k].width, imgs[k].height],
           allowed: `${W}×${H}`,
           fix: 'all channels of a field must come from the same acquisition; fix the table row',
@@ -92,24 +123,21 @@ export async function processField(field: Field, s: CropSettings, centres?: Nucl
       );
     }
   }
+  return imgs;
+}
+
+/**
+ * Reads a field's channels, checks their sizes, finds nuclei (or uses `centres`), normalises and cuts the crops.
+ * Throws QCB_IMAGE_SIZE when channels differ in size, QCB_FILE_* / QCB_CHANNEL_MISSING for unreadable files.
+ */
+export async function processField(field: Field, s: CropSettings, centres?: Nucleus[]): Promise<FieldCrops> {
+  const imgs = await readFieldImages(field, s.channels);
+  const W = imgs[0].width;
+  const H = imgs[0].height;
   const dnaIdx = s.channels.indexOf(s.dnaChannel);
   const nuclei = centres ?? segmentNuclei(imgs[dnaIdx], s.segment).nuclei;
   // Normalise each channel to uint8 once per field.
-  const planes = imgs.map((img, k) => {
-    const name = s.channels[k];
-    let range: IntensityRange;
-    if (s.normalisation.kind === 'percentile') range = percentileRanges(img, s.normalisation.lo, s.normalisation.hi)[0];
-    else {
-      const r = s.normalisation.ranges[name];
-      if (!r)
-        throw new QcbError('QCB_USAGE', `no fixed intensity range for channel ${name}`, {
-          key: name,
-          fix: 'give a range for every channel',
-        });
-      range = r;
-    }
-    return toUint8(img, 0, range);
-  });
+  const planes = imgs.map((img, k) => toUint8(img, 0, fieldWindow(field, s.channels[k], img, s.normalisation)));
   const S = s.size;
   const C = s.channels.length;
   const per = C * S * S;
@@ -175,6 +203,24 @@ export async function processField(field: Field, s: CropSettings, centres?: Nucl
   return { crops: out.subarray(0, metas.length * per), metas, nuclei: nuclei.length };
 }
 
+/** The intensity window channel `channel` of `field` is normalised with (see {@link Normalisation}). */
+export function fieldWindow(field: Field, channel: string, img: ImageData, n: Normalisation): IntensityRange {
+  if (n.kind === 'percentile') return percentileRanges(img, n.lo, n.hi)[0];
+  const r = n.kind === 'fixed' ? n.ranges[channel] : n.windows?.[field.plate]?.[channel];
+  if (!r)
+    throw new QcbError(
+      'QCB_USAGE',
+      n.kind === 'fixed'
+        ? `no fixed intensity range for channel ${channel}`
+        : `no plate window for plate ${field.plate}, channel ${channel}`,
+      {
+        key: channel,
+        fix: n.kind === 'fixed' ? 'give a range for every channel' : 'estimate the plate windows first (extractCrops)',
+      },
+    );
+  return r;
+}
+
 function inRange(i: number, n: number): number {
   return i >= 0 && i < n ? i : -1;
 }
@@ -195,17 +241,20 @@ interface Job {
   field: Field;
   settings: CropSettings;
   centres?: Nucleus[];
+  /** Only read the field and return its per-channel percentile windows `[lo, hi]` (plate windows). */
+  sampleOnly?: [number, number];
 }
 interface Reply {
   id: number;
   result?: { crops: Uint8Array; metas: Omit<CropMeta, 'index'>[]; nuclei: number };
+  windows?: IntensityRange[];
   error?: { code: string; message: string; context: Record<string, unknown> };
 }
 
 /** Worker threads that run {@link processField}; results come back in submission order per promise. */
 export class FieldPool {
   private readonly workers: { w: Worker; busy: number }[] = [];
-  private readonly pending = new Map<number, { resolve: (v: FieldCrops) => void; reject: (e: unknown) => void }>();
+  private readonly pending = new Map<number, { resolve: (v: never) => void; reject: (e: unknown) => void }>();
   private nextId = 0;
 
   constructor(n: number) {
@@ -221,7 +270,8 @@ export class FieldPool {
         const p = this.pending.get(r.id);
         this.pending.delete(r.id);
         if (!p) return;
-        if (r.result) p.resolve(r.result);
+        if (r.result) p.resolve(r.result as never);
+        else if (r.windows) p.resolve(r.windows as never);
         else if (r.error) {
           const e = new QcbError(
             (r.error.code in ERROR_CODES ? r.error.code : 'QCB_INTERNAL') as keyof typeof ERROR_CODES,
@@ -240,12 +290,21 @@ export class FieldPool {
   }
 
   run(field: Field, settings: CropSettings, centres?: Nucleus[]): Promise<FieldCrops> {
+    return this.post({ id: 0, field, settings, centres });
+  }
+
+  /** The field's own `lo`/`hi` percentile window per channel (for plate windows), read in a worker. */
+  fieldWindows(field: Field, settings: CropSettings, lo: number, hi: number): Promise<IntensityRange[]> {
+    return this.post({ id: 0, field, settings, sampleOnly: [lo, hi] });
+  }
+
+  private post<T>(job: Job): Promise<T> {
     const slot = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
     const id = this.nextId++;
     slot.busy++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      slot.w.postMessage({ id, field, settings, centres } satisfies Job);
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: never) => void, reject });
+      slot.w.postMessage({ ...job, id } satisfies Job);
     });
   }
 
@@ -257,6 +316,10 @@ export class FieldPool {
 /** Handles one job inside a worker thread (see crops-worker.ts). */
 export async function handleJob(job: Job): Promise<{ reply: Reply; transfer: ArrayBuffer[] }> {
   try {
+    if (job.sampleOnly) {
+      const windows = await fieldWindows(job.field, job.settings.channels, ...job.sampleOnly);
+      return { reply: { id: job.id, windows }, transfer: [] };
+    }
     const r = await processField(job.field, job.settings, job.centres);
     const crops = r.crops.slice(); // own buffer of exactly the crops, transferred without copying
     return {
@@ -271,6 +334,67 @@ export async function handleJob(job: Job): Promise<{ reply: Reply; transfer: Arr
       transfer: [],
     };
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Plate windows
+
+/** A field's own `lo`-th/`hi`-th percentile window of each channel (in `channels` order). */
+export async function fieldWindows(
+  field: Field,
+  channels: string[],
+  lo: number,
+  hi: number,
+): Promise<IntensityRange[]> {
+  return (await readFieldImages(field, channels)).map((img) => percentileRanges(img, lo, hi)[0]);
+}
+
+/**
+ * The fields a plate window is estimated from: up to `sample` of the plate's fields (all fields of `fields` on that
+ * plate, in table order), chosen by a permutation seeded with (seed, plate) and returned in table order, so every
+ * shard and every resumed run picks the same ones.
+ */
+export function windowSampleFields(fields: Field[], plate: string, sample: number, seed: number): Field[] {
+  const onPlate = fields.filter((f) => f.plate === plate);
+  const pick = permutation(onPlate.length, deriveSeed(seed, 'plate-window', plate))
+    .slice(0, Math.max(1, sample))
+    .sort((a, b) => a - b);
+  return pick.map((i) => onPlate[i]);
+}
+
+/**
+ * One window per plate and channel (see {@link Normalisation} `plate`) for the plates of `plates`: the median over
+ * the plate's sampled fields (of `fields`) of each end of their own `lo`/`hi` percentile windows ({@link
+ * medianWindow}), so a minority of dark, saturated or empty fields in the sample moves neither end. A sampled field
+ * that cannot be read is left out of its plate's sample (extraction reports it); a plate with no readable sampled
+ * field gets the empty window {0, 0} and a warning.
+ */
+export async function estimatePlateWindows(
+  fields: Field[],
+  plates: string[],
+  channels: string[],
+  n: Extract<Normalisation, { kind: 'plate' }>,
+  opts: { pool?: FieldPool; settings?: CropSettings; log?: Logger } = {},
+): Promise<Record<string, Record<string, IntensityRange>>> {
+  const out: Record<string, Record<string, IntensityRange>> = {};
+  const jobs = plates.map((plate) => ({ plate, fields: windowSampleFields(fields, plate, n.sample, n.seed) }));
+  const all = jobs.flatMap((j) => j.fields.map((f) => ({ plate: j.plate, f })));
+  const settled = await Promise.allSettled(
+    all.map(({ f }) =>
+      opts.pool && opts.settings
+        ? opts.pool.fieldWindows(f, { ...opts.settings, channels }, n.lo, n.hi)
+        : fieldWindows(f, channels, n.lo, n.hi),
+    ),
+  );
+  for (const { plate } of jobs) {
+    const got = all
+      .map((a, i) => ({ a, r: settled[i] }))
+      .filter(({ a, r }) => a.plate === plate && r.status === 'fulfilled')
+      .map(({ r }) => (r as PromiseFulfilledResult<IntensityRange[]>).value);
+    if (!got.length) opts.log?.warn('no readable field to estimate the plate window from', { plate });
+    out[plate] = Object.fromEntries(channels.map((c, k) => [c, medianWindow(got.map((g) => g[k]))]));
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -354,7 +478,7 @@ export async function extractCrops(o: ExtractOptions): Promise<ExtractSummary> {
     dnaChannel: fs.dnaChannel,
     size: o.size ?? 128,
     border: o.border ?? 'skip',
-    normalisation: o.normalisation ?? { kind: 'percentile', lo: 0.1, hi: 99.9 },
+    normalisation: o.normalisation ?? plateNormalisation(),
     segment: o.segment ?? {},
     sourceRoot: fs.root,
   };
@@ -389,33 +513,56 @@ export async function extractCrops(o: ExtractOptions): Promise<ExtractSummary> {
     };
   }
   const metadataColumns = [...new Set(fs.fields.flatMap((f) => Object.keys(f.metadata)))];
-  const writer = await CropStoreWriter.create(storePath, {
-    channels: settings.channels,
-    size: settings.size,
-    compression: o.compression ?? 'none',
-    normalisation: settings.normalisation as unknown as Record<string, unknown>,
-    dataset: fs.dataset,
-    sourceRoot: fs.root,
-    params: {
-      border: settings.border,
-      dnaChannel: settings.dnaChannel,
-      segment: settings.segment,
-      centres: o.centres ? 'imported' : 'segmented',
-      fields: fs.fields.length,
-    },
-    metadataColumns,
-    resume: o.resume ?? true,
-    overwrite: o.overwrite,
-  });
+  const nWorkers = o.workers ?? 2;
+  const ownPool = !o.pool && nWorkers > 0 && fields.length > 1 ? new FieldPool(nWorkers) : undefined;
+  const pool = o.pool ?? ownPool;
+  let writer: CropStoreWriter;
+  try {
+    const n = settings.normalisation;
+    if (n.kind === 'plate' && !n.windows) {
+      // A resumed run keeps the windows its checkpoint recorded (even if a sampled field has since become unreadable
+      // or been repaired). Otherwise: windows of this shard's plates from samples of each plate's fields in the whole
+      // screen, so every shard estimates the same window for a plate and the parts merge.
+      const windows =
+        ((o.resume ?? true) && !o.overwrite ? checkpointWindows(storePath, n) : undefined) ??
+        (await estimatePlateWindows(fs.fields, [...new Set(fields.map((f) => f.plate))], settings.channels, n, {
+          pool,
+          settings,
+          log,
+        }));
+      settings.normalisation = { ...n, windows };
+    }
+    writer = await openWriter();
+  } catch (e) {
+    await ownPool?.close();
+    throw e;
+  }
+  function openWriter(): Promise<CropStoreWriter> {
+    return CropStoreWriter.create(storePath, {
+      channels: settings.channels,
+      size: settings.size,
+      compression: o.compression ?? 'none',
+      normalisation: settings.normalisation as unknown as Record<string, unknown>,
+      dataset: fs.dataset,
+      sourceRoot: fs.root,
+      params: {
+        border: settings.border,
+        dnaChannel: settings.dnaChannel,
+        segment: settings.segment,
+        centres: o.centres ? 'imported' : 'segmented',
+        fields: fs.fields.length,
+      },
+      metadataColumns,
+      resume: o.resume ?? true,
+      overwrite: o.overwrite,
+    });
+  }
   const state = writer.resumedState as { fieldsDone?: number; skipped?: SkippedField[] } | undefined;
   let done = state?.fieldsDone ?? 0;
   const resumedFrom = done;
   const skipped: SkippedField[] = state?.skipped ?? [];
   if (resumedFrom > 0)
     log.info('resuming crop extraction', { store: storePath, fieldsDone: done, crops: writer.length });
-  const nWorkers = o.workers ?? 2;
-  const ownPool = !o.pool && nWorkers > 0 && fields.length - done > 1 ? new FieldPool(nWorkers) : undefined;
-  const pool = o.pool ?? ownPool;
   const batch = Math.max(1, o.batchFields ?? 16);
   const progress = log.startProgress(
     sharded ? `crops (shard ${shard.index}/${shard.count})` : 'crops',
@@ -518,6 +665,24 @@ export async function extractCrops(o: ExtractOptions): Promise<ExtractSummary> {
   };
 }
 
+/** The plate windows of an interrupted run's checkpoint in `store`, when it used the same plate settings as `n`. */
+function checkpointWindows(
+  store: string,
+  n: Extract<Normalisation, { kind: 'plate' }>,
+): Record<string, Record<string, IntensityRange>> | undefined {
+  const progress = join(store, 'progress.json');
+  if (!existsSync(progress) || existsSync(join(store, 'qcbench.json'))) return undefined;
+  try {
+    const prev = (JSON.parse(readFileSync(progress, 'utf8')) as { info?: { normalisation?: Normalisation } }).info
+      ?.normalisation;
+    if (prev?.kind !== 'plate' || !prev.windows) return undefined;
+    const same = prev.lo === n.lo && prev.hi === n.hi && prev.sample === n.sample && prev.seed === n.seed;
+    return same ? prev.windows : undefined;
+  } catch {
+    return undefined; // an unreadable checkpoint: the store writer reports it
+  }
+}
+
 /**
  * Concatenates the part stores OUT/parts/shard-i-of-n (i = 1…n) into OUT, in shard order, then removes the parts.
  * With `ifComplete`, returns false (doing nothing) while some part is unfinished or another process merges.
@@ -557,11 +722,17 @@ export async function mergeShards(
   try {
     const stores = await Promise.all(parts.map((p) => openCropStore(p)));
     const first = stores[0].info;
+    // Plate windows: each shard recorded its own plates' windows (the same for a plate two shards share); the merged
+    // store records their union. Everything else about the normalisation must agree.
+    const { windows: _w, ...firstNorm } = first.normalisation;
+    const windows: Record<string, unknown> = {};
     for (const s of stores) {
+      const { windows: w, ...norm } = s.info.normalisation;
+      Object.assign(windows, w ?? {});
       if (
         s.info.channels.join() !== first.channels.join() ||
         s.info.size !== first.size ||
-        JSON.stringify(s.info.normalisation) !== JSON.stringify(first.normalisation)
+        JSON.stringify(norm) !== JSON.stringify(firstNorm)
       ) {
         throw new QcbError('QCB_STORE', 'shards were extracted with different settings', {
           file: s.path,
@@ -574,7 +745,7 @@ export async function mergeShards(
       channels: first.channels,
       size: first.size,
       compression: first.compression,
-      normalisation: first.normalisation,
+      normalisation: first.normalisation.kind === 'plate' ? { ...firstNorm, windows } : first.normalisation,
       dataset: first.dataset,
       sourceRoot: first.source_root,
       params: { ...params, shards: count },

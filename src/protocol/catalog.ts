@@ -34,8 +34,17 @@ export interface Catalog {
   sslMethods: Readonly<Record<string, Readonly<Record<string, number>>>>;
 }
 
-/** Dataset formats a protocol's `data.datasets.*.format` may name. */
-export const DATASET_FORMATS = ['bbbc022', 'bbbc021', 'csv', 'synthetic'] as const;
+/**
+ * Dataset formats a protocol's `data.datasets.*.format` may name: field layouts that are cut into crops, and `store`,
+ * an existing crop store (made by `qcbench data crops`) used as it is.
+ */
+export const DATASET_FORMATS = ['bbbc022', 'bbbc021', 'csv', 'synthetic', 'store'] as const;
+
+/** `data.datasets.*.crops.normalise`: one intensity window per plate (default) or per field (src/data/crops.ts). */
+export const CROP_NORMALISE = ['plate', 'field'] as const;
+
+/** `data.datasets.*.crops.border`: what to do with a crop that leaves its field (src/data/crops.ts). */
+export const CROP_BORDERS = ['skip', 'pad', 'reflect'] as const;
 
 /** Optimizers the engine provides (src/engine/train/optim). */
 export const OPTIMIZERS = Object.keys(OPTIMIZER_FACTORIES) as (keyof typeof OPTIMIZER_FACTORIES)[];

@@ -7,6 +7,14 @@
 /** Paper §3.1: 128×128 crops around each nucleus centre. */
 export const CROP_SIZE = 128;
 
+/**
+ * How a data set's crops are cut (`data.datasets.<name>.crops`). `normalise: plate` (one intensity window per plate,
+ * so a dim or saturated field stays so) rather than the paper's per-field stretch, which makes such fields look
+ * normal before any QC model sees them; `diameter` 30 px is the segmenter's (U2OS / MCF-7 nuclei at 20×); `border:
+ * skip` keeps only crops wholly inside their field, as the paper's 128×128 crops are.
+ */
+export const CROPS = { normalise: 'plate', diameter: 30, border: 'skip' } as const;
+
 /** Paper §3.1: 240 abnormal + 240 normal annotated, 350 train / 130 test. */
 export const PAPER_TRAIN_IMAGES = 350;
 

@@ -11,6 +11,7 @@ import { QcbError } from '../errors.js';
 import { contentHash } from '../util/fs.js';
 import { ENCODER_KINDS, type EncoderKind } from '../results/schema.js';
 import type { Catalog, CatalogEncoder } from './catalog.js';
+import { CROPS } from './defaults.js';
 import { type FileEncoderConfig, PROTOCOL_VERSION, type Protocol, protocolSpec } from './schema.js';
 import { check, formatPath, type Issue } from './spec.js';
 
@@ -235,7 +236,7 @@ export function resolveProtocol(file: string, opts: ResolveOptions): Protocol {
 
   const p = spec as unknown as Protocol;
   fileEncoders(p, opts.catalog, locate);
-  crossChecks(p, locate);
+  crossChecks(p, locate, merged);
 
   const seen = new Set<string>();
   const unique = issues.filter((i) => {
@@ -319,7 +320,10 @@ function fileEncoders(p: Protocol, catalog: Catalog, report: (i: Issue) => void)
   if (Object.keys(files).length) p.encoder_files = files;
 }
 
-function crossChecks(p: Protocol, report: (i: Issue) => void): void {
+/** Keys of a data set entry that mean nothing for an existing crop store (its crops are already cut). */
+const NOT_FOR_STORES = ['root', 'image_table', 'centres', 'channels', 'dna_channel', 'crops', 'synth'] as const;
+
+function crossChecks(p: Protocol, report: (i: Issue) => void, raw: Record<string, unknown>): void {
   const datasets = Object.keys(p.data?.datasets ?? {});
   const dsFix = datasets.length
     ? `use one of the data sets under data.datasets: ${datasets.join(', ')}`
@@ -333,7 +337,56 @@ function crossChecks(p: Protocol, report: (i: Issue) => void): void {
       allowed: datasets.join(', '),
       fix: dsFix,
     });
+  const written = (name: string) =>
+    ((raw.data as { datasets?: Record<string, Record<string, unknown>> } | undefined)?.datasets?.[name] ??
+      {}) as Record<string, unknown>;
   for (const [name, ds] of Object.entries(p.data?.datasets ?? {})) {
+    const w = written(name);
+    if (ds.format === 'store') {
+      if (!ds.path)
+        report({
+          code: 'QCB_PROTOCOL_KEY',
+          path: ['data', 'datasets', name, 'path'],
+          message: `data set '${name}' has format store but no path`,
+          fix: `add data.datasets.${name}.path: DIR (a crop store made by \`qcbench data crops --out DIR\`)`,
+        });
+      for (const k of NOT_FOR_STORES)
+        if (w[k] !== undefined)
+          report({
+            code: 'QCB_PROTOCOL_KEY',
+            path: ['data', 'datasets', name, k],
+            message: `data.datasets.${name}.${k} does nothing for format store: the store's crops are already cut`,
+            allowed: 'format, path, annotations',
+            fix: `remove ${k}, or recut the store with \`qcbench data crops\` using the setting you want`,
+          });
+      continue;
+    }
+    if (w.path !== undefined)
+      report({
+        code: 'QCB_PROTOCOL_KEY',
+        path: ['data', 'datasets', name, 'path'],
+        message: `data.datasets.${name}.path is for format store (an existing crop store); format ${ds.format} reads its fields from root`,
+        fix: `write root: for the fields, or format: store to use an existing crop store`,
+      });
+    // Segmentation settings act only where nuclei are segmented: a synthetic screen brings its true centres, and
+    // `centres:` imports them.
+    const crops = (w.crops ?? {}) as Record<string, unknown>;
+    for (const k of ['diameter', 'dna_channel'])
+      if (crops[k] !== undefined && (ds.format === 'synthetic' || ds.centres))
+        report({
+          code: 'QCB_PROTOCOL_KEY',
+          path: ['data', 'datasets', name, 'crops', k],
+          message: `data.datasets.${name}.crops.${k} is a segmentation setting, but this data set's nuclei centres are ${ds.format === 'synthetic' ? "the synthetic screen's own" : 'imported (centres:)'}`,
+          fix: `remove crops.${k}${ds.format === 'synthetic' ? '' : ', or remove centres: to segment the DNA channel'}`,
+        });
+    if (ds.dna_channel && ds.crops?.dna_channel && ds.dna_channel !== ds.crops.dna_channel)
+      report({
+        code: 'QCB_PROTOCOL_VALUE',
+        path: ['data', 'datasets', name, 'crops', 'dna_channel'],
+        message: `data set '${name}' names two DNA channels: dna_channel ${ds.dna_channel} and crops.dna_channel ${ds.crops.dna_channel}`,
+        value: ds.crops.dna_channel,
+        fix: 'write the DNA channel once (crops.dna_channel)',
+      });
     if (ds.format !== 'synthetic' && !ds.root)
       report({
         code: 'QCB_PROTOCOL_KEY',
@@ -411,8 +464,14 @@ export function protocolHash(p: Protocol): string {
   } = p;
   // file encoders without their paths: moving a file keeps the hash (the runner hashes its content for the cells)
   const files = Object.entries(encoder_files ?? {}).map(([n, { onnx: _o, ...f }]) => [n, f]);
+  // A data set's crop settings enter only when they differ from the defaults, so protocols that write none keep the
+  // hash they had before the `crops:` block existed (the crop store ids, src/runner/cells.ts, carry the settings).
+  const cropDefaults = contentHash({ ...CROPS });
   const datasets = Object.fromEntries(
-    Object.entries(data.datasets).map(([k, { root: _root, annotations: _a, centres: _c, ...ds }]) => [k, ds]),
+    Object.entries(data.datasets).map(([k, { root: _root, path: _p, annotations: _a, centres: _c, crops, ...ds }]) => [
+      k,
+      crops && contentHash(crops) !== cropDefaults ? { ...ds, crops } : ds,
+    ]),
   );
   // `per_seed: false` is what every protocol meant before the key existed (one pretraining for all seeds): left out,
   // so protocols that keep the single pretraining keep their hash

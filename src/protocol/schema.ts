@@ -4,7 +4,7 @@
  * (src/protocol/defaults.ts; a downstream task's in its own file), so a protocol lists only what differs from the
  * paper.
  */
-import { AUGMENTATIONS, type Catalog, DATASET_FORMATS } from './catalog.js';
+import { AUGMENTATIONS, type Catalog, CROP_BORDERS, CROP_NORMALISE, DATASET_FORMATS } from './catalog.js';
 import * as D from './defaults.js';
 import { nonNeg, posInt } from './fields.js';
 import type { Spec } from './spec.js';
@@ -20,6 +20,11 @@ const datasetSpec: Spec = {
     format: { kind: 'enum', values: DATASET_FORMATS, what: 'dataset format' },
     /** Where the fields are (for `synthetic`: where they are generated; default `<workdir>/data/<name>`). */
     root: { kind: 'path' },
+    /**
+     * For `store`: the folder of an existing crop store (`qcbench data crops --out DIR`), used as it is (no cutting);
+     * its annotation crop ids must be in its crops.csv. The store's content, not its place, enters the cell ids.
+     */
+    path: { kind: 'path' },
     /** The image table (BBBC021_v1_image.csv, a BBBC022 per-plate table, or a generic CSV), relative to root. */
     image_table: { kind: 'string' },
     /** CellProfiler object table of nuclei centres (Location_Center_X/Y); default: segment the DNA channel. */
@@ -28,8 +33,29 @@ const datasetSpec: Spec = {
     annotations: { kind: 'path' },
     /** Channels mapped to the encoder's R, G, B inputs (paper: Ph_golgi → red, Mito → green, Hoechst → blue). */
     channels: { kind: 'list', of: { kind: 'string' }, minLength: 1 },
-    /** Nuclear stain used for segmentation (generic CSV). */
+    /** Nuclear stain used for segmentation (same as `crops.dna_channel`; write one of them). */
     dna_channel: { kind: 'string' },
+    /**
+     * How this data set's crops are cut (src/data/crops.ts); every key enters the crop store's id, so changing one
+     * cuts the crops again. Not for `format: store` (its crops are already cut).
+     */
+    crops: {
+      kind: 'object',
+      fields: {
+        /**
+         * `plate`: one intensity window per plate and channel, the median over 8 seeded fields of the plate of their
+         * 0.1/99.9 percentiles (a dim or saturated field keeps its difference); `field`: each field's own
+         * 0.1/99.9 percentiles (the paper's per-field stretch: every field looks alike).
+         */
+        normalise: { kind: 'enum', values: CROP_NORMALISE, what: 'normalisation', default: D.CROPS.normalise },
+        /** Typical nucleus diameter in pixels, for segmenting the DNA channel (not used with `centres`). */
+        diameter: { kind: 'number', min: 4, max: 1000, default: D.CROPS.diameter },
+        /** A crop that leaves its field: `skip` it, `pad` with zeros, or `reflect` the field at its edge. */
+        border: { kind: 'enum', values: CROP_BORDERS, what: 'border policy', default: D.CROPS.border },
+        /** Nuclear stain to segment (default: the layout's — Hoechst, DAPI, or a csv channel named dna/dapi/hoechst). */
+        dna_channel: { kind: 'string' },
+      },
+    },
     /** For `synthetic`: the generator's settings. */
     synth: {
       kind: 'object',
@@ -261,11 +287,19 @@ const buildSpec = (c: Catalog): Spec => ({
 export interface DatasetConfig {
   format: (typeof DATASET_FORMATS)[number];
   root?: string;
+  /** `format: store`: the crop store folder. */
+  path?: string;
   image_table?: string;
   centres?: string;
   annotations?: string;
   channels?: string[];
   dna_channel?: string;
+  crops: {
+    normalise: (typeof CROP_NORMALISE)[number];
+    diameter: number;
+    border: (typeof CROP_BORDERS)[number];
+    dna_channel?: string;
+  };
   synth: {
     domain: 'u2os' | 'mcf7';
     plates?: number;

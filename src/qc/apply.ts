@@ -38,6 +38,7 @@ import { contentHash, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { logger as defaultLogger, type Logger } from '../util/log.js';
 import { type WellFraction, writePlateMap } from './plate-map.js';
 import { checkStoreFits, loadQcModel, readQcModel, scoreCrops } from './runtime.js';
+import { prepareWindows } from './window.js';
 
 /** Seconds between resume checkpoints of `qc apply` (fsync of the score files + progress file). */
 const CHECKPOINT_SECONDS = 2;
@@ -57,6 +58,8 @@ export interface QcApplyOptions {
   montage?: number;
   /** Stops cleanly after the current batch (checkpoint written); the run resumes later. */
   signal?: AbortSignal;
+  /** Map each crop from its plate's stored intensity window to the model's before scoring (src/qc/window.ts). */
+  useModelWindow?: boolean;
   log?: Logger;
 }
 
@@ -128,6 +131,10 @@ export async function applyQcModel(o: QcApplyOptions): Promise<QcApplyResult> {
   const { sidecar } = readQcModel(o.model);
   const store = await openCropStore(o.store, { cacheChunks: 4 });
   checkStoreFits(sidecar, store, o.model);
+  const rewindow = prepareWindows(sidecar.normalisation, store.info, store.path, {
+    useModelWindow: o.useModelWindow,
+    log,
+  });
   const threshold = o.threshold ?? sidecar.threshold ?? 0.5;
   if (!(threshold >= 0 && threshold <= 1)) {
     throw new QcbError('QCB_USAGE', `threshold ${threshold} is outside [0, 1]`, {
@@ -156,9 +163,16 @@ export async function applyQcModel(o: QcApplyOptions): Promise<QcApplyResult> {
     store: store.hash,
     threshold,
     shard: [sh.index, sh.count],
+    ...(rewindow ? { window: 'model' } : {}),
   });
   /** Same for every shard of one run: the summary waits for all shards of this run. */
-  const run = contentHash({ model: sidecar.model_sha256, store: store.hash, threshold, shards: sh.count });
+  const run = contentHash({
+    model: sidecar.model_sha256,
+    store: store.hash,
+    threshold,
+    shards: sh.count,
+    ...(rewindow ? { window: 'model' } : {}),
+  });
   const C = store.channels.length;
   const S = store.size;
 
@@ -203,6 +217,7 @@ export async function applyQcModel(o: QcApplyOptions): Promise<QcApplyResult> {
         if (o.signal?.aborted) break;
         const e = Math.min(end, s + batch);
         const data = await next!;
+        rewindow?.(data, store.meta.slice(s, e));
         next = e < end ? store.read(e, Math.min(end, e + batch)) : undefined;
         const scores = await scoreCrops(model.session, data, e - s, C, S, sidecar.input?.dtype ?? 'uint8');
         let csv = '';

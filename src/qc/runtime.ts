@@ -9,6 +9,7 @@ import type { Preprocess } from '../encoders/types.js';
 import { sessionOptions } from '../engine/runtime/session.js';
 import { QcbError } from '../errors.js';
 import type { CellMetrics } from '../results/schema.js';
+import type { RecordedNormalisation } from './window.js';
 
 /** What `MODEL.json` holds (written by `qcbench qc train`). */
 export interface QcSidecar {
@@ -38,6 +39,8 @@ export interface QcSidecar {
   validation: { n_train: number; n_test: number; metrics: CellMetrics | null };
   data: { annotations: string; annotations_hash: string; store: string; store_hash: string };
   seed: number;
+  /** The training store's intensity normalisation (mode + windows; src/qc/window.ts); absent in older models. */
+  normalisation?: RecordedNormalisation;
 }
 
 /** `MODEL.onnx` → `MODEL.json`. */

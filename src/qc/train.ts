@@ -23,6 +23,7 @@ import { contentHash, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { logger as defaultLogger, type Logger } from '../util/log.js';
 import { buildClassifierGraph, buildFeatureGraph, type ClassifierSpec, QC_CLASSES, type QcHead } from './model.js';
 import { type QcSidecar, scoreCrops, sha256, sidecarPath } from './runtime.js';
+import { recordedNormalisation } from './window.js';
 
 export interface QcTrainOptions {
   /** Registry name or ONNX file. */
@@ -296,6 +297,7 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
       store_hash: store.hash,
     },
     seed,
+    normalisation: recordedNormalisation(store.info),
   };
   writeFileAtomic(model, bytes);
   const sc = sidecarPath(model);

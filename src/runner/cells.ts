@@ -67,9 +67,35 @@ function onnxContentHash(path: string): string {
   return weightsContentHash(path);
 }
 
-/** Identity of a dataset's crops: what generates or lists its fields, how crops are cut. Cheap to compute. */
+/**
+ * The crop settings of a data set that enter its id: none while they are what every store was cut with before the
+ * `crops:` block existed (per-field percentiles, 30 px nuclei, skip), so such a protocol keeps its ids and caches;
+ * otherwise the three settings (the DNA channel is hashed beside them, as it always was).
+ */
+function cropSettingsId(ds: DatasetConfig): Record<string, unknown> | undefined {
+  const { normalise, diameter, border } = ds.crops ?? { normalise: 'field', diameter: 30, border: 'skip' };
+  if (normalise === 'field' && diameter === 30 && border === 'skip') return undefined;
+  return { normalise, diameter, border };
+}
+
+/** The SHA-256 content hash a complete crop store records in its qcbench.json, or null when there is none. */
+function storeHash(path: string | undefined): string | null {
+  if (!path) return null;
+  try {
+    return (JSON.parse(readFileSync(join(path, 'qcbench.json'), 'utf8')) as { hash?: string }).hash ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Identity of a dataset's crops: what generates or lists its fields, how crops are cut — or, for an existing store
+ * (`format: store`), the store's own content hash, so moving or copying it keeps the ids. Cheap to compute.
+ */
 export function datasetId(p: Protocol, name: string): string {
   const ds: DatasetConfig = p.data.datasets[name];
+  if (ds.format === 'store')
+    return contentHash({ v: STAGE_VERSIONS.data, format: ds.format, store: storeHash(ds.path) });
   const table =
     ds.image_table && ds.root
       ? isAbsolute(ds.image_table)
@@ -84,8 +110,9 @@ export function datasetId(p: Protocol, name: string): string {
     table: fileHash(table),
     centres: fileHash(ds.centres),
     channels: ds.channels ?? null,
-    dna: ds.dna_channel ?? null,
+    dna: ds.crops?.dna_channel ?? ds.dna_channel ?? null,
     crop_size: p.data.crop_size,
+    crops: cropSettingsId(ds),
   });
 }
 

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { extractCrops } from '../data/crops.js';
+import { extractCrops, normalisationOf } from '../data/crops.js';
 import { readDataset } from '../data/datasets/index.js';
 import { readCellProfilerCentres } from '../data/nuclei/cellprofiler.js';
 import { QcbError } from '../errors.js';
@@ -10,6 +10,10 @@ import type { StageContext } from './stage-types.js';
 /** The on-disk layout a protocol data set is read with (a synthetic screen is written in a BBBC layout). */
 export function layoutOf(ds: DatasetConfig): 'bbbc022' | 'bbbc021' | 'csv' {
   if (ds.format === 'synthetic') return ds.synth.domain === 'u2os' ? 'bbbc022' : 'bbbc021';
+  if (ds.format === 'store')
+    throw new QcbError('QCB_INTERNAL', 'a crop store data set has no field layout: it is used as it is', {
+      fix: 'please report this',
+    });
   return ds.format;
 }
 
@@ -35,7 +39,7 @@ export async function extractDatasetCrops(
     root: ds.root,
     ...(ds.image_table ? { tables: [join(ds.root, ds.image_table)] } : {}),
     ...(ds.channels ? { channels: ds.channels } : {}),
-    ...(ds.dna_channel ? { dnaChannel: ds.dna_channel } : {}),
+    ...((ds.crops?.dna_channel ?? ds.dna_channel) ? { dnaChannel: ds.crops?.dna_channel ?? ds.dna_channel } : {}),
   });
   for (const s of fieldSet.skipped)
     ctx.log.warn(`field left out: ${s.field_id}: ${s.message}`, { file: s.file, code: s.code });
@@ -45,7 +49,9 @@ export async function extractDatasetCrops(
     fieldSet,
     out,
     size: ctx.p.data.crop_size,
-    border: 'skip',
+    border: ds.crops.border,
+    normalisation: normalisationOf(ds.crops.normalise),
+    segment: { diameter: ds.crops.diameter },
     centres,
     workers: Math.min(2, Math.max(0, ctx.threads)),
     log: ctx.log,

@@ -4,8 +4,9 @@
  * instead of failing every cell of the run later. `qcbench validate` and `qcbench run` both call it.
  */
 import { existsSync } from 'node:fs';
-import { readAnnotations } from '../data/annotations.js';
-import { QcbError } from '../errors.js';
+import { type Annotation, readAnnotations } from '../data/annotations.js';
+import { readCropStoreTable } from '../data/store/crop-store.js';
+import { asQcbError, QcbError } from '../errors.js';
 import type { Protocol } from '../protocol/schema.js';
 import { isSslMethod } from './catalog.js';
 
@@ -47,6 +48,7 @@ export function checkAnnotations(p: Protocol, opts: { missingFiles: 'error' | 's
   for (const name of datasetsInUse(p)) {
     const file = annotationsFileOf(p, name);
     if (!existsSync(file)) {
+      if (p.data.datasets[name].format === 'store') checkStoreDataset(p, name);
       if (opts.missingFiles === 'skip') continue;
       throw new QcbError('QCB_FILE_NOT_FOUND', `annotation file of data set '${name}' not found: ${file}`, {
         file,
@@ -54,6 +56,55 @@ export function checkAnnotations(p: Protocol, opts: { missingFiles: 'error' | 's
         fix: `check data.datasets.${name}.annotations in ${p.source.file} (annotations/README.md for the format)`,
       });
     }
-    readAnnotations(file);
+    const annotations = readAnnotations(file);
+    if (p.data.datasets[name].format === 'store') checkStoreDataset(p, name, file, annotations);
   }
+}
+
+/**
+ * Checks a `format: store` data set: its path is a complete crop store of the protocol's crop size, and every crop
+ * its annotation file names is in it (exactly, as the runner looks crops up by id).
+ * @throws QcbError QCB_STORE naming the store and the protocol key (not a store, another crop size);
+ *   QCB_ANNOTATIONS naming the annotation file (crop ids the store lacks)
+ */
+export function checkStoreDataset(p: Protocol, name: string, file?: string, annotations: Annotation[] = []): void {
+  const path = p.data.datasets[name].path!;
+  const key = `data.datasets.${name}.path`;
+  let table: ReturnType<typeof readCropStoreTable>;
+  try {
+    table = readCropStoreTable(path);
+  } catch (e) {
+    const q = asQcbError(e);
+    throw new QcbError('QCB_STORE', `data set '${name}': ${q.message}`, {
+      file: path,
+      key,
+      value: path,
+      fix: `point ${key} in ${p.source.file} at a folder made by \`qcbench data crops --out DIR\` (${q.context.fix ?? 'recreate it'})`,
+    });
+  }
+  if (table.info.size !== p.data.crop_size)
+    throw new QcbError(
+      'QCB_STORE',
+      `data set '${name}': the store's crops are ${table.info.size}×${table.info.size} but data.crop_size is ${p.data.crop_size}`,
+      {
+        file: path,
+        key: 'data.crop_size',
+        value: p.data.crop_size,
+        allowed: String(table.info.size),
+        fix: `set data.crop_size: ${table.info.size} in ${p.source.file}, or recut the store with --size ${p.data.crop_size}`,
+      },
+    );
+  const have = new Set(table.meta.map((m) => m.crop_id));
+  const missing = annotations.map((a) => a.crop_id).filter((id) => !have.has(id));
+  if (missing.length)
+    throw new QcbError(
+      'QCB_ANNOTATIONS',
+      `${missing.length} annotated crop(s) are not in the crop store of '${name}'`,
+      {
+        file,
+        key: 'crop_id',
+        value: missing.slice(0, 3),
+        fix: `annotate crops of ${path} (ids as in its crops.csv), or point ${key} at the store the annotations were made on`,
+      },
+    );
 }

@@ -109,8 +109,10 @@ async function ensureDataset(ctx: StageContext, memo: Memo, name: string): Promi
     const ds: DatasetConfig = ctx.p.data.datasets[name];
     const id = datasetId(ctx.p, name).slice(0, 24);
     if (ds.format === 'synthetic') await ensureScreen(ctx, memo, name, ds);
-    // Data sets of one screen and crop size share a store id: in one process they share the promise too.
+    // An existing crop store is used where it is; others are cut into the cache. Data sets of one screen and crop
+    // settings share a store id: in one process they share the promise too.
     const path = await once(memo.stores, id, async () => {
+      if (ds.format === 'store') return resolve(ds.path!);
       const made = await ctx.cache.ensure('stores', id, (tmp) => extractDatasetCrops(ctx, name, ds, tmp), {
         onWait: () =>
           ctx.log.info(`waiting for another process to finish the crop store of data set '${name}'`, {

@@ -59,6 +59,13 @@ test('data crops (csv layout, sharded) → store; data show → montage PNG + ti
   const st = await openCropStore(out);
   assert.ok(st.count > 10);
   assert.deepEqual(st.channels, ['dna', 'actin', 'mito']);
+  // Shards each record their plates' windows; the merged store has one window per plate and channel (the default).
+  const norm = st.info.normalisation as { kind: string; windows: Record<string, Record<string, unknown>> };
+  assert.equal(norm.kind, 'plate');
+  assert.deepEqual(Object.keys(norm.windows.P1).sort(), ['actin', 'dna', 'mito']);
+  const perField = common.map((a) => (a === out ? join(dir, 'field') : a));
+  assert.equal(await crops.run([...perField, '--normalise', 'field'], ctx), 0);
+  assert.equal((await openCropStore(join(dir, 'field'))).info.normalisation.kind, 'percentile');
   const png = join(dir, 'm.png');
   assert.equal(await show.run([out, '--n', '9', '--out', png], ctx), 0);
   const meta = await sharp(png).metadata();
@@ -87,6 +94,7 @@ test('data crops (csv layout, sharded) → store; data show → montage PNG + ti
     'QCB_UNKNOWN_NAME',
   );
   assert.equal(await code(crops.run([...common, '--border', 'wrap'], ctx)), 'QCB_USAGE');
+  assert.equal(await code(crops.run([...common, '--normalise', 'plates'], ctx)), 'QCB_USAGE');
   assert.equal(await code(crops.run([...common, '--normalise', 'fixed:dna=0:100'], ctx)), 'QCB_USAGE'); // no range for actin/mito
   assert.equal(await code(show.run([join(dir, 'nothing')], ctx)), 'QCB_STORE');
   assert.equal(await code(show.run([out, '--label', 'abnormal'], ctx)), 'QCB_USAGE'); // --label needs --annotations

@@ -1,9 +1,11 @@
 import type { ImageData } from '../types.js';
 
 /**
- * Intensity normalisation of microscopy channels to uint8. Per-field percentile stretching (default 0.1–99.9 %) is
- * what CellProfiler-style pipelines and the paper's crops use: robust to a few saturated pixels and to the 12-bit
- * data stored in 16-bit files (BBBC021/022).
+ * Intensity normalisation of microscopy channels to uint8. Robust percentile windows (default 0.1–99.9 %) are robust
+ * to a few saturated pixels and to the 12-bit data stored in 16-bit files (BBBC021/022). Estimated per field
+ * (`percentileRanges`, what CellProfiler-style pipelines and the paper's crops use) they rescale a dim, saturated or
+ * nearly empty field to look normal; the median of a sample of a plate's field windows (`medianWindow`) is one window
+ * for the whole plate, under which a field's intensity relative to its plate survives.
  */
 
 /** A fixed intensity window for one channel (`min` → 0, `max` → 255). */
@@ -95,4 +97,40 @@ export function normalizePercentile(img: ImageData, lo = 0.1, hi = 99.9): ImageD
     for (let i = 0, j = c; i < n; i++, j += C) out[j] = plane[i];
   }
   return { width: img.width, height: img.height, channels: C, bitDepth: 8, data: out };
+}
+
+/**
+ * One window from several fields' windows of a channel: the median of their `min`s and the median of their `max`s
+ * (an even count averages the middle two). Robust to a minority of odd fields — a dark, saturated or empty field among
+ * the sample moves neither end — where pooling their pixels would let a saturated field set the top percentile.
+ * No windows → the empty window {0, 0} (which maps every pixel to 0).
+ */
+export function medianWindow(windows: IntensityRange[]): IntensityRange {
+  if (windows.length === 0) return { min: 0, max: 0 };
+  const med = (v: number[]) => {
+    const s = [...v].sort((a, b) => a - b);
+    const m = s.length >> 1;
+    return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+  };
+  return { min: med(windows.map((w) => w.min)), max: med(windows.map((w) => w.max)) };
+}
+
+/**
+ * A uint8 → uint8 lookup table re-expressing values stored under window `from` in window `to`: a stored value v
+ * stands for the intensity from.min + v/255·(from.max − from.min), which maps linearly into `to` and is rounded and
+ * clipped to 0…255. Exact inside both windows up to rounding (≤ ½ step of the wider window); what the store clipped
+ * at 0 or 255 (intensities beyond `from`) stays at the window's edge, so re-windowing cannot recover them. An empty
+ * target window (max ≤ min) maps everything to 0, as {@link toUint8} does.
+ */
+export function rewindowLut(from: IntensityRange, to: IntensityRange): Uint8Array {
+  const lut = new Uint8Array(256);
+  const span = to.max - to.min;
+  if (!(span > 0)) return lut;
+  const step = (from.max - from.min) / 255;
+  for (let v = 0; v < 256; v++) {
+    const x = from.min + v * step;
+    const y = Math.round(((x - to.min) / span) * 255);
+    lut[v] = y <= 0 ? 0 : y >= 255 ? 255 : y;
+  }
+  return lut;
 }

@@ -63,7 +63,11 @@ export interface CropStoreInfo {
   size: number;
   chunk: number;
   compression: Compression;
-  /** How 16-bit fields became uint8 (free-form, recorded for provenance). */
+  /**
+   * How fields became uint8 (src/data/crops.ts `Normalisation`): `kind` plate (with `windows` plate → channel →
+   * {min, max}, the intensities mapped to 0 and 255), percentile (per field: no window recorded) or fixed (`ranges`).
+   * Stores made before plate windows existed have kind percentile.
+   */
   normalisation: Record<string, unknown>;
   dataset: string;
   source_root: string;
@@ -642,9 +646,11 @@ export interface CropStore {
   readIndices(idx: number[]): Promise<Uint8Array>;
 }
 
-/** Opens a complete store; QCB_STORE when it is missing, unfinished or inconsistent. */
-export async function openCropStore(path: string, opts: { cacheChunks?: number } = {}): Promise<CropStore> {
-  registerGzip();
+/**
+ * The `qcbench.json` of a complete store (synchronous, reads nothing else); QCB_STORE naming the folder and the fix
+ * when it is not one (missing, no qcbench.json, interrupted, another format).
+ */
+export function readCropStoreInfo(path: string): CropStoreInfo {
   path = resolve(path);
   const metaFile = join(path, 'qcbench.json');
   if (!existsSync(metaFile)) {
@@ -669,6 +675,20 @@ export async function openCropStore(path: string, opts: { cacheChunks?: number }
   }
   if (info.format !== FORMAT || !info.complete)
     throw storeError(path, 'is not a complete qcbench crop store', 'recreate it with `qcbench data crops`');
+  return info;
+}
+
+/** The info and per-crop table of a complete store, without opening its array (synchronous; see openCropStore). */
+export function readCropStoreTable(path: string): { info: CropStoreInfo; meta: CropMeta[] } {
+  const info = readCropStoreInfo(path);
+  return { info, meta: readCropTable(join(resolve(path), 'crops.csv'), info) };
+}
+
+/** Opens a complete store; QCB_STORE when it is missing, unfinished or inconsistent. */
+export async function openCropStore(path: string, opts: { cacheChunks?: number } = {}): Promise<CropStore> {
+  registerGzip();
+  path = resolve(path);
+  const info = readCropStoreInfo(path);
   const store = new FileSystemStore(path);
   let arr: zarr.Array<zarr.DataType, FileSystemStore>;
   try {
