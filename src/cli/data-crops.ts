@@ -1,6 +1,7 @@
 /**
  * `qcbench data crops`: fields (BBBC022 / BBBC021 / generic CSV) → nuclei → single-cell crops in a Zarr crop store.
  */
+import { FIELD_MEASURES_MODULE } from '../metrics/field-quality.js';
 import { type BorderPolicy, extractCrops, mergeShards, type Normalisation } from '../data/crops.js';
 import { DATASETS, readDataset } from '../data/datasets/index.js';
 import { readCellProfilerCentres } from '../data/nuclei/cellprofiler.js';
@@ -258,6 +259,7 @@ export const command: Command = {
         compression,
         resume: !values['no-resume'],
         overwrite: Boolean(values.overwrite),
+        fieldMeasures: FIELD_MEASURES_MODULE,
         log: ctx.log,
         signal: ac.signal,
       });

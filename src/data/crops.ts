@@ -109,7 +109,8 @@ export async function processField(field: Field, s: CropSettings, centres?: Nucl
     const m = await loadFieldMeasurer(s.fieldMeasures);
     measures = {};
     for (let k = 0; k < imgs.length; k++)
-      for (const [name, v] of Object.entries(m.measure(imgs[k]))) measures[measureColumn(name, s.channels[k])] = v;
+      for (const [name, v] of Object.entries(m.measure(imgs[k], { dna: s.channels[k] === s.dnaChannel })))
+        if (Number.isFinite(v)) measures[measureColumn(name, s.channels[k])] = v;
   }
   const dnaIdx = s.channels.indexOf(s.dnaChannel);
   const nuclei = centres ?? segmentNuclei(imgs[dnaIdx], s.segment).nuclei;

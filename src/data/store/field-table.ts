@@ -58,8 +58,11 @@ export interface FieldMeasurer {
   id: string;
   /** Measure names, in column order. */
   measures: readonly string[];
-  /** Measures of one single-channel image (H×W, raw bit depth), keyed by the names in `measures`. */
-  measure(img: ImageData): Record<string, number>;
+  /**
+   * Measures of one single-channel image (H×W, raw bit depth), keyed by the names in `measures` (NaN: not measured
+   * for this channel); `dna` marks the channel nuclei are found on.
+   */
+  measure(img: ImageData, o: { dna: boolean }): Record<string, number>;
 }
 
 const measurers = new Map<string, Promise<FieldMeasurer>>();
