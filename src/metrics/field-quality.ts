@@ -32,9 +32,14 @@ export const FIELD_MEASURES_MODULE = import.meta.url;
  * the intensity and saturation percentages (unbiased estimates from 22 k pixels), FocusScore (the variance over pixels
  * does not depend on which pixels are sampled), and ranks blur alike (sampling folds high frequencies into the
  * low-frequency rings the slope is fitted on, but a blurred field loses them before sampling). Tile side and
- * correlation offset (20 px) are in sampled pixels, i.e. 80 field pixels.
+ * correlation offset (20 px) are in sampled pixels, i.e. 80 field pixels. The spectrum is the exception: sampling
+ * would keep only rings of wavelength ≥ 8·stride pixels, which a defocus blur of a few pixels barely touches, so
+ * PowerLogLogSlope is taken at full resolution on the central {@link FOCUS_WINDOW}² window (a power of two: the
+ * radix-2 FFT; a defocused field is blurred everywhere).
  */
 export const FIELD_STRIDE = 4;
+/** Side of the central full-resolution window of PowerLogLogSlope (or the field's side when smaller). */
+export const FOCUS_WINDOW = 256;
 
 /**
  * One channel image (H×W, 8/16-bit or float) sampled every `stride` pixels in x and y, as floats in CellProfiler's
@@ -54,14 +59,27 @@ export function toUnitScale(img: ImageData, stride = 1): { data: Float32Array; w
   return { data: out, width: w, height: h };
 }
 
+/** The central h×w window (h = min(size, H), w = min(size, W)) of a channel image at full resolution, in [0, 1]. */
+export function centralWindow(img: ImageData, size: number): { data: Float32Array; width: number; height: number } {
+  const w = Math.min(size, img.width);
+  const h = Math.min(size, img.height);
+  const x0 = Math.floor((img.width - w) / 2);
+  const y0 = Math.floor((img.height - h) / 2);
+  const out = new Float32Array(w * h);
+  const scale = img.bitDepth === 32 ? 1 : 1 / (2 ** img.bitDepth - 1);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) out[y * w + x] = img.data[((y0 + y) * img.width + x0 + x) * img.channels] * scale;
+  return { data: out, width: w, height: h };
+}
+
 /**
  * The measurer the crop pipeline's workers import: CellProfiler's measures of the sampled channel image, except
- * that the power spectrum (PowerLogLogSlope, most of the cost) is taken on the DNA channel only — focus is judged on
- * the nuclear channel, where the objects are — and NaN (an empty cell) elsewhere; TotalIntensity is the sampled
- * mean × the field's pixel count, so it estimates the whole field's total.
+ * that the power spectrum (PowerLogLogSlope, most of the cost) is taken on the DNA channel's central window only —
+ * focus is judged on the nuclear channel, where the objects are — and NaN (an empty cell) elsewhere; TotalIntensity
+ * is the sampled mean × the field's pixel count, so it estimates the whole field's total.
  */
 export const fieldMeasurer: FieldMeasurer = {
-  id: `cellprofiler-measureimagequality scale ${DEFAULT_QUALITY_SCALE}, every ${FIELD_STRIDE}th pixel, spectrum on DNA`,
+  id: `cellprofiler-measureimagequality scale ${DEFAULT_QUALITY_SCALE}, every ${FIELD_STRIDE}th pixel, spectrum on DNA ${FOCUS_WINDOW}²`,
   measures: IMAGE_QUALITY_MEASURES,
   measure(img: ImageData, o: { dna: boolean }): Record<string, number> {
     const s = toUnitScale(img, FIELD_STRIDE);
@@ -70,7 +88,7 @@ export const fieldMeasurer: FieldMeasurer = {
       FocusScore: focusScore(x),
       LocalFocusScore: localFocusScore(x, s.height, s.width),
       Correlation: haralickCorrelation(x, s.height, s.width, DEFAULT_QUALITY_SCALE),
-      PowerLogLogSlope: o.dna ? powerLogLogSlope(x, s.height, s.width) : Number.NaN,
+      PowerLogLogSlope: o.dna ? slopeOf(centralWindow(img, FOCUS_WINDOW)) : Number.NaN,
       ...saturation(x),
       ...intensityStats(x),
     };
@@ -78,3 +96,7 @@ export const fieldMeasurer: FieldMeasurer = {
     return m;
   },
 };
+
+function slopeOf(w: { data: Float32Array; width: number; height: number }): number {
+  return powerLogLogSlope(w.data, w.height, w.width);
+}

@@ -17,7 +17,8 @@
  *
  * The robust range of a measure is median ± k·σ̂ over the screen's measured fields, σ̂ = 1.4826·MAD (the normal
  * consistency constant, so k = 3 is "3 σ" for normally spread fields), widened to at least a floor per measure
- * (e.g. ±30 % of the median intensity, 0.5 percentage points of PercentMaximal) so that a very uniform screen (MAD ≈ 0)
+ * (the mean intensity below half or above twice the median — a field's brightness follows its cell count —,
+ * 0.5 percentage points of PercentMaximal / PercentMinimal, 0.3 of the slope) so that a very uniform screen (MAD ≈ 0)
  * does not flag ordinary variation. Ranges need at least {@link MIN_FIELDS_FOR_RANGE} measured fields; with fewer,
  * only the other reasons apply.
  */
@@ -48,9 +49,9 @@ interface MeasureCheck {
 export const FIELD_MEASURE_CHECKS: readonly MeasureCheck[] = [
   { measure: 'PowerLogLogSlope', side: 'low', reason: 'focus_low', floorAbs: 0.3, floorRel: 0.1 },
   { measure: 'PercentMaximal', side: 'high', reason: 'saturated', floorAbs: 0.5 },
-  { measure: 'MeanIntensity', side: 'low', reason: 'dark', floorRel: 0.3 },
+  { measure: 'MeanIntensity', side: 'low', reason: 'dark', floorRel: 0.5 },
   { measure: 'PercentMinimal', side: 'high', reason: 'dark', floorAbs: 0.5 },
-  { measure: 'MeanIntensity', side: 'high', reason: 'bright', floorRel: 0.3 },
+  { measure: 'MeanIntensity', side: 'high', reason: 'bright', floorRel: 1 },
 ];
 
 /** One row of fields.csv. */
@@ -113,18 +114,19 @@ export function fieldVerdicts(
   const k = o.k ?? DEFAULT_FIELD_K;
   const maxFraction = o.maxFraction ?? DEFAULT_FIELD_FRACTION;
   const columns = [...new Set(fields.flatMap((f) => Object.keys(f.measures)))];
-  // one range per (check, measure column): the screen's fields that have the measure
+  // one range per (check, measure column) — checks of one measure differ in their floor — over the fields measured
   const ranges = new Map<string, ReturnType<typeof robustRange>>();
-  for (const c of FIELD_MEASURE_CHECKS)
+  FIELD_MEASURE_CHECKS.forEach((c, ci) => {
     for (const col of columns.filter((x) => x.startsWith(`ImageQuality_${c.measure}_`)))
       ranges.set(
-        `${c.measure}|${col}`,
+        `${ci}|${col}`,
         robustRange(
           fields.map((f) => f.measures[col]),
           k,
           c,
         ),
       );
+  });
   return fields.map((f) => {
     const s = scores.get(f.field_id);
     const n = s?.n ?? 0;
@@ -140,9 +142,9 @@ export function fieldVerdicts(
       reasons.push('abnormal_crops');
       details.push(`${s!.abnormal} of ${n} crops abnormal (> ${maxFraction})`);
     }
-    for (const c of FIELD_MEASURE_CHECKS) {
+    for (const [ci, c] of FIELD_MEASURE_CHECKS.entries()) {
       for (const col of columns.filter((x) => x.startsWith(`ImageQuality_${c.measure}_`))) {
-        const r = ranges.get(`${c.measure}|${col}`);
+        const r = ranges.get(`${ci}|${col}`);
         const v = f.measures[col];
         if (!r || v === undefined || !Number.isFinite(v)) continue;
         const out = c.side === 'low' ? v < r.lo : v > r.hi;
