@@ -24,6 +24,7 @@
  */
 import { quantile } from '../metrics/bootstrap.js';
 import type { FieldRecord, FieldStatus } from '../data/store/field-table.js';
+import type { WellFraction } from './plate-map.js';
 
 /** Default k of median ± k·σ̂. */
 export const DEFAULT_FIELD_K = 3;
@@ -174,15 +175,8 @@ export function fieldVerdicts(
   });
 }
 
-/** One row of wells.csv: its crops' fraction and its fields' verdicts. */
-export interface WellVerdict {
-  plate: string;
-  well: string;
-  n: number;
-  abnormal: number;
-  /** null without crops. */
-  fraction: number | null;
-  mean_score: number | null;
+/** One row of wells.csv: its crops' fraction (as the plate map draws it) and its fields' verdicts. */
+export interface WellVerdict extends WellFraction {
   fields: number;
   fields_flagged: number;
   /** Union of its fields' reasons, `;`-joined. */
