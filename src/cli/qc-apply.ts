@@ -21,6 +21,7 @@ batches streamed from the store. Writes into DIR (default qc-<store name>):
   plate-map.vl.json|svg|png  wells coloured by abnormal fraction, one panel per plate (96/384/1536 from well names);
                              wells with a flagged field outlined
   field-map.vl.json|svg|png  one cell per field; flagged fields outlined with their first reason's letter
+  fields.html                the maps and a table of the flagged fields: reasons, the measures out of range
   montages/<plate>_<well>.png + montages.csv   the highest-scoring crops of each well, to check by eye
   summary.json
 

@@ -14,6 +14,7 @@
  * OUT/wells.csv|.jsonl                            per well: abnormal fraction, fields, fields flagged, their reasons
  * OUT/plate-map.vl.json|.svg|.png                 wells coloured by abnormal fraction, one panel per plate
  * OUT/field-map.vl.json|.svg|.png                 one cell per field, flagged fields outlined, reasons in the tooltip
+ * OUT/fields.html                                 the maps and every flagged field with its reasons and why
  * OUT/montages/<plate>_<well>.png (+ montages.csv)  highest-scoring crops per well, for a person to check
  * OUT/summary.json
  * ```
@@ -51,6 +52,7 @@ import {
   MIN_FIELDS_FOR_RANGE,
   wellVerdicts,
 } from './fields.js';
+import { writeFieldsHtml } from './fields-html.js';
 import { writeFieldMap, writePlateMap } from './plate-map.js';
 import { checkStoreFits, loadQcModel, readQcModel, scoreCrops } from './runtime.js';
 
@@ -437,6 +439,11 @@ function screenFields(
   return { fields, measureColumns };
 }
 
+/** A well's montage file name (inside OUT/montages/). */
+function montageFile(plate: string, well: string): string {
+  return `${plate}_${well}.png`.replace(/[^A-Za-z0-9_.-]/g, '_');
+}
+
 function countReasons(v: FieldVerdict[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const f of v) for (const r of f.reasons ? f.reasons.split(';') : []) out[r] = (out[r] ?? 0) + 1;
@@ -535,12 +542,14 @@ async function summarise(
   const wellRows = wellVerdicts(verdicts, fields);
   writeTable(out, 'wells', [...WELL_COLUMNS], wellRows);
   const files = ['scores.csv', 'scores.jsonl', 'fields.csv', 'fields.jsonl', 'wells.csv', 'wells.jsonl'];
+  const maps: string[] = [];
   try {
     // a field a reader could not place (no well name) is in the tables but not on the maps
     const placed = (r: { well: string }) => r.well !== '';
     const pm = await writePlateMap(out, wellRows.filter(placed));
     const fm = await writeFieldMap(out, verdicts.filter(placed));
-    files.push(...[...pm, ...fm].map((p) => basename(p)));
+    maps.push(...[...pm, ...fm].map((p) => basename(p)));
+    files.push(...maps);
   } catch (e) {
     // non-standard well names: the tables are still complete
     if (!(e instanceof QcbError) || e.code !== 'QCB_CSV_VALUE') throw e;
@@ -556,7 +565,7 @@ async function summarise(
       const [plate, well] = wk.split('\u0000');
       const crops = await store.readIndices(l.map((t) => t.index));
       const cols = Math.min(l.length, 8);
-      const file = `${plate}_${well}.png`.replace(/[^A-Za-z0-9_.-]/g, '_');
+      const file = montageFile(plate, well);
       writeFileAtomic(join(mdir, file), await montagePng(crops, l.length, C, S, cols));
       l.forEach((t, r) => {
         rows += `${[plate, well, `montages/${file}`, r + 1, t.crop_id, t.index, t.score].map(csvCell).join(',')}\n`;
@@ -565,6 +574,11 @@ async function summarise(
     writeFileAtomic(join(out, 'montages.csv'), rows);
     files.push('montages.csv', 'montages/');
   }
+  const montaged = new Set(o.montage > 0 ? top.keys() : []);
+  writeFieldsHtml(out, verdicts, maps, (plate, well) =>
+    montaged.has(`${plate}\u0000${well}`) ? `montages/${montageFile(plate, well)}` : undefined,
+  );
+  files.push('fields.html');
   const summary = {
     model: resolve(o.model),
     model_sha256: o.sidecar.model_sha256,
