@@ -138,11 +138,6 @@ export function fieldVerdicts(
       if (f.status === 'unreadable') details.push(`${f.code}: ${f.message}`);
       if (f.status === 'no_crops') details.push(`${f.nuclei} nuclei, every crop outside the field`);
     }
-    const fraction = n ? s!.abnormal / n : null;
-    if (fraction !== null && fraction > maxFraction) {
-      reasons.push('abnormal_crops');
-      details.push(`${s!.abnormal} of ${n} crops abnormal (> ${maxFraction})`);
-    }
     for (const [ci, c] of FIELD_MEASURE_CHECKS.entries()) {
       for (const col of columns.filter((x) => x.startsWith(`ImageQuality_${c.measure}_`))) {
         const r = ranges.get(`${ci}|${col}`);
@@ -156,6 +151,12 @@ export function fieldVerdicts(
           `${c.reason}: ${c.measure} ${channel} ${fmt(v)} ${c.side === 'low' ? `< ${fmt(r.lo)}` : `> ${fmt(r.hi)}`} (screen median ${fmt(r.median)})`,
         );
       }
+    }
+    // the model's view last: what the image itself shows comes first (the field map marks the first reason)
+    const fraction = n ? s!.abnormal / n : null;
+    if (fraction !== null && fraction > maxFraction) {
+      reasons.push('abnormal_crops');
+      details.push(`${s!.abnormal} of ${n} crops abnormal (> ${maxFraction})`);
     }
     return {
       plate: f.plate,
