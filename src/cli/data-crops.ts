@@ -19,7 +19,7 @@ cuts SIZE×SIZE crops around them, normalises each channel to uint8 and writes a
 STORE/crops (uint8 [N, C, SIZE, SIZE], chunks of 64 crops), STORE/crops.csv (one row per crop, crop_id =
 <plate>_<well>_s<site>_<x>_<y>), STORE/qcbench.json, STORE/skipped.csv, and STORE/fields.csv: every field with
 its outcome (ok, no_nuclei, no_crops, unreadable) and CellProfiler's MeasureImageQuality measures per channel
-(ImageQuality_<Measure>_<channel>, on every 4th pixel of the raw field; the spectrum on the DNA channel's central
+(ImageQuality_<Measure>_<channel>, on every 8th pixel of the raw field; the spectrum on the DNA channel's central
 256×256), which qcbench qc apply judges fields by.
 
 Layouts (--dataset):
