@@ -1,3 +1,4 @@
+import { FIELD_MEASURES_MODULE } from '../metrics/field-quality.js';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -200,6 +201,8 @@ export interface DataBenchResult {
 export interface DataBenchOptions {
   fields?: number;
   workers?: number;
+  /** Whole-field image-quality measures in the extraction, as `data crops` computes them (default true). */
+  fieldMeasures?: boolean;
   log?: Logger;
   /** Extract a screen twice the size too and compare peak RSS (default true). */
   memory?: boolean;
@@ -325,6 +328,7 @@ export async function benchData(o: DataBenchOptions = {}): Promise<DataBenchResu
     const fs = readCsvDataset({ root: join(dir, 'screen'), dnaChannel: 'dna' });
     const quiet = o.log ?? new Logger({ quiet: true });
     const workers = o.workers ?? 2;
+    const fieldMeasures = o.fieldMeasures === false ? undefined : FIELD_MEASURES_MODULE;
     // Workers are started and warmed up (TypeScript compiled, JIT) on a few fields first: start-up is paid once
     // per run, not per field, and would dominate a short benchmark.
     const pool = workers > 0 ? new FieldPool(workers) : undefined;
@@ -333,7 +337,7 @@ export async function benchData(o: DataBenchOptions = {}): Promise<DataBenchResu
     let memory: MemoryBench | undefined;
     try {
       const warm = { ...fs, fields: fs.fields.slice(0, Math.min(2 * Math.max(1, workers), n)) };
-      await extractCrops({ fieldSet: warm, out: join(dir, 'warm-pool'), workers, pool, log: quiet });
+      await extractCrops({ fieldSet: warm, out: join(dir, 'warm-pool'), workers, pool, log: quiet, fieldMeasures });
       const t0 = performance.now();
       const a = await withPeakRss((sample) =>
         extractCrops({
@@ -341,6 +345,7 @@ export async function benchData(o: DataBenchOptions = {}): Promise<DataBenchResu
           out: join(dir, 'store'),
           workers,
           pool,
+          fieldMeasures,
           log: quiet,
           batchFields: 16,
           onBatch: sample,
@@ -357,6 +362,7 @@ export async function benchData(o: DataBenchOptions = {}): Promise<DataBenchResu
             out: join(dir, 'store-2x'),
             workers,
             pool,
+            fieldMeasures,
             log: quiet,
             batchFields: 16,
             onBatch: sample,
@@ -380,9 +386,9 @@ export async function benchData(o: DataBenchOptions = {}): Promise<DataBenchResu
     // CPU cost per field of the pipeline itself, in-process and warmed up (no worker start-up, which compiles the
     // TypeScript sources): unlike wall time it barely depends on what else runs on the machine.
     const few = { ...fs, fields: fs.fields.slice(0, Math.min(4, n)) };
-    await extractCrops({ fieldSet: few, out: join(dir, 'warm'), workers: 0, log: quiet });
+    await extractCrops({ fieldSet: few, out: join(dir, 'warm'), workers: 0, log: quiet, fieldMeasures });
     const cpu0 = process.cpuUsage();
-    await extractCrops({ fieldSet: fs, out: join(dir, 'cpu'), workers: 0, log: quiet, batchFields: 16 });
+    await extractCrops({ fieldSet: fs, out: join(dir, 'cpu'), workers: 0, log: quiet, batchFields: 16, fieldMeasures });
     const cpu = process.cpuUsage(cpu0);
     const cpuPerField = (cpu.user + cpu.system) / 1e6 / n;
     const store = await openCropStore(join(dir, 'store'));
@@ -470,14 +476,15 @@ export const command: Command = {
   name: 'data',
   summary:
     'benchmark crop extraction (fields/s, peak RSS), store reads, augmentation (crops/s) and synthetic generation',
-  usage: `qcbench bench data [--fields N] [--workers N] [--train-rate R] [--no-synth] [--json]
+  usage: `qcbench bench data [--fields N] [--workers N] [--train-rate R] [--no-synth] [--no-field-measures] [--json]
 
 Measures the data targets on this machine, in a temp folder:
   crop extraction   N (default 60) generated three-channel 696×520 16-bit fields → 128×128 crops in a Zarr store
                     (segmentation, normalisation, cropping in N worker threads, default 2). Target ≥ 20 fields/s.
                     Then the same fields twice over: peak RSS of both runs (streaming: it must not grow by more than
                     ${STREAMING_RSS_TOLERANCE_MB} MB; with far fewer than 60 fields the extra crops themselves are
-                    too few for the check to tell). Store reads: crops/s, sequential and random.
+                    too few for the check to tell). Store reads: crops/s, sequential and random. Whole-field
+                    image-quality measures are computed as \`data crops\` does; --no-field-measures leaves them out.
   augmentation      128×128×3 crops, two augmented views each, through the prefetching batch loader (batch 128, on
                     the main thread as SSL pretraining runs it). Target ≥ 2,000 crops/s, and ≥ 10× the images/s a
                     training step consumes: --train-rate R (e.g. from qcbench bench engine), else the engine's
@@ -493,6 +500,7 @@ Numbers depend on machine load; run on an idle machine for reference figures.`,
         workers: { type: 'string' },
         'train-rate': { type: 'string' },
         'no-synth': { type: 'boolean' },
+        'no-field-measures': { type: 'boolean' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -515,6 +523,7 @@ Numbers depend on machine load; run on an idle machine for reference figures.`,
       workers: intArg(values.workers, '--workers', 0),
       trainImagesPerSecond: trainRate === undefined ? undefined : Number(trainRate),
       synth: values['no-synth'] ? false : undefined,
+      fieldMeasures: !values['no-field-measures'],
     });
     process.stdout.write(values.json ? `${JSON.stringify(r, null, 2)}\n` : formatDataBench(r));
     return 0;

@@ -1,6 +1,7 @@
 /**
  * `qcbench data crops`: fields (BBBC022 / BBBC021 / generic CSV) → nuclei → single-cell crops in a Zarr crop store.
  */
+import { FIELD_MEASURES_MODULE } from '../metrics/field-quality.js';
 import {
   type BorderPolicy,
   extractCrops,
@@ -23,7 +24,10 @@ const usage = `qcbench data crops --dataset bbbc022|bbbc021|csv --root DIR --out
 Reads the fields of a screen, finds nuclei on the DNA channel (or takes centres from a CellProfiler object table),
 cuts SIZE×SIZE crops around them, normalises each channel to uint8 and writes a Zarr crop store:
 STORE/crops (uint8 [N, C, SIZE, SIZE], chunks of 64 crops), STORE/crops.csv (one row per crop, crop_id =
-<plate>_<well>_s<site>_<x>_<y>), STORE/qcbench.json, STORE/skipped.csv.
+<plate>_<well>_s<site>_<x>_<y>), STORE/qcbench.json, STORE/skipped.csv, and STORE/fields.csv: every field with
+its outcome (ok, no_nuclei, no_crops, unreadable) and CellProfiler's MeasureImageQuality measures per channel
+(ImageQuality_<Measure>_<channel>, on every 8th pixel of the raw field; the spectrum on the DNA channel's central
+256×256), which qcbench qc apply judges fields by.
 
 Layouts (--dataset):
   bbbc022  per-plate image tables (Image_FileName_Orig<ch>, Image_PathName_Orig<ch>, Image_Metadata_*);
@@ -270,6 +274,7 @@ export const command: Command = {
         compression,
         resume: !values['no-resume'],
         overwrite: Boolean(values.overwrite),
+        fieldMeasures: FIELD_MEASURES_MODULE,
         log: ctx.log,
         signal: ac.signal,
       });

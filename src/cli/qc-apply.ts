@@ -9,14 +9,19 @@ import { intArg, parseCommandArgs, requireOptions, unitArg } from './args.js';
 import { applyProviderOption, type Command, PROVIDER_OPTION } from './types.js';
 
 const usage = `qcbench qc apply --model MODEL.onnx --store STORE [--out DIR] [--threshold T] [--shard i/n] [--batch N]
-                 [--montage N] [--threads N] [--use-model-window] [--json]
+                 [--montage N] [--field-k K] [--field-fraction F] [--threads N] [--use-model-window] [--json]
 
 Scores every crop of a crop store with a classifier from \`qcbench qc train\` (MODEL.json must sit beside it), in
 batches streamed from the store. Writes into DIR (default qc-<store name>):
   scores.csv, scores.jsonl   crop_id, index, plate, well, site, field_id, x, y, score, abnormal (score > threshold)
-  fields.csv, fields.jsonl   plate, well, site, field_id, n, abnormal, fraction, mean_score: one row per field
-  wells.csv, wells.jsonl     plate, well, n, abnormal, fraction, mean_score: one row per well
-  plate-map.vl.json|svg|png  wells coloured by abnormal fraction, one panel per plate (96/384/1536 from well names)
+  fields.csv, fields.jsonl   one row per field of the screen, with or without crops (the store's field table):
+                             plate, well, site, field_id, status, n, abnormal, fraction, mean_score, verdict,
+                             reasons, details, ImageQuality_<Measure>_<channel>… (whole-field measures)
+  wells.csv, wells.jsonl     plate, well, n, abnormal, fraction, mean_score, fields, fields_flagged, reasons
+  plate-map.vl.json|svg|png  wells coloured by abnormal fraction, one panel per plate (96/384/1536 from well names);
+                             wells with a flagged field outlined
+  field-map.vl.json|svg|png  one cell per field; flagged fields outlined with their first reason's letter
+  fields.html                the maps and a table of the flagged fields: reasons, the measures out of range
   montages/<plate>_<well>.png + montages.csv   the highest-scoring crops of each well, to check by eye
   summary.json
 
@@ -27,8 +32,16 @@ Intensity windows: the store's (qcbench.json, one per plate and channel) are com
 on (MODEL.json); a window off by more than 10% of the model's span, or a store or model that records none (made before
 windows were recorded, or normalised per field), is a warning and scoring goes ahead.
 
+Field verdicts (flagged with reasons): unreadable, no_nuclei, no_crops (status in the store), abnormal_crops (fraction
+> --field-fraction), and measures outside the screen's robust range median ± k·1.4826·MAD over its fields (at least
+5 measured fields): focus_low (PowerLogLogSlope low), saturated (PercentMaximal high), dark (MeanIntensity low or
+PercentMinimal high), bright (MeanIntensity high), in any channel.
+
 Options:
-  --threshold T   abnormal when score > T (default: the model's, 0.5)
+  --threshold T   abnormal when score > T (default: the model's, calibrated by qc train --max-fpr; 0.5 for
+                  models made before calibration)
+  --field-k K     k of the fields' robust ranges (default 3)
+  --field-fraction F  flag a field when more than F of its crops are abnormal (default 0.5)
   --batch N       crops per onnxruntime run and per checkpoint (default 64)
   --montage N     crops per well montage (default 16; 0 = none)
   --threads N     onnxruntime threads (default: all cores)
@@ -52,6 +65,8 @@ function parse(args: string[]) {
         shard: { type: 'string' },
         batch: { type: 'string' },
         montage: { type: 'string' },
+        'field-k': { type: 'string' },
+        'field-fraction': { type: 'string' },
         threads: { type: 'string' },
         'use-model-window': { type: 'boolean', default: false },
         ...PROVIDER_OPTION,
@@ -88,6 +103,8 @@ export const command: Command = {
         shard: values.shard === undefined ? undefined : parseShard(values.shard, '--shard'),
         batch: intArg(values.batch, '--batch', 1),
         montage: intArg(values.montage, '--montage', 0),
+        fieldK: values['field-k'] === undefined ? undefined : Number(values['field-k']),
+        fieldFraction: unitArg(values['field-fraction'], '--field-fraction'),
         threads: intArg(values.threads, '--threads', 1),
         signal: ac.signal,
         useModelWindow: values['use-model-window'],

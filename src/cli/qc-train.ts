@@ -3,12 +3,14 @@
  * trains the chosen encoder + head on the annotations' train split and exports one self-contained ONNX QC classifier
  * with its JSON sidecar (src/qc/train.ts, src/qc/model.ts).
  */
+import type { OperatingPoint } from '../qc/calibrate.js';
 import { trainQcModel } from '../qc/train.js';
 import { intArg, parseCommandArgs, requireOptions, unitArg } from './args.js';
 import { applyProviderOption, type Command, PROVIDER_OPTION } from './types.js';
 
 const usage = `qcbench qc train --encoder NAME|FILE.onnx --task knn|linear|finetune --annotations FILE --store STORE
-                 --out MODEL.onnx [--seed S] [--epochs N] [--k N] [--channels A,B,C] [--threshold T] [--threads N]
+                 --out MODEL.onnx [--seed S] [--epochs N] [--k N] [--channels A,B,C] [--max-fpr F | --threshold T]
+                 [--threads N]
 
 Trains the encoder chosen with the benchmark and a downstream head (Masud et al. 2022 §3.3: kNN with k = 5, a
 linear layer on the frozen encoder, or fine-tuning) on the train split of the annotation file, and exports ONE
@@ -29,7 +31,12 @@ Options:
   --epochs N        training epochs (linear: default 150, finetune: default 50; paper §3.3)
   --k N             neighbours of the kNN (default 5)
   --channels A,B,C  store channels fed as R,G,B (default: all of a 1/3-channel store, else Ph_golgi,Mito,Hoechst)
-  --threshold T     decision threshold stored in the sidecar (default 0.5)
+  --max-fpr F       calibrate the threshold: hold out a stratified 25% of the train split, train on the rest, and
+                    take the lowest threshold flagging at most F of its normal crops (default 0.05). Needs
+                    ⌈1/F⌉ normal validation crops: fewer is an error with --max-fpr (exit 2), and threshold 0.5 on
+                    the whole train split with the default. The operating point (threshold, FPR and recall on the
+                    validation and test splits) goes to MODEL.json; qc apply uses it.
+  --threshold T     decision threshold stored in the sidecar instead (no calibration)
   --pretrained FILE encoder.onnx exported by \`qcbench pretrain\` (SSL encoders)
   --weights DIR     ImageNet weights folder
   --threads N       onnxruntime threads (default: all cores)
@@ -53,6 +60,7 @@ function parse(args: string[]) {
         k: { type: 'string' },
         channels: { type: 'string' },
         threshold: { type: 'string' },
+        'max-fpr': { type: 'string' },
         pretrained: { type: 'string' },
         weights: { type: 'string' },
         threads: { type: 'string' },
@@ -95,6 +103,7 @@ export const command: Command = {
         .map((s) => s.trim())
         .filter(Boolean),
       threshold: unitArg(values.threshold, '--threshold'),
+      maxFpr: values['max-fpr'] === undefined ? undefined : Number(values['max-fpr']),
       pretrained: values.pretrained,
       weightsDir: values.weights,
       threads: intArg(values.threads, '--threads', 1),
@@ -107,9 +116,20 @@ export const command: Command = {
         `${r.model}\n${r.sidecar}\n` +
           (m
             ? `validation (${r.meta.validation.n_test} test crops): accuracy ${m.accuracy.toFixed(1)}  F1 ${m.f1.toFixed(1)}  AUC ${m.auc.toFixed(1)}\n`
-            : 'no validation: the test split lacks normal or abnormal crops\n'),
+            : 'no validation: the test split lacks normal or abnormal crops\n') +
+          operatingPointLine(r.meta.operating_point),
       );
     }
     return 0;
   },
 };
+
+function operatingPointLine(op: OperatingPoint | undefined): string {
+  if (!op) return '';
+  const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+  const head =
+    op.source === 'calibrated'
+      ? `threshold ${op.threshold.toFixed(4)} (calibrated for FPR ≤ ${op.max_fpr} on ${op.validation?.normal} normal validation crops)`
+      : `threshold ${op.threshold} (${op.source === 'given' ? '--threshold' : (op.note ?? 'default')})`;
+  return `${head}; test split: FPR ${pct(op.test?.fpr)}, recall ${pct(op.test?.recall)}\n`;
+}

@@ -9,6 +9,14 @@ import { type IntensityRange, percentileRanges, medianWindow, toUint8 } from './
 import { deriveSeed, permutation } from '../util/random.js';
 import { type Nucleus, type SegmentOptions, segmentNuclei } from './nuclei/segment.js';
 import { type Compression, CropStoreWriter, openCropStore } from './store/crop-store.js';
+import {
+  FIELD_TABLE,
+  FieldTableWriter,
+  fieldTableColumns,
+  loadFieldMeasurer,
+  measureColumn,
+  unreadableField,
+} from './store/field-table.js';
 import type { CropMeta, Field, FieldSet, ImageData, SkippedField } from './types.js';
 import { cropId } from './types.js';
 
@@ -71,6 +79,8 @@ export interface CropSettings {
   segment: SegmentOptions;
   /** Source files are recorded relative to this folder (the dataset root) when given. */
   sourceRoot?: string;
+  /** URL of a module exporting a `fieldMeasurer` (store/field-table.ts): whole-field measures per channel. */
+  fieldMeasures?: string;
 }
 
 /** The crops of one field: n×C×S×S uint8 plus one metadata row per crop. */
@@ -78,6 +88,8 @@ export interface FieldCrops {
   crops: Uint8Array;
   metas: Omit<CropMeta, 'index'>[];
   nuclei: number;
+  /** Whole-field measures (`ImageQuality_<Measure>_<channel>`) when settings name a measurer. */
+  measures?: Record<string, number>;
 }
 
 /**
@@ -134,6 +146,14 @@ export async function processField(field: Field, s: CropSettings, centres?: Nucl
   const imgs = await readFieldImages(field, s.channels);
   const W = imgs[0].width;
   const H = imgs[0].height;
+  let measures: Record<string, number> | undefined;
+  if (s.fieldMeasures) {
+    const m = await loadFieldMeasurer(s.fieldMeasures);
+    measures = {};
+    for (let k = 0; k < imgs.length; k++)
+      for (const [name, v] of Object.entries(m.measure(imgs[k], { dna: s.channels[k] === s.dnaChannel })))
+        if (Number.isFinite(v)) measures[measureColumn(name, s.channels[k])] = v;
+  }
   const dnaIdx = s.channels.indexOf(s.dnaChannel);
   const nuclei = centres ?? segmentNuclei(imgs[dnaIdx], s.segment).nuclei;
   // Normalise each channel to uint8 once per field.
@@ -200,7 +220,7 @@ export async function processField(field: Field, s: CropSettings, centres?: Nucl
       metadata: field.metadata,
     });
   }
-  return { crops: out.subarray(0, metas.length * per), metas, nuclei: nuclei.length };
+  return { crops: out.subarray(0, metas.length * per), metas, nuclei: nuclei.length, measures };
 }
 
 /** The intensity window channel `channel` of `field` is normalised with (see {@link Normalisation}). */
@@ -246,7 +266,7 @@ interface Job {
 }
 interface Reply {
   id: number;
-  result?: { crops: Uint8Array; metas: Omit<CropMeta, 'index'>[]; nuclei: number };
+  result?: FieldCrops;
   windows?: IntensityRange[];
   error?: { code: string; message: string; context: Record<string, unknown> };
 }
@@ -323,7 +343,7 @@ export async function handleJob(job: Job): Promise<{ reply: Reply; transfer: Arr
     const r = await processField(job.field, job.settings, job.centres);
     const crops = r.crops.slice(); // own buffer of exactly the crops, transferred without copying
     return {
-      reply: { id: job.id, result: { crops, metas: r.metas, nuclei: r.nuclei } },
+      reply: { id: job.id, result: { crops, metas: r.metas, nuclei: r.nuclei, measures: r.measures } },
       transfer: [crops.buffer as ArrayBuffer],
     };
   } catch (e) {
@@ -430,6 +450,11 @@ export interface ExtractOptions {
   signal?: AbortSignal;
   /** Called after each checkpoint with the number of fields done in this shard. */
   onBatch?: (fieldsDone: number) => void;
+  /**
+   * URL of a module exporting a `fieldMeasurer` (store/field-table.ts): whole-field image-quality measures per
+   * channel, written to the store's field table (metrics/field-quality.ts FIELD_MEASURES_MODULE).
+   */
+  fieldMeasures?: string;
   log?: Logger;
 }
 
@@ -481,7 +506,9 @@ export async function extractCrops(o: ExtractOptions): Promise<ExtractSummary> {
     normalisation: o.normalisation ?? plateNormalisation(),
     segment: o.segment ?? {},
     sourceRoot: fs.root,
+    fieldMeasures: o.fieldMeasures,
   };
+  const measurer = o.fieldMeasures ? await loadFieldMeasurer(o.fieldMeasures) : undefined;
   if (!Number.isInteger(settings.size) || settings.size < 8) {
     throw new QcbError('QCB_USAGE', `crop size ${settings.size} is too small`, {
       key: '--size',
@@ -551,18 +578,27 @@ export async function extractCrops(o: ExtractOptions): Promise<ExtractSummary> {
         segment: settings.segment,
         centres: o.centres ? 'imported' : 'segmented',
         fields: fs.fields.length,
+        ...(measurer ? { field_measures: measurer.id } : {}),
       },
       metadataColumns,
       resume: o.resume ?? true,
       overwrite: o.overwrite,
     });
   }
-  const state = writer.resumedState as { fieldsDone?: number; skipped?: SkippedField[] } | undefined;
+  const state = writer.resumedState as
+    | { fieldsDone?: number; skipped?: SkippedField[]; fieldTableBytes?: number }
+    | undefined;
   let done = state?.fieldsDone ?? 0;
   const resumedFrom = done;
   const skipped: SkippedField[] = state?.skipped ?? [];
   if (resumedFrom > 0)
     log.info('resuming crop extraction', { store: storePath, fieldsDone: done, crops: writer.length });
+  // every field given, whatever came of it (crops, no nuclei, unreadable), with its measures
+  const fieldTable = new FieldTableWriter(
+    storePath,
+    fieldTableColumns(measurer?.measures ?? [], settings.channels),
+    resumedFrom > 0 ? state?.fieldTableBytes : undefined,
+  );
   const batch = Math.max(1, o.batchFields ?? 16);
   const progress = log.startProgress(
     sharded ? `crops (shard ${shard.index}/${shard.count})` : 'crops',
@@ -582,17 +618,30 @@ export async function extractCrops(o: ExtractOptions): Promise<ExtractSummary> {
       );
       for (let k = 0; k < slice.length; k++) {
         const r = results[k];
+        const f = slice[k];
         if (r.status === 'fulfilled') {
           if (r.value.metas.length) await writer.append(r.value.crops, r.value.metas);
+          const n = r.value.metas.length;
+          fieldTable.append({
+            ...f,
+            status: n > 0 ? 'ok' : r.value.nuclei > 0 ? 'no_crops' : 'no_nuclei',
+            crops: n,
+            nuclei: r.value.nuclei,
+            code: '',
+            message: '',
+            measures: r.value.measures ?? {},
+          });
           continue;
         }
         const e = asQcbError(r.reason);
         if (o.strict || e.code === 'QCB_INTERNAL') throw e;
-        log.warn('skipping field', { field: slice[k].field_id, code: e.code, file: e.context.file });
-        skipped.push({ field_id: slice[k].field_id, file: e.context.file ?? '', code: e.code, message: e.message });
+        log.warn('skipping field', { field: f.field_id, code: e.code, file: e.context.file });
+        const sk = { field_id: f.field_id, file: e.context.file ?? '', code: e.code, message: e.message };
+        skipped.push(sk);
+        fieldTable.append(unreadableField({ ...sk, plate: f.plate, well: f.well, site: f.site }));
       }
       done += slice.length;
-      await writer.checkpoint({ fieldsDone: done, skipped });
+      await writer.checkpoint({ fieldsDone: done, skipped, fieldTableBytes: fieldTable.sync() });
       progress.tick(slice.length, `${writer.length} crops`);
       o.onBatch?.(done);
       if (o.signal?.aborted && done < fields.length) break;
@@ -629,6 +678,9 @@ export async function extractCrops(o: ExtractOptions): Promise<ExtractSummary> {
     };
   }
   const allSkipped = [...fs.skipped.filter(() => shard.index === 1), ...skipped];
+  // fields the reader left out (missing images) are fields of the screen too: rows with reason unreadable
+  for (const s of shard.index === 1 ? fs.skipped : []) if (s.field_id) fieldTable.append(unreadableField(s));
+  fieldTable.sync();
   writeFileSync(
     join(storePath, 'skipped.csv'),
     SKIPPED_HEADER +
@@ -768,6 +820,13 @@ export async function mergeShards(
         );
     }
     writeFileSync(join(out, 'skipped.csv'), SKIPPED_HEADER + skippedLines.map((l) => `${l}\n`).join(''));
+    // the parts' field tables, in shard order (one header: the parts were made with the same settings)
+    const tables = stores.map((s) => join(s.path, FIELD_TABLE)).filter((f) => existsSync(f));
+    if (tables.length === stores.length) {
+      const [head, ...first] = readFileSync(tables[0], 'utf8').split('\n');
+      const rows = [first, ...tables.slice(1).map((f) => readFileSync(f, 'utf8').split('\n').slice(1))].flat();
+      writeFileSync(join(out, FIELD_TABLE), `${head}\n${rows.filter((l) => l).map((l) => `${l}\n`).join('')}`);
+    }
     const info = await w.finish();
     log.info('shards merged', { store: out, shards: count, crops: info.count });
     if (!opts.keepParts) rmSync(join(out, 'parts'), { recursive: true, force: true });

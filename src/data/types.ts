@@ -38,6 +38,10 @@ export interface SkippedField {
   row?: number;
   code: string;
   message: string;
+  /** Where the field sits, when the reader got that far (fields with missing images). */
+  plate?: string;
+  well?: string;
+  site?: number;
 }
 
 /** What a dataset reader returns: fields in table order plus the channel order and the nuclear (DNA) channel. */

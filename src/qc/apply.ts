@@ -8,8 +8,13 @@
  * OUT/shards/shard-<i>-of-<n>/done.json           the shard is complete
  * — once every shard is done (by whichever shard finishes last) —
  * OUT/scores.csv, OUT/scores.jsonl                all crops: crop_id, index, plate, well, site, field_id, x, y, score, abnormal
- * OUT/fields.csv|.jsonl, OUT/wells.csv|.jsonl     abnormal fraction and mean score per field / per well
+ * OUT/fields.csv|.jsonl                          every field of the screen (the store's field table), with or without
+ *                                                 crops: abnormal fraction, verdict, reasons, whole-field measures
+ *                                                 (qc/fields.ts)
+ * OUT/wells.csv|.jsonl                            per well: abnormal fraction, fields, fields flagged, their reasons
  * OUT/plate-map.vl.json|.svg|.png                 wells coloured by abnormal fraction, one panel per plate
+ * OUT/field-map.vl.json|.svg|.png                 one cell per field, flagged fields outlined, reasons in the tooltip
+ * OUT/fields.html                                 the maps and every flagged field with its reasons and why
  * OUT/montages/<plate>_<well>.png (+ montages.csv)  highest-scoring crops per well, for a person to check
  * OUT/summary.json
  * ```
@@ -36,7 +41,19 @@ import { QcbError } from '../errors.js';
 import { csvCell } from '../util/csv.js';
 import { contentHash, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { logger as defaultLogger, type Logger } from '../util/log.js';
-import { type WellFraction, writePlateMap } from './plate-map.js';
+import { parseCsvRecords } from '../data/datasets/csv-parse.js';
+import { type FieldRecord, readFieldTable, unreadableField } from '../data/store/field-table.js';
+import {
+  DEFAULT_FIELD_FRACTION,
+  DEFAULT_FIELD_K,
+  FIELD_MEASURE_CHECKS,
+  type FieldVerdict,
+  fieldVerdicts,
+  MIN_FIELDS_FOR_RANGE,
+  wellVerdicts,
+} from './fields.js';
+import { writeFieldsHtml } from './fields-html.js';
+import { writeFieldMap, writePlateMap } from './plate-map.js';
 import { checkStoreFits, loadQcModel, readQcModel, scoreCrops } from './runtime.js';
 import { prepareWindows } from './window.js';
 
@@ -47,8 +64,12 @@ export interface QcApplyOptions {
   store: string;
   /** Output folder (default `qc-<store name>` in the working directory). */
   out?: string;
-  /** Decision threshold: abnormal when score > threshold (default: the sidecar's). */
+  /** Decision threshold: abnormal when score > threshold (default: the sidecar's, calibrated by qc train). */
   threshold?: number;
+  /** k of the fields' robust ranges, median ± k·σ̂ (default 3; qc/fields.ts). */
+  fieldK?: number;
+  /** Abnormal-crop fraction above which a field is flagged (default 0.5). */
+  fieldFraction?: number;
   /** 0-based shard index and shard count (as `qcbench run --shard`). */
   shard?: { index: number; count: number };
   /** Crops per onnxruntime run and per checkpoint (default 64, the store's chunk). */
@@ -136,6 +157,27 @@ export async function applyQcModel(o: QcApplyOptions): Promise<QcApplyResult> {
     log,
   });
   const threshold = o.threshold ?? sidecar.threshold ?? 0.5;
+  const op = sidecar.operating_point;
+  const thresholdSource =
+    o.threshold !== undefined
+      ? '--threshold'
+      : op?.source === 'calibrated'
+        ? `calibrated by qc train for a false-positive rate ≤ ${op.max_fpr}`
+        : op
+          ? `the model's (${op.source})`
+          : "the model's (made before calibrated thresholds)";
+  if (o.threshold === undefined && !op)
+    log.info(
+      `the model has no calibrated operating point (made before qc train --max-fpr): threshold ${threshold}; retrain it to calibrate, or give --threshold`,
+      { model: o.model },
+    );
+  if (o.fieldK !== undefined && !(o.fieldK > 0))
+    throw new QcbError('QCB_USAGE', `--field-k ${o.fieldK} is not positive`, {
+      key: '--field-k',
+      value: o.fieldK,
+      allowed: 'a number > 0',
+      fix: 'use --field-k 3 (median ± 3 robust σ)',
+    });
   if (!(threshold >= 0 && threshold <= 1)) {
     throw new QcbError('QCB_USAGE', `threshold ${threshold} is outside [0, 1]`, {
       key: '--threshold',
@@ -271,7 +313,16 @@ export async function applyQcModel(o: QcApplyOptions): Promise<QcApplyResult> {
     const dirs = Array.from({ length: sh.count }, (_, i) => shardDir(out, i, sh.count));
     const allDone = dirs.every((d) => readRun(join(d, 'done.json')) === run);
     if (allDone) {
-      files = await summarise(out, dirs, store, { threshold, montage: o.montage ?? 16, model: o.model, sidecar, log });
+      files = await summarise(out, dirs, store, {
+        threshold,
+        thresholdSource,
+        montage: o.montage ?? 16,
+        model: o.model,
+        sidecar,
+        fieldK: o.fieldK,
+        fieldFraction: o.fieldFraction,
+        log,
+      });
       complete = true;
     } else
       log.info('shard done; the summary is written when the last shard finishes', { shard: `${sh.index}/${sh.count}` });
@@ -316,8 +367,11 @@ function add(map: Map<string, Acc>, key: string, init: () => Acc, score: number,
 }
 
 /** Writes OUT/NAME.csv and OUT/NAME.jsonl (the given columns, in order), each atomically. */
-function writeTable<T extends object>(out: string, name: string, columns: (keyof T & string)[], rows: T[]): void {
-  const cell = (r: T, c: keyof T & string) => r[c] as unknown as string | number | null;
+function writeTable<T extends object>(out: string, name: string, columns: string[], rows: T[]): void {
+  const cell = (r: T, c: string) => {
+    const v = (r as Record<string, unknown>)[c] as string | number | null | undefined;
+    return v === undefined || (typeof v === 'number' && !Number.isFinite(v)) ? null : v;
+  };
   writeFileAtomic(
     join(out, `${name}.csv`),
     `${columns.join(',')}\n${rows.map((r) => columns.map((c) => csvCell(cell(r, c) ?? '')).join(',')).join('\n')}${rows.length ? '\n' : ''}`,
@@ -326,6 +380,89 @@ function writeTable<T extends object>(out: string, name: string, columns: (keyof
     join(out, `${name}.jsonl`),
     rows.map((r) => `${JSON.stringify(Object.fromEntries(columns.map((c) => [c, cell(r, c)])))}\n`).join(''),
   );
+}
+
+/** Columns of fields.csv before the measures (`ImageQuality_<Measure>_<channel>`, as the store's field table). */
+export const FIELD_COLUMNS = [
+  'plate',
+  'well',
+  'site',
+  'field_id',
+  'status',
+  'n',
+  'abnormal',
+  'fraction',
+  'mean_score',
+  'verdict',
+  'reasons',
+  'details',
+] as const;
+export const WELL_COLUMNS = [
+  'plate',
+  'well',
+  'n',
+  'abnormal',
+  'fraction',
+  'mean_score',
+  'fields',
+  'fields_flagged',
+  'reasons',
+] as const;
+
+/**
+ * Every field of the screen: the store's field table, plus (never expected) a field with crops the table lacks. A
+ * store made before the field table existed gives the fields that have crops and those in skipped.csv, with a
+ * warning: fields without nuclei are then unknown.
+ */
+function screenFields(
+  store: Awaited<ReturnType<typeof openCropStore>>,
+  scored: Map<string, Acc>,
+  log: Logger,
+): { fields: FieldRecord[]; measureColumns: string[] } {
+  const table = readFieldTable(store.path);
+  const fields = table ? [...table.fields] : [];
+  const measureColumns = table ? table.columns.filter((c) => c.startsWith('ImageQuality_')) : [];
+  if (!table) {
+    log.warn(
+      'the store has no field table (made before qcbench recorded every field): fields without crops are not reported and there are no field measures; recreate the store with `qcbench data crops` to get them',
+      { store: store.path },
+    );
+    const sk = join(store.path, 'skipped.csv');
+    if (existsSync(sk)) {
+      for (const r of parseCsvRecords(readFileSync(sk, 'utf8')).slice(1)) {
+        const [field_id, file, , code, message] = r.cells;
+        if (field_id) fields.push(unreadableField({ field_id, file, code, message }));
+      }
+    }
+  } else if (!measureColumns.length) log.info('the store has no field measures: verdicts without measure ranges');
+  const known = new Set(fields.map((f) => f.field_id));
+  for (const [id, a] of scored) {
+    if (known.has(id)) continue;
+    fields.push({
+      field_id: id,
+      plate: a.plate,
+      well: a.well,
+      site: a.site ?? Number.NaN,
+      status: 'ok',
+      crops: a.n,
+      nuclei: a.n,
+      code: '',
+      message: '',
+      measures: {},
+    });
+  }
+  return { fields, measureColumns };
+}
+
+/** A well's montage file name (inside OUT/montages/). */
+function montageFile(plate: string, well: string): string {
+  return `${plate}_${well}.png`.replace(/[^A-Za-z0-9_.-]/g, '_');
+}
+
+function countReasons(v: FieldVerdict[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const f of v) for (const r of f.reasons ? f.reasons.split(';') : []) out[r] = (out[r] ?? 0) + 1;
+  return out;
 }
 
 /** Concatenates the shards' score files and writes fractions, plate map, montages and summary.json. */
@@ -338,11 +475,13 @@ async function summarise(
     montage: number;
     model: string;
     sidecar: ReturnType<typeof readQcModel>['sidecar'];
+    thresholdSource: string;
+    fieldK?: number;
+    fieldFraction?: number;
     log: Logger;
   },
 ): Promise<string[]> {
   const fields = new Map<string, Acc>();
-  const wells = new Map<string, Acc>();
   /** Top `o.montage` (score, index) per well, highest first. */
   const top = new Map<string, { score: number; index: number; crop_id: string }[]>();
   const csvOut = openSync(join(out, 'scores.csv.tmp'), 'w');
@@ -380,7 +519,6 @@ async function summarise(
           r.abnormal,
         );
         const wk = `${r.plate}\u0000${r.well}`;
-        add(wells, wk, () => ({ plate: r.plate, well: r.well, n: 0, abnormal: 0, sum: 0 }), r.score, r.abnormal);
         if (o.montage > 0) {
           let l = top.get(wk);
           if (!l) top.set(wk, (l = []));
@@ -405,38 +543,28 @@ async function summarise(
       fix: 'delete the output folder and rerun qcbench qc apply',
     });
   }
-  const frac = (a: Acc) => (a.n ? a.abnormal / a.n : 0);
-  // Per-field and per-well tables: CSV and JSON lines with the same columns in the same order (numbers as numbers;
-  // a field without site or field id has an empty CSV cell and null in JSON).
-  const fieldRows = [...fields.values()].map((a) => ({
-    plate: a.plate,
-    well: a.well,
-    site: a.site ?? null,
-    field_id: a.field_id ?? null,
-    n: a.n,
-    abnormal: a.abnormal,
-    fraction: frac(a),
-    mean_score: a.sum / a.n,
-  }));
+  // Every field of the screen (the store's field table), with or without crops, and its verdict; wells summarise
+  // their fields. CSV and JSON lines have the same columns in the same order (numbers as numbers; an empty CSV cell
+  // is null in JSON).
+  const { fields: fieldRows, measureColumns } = screenFields(store, fields, o.log);
+  const verdicts = fieldVerdicts(fieldRows, fields, { k: o.fieldK, maxFraction: o.fieldFraction });
   writeTable(
     out,
     'fields',
-    ['plate', 'well', 'site', 'field_id', 'n', 'abnormal', 'fraction', 'mean_score'],
-    fieldRows,
+    [...FIELD_COLUMNS, ...measureColumns],
+    verdicts.map(({ measures, ...v }) => ({ ...v, ...measures })),
   );
-  const wellRows: WellFraction[] = [...wells.values()].map((a) => ({
-    plate: a.plate,
-    well: a.well,
-    n: a.n,
-    abnormal: a.abnormal,
-    fraction: frac(a),
-    mean_score: a.sum / a.n,
-  }));
-  writeTable(out, 'wells', ['plate', 'well', 'n', 'abnormal', 'fraction', 'mean_score'], wellRows);
+  const wellRows = wellVerdicts(verdicts, fields);
+  writeTable(out, 'wells', [...WELL_COLUMNS], wellRows);
   const files = ['scores.csv', 'scores.jsonl', 'fields.csv', 'fields.jsonl', 'wells.csv', 'wells.jsonl'];
+  const maps: string[] = [];
   try {
-    const pm = await writePlateMap(out, wellRows);
-    files.push(...pm.map((p) => basename(p)));
+    // a field a reader could not place (no well name) is in the tables but not on the maps
+    const placed = (r: { well: string }) => r.well !== '';
+    const pm = await writePlateMap(out, wellRows.filter(placed));
+    const fm = await writeFieldMap(out, verdicts.filter(placed));
+    maps.push(...[...pm, ...fm].map((p) => basename(p)));
+    files.push(...maps);
   } catch (e) {
     // non-standard well names: the tables are still complete
     if (!(e instanceof QcbError) || e.code !== 'QCB_CSV_VALUE') throw e;
@@ -452,7 +580,7 @@ async function summarise(
       const [plate, well] = wk.split('\u0000');
       const crops = await store.readIndices(l.map((t) => t.index));
       const cols = Math.min(l.length, 8);
-      const file = `${plate}_${well}.png`.replace(/[^A-Za-z0-9_.-]/g, '_');
+      const file = montageFile(plate, well);
       writeFileAtomic(join(mdir, file), await montagePng(crops, l.length, C, S, cols));
       l.forEach((t, r) => {
         rows += `${[plate, well, `montages/${file}`, r + 1, t.crop_id, t.index, t.score].map(csvCell).join(',')}\n`;
@@ -461,6 +589,11 @@ async function summarise(
     writeFileAtomic(join(out, 'montages.csv'), rows);
     files.push('montages.csv', 'montages/');
   }
+  const montaged = new Set(o.montage > 0 ? top.keys() : []);
+  writeFieldsHtml(out, verdicts, maps, (plate, well) =>
+    montaged.has(`${plate}\u0000${well}`) ? `montages/${montageFile(plate, well)}` : undefined,
+  );
+  files.push('fields.html');
   const summary = {
     model: resolve(o.model),
     model_sha256: o.sidecar.model_sha256,
@@ -472,13 +605,30 @@ async function summarise(
     crops: total,
     abnormal,
     abnormal_fraction: total ? abnormal / total : 0,
-    fields: fields.size,
-    wells: wells.size,
+    threshold_source: o.thresholdSource,
+    operating_point: o.sidecar.operating_point ?? null,
+    fields: verdicts.length,
+    fields_flagged: verdicts.filter((v) => v.verdict === 'flagged').length,
+    field_reasons: countReasons(verdicts),
+    field_verdict: {
+      k: o.fieldK ?? DEFAULT_FIELD_K,
+      max_fraction: o.fieldFraction ?? DEFAULT_FIELD_FRACTION,
+      min_fields_for_range: MIN_FIELDS_FOR_RANGE,
+      checks: FIELD_MEASURE_CHECKS,
+    },
+    wells: wellRows.length,
     shards: dirs.length,
     finished_at: new Date().toISOString(),
   };
   writeJsonAtomic(join(out, 'summary.json'), summary);
   files.push('summary.json');
-  o.log.info('QC summary written', { out, crops: total, abnormal, wells: wells.size });
+  o.log.info('QC summary written', {
+    out,
+    crops: total,
+    abnormal,
+    wells: wellRows.length,
+    fields: verdicts.length,
+    fields_flagged: summary.fields_flagged,
+  });
   return files;
 }

@@ -17,10 +17,13 @@ export interface WellFraction {
   n: number;
   /** Crops flagged abnormal. */
   abnormal: number;
-  /** abnormal / n. */
-  fraction: number;
-  /** Mean abnormal score. */
-  mean_score: number;
+  /** abnormal / n (null: no crops). */
+  fraction: number | null;
+  /** Mean abnormal score (null: no crops). */
+  mean_score: number | null;
+  /** Fields of the well flagged by the field verdicts (qc/fields.ts), and their reasons (`;`-joined). */
+  fields_flagged?: number;
+  reasons?: string;
 }
 
 /** Standard plate formats: rows × columns. */
@@ -103,16 +106,19 @@ export function plateMapSpec(wells: readonly WellFraction[], title = 'Abnormal f
           abnormal: w?.abnormal ?? 0,
           fraction: w ? w.fraction : null,
           mean_score: w ? w.mean_score : null,
+          fields_flagged: w?.fields_flagged ?? 0,
+          reasons: w?.reasons ?? '',
         });
       }
     }
   }
   const cell = fmt.wells === 96 ? 28 : fmt.wells === 384 ? 16 : 9;
+  const withCrops = wells.filter((w) => w.n > 0).length;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: {
       text: title,
-      subtitle: `${plates.length} plate(s), ${fmt.wells}-well layout, ${wells.length} well(s) with crops`,
+      subtitle: `${plates.length} plate(s), ${fmt.wells}-well layout, ${withCrops} well(s) with crops; outlined: a field flagged`,
     },
     data: { values },
     facet: { field: 'plate', type: 'nominal', title: 'plate' },
@@ -149,7 +155,152 @@ export function plateMapSpec(wells: readonly WellFraction[], title = 'Abnormal f
               { field: 'abnormal', type: 'quantitative' },
               { field: 'fraction', type: 'quantitative', format: '.1%' },
               { field: 'mean_score', type: 'quantitative', format: '.3f' },
+              { field: 'fields_flagged', type: 'quantitative', title: 'fields flagged' },
+              { field: 'reasons', type: 'nominal' },
             ],
+          },
+        },
+        FLAGGED_OUTLINE,
+      ],
+    },
+  };
+}
+
+/** Outline of cells with a flagged field (`fields_flagged` > 0), its reasons in the tooltip. */
+const FLAGGED_OUTLINE = {
+  transform: [{ filter: 'datum.fields_flagged > 0' }],
+  mark: { type: 'rect', fillOpacity: 0, stroke: 'black', strokeWidth: 2 },
+  encoding: {
+    tooltip: [
+      { field: 'well', type: 'nominal' },
+      { field: 'fields_flagged', type: 'quantitative', title: 'fields flagged' },
+      { field: 'reasons', type: 'nominal' },
+    ],
+  },
+};
+
+/** A field of the field map: where, its crops' fraction and its verdict (qc/fields.ts FieldVerdict). */
+export interface FieldCell {
+  plate: string;
+  well: string;
+  site: number | null;
+  field_id: string;
+  status: string;
+  n: number;
+  fraction: number | null;
+  verdict: string;
+  reasons: string;
+  details: string;
+}
+
+/**
+ * The field map: the plate grid with each well cut into a g×g block of its fields (g = ⌈√sites⌉, sites in order),
+ * one cell per field of the screen, coloured by its crops' abnormal fraction (grey: no crops), flagged fields outlined
+ * in black, the reasons and measures that flagged it in the tooltip and the reason as a letter in the cell.
+ */
+export function fieldMapSpec(fields: readonly FieldCell[], title = 'Fields: abnormal fraction and verdict'): VlSpec {
+  const fmt = inferPlateFormat(fields.map((f) => f.well));
+  const plates = [...new Set(fields.map((f) => f.plate))].sort();
+  const byWell = new Map<string, FieldCell[]>();
+  for (const f of fields) {
+    const k = `${f.plate}|${f.well}`;
+    byWell.set(k, [...(byWell.get(k) ?? []), f]);
+  }
+  const g = Math.max(1, Math.ceil(Math.sqrt(Math.max(1, ...[...byWell.values()].map((l) => l.length)))));
+  const values: Record<string, unknown>[] = [];
+  for (const l of byWell.values()) {
+    l.sort((a, b) => (a.site ?? 0) - (b.site ?? 0) || a.field_id.localeCompare(b.field_id));
+    l.forEach((f, i) => {
+      const { row, col } = parseWell(f.well);
+      const x = (col - 1) * g + (i % g);
+      const y = row * g + Math.floor(i / g);
+      values.push({
+        ...f,
+        x,
+        x2: x + 1,
+        y,
+        y2: y + 1,
+        cx: x + 0.5,
+        cy: y + 0.5,
+        flagged: f.verdict === 'flagged',
+        letter: f.reasons ? f.reasons.split(';')[0].slice(0, 1).toUpperCase() : '',
+      });
+    });
+  }
+  const cell = Math.max(4, Math.floor((fmt.wells === 96 ? 30 : fmt.wells === 384 ? 18 : 10) / g));
+  const ticks = (n: number) => Array.from({ length: n }, (_, i) => (i + 0.5) * g);
+  const axisX = { values: ticks(fmt.cols), labelExpr: `round(datum.value / ${g} + 0.5)`, orient: 'top', grid: false };
+  const axisY = {
+    values: ticks(fmt.rows),
+    labelExpr: `[${Array.from({ length: fmt.rows }, (_, i) => `'${rowLabel(i)}'`).join(',')}][floor(datum.value / ${g})]`,
+    grid: false,
+  };
+  const pos = {
+    x: { field: 'x', type: 'quantitative', scale: { domain: [0, fmt.cols * g], nice: false }, title: null, axis: axisX },
+    x2: { field: 'x2' },
+    y: {
+      field: 'y',
+      type: 'quantitative',
+      scale: { domain: [fmt.rows * g, 0], nice: false },
+      title: null,
+      axis: axisY,
+    },
+    y2: { field: 'y2' },
+  };
+  const tooltip = [
+    { field: 'field_id', type: 'nominal' },
+    { field: 'status', type: 'nominal' },
+    { field: 'n', type: 'quantitative', title: 'crops' },
+    { field: 'fraction', type: 'quantitative', format: '.1%' },
+    { field: 'verdict', type: 'nominal' },
+    { field: 'reasons', type: 'nominal' },
+    { field: 'details', type: 'nominal' },
+  ];
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: {
+      text: title,
+      subtitle: `${fields.length} field(s), ${g}×${g} per well; grey: no crops; outlined: flagged (letter: first reason)`,
+    },
+    data: { values },
+    facet: { field: 'plate', type: 'nominal', title: 'plate' },
+    columns: Math.min(plates.length, fmt.wells === 96 ? 3 : 2),
+    spec: {
+      width: cell * g * fmt.cols,
+      height: cell * g * fmt.rows,
+      layer: [
+        {
+          mark: { type: 'rect', stroke: 'white', strokeWidth: 0.5, color: '#e5e5e5' },
+          encoding: { ...pos, tooltip },
+        },
+        {
+          transform: [{ filter: 'datum.fraction !== null' }],
+          mark: { type: 'rect', stroke: 'white', strokeWidth: 0.5 },
+          encoding: {
+            ...pos,
+            color: {
+              field: 'fraction',
+              type: 'quantitative',
+              scale: { domain: [0, 1], scheme: 'reds' },
+              title: 'abnormal fraction',
+            },
+            tooltip,
+          },
+        },
+        {
+          transform: [{ filter: 'datum.flagged' }],
+          mark: { type: 'rect', fillOpacity: 0, stroke: 'black', strokeWidth: 1.5 },
+          encoding: { ...pos, tooltip },
+        },
+        {
+          transform: [{ filter: 'datum.flagged' }],
+          mark: { type: 'text', fontSize: Math.max(6, cell - 3), fontWeight: 'bold' },
+          encoding: {
+            x: { field: 'cx', type: 'quantitative' },
+            y: { field: 'cy', type: 'quantitative' },
+            color: { value: 'black' },
+            text: { field: 'letter' },
+            tooltip,
           },
         },
       ],
@@ -157,13 +308,17 @@ export function plateMapSpec(wells: readonly WellFraction[], title = 'Abnormal f
   };
 }
 
+/** Writes the field map (see {@link fieldMapSpec}) as `<base>.vl.json|svg|png`; returns the three paths. */
+export function writeFieldMap(dir: string, fields: readonly FieldCell[], base = 'field-map'): Promise<string[]> {
+  return writeChart(dir, fieldMapSpec(fields), base);
+}
+
 /** Writes `<base>.vl.json`, `<base>.svg` and `<base>.png` into `dir`; returns the three paths. */
-export async function writePlateMap(
-  dir: string,
-  wells: readonly WellFraction[],
-  base = 'plate-map',
-): Promise<string[]> {
-  const spec = plateMapSpec(wells);
+export function writePlateMap(dir: string, wells: readonly WellFraction[], base = 'plate-map'): Promise<string[]> {
+  return writeChart(dir, plateMapSpec(wells), base);
+}
+
+async function writeChart(dir: string, spec: VlSpec, base: string): Promise<string[]> {
   const vl = join(dir, `${base}.vl.json`);
   writeJsonAtomic(vl, spec);
   const { svg } = await renderSvg(spec, base);

@@ -9,6 +9,7 @@ import type { Preprocess } from '../encoders/types.js';
 import { sessionOptions } from '../engine/runtime/session.js';
 import { QcbError } from '../errors.js';
 import type { CellMetrics } from '../results/schema.js';
+import type { OperatingPoint } from './calibrate.js';
 import type { RecordedNormalisation } from './window.js';
 
 /** What `MODEL.json` holds (written by `qcbench qc train`). */
@@ -36,7 +37,10 @@ export interface QcSidecar {
   classes: string[];
   /** A crop is abnormal when abnormal_score > threshold. */
   threshold: number;
-  validation: { n_train: number; n_test: number; metrics: CellMetrics | null };
+  /** How the threshold was chosen and what it does (qc/calibrate.ts); absent in models made before calibration. */
+  operating_point?: OperatingPoint;
+  /** n_val: the validation split the threshold was calibrated on (taken out of the train split). */
+  validation: { n_train: number; n_val?: number; n_test: number; metrics: CellMetrics | null };
   data: { annotations: string; annotations_hash: string; store: string; store_hash: string };
   seed: number;
   /** The training store's intensity normalisation (mode + windows; src/qc/window.ts); absent in older models. */

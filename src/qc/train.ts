@@ -23,6 +23,16 @@ import { contentHash, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { logger as defaultLogger, type Logger } from '../util/log.js';
 import { buildClassifierGraph, buildFeatureGraph, type ClassifierSpec, QC_CLASSES, type QcHead } from './model.js';
 import { type QcSidecar, scoreCrops, sha256, sidecarPath } from './runtime.js';
+import {
+  checkMaxFpr,
+  chooseThreshold,
+  DEFAULT_MAX_FPR,
+  minNormalsFor,
+  type OperatingPoint,
+  splitRates,
+  VALIDATION_FRACTION,
+} from './calibrate.js';
+import { stratifiedSplit } from '../downstream/line-search.js';
 import { recordedNormalisation } from './window.js';
 
 export interface QcTrainOptions {
@@ -41,8 +51,13 @@ export interface QcTrainOptions {
   k?: number;
   /** Store channels fed as R, G, B (default: chooseChannels). */
   channels?: string[];
-  /** Decision threshold recorded in the sidecar (default 0.5). */
+  /** Decision threshold recorded in the sidecar: overrides the calibration. */
   threshold?: number;
+  /**
+   * False-positive budget: the threshold is calibrated on a validation split so that at most this fraction of
+   * normal crops is flagged (default 0.05; qc/calibrate.ts).
+   */
+  maxFpr?: number;
   threads?: number;
   weightsDir?: string;
   /** SSL encoder export for the SSL methods' names. */
@@ -109,6 +124,56 @@ async function runBatches(
 }
 
 /**
+ * Splits the train split for the threshold calibration (qc/calibrate.ts): `--threshold` given → no validation split;
+ * otherwise a stratified VALIDATION_FRACTION of each class, when it holds ⌈1/F⌉ normal crops. Too few: an explicit
+ * `--max-fpr` is QCB_ANNOTATIONS; the default keeps 0.5 and the whole train split, with a notice.
+ */
+function planCalibration(
+  trainAll: Annotation[],
+  o: QcTrainOptions,
+  seed: number,
+  log: Logger,
+): { train: Annotation[]; val: Annotation[]; op: OperatingPoint } {
+  const base = { validation: null, test: null };
+  if (o.threshold !== undefined) {
+    if (o.maxFpr !== undefined) log.warn('--threshold given: --max-fpr is not used', { threshold: o.threshold });
+    return { train: trainAll, val: [], op: { source: 'given', max_fpr: null, threshold: o.threshold, ...base } };
+  }
+  const f = o.maxFpr ?? DEFAULT_MAX_FPR;
+  const { fit, val } = stratifiedSplit(
+    trainAll.map((a) => a.label),
+    VALIDATION_FRACTION,
+    seed,
+  );
+  const normals = val.filter((i) => trainAll[i].label === 'normal').length;
+  const need = minNormalsFor(f);
+  const fitLabels = new Set(fit.map((i) => trainAll[i].label));
+  if (normals < need || fitLabels.size < 2) {
+    const why = `the validation split (${VALIDATION_FRACTION} of the train split) holds ${normals} normal crops; a false-positive rate of at most ${f} needs ≥ ${need}`;
+    if (o.maxFpr !== undefined) {
+      throw new QcbError('QCB_ANNOTATIONS', `cannot calibrate the threshold: ${why}`, {
+        file: o.annotations,
+        key: '--max-fpr',
+        value: f,
+        allowed: `a budget ≥ ${normals > 0 ? (1 / normals).toFixed(3) : 'n/a'} for this file, or ≥ ${Math.ceil(need / VALIDATION_FRACTION)} normal train crops`,
+        fix: 'annotate more normal crops (split=train), raise --max-fpr, or give --threshold T',
+      });
+    }
+    log.info(`threshold not calibrated, using 0.5: ${why}`, { annotations: o.annotations });
+    return {
+      train: trainAll,
+      val: [],
+      op: { source: 'default', max_fpr: null, threshold: 0.5, ...base, note: `not calibrated: ${why}` },
+    };
+  }
+  return {
+    train: fit.map((i) => trainAll[i]),
+    val: val.map((i) => trainAll[i]),
+    op: { source: 'calibrated', max_fpr: f, threshold: Number.NaN, ...base },
+  };
+}
+
+/**
  * Trains and exports a QC classifier (see module doc).
  * @throws QCB_ANNOTATIONS (no train/test crops, crops not in the store), QCB_UNKNOWN_NAME (encoder, task),
  *   QCB_WEIGHTS_MISSING, QCB_STORE, QCB_IMAGE_SIZE (an encoder fixed to another input size)
@@ -118,7 +183,8 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
   const seed = o.seed ?? 0;
   const task = resolveTask(o.task);
   const encoder = resolveEncoder(o.encoder);
-  const threshold = o.threshold ?? 0.5;
+  let threshold = o.threshold ?? 0.5;
+  if (o.maxFpr !== undefined) checkMaxFpr(o.maxFpr);
   if (!(threshold >= 0 && threshold <= 1)) {
     throw new QcbError('QCB_USAGE', `threshold ${threshold} is outside [0, 1]`, {
       key: '--threshold',
@@ -128,12 +194,14 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
     });
   }
   const all = readAnnotations(o.annotations);
-  const train = all.filter((a) => a.split === 'train');
+  const trainAll = all.filter((a) => a.split === 'train');
   const test = all.filter((a) => a.split === 'test');
+  // the threshold's validation split comes out of the train split (none when --threshold is given)
+  const { train, val, op } = planCalibration(trainAll, o, seed, log);
   if (train.length === 0 || !train.some((a) => a.label === 'abnormal') || !train.some((a) => a.label === 'normal')) {
     throw new QcbError(
       'QCB_ANNOTATIONS',
-      `the train split has ${train.length} crops; QC training needs normal and abnormal crops`,
+      `the train split has ${trainAll.length} crops; QC training needs normal and abnormal crops`,
       {
         file: o.annotations,
         key: 'split',
@@ -148,6 +216,7 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
   const rgbIdx = chIdx.length === 1 ? [chIdx[0], chIdx[0], chIdx[0]] : chIdx;
   const trainIdx = rowsIn(store, train, o.annotations, 'training');
   const testIdx = rowsIn(store, test, o.annotations, 'test');
+  const valIdx = rowsIn(store, val, o.annotations, 'training');
   const trainData = await store.readIndices(trainIdx);
   const trainLabels = train.map((a) => a.label);
 
@@ -234,32 +303,63 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
   const trainSeconds = (Date.now() - t0) / 1000;
   const graph = buildClassifierGraph(spec, head);
   const outputs = graph.outputs.map((v) => v.name);
-  const bytes = exportOnnx(graph, {
-    metadata: {
+  const exportWith = (t: number) =>
+    exportOnnx(graph, {
+      metadata: {
       'qcbench.kind': 'qc-classifier',
       'qcbench.encoder': encoder.name,
       'qcbench.task': task.name,
       'qcbench.crop_size': String(S),
       'qcbench.store_channels': JSON.stringify(store.channels),
-      'qcbench.threshold': String(threshold),
-    },
-  });
+        'qcbench.threshold': String(t),
+      },
+    });
+  let bytes = exportWith(threshold);
   const model = resolve(o.out);
   mkdirSync(dirname(model), { recursive: true });
 
-  // validation: the exported bytes themselves on the test split
+  // validation: the exported bytes themselves, on the validation split (threshold) and the test split (metrics)
   let predictions: Prediction[] = [];
   let metrics = null;
-  if (test.length > 0) {
-    const vs = await ort.InferenceSession.create(bytes, sessionOptions({ intraOpNumThreads: o.threads }));
-    const data = await store.readIndices(testIdx);
+  const vs =
+    test.length + val.length > 0
+      ? await ort.InferenceSession.create(bytes, sessionOptions({ intraOpNumThreads: o.threads }))
+      : undefined;
+  const scoreRows = async (idx: number[]): Promise<number[]> => {
+    const data = await store.readIndices(idx);
     const scores: number[] = [];
-    for (let s = 0; s < test.length; s += 64) {
-      const m = Math.min(64, test.length - s);
+    for (let s = 0; s < idx.length; s += 64) {
+      const m = Math.min(64, idx.length - s);
       const per = C * S * S;
-      scores.push(...(await scoreCrops(vs, data.subarray(s * per, (s + m) * per), m, C, S)));
+      scores.push(...(await scoreCrops(vs!, data.subarray(s * per, (s + m) * per), m, C, S)));
     }
-    await vs.release();
+    return scores;
+  };
+  const valScores = val.length ? await scoreRows(valIdx) : [];
+  const testScores = test.length ? await scoreRows(testIdx) : [];
+  await vs?.release();
+  if (op.source === 'calibrated') {
+    threshold = chooseThreshold(
+      valScores.filter((_, i) => val[i].label === 'normal'),
+      op.max_fpr!,
+    );
+    op.validation = splitRates(
+      valScores,
+      val.map((a) => a.label),
+      threshold,
+    );
+    bytes = exportWith(threshold); // the same graph, the calibrated threshold in its metadata
+  }
+  op.threshold = threshold;
+  op.test = test.length
+    ? splitRates(
+        testScores,
+        test.map((a) => a.label),
+        threshold,
+      )
+    : null;
+  if (test.length > 0) {
+    const scores = testScores;
     predictions = test.map((a, i) => ({
       crop_id: a.crop_id,
       label: a.label,
@@ -289,7 +389,8 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
     preprocessing: { scale: 1 / 255, mean: [...pre.mean], std: [...pre.std] },
     classes: [...QC_CLASSES],
     threshold,
-    validation: { n_train: train.length, n_test: test.length, metrics },
+    operating_point: op,
+    validation: { n_train: train.length, n_val: val.length, n_test: test.length, metrics },
     data: {
       annotations: resolve(o.annotations),
       annotations_hash: contentHash(readFileSync(o.annotations, 'utf8')),
@@ -307,6 +408,10 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
     task: task.name,
     auc: metrics?.auc,
     f1: metrics?.f1,
+    threshold,
+    threshold_source: op.source,
+    test_fpr: op.test?.fpr,
+    test_recall: op.test?.recall,
   });
   return { model, sidecar: sc, meta, predictions };
 }

@@ -6,6 +6,7 @@
  * vega, vega-lite and vega-embed are read from node_modules and inlined, so the file opens offline, from a mail
  * attachment or a USB stick, and stays small enough to e-mail (`qcbench bench report` measures it).
  */
+import { escapeHtml } from '../util/html.js';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -56,7 +57,7 @@ export interface HtmlInput {
   chartFiles: (chart: Chart) => { label: string; href: string }[];
 }
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const esc = escapeHtml;
 
 /** JSON safe inside a <script> element. */
 const scriptJson = (v: unknown) =>

@@ -1,3 +1,4 @@
+import { FIELD_MEASURES_MODULE } from '../metrics/field-quality.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { extractCrops, normalisationOf } from '../data/crops.js';
@@ -54,6 +55,7 @@ export async function extractDatasetCrops(
     segment: { diameter: ds.crops.diameter },
     centres,
     workers: Math.min(2, Math.max(0, ctx.threads)),
+    fieldMeasures: FIELD_MEASURES_MODULE,
     log: ctx.log,
   });
   ctx.log.info(`crop store of ${name}: ${summary.crops} crops from ${summary.fields} fields`, {

@@ -9,6 +9,7 @@ import { type CropSettings, extractCrops, processField, shardRange } from '../..
 import { readBbbc022 } from '../../src/data/datasets/bbbc022.js';
 import { readCsvDataset } from '../../src/data/datasets/csv.js';
 import { readImage } from '../../src/data/io/image.js';
+import { FIELD_MEASURES_MODULE } from '../../src/metrics/field-quality.js';
 import { percentileRanges, toUint8 } from '../../src/data/io/normalize.js';
 import { writeTiff16 } from '../../src/data/io/tiff.js';
 import { segmentNuclei } from '../../src/data/nuclei/segment.js';
@@ -150,6 +151,7 @@ test('an interrupted extraction resumes after its last batch; shards merge into 
     workers: 0,
     log: quiet,
     size: 48,
+    fieldMeasures: FIELD_MEASURES_MODULE,
     batchFields: 2,
   });
   const ctl = new AbortController();
@@ -159,6 +161,7 @@ test('an interrupted extraction resumes after its last batch; shards merge into 
     workers: 0,
     log: quiet,
     size: 48,
+    fieldMeasures: FIELD_MEASURES_MODULE,
     batchFields: 2,
     signal: ctl.signal,
     onBatch: (n) => n >= 4 && ctl.abort(),
@@ -172,6 +175,7 @@ test('an interrupted extraction resumes after its last batch; shards merge into 
     workers: 0,
     log: quiet,
     size: 48,
+    fieldMeasures: FIELD_MEASURES_MODULE,
     batchFields: 2,
   });
   assert.equal(rest.resumedFrom, 4);
@@ -186,6 +190,7 @@ test('an interrupted extraction resumes after its last batch; shards merge into 
     workers: 0,
     log: quiet,
     size: 48,
+    fieldMeasures: FIELD_MEASURES_MODULE,
     shard: { index: 1, count: 2 },
   });
   assert.equal(s1.merged, false);
@@ -195,6 +200,7 @@ test('an interrupted extraction resumes after its last batch; shards merge into 
     workers: 0,
     log: quiet,
     size: 48,
+    fieldMeasures: FIELD_MEASURES_MODULE,
     shard: { index: 2, count: 2 },
   });
   assert.equal(s2.merged, true);
@@ -203,6 +209,12 @@ test('an interrupted extraction resumes after its last batch; shards merge into 
   assert.equal(merged.count, single.count);
   assert.deepEqual(merged.meta, single.meta);
   assert.deepEqual(await merged.read(0, merged.count), await single.read(0, single.count));
+  // the field table: every field once, in field order, the same resumed, sharded or in one run
+  const table = (p: string) => readFileSync(join(out, p, 'fields.csv'), 'utf8');
+  assert.equal(table('ref').trim().split('\n').length, 1 + fs.fields.length);
+  assert.ok(table('ref').split('\n')[0].includes('ImageQuality_PowerLogLogSlope_dna'));
+  assert.equal(table('r'), table('ref'));
+  assert.equal(table('sh'), table('ref'));
   assert.throws(
     () => shardRange(7, 3, 2),
     (e: unknown) => e instanceof QcbError && e.code === 'QCB_USAGE',

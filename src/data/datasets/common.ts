@@ -90,6 +90,9 @@ export function acceptField(
     row: line,
     code: err.code,
     message: err.message,
+    plate: field.plate,
+    well: field.well,
+    site: field.site,
   });
 }
 

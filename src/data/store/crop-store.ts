@@ -36,6 +36,7 @@ import type { CropMeta } from '../types.js';
  * STORE/crops.csv          one row per crop: crop_id, index, plate, well, site, field_id, x, y, area, source_files, …metadata
  * STORE/qcbench.json       channels, size, normalisation, dataset, source root, count, content hash, complete
  * STORE/skipped.csv        fields left out by extraction, with the reason
+ * STORE/fields.csv         every field given, with its outcome and whole-field measures (store/field-table.ts)
  * ```
  * While a store is being written, `progress.json` records the last checkpoint (crop count, byte lengths of crops.csv
  * and chunks.sha256), so a killed run resumes from it; crops beyond the checkpoint are simply rewritten.
@@ -122,6 +123,7 @@ const STORE_ENTRIES = [
   'progress.json',
   'chunks.sha256',
   'skipped.csv',
+  'fields.csv',
   'zarr.json',
 ];
 
