@@ -23,6 +23,8 @@ import { contentHash, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { logger as defaultLogger, type Logger } from '../util/log.js';
 import { buildClassifierGraph, buildFeatureGraph, type ClassifierSpec, QC_CLASSES, type QcHead } from './model.js';
 import { type QcSidecar, scoreCrops, sha256, sidecarPath } from './runtime.js';
+import { type QuantizeQcOptions, quantizeTrainedQc } from './quantize.js';
+import type { Precision } from '../engine/quantize/index.js';
 
 export interface QcTrainOptions {
   /** Registry name or ONNX file. */
@@ -46,6 +48,10 @@ export interface QcTrainOptions {
   weightsDir?: string;
   /** SSL encoder export for the SSL methods' names. */
   pretrained?: string;
+  /** int8: the exported model is statically quantised, calibrated on training crops (src/qc/quantize.ts). */
+  precision?: Precision;
+  /** Calibration of an int8 model: crops and range method. */
+  calibration?: Pick<QuantizeQcOptions, 'crops' | 'method' | 'percentile'>;
   log?: Logger;
 }
 
@@ -233,7 +239,7 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
   const trainSeconds = (Date.now() - t0) / 1000;
   const graph = buildClassifierGraph(spec, head);
   const outputs = graph.outputs.map((v) => v.name);
-  const bytes = exportOnnx(graph, {
+  let bytes = exportOnnx(graph, {
     metadata: {
       'qcbench.kind': 'qc-classifier',
       'qcbench.encoder': encoder.name,
@@ -270,6 +276,22 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
     if (both)
       metrics = evaluate(predictions, { classes: ['normal', 'abnormal'], bootstrap: 200, seed, nTrain: train.length });
   }
+  let int8: Awaited<ReturnType<typeof quantizeTrainedQc>> | undefined;
+  if (o.precision === 'int8') {
+    int8 = await quantizeTrainedQc({
+      bytes,
+      train: { data: trainData, n: train.length },
+      test,
+      testData: test.length ? await store.readIndices(testIdx) : undefined,
+      store,
+      threshold,
+      seed,
+      fp32Metrics: metrics,
+      o: { ...o.calibration, threads: o.threads, log },
+    });
+    bytes = int8.bytes;
+    predictions = int8.predictions ?? predictions;
+  }
   const meta: QcSidecar = {
     format: 'qcbench-qc-model',
     version: 1,
@@ -288,7 +310,10 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
     preprocessing: { scale: 1 / 255, mean: [...pre.mean], std: [...pre.std] },
     classes: [...QC_CLASSES],
     threshold,
-    validation: { n_train: train.length, n_test: test.length, metrics },
+    validation: int8
+      ? { n_train: train.length, n_test: test.length, metrics: int8.metrics, fp32_metrics: metrics }
+      : { n_train: train.length, n_test: test.length, metrics },
+    ...(int8 ? { precision: 'int8' as const, quantization: int8.quantization } : {}),
     data: {
       annotations: resolve(o.annotations),
       annotations_hash: contentHash(readFileSync(o.annotations, 'utf8')),
@@ -303,8 +328,9 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
   log.info('QC model written', {
     model,
     task: task.name,
-    auc: metrics?.auc,
-    f1: metrics?.f1,
+    precision: o.precision ?? 'fp32',
+    auc: meta.validation.metrics?.auc,
+    f1: meta.validation.metrics?.f1,
   });
   return { model, sidecar: sc, meta, predictions };
 }

@@ -281,6 +281,10 @@ export function applyQdq(g: Graph, plan: QdqPlan, ranges: Map<string, Range>, dt
     for (const o of [...n.outputs]) if (quantised.has(o)) emitAfter(o);
   }
   g.nodes = out;
+  // the fp32 weights and biases now live as int8 / int32 initializers
+  const read = new Set<string>(g.outputs.map((v) => v.name));
+  for (const n of g.nodes) for (const i of n.inputs) read.add(i);
+  for (const k of [...g.initializers.keys()]) if (!read.has(k)) g.initializers.delete(k);
 
   /** Int8 weight and int32 bias of a Conv / Gemm / MatMul behind DequantizeLinear; `xs` is its input's scale. */
   function quantizeWeights(n: Node, xs: number): void {
