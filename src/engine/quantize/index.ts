@@ -91,7 +91,9 @@ export async function quantizeGraph(graph: Graph, o: QuantizeOptions): Promise<{
   const dtype = o.activations ?? 'uint8';
   const fp32: QuantizeReport['fp32_ops'] = {};
   for (const n of g.nodes) {
-    if (plan.int8.has(n) || plan.absorbed.has(n) || !include(n)) continue;
+    // (Identity and Constant compute nothing: not worth naming)
+    if (plan.int8.has(n) || plan.absorbed.has(n) || !include(n) || n.opType === 'Identity' || n.opType === 'Constant')
+      continue;
     const e = (fp32[n.opType] ??= { count: 0, nodes: [] });
     e.count++;
     if (e.nodes.length < 5) e.nodes.push(n.name);
