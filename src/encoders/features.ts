@@ -7,7 +7,12 @@
 import { readFileSync } from 'node:fs';
 import { QcbError } from '../errors.js';
 import * as ort from 'onnxruntime-node';
-import { type CalibrationMethod, type Precision, quantizeGraph, type QuantizeReport } from '../engine/quantize/index.js';
+import {
+  type CalibrationMethod,
+  type Precision,
+  quantizeGraph,
+  type QuantizeReport,
+} from '../engine/quantize/index.js';
 import type { Graph } from '../engine/ir/graph.js';
 import { loadSession, ortF32 } from '../engine/runtime/session.js';
 import { permutation } from '../util/random.js';
@@ -231,8 +236,7 @@ export async function extractFeatures(
       tfjs.runGraph(eg.graph, { input: { dtype: 'float32', dims: [n, 3, T, T], data: x } }, ['features']).features
         .data as Float32Array;
   } else {
-    const graph =
-      o.precision === 'int8' ? (await int8Encoder(eg, pre, crops, o.threads)).graph : eg.graph;
+    const graph = o.precision === 'int8' ? (await int8Encoder(eg, pre, crops, o.threads)).graph : eg.graph;
     // (a QDQ graph's convolutions read dequantised weights: the NCHWc rewrite for computed weights must leave them
     // to onnxruntime's QDQ fusion)
     const session = await loadSession(graph, {

@@ -17,6 +17,7 @@ import { dirname, resolve } from 'node:path';
 import p from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { openCropStore } from '../data/store/crop-store.js';
+import { selectCrops } from '../encoders/features.js';
 import type { Graph } from '../engine/ir/graph.js';
 import { exportOnnx } from '../engine/onnx/export.js';
 import { importOnnx } from '../engine/onnx/import.js';
@@ -35,7 +36,15 @@ import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { logger as defaultLogger, type Logger } from '../util/log.js';
 import { permutation } from '../util/random.js';
 import { readAnnotations } from '../data/annotations.js';
-import { checkStoreFits, type QcQuantization, type QcSidecar, readQcModel, scoreCrops, sha256, sidecarPath } from './runtime.js';
+import {
+  checkStoreFits,
+  type QcQuantization,
+  type QcSidecar,
+  readQcModel,
+  scoreCrops,
+  sha256,
+  sidecarPath,
+} from './runtime.js';
 
 /** Calibration crops by default (a few batches: the ranges settle well before). */
 export const CALIBRATION_CROPS = 256;
@@ -186,12 +195,9 @@ export async function quantizeTrainedQc(a: {
   const o = a.o ?? {};
   const C = a.store.channels.length;
   const S = a.store.size;
-  const per = C * S * S;
   const seed = o.seed ?? a.seed;
   const rows = calibrationRows(a.train.n, o.crops ?? CALIBRATION_CROPS, seed);
-  const cal = new Uint8Array(rows.length * per);
-  rows.forEach((r, i) => cal.set(a.train.data.subarray(r * per, (r + 1) * per), i * per));
-  const q = await quantizeQcBytes(a.bytes, { data: cal, n: rows.length, channels: C, size: S }, o);
+  const q = await quantizeQcBytes(a.bytes, selectCrops({ ...a.train, channels: C, size: S }, rows), o);
   let predictions: Prediction[] | undefined;
   let metrics: CellMetrics | null = null;
   if (a.testData && a.test.length) {
@@ -232,7 +238,9 @@ export interface QuantizeModelOptions extends QuantizeQcOptions {
  * and the sidecar shows its metrics next to the fp32 ones.
  * @throws QCB_STORE when the store's crop size or channels differ from the model's; QCB_USAGE for an int8 model
  */
-export async function quantizeQcModel(o: QuantizeModelOptions): Promise<{ model: string; sidecar: string; meta: QcSidecar }> {
+export async function quantizeQcModel(
+  o: QuantizeModelOptions,
+): Promise<{ model: string; sidecar: string; meta: QcSidecar }> {
   const log = o.log ?? defaultLogger;
   const { bytes, sidecar } = readQcModel(o.model);
   if (sidecar.precision === 'int8') {

@@ -224,7 +224,9 @@ export function expandCells(p: Protocol): CellPlan[] {
 
 /** Whether cells of `task` use int8 frozen features (`runtime.precision: int8` and a frozen-encoder task). */
 export function int8Features(p: Protocol, task: string): boolean {
-  return p.runtime.precision === 'int8' && (DOWNSTREAM_TASKS as Record<string, { frozen: boolean }>)[task]?.frozen === true;
+  return (
+    p.runtime.precision === 'int8' && (DOWNSTREAM_TASKS as Record<string, { frozen: boolean }>)[task]?.frozen === true
+  );
 }
 
 /**

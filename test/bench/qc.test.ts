@@ -23,8 +23,14 @@ test('bench qc measures the int8 copy in the same run: kernels, agreement, profi
   assert.equal(q.integer_kernels['com.microsoft.QLinearConv'], 20);
   assert.ok(q.spearman > 0.5, `Spearman ${q.spearman}`);
   assert.equal(q.labelled, null);
-  assert.ok(q.profile.some((p) => p.op === 'QLinearConv'), JSON.stringify(q.profile));
-  assert.ok(r.profile.some((p) => p.op.includes('Conv')), JSON.stringify(r.profile));
+  assert.ok(
+    q.profile.some((p) => p.op === 'QLinearConv'),
+    JSON.stringify(q.profile),
+  );
+  assert.ok(
+    r.profile.some((p) => p.op.includes('Conv')),
+    JSON.stringify(r.profile),
+  );
   const fp = await benchQc({ encoder: 'random-resnet18', size: 32, crops: 32, batch: 32, threads: 1, fp32Only: true });
   assert.equal(fp.int8, undefined);
 });

@@ -112,7 +112,10 @@ test('qc quantize: int8 scores agree with fp32, integer kernels, qc apply = onnx
   // the preprocessing and the linear head stay fp32, and are named
   assert.ok(meta.quantization.fp32_ops.Cast && meta.quantization.fp32_ops.Gather, JSON.stringify(meta.quantization));
   assert.ok(meta.validation.metrics && meta.validation.fp32_metrics, 'int8 test metrics next to fp32');
-  assert.deepEqual(meta.validation.fp32_metrics, JSON.parse(readFileSync(join(dir, 'qc.json'), 'utf8')).validation.metrics);
+  assert.deepEqual(
+    meta.validation.fp32_metrics,
+    JSON.parse(readFileSync(join(dir, 'qc.json'), 'utf8')).validation.metrics,
+  );
   assert.equal(q.meta.model_sha256.length, 64);
 
   // onnxruntime's optimised graph runs integer kernels
@@ -203,7 +206,22 @@ test('qc quantize with a store of another crop size: exit 2, nothing written', a
   assert.match(r.err, /QCB_STORE/);
   assert.match(r.err, /48×48/);
   assert.ok(!existsSync(out) && !existsSync(join(dir, 'bad-int8.json')));
-  const bad = qcbench('qc', 'train', '--precision', 'int4', '--encoder', 'random-resnet18', '--task', 'knn', '--annotations', ann, '--store', store, '--out', out);
+  const bad = qcbench(
+    'qc',
+    'train',
+    '--precision',
+    'int4',
+    '--encoder',
+    'random-resnet18',
+    '--task',
+    'knn',
+    '--annotations',
+    ann,
+    '--store',
+    store,
+    '--out',
+    out,
+  );
   assert.equal(bad.code, 2);
   assert.match(bad.err, /--precision/);
 });

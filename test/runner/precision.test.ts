@@ -31,9 +31,16 @@ test('runtime.precision: fp32 by default with unchanged cell ids; int8 re-keys a
   assert.equal(int8.length, full.length);
   for (let i = 0; i < full.length; i++) {
     const frozen = full[i].key.task !== 'finetune';
-    assert.equal(int8[i].id !== full[i].id, frozen, `${full[i].key.task}: id changes iff the task uses frozen features`);
+    assert.equal(
+      int8[i].id !== full[i].id,
+      frozen,
+      `${full[i].key.task}: id changes iff the task uses frozen features`,
+    );
     assert.equal(int8[i].settings.precision, frozen ? 'int8' : undefined);
     assert.equal(full[i].settings.precision, undefined);
   }
-  assert.throws(() => proto('int4'), (e: Error & { code?: string }) => e.code === 'QCB_PROTOCOL' || /precision/.test(e.message));
+  assert.throws(
+    () => proto('int4'),
+    (e: Error & { code?: string }) => e.code === 'QCB_PROTOCOL' || /precision/.test(e.message),
+  );
 });

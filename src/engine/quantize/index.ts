@@ -76,7 +76,10 @@ function countBy(nodes: Iterable<Node>): Record<string, number> {
  * @returns the QDQ graph (same inputs and outputs) and the report
  * @throws QCB_USAGE without calibration batches
  */
-export async function quantizeGraph(graph: Graph, o: QuantizeOptions): Promise<{ graph: Graph; report: QuantizeReport }> {
+export async function quantizeGraph(
+  graph: Graph,
+  o: QuantizeOptions,
+): Promise<{ graph: Graph; report: QuantizeReport }> {
   const include = o.include ?? (() => true);
   const g = cloneGraph(graph);
   const folded = foldBatchNorm(g);

@@ -67,8 +67,7 @@ function computeEligible(g: Graph, n: Node): boolean {
     return !!w && w.dims.length === 4 && (!n.inputs[2] || !!constF32(g, n.inputs[2], 1));
   }
   if (n.opType === 'Gemm') {
-    const ok =
-      intAttr(n, 'transA', 0) === 0 && floatAttr(n, 'alpha', 1) === 1 && floatAttr(n, 'beta', 1) === 1;
+    const ok = intAttr(n, 'transA', 0) === 0 && floatAttr(n, 'alpha', 1) === 1 && floatAttr(n, 'beta', 1) === 1;
     const nOut = constF32(g, n.inputs[1], 2)?.dims[intAttr(n, 'transB', 0) ? 0 : 1];
     return ok && nOut !== undefined && (!n.inputs[2] || constF32(g, n.inputs[2], 1)?.dims[0] === nOut);
   }
@@ -148,10 +147,7 @@ export function activationParams(r: Range, dtype: ActivationType): ActParams {
 }
 
 /** Symmetric int8 quantisation of W along `axis` (scales per slice, zero points 0). */
-export function quantizeWeight(
-  w: Tensor,
-  axis: number,
-): { q: Int8Array; scales: Float32Array; maxAbsError: number } {
+export function quantizeWeight(w: Tensor, axis: number): { q: Int8Array; scales: Float32Array; maxAbsError: number } {
   const dims = w.dims;
   const K = dims[axis];
   const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
@@ -204,7 +200,8 @@ export function applyQdq(g: Graph, plan: QdqPlan, ranges: Map<string, Range>, dt
     if (src !== undefined) p = paramsOf(src);
     else {
       const r = ranges.get(t);
-      if (!r) throw new QcbError('QCB_INTERNAL', `no calibrated range for tensor '${t}'`, { fix: 'please report this' });
+      if (!r)
+        throw new QcbError('QCB_INTERNAL', `no calibrated range for tensor '${t}'`, { fix: 'please report this' });
       const a = activationParams(r, dtype);
       p = {
         ...a,
@@ -321,7 +318,11 @@ export function applyQdq(g: Graph, plan: QdqPlan, ranges: Map<string, Range>, dt
       const bq = Int32Array.from(bd, (v, k) => Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, Math.round(v / bs[k]))));
       const bqn = init(`${base}/bias_int32`, { dtype: 'int32', dims: [bd.length], data: bq });
       const bsn = init(`${base}/bias_scale`, { dtype: 'float32', dims: [bd.length], data: bs });
-      const bzn = init(`${base}/bias_zero_point`, { dtype: 'int32', dims: [bd.length], data: new Int32Array(bd.length) });
+      const bzn = init(`${base}/bias_zero_point`, {
+        dtype: 'int32',
+        dims: [bd.length],
+        data: new Int32Array(bd.length),
+      });
       const bdq = fresh(`${base}/bias_dequantized`);
       out.push({
         opType: 'DequantizeLinear',

@@ -33,9 +33,15 @@ function net(): Graph {
       b.param(`g${seed}`, randn([k], 0.2, seed)),
       b.param(`b${seed}`, randn([k], 0.1, seed + 1)),
       b.param(`m${seed}`, randn([k], 0.1, seed + 2)),
-      b.param(`v${seed}`, { dtype: 'float32', dims: [k], data: Float32Array.from({ length: k }, (_, i) => 0.5 + i / k) }),
+      b.param(`v${seed}`, {
+        dtype: 'float32',
+        dims: [k],
+        data: Float32Array.from({ length: k }, (_, i) => 0.5 + i / k),
+      }),
     );
-  const c1 = b.relu(bn(b.conv(x, b.param('w1', randn([C, 3, 3, 3], 0.3, 1)), undefined, { pads: [1, 1, 1, 1] }), C, 10));
+  const c1 = b.relu(
+    bn(b.conv(x, b.param('w1', randn([C, 3, 3, 3], 0.3, 1)), undefined, { pads: [1, 1, 1, 1] }), C, 10),
+  );
   const c2 = bn(b.conv(c1, b.param('w2', randn([C, C, 3, 3], 0.1, 2)), undefined, { pads: [1, 1, 1, 1] }), C, 20);
   const r = b.relu(b.add(c1, c2));
   const p = b.maxPool(r, { kernel: [2, 2], strides: [2, 2] });
@@ -98,7 +104,15 @@ test('quantizeGraph: integer kernels after onnxruntime optimisation, Tanh kept f
   assert.equal(report.folded_batchnorm, 2);
   assert.equal(report.batches, 2);
   assert.equal(report.samples, 16);
-  assert.deepEqual(report.int8_ops, { Conv: 3, Add: 1, MaxPool: 1, GlobalAveragePool: 1, Flatten: 1, Gemm: 1, Relu: 3 });
+  assert.deepEqual(report.int8_ops, {
+    Conv: 3,
+    Add: 1,
+    MaxPool: 1,
+    GlobalAveragePool: 1,
+    Flatten: 1,
+    Gemm: 1,
+    Relu: 3,
+  });
   assert.deepEqual(Object.keys(report.fp32_ops), ['Tanh']);
   assert.equal(report.fp32_ops.Tanh.count, 1);
   assert.equal(report.fp32_ops.Tanh.nodes.length, 1);
