@@ -279,7 +279,7 @@ export async function benchEngine(o: BenchOptions): Promise<BenchResult> {
 }
 
 /** Sums onnxruntime profile kernel times per operator type (the newest profile file with the prefix). */
-function readProfile(prefix: string): OpShare[] {
+export function readProfile(prefix: string): OpShare[] {
   const dir = tmpdir();
   const base = prefix.slice(dir.length + 1);
   const files = readdirSync(dir).filter((f: string) => f.startsWith(base) && f.endsWith('.json'));

@@ -4,6 +4,7 @@
  */
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { QcbError } from '../errors.js';
+import { didYouMean } from '../util/suggest.js';
 
 /**
  * `parseArgs(config)` with its errors (unknown option, missing value, …) turned into QCB_USAGE pointing at
@@ -56,4 +57,17 @@ export function requireOptions(values: Record<string, unknown>, keys: readonly s
   for (const k of keys) {
     if (!values[k]) throw new QcbError('QCB_USAGE', `missing --${k}`, { key: `--${k}`, fix: example });
   }
+}
+
+/** The option `key` as one of `allowed` (undefined when absent); QCB_USAGE with a did-you-mean otherwise. */
+export function choiceArg<T extends string>(v: string | undefined, key: string, allowed: readonly T[]): T | undefined {
+  if (v === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(v))
+    throw new QcbError('QCB_USAGE', `${key} must be one of ${allowed.join(', ')}, got '${v}'`, {
+      key,
+      value: v,
+      allowed: allowed.join(', '),
+      fix: didYouMean(v, allowed),
+    });
+  return v as T;
 }

@@ -74,6 +74,7 @@ export const GROUPS = {
         'score every crop of a store; per-field/per-well fractions, plate map, montages',
         () => import('./qc-apply.js'),
       ),
+      quantize: sub('int8 copy of a QC classifier, calibrated on crops of a store', () => import('./qc-quantize.js')),
     },
   },
   weights: {

@@ -6,7 +6,16 @@
  */
 import { readFileSync } from 'node:fs';
 import { QcbError } from '../errors.js';
+import * as ort from 'onnxruntime-node';
+import {
+  type CalibrationMethod,
+  type Precision,
+  quantizeGraph,
+  type QuantizeReport,
+} from '../engine/quantize/index.js';
+import type { Graph } from '../engine/ir/graph.js';
 import { loadSession, ortF32 } from '../engine/runtime/session.js';
+import { permutation } from '../util/random.js';
 import type { EncoderEngine } from '../engine/verify.js';
 import type { EncoderGraph, Preprocess } from './types.js';
 import type { Logger } from '../util/log.js';
@@ -130,6 +139,52 @@ export interface ExtractOptions {
   label?: string;
   /** Engine that runs the encoder graph; default the process-wide one ({@link setFeatureEngine}: onnxruntime). */
   engine?: EncoderEngine;
+  /**
+   * int8: the encoder runs statically quantised (see {@link int8Encoder}); onnxruntime only. Default fp32.
+   */
+  precision?: Precision;
+}
+
+/** Crops an int8 encoder is calibrated on (a seeded sample of the first crop set it embeds). */
+export const FEATURE_CALIBRATION_CROPS = 256;
+/** Range method of the int8 features. */
+export const FEATURE_CALIBRATION_METHOD: CalibrationMethod = 'minmax';
+
+const int8Encoders = new WeakMap<Graph, Promise<{ graph: Graph; report: QuantizeReport }>>();
+
+/**
+ * The int8 (QDQ) form of an encoder graph (src/engine/quantize/), calibrated on a seeded sample (seed 0) of
+ * {@link FEATURE_CALIBRATION_CROPS} crops of the first crop set it is asked to embed, then reused for every later
+ * crop set of the same graph, so that train and test features go through one quantised model. Calibration sees
+ * crops only, never labels. In a run that first set is every annotated crop of the data set (the features are
+ * extracted once per encoder and data set).
+ */
+export function int8Encoder(
+  eg: EncoderGraph,
+  pre: Preprocess,
+  crops: CropSet,
+  threads?: number,
+): Promise<{ graph: Graph; report: QuantizeReport }> {
+  let hit = int8Encoders.get(eg.graph);
+  if (!hit) {
+    const T = eg.inputSize ?? crops.size;
+    const rows =
+      crops.n <= FEATURE_CALIBRATION_CROPS
+        ? Array.from({ length: crops.n }, (_, i) => i)
+        : permutation(crops.n, 0)
+            .slice(0, FEATURE_CALIBRATION_CROPS)
+            .sort((a, b) => a - b);
+    const feeds = function* () {
+      for (let s = 0; s < rows.length; s += 32) {
+        const r = rows.slice(s, s + 32);
+        yield { input: new ort.Tensor('float32', cropsToInput(crops, r, pre, T), [r.length, 3, T, T]) };
+      }
+    };
+    hit = quantizeGraph(eg.graph, { calibration: feeds(), method: FEATURE_CALIBRATION_METHOD, threads });
+    int8Encoders.set(eg.graph, hit);
+    hit.catch(() => int8Encoders.delete(eg.graph));
+  }
+  return hit;
 }
 
 /** Crops per run of the TF.js interpreter: it keeps a batch's intermediates until the batch ends. */
@@ -166,6 +221,14 @@ export async function extractFeatures(
   const bs = Math.max(1, o.batchSize ?? (engine === 'tfjs' ? TFJS_BATCH : 64));
   const T = eg.inputSize ?? crops.size;
   let run: (x: Float32Array, n: number) => Promise<Float32Array>;
+  if (engine === 'tfjs' && o.precision === 'int8') {
+    throw new QcbError('QCB_USAGE', 'int8 features run in onnxruntime only, not in the TF.js interpreter', {
+      key: 'runtime.precision',
+      value: 'int8',
+      allowed: 'fp32 with --engine tfjs',
+      fix: 'use runtime.precision fp32 with the TF.js engine, or the onnxruntime engine for int8',
+    });
+  }
   if (engine === 'tfjs') {
     const tfjs = await import('../engine/tfjs/interpreter.js');
     const backend = await tfjs.initTfjsEngine();
@@ -174,7 +237,13 @@ export async function extractFeatures(
       tfjs.runGraph(eg.graph, { input: { dtype: 'float32', dims: [n, 3, T, T], data: x } }, ['features']).features
         .data as Float32Array;
   } else {
-    const session = await loadSession(eg.graph, { intraOpNumThreads: o.threads });
+    const graph = o.precision === 'int8' ? (await int8Encoder(eg, pre, crops, o.threads)).graph : eg.graph;
+    // (a QDQ graph's convolutions read dequantised weights: the NCHWc rewrite for computed weights must leave them
+    // to onnxruntime's QDQ fusion)
+    const session = await loadSession(graph, {
+      intraOpNumThreads: o.threads,
+      ...(o.precision === 'int8' ? { nchwcMaxPlane: 0 } : {}),
+    });
     run = async (x, n) =>
       (await session.run({ input: ortF32(x, [n, 3, T, T]) }, ['features'])).features.data as Float32Array;
   }

@@ -78,7 +78,7 @@ export const LINE_SEARCH = { enabled: false, val_fraction: 0.2, lr: [0.01, 0.001
 export const BOOTSTRAP_RESAMPLES = 1000;
 
 /** Runtime: 0 threads means one per core. */
-export const RUNTIME = { threads: 0, execution_provider: 'cpu', workers: 1 } as const;
+export const RUNTIME = { threads: 0, execution_provider: 'cpu', workers: 1, precision: 'fp32' } as const;
 
 /** Where generated data, caches and results go unless a protocol says otherwise (relative to the current directory). */
 export const WORKDIR = '.qcbench';

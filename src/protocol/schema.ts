@@ -278,6 +278,8 @@ const buildSpec = (c: Catalog): Spec => ({
           default: D.RUNTIME.execution_provider,
         },
         workers: posInt(D.RUNTIME.workers),
+        // int8: frozen features through the statically quantised encoder (src/encoders/features.ts int8Encoder)
+        precision: { kind: 'enum', values: ['fp32', 'int8'], what: 'feature precision', default: D.RUNTIME.precision },
       },
     },
   },
@@ -367,7 +369,7 @@ export interface Protocol {
   encoder_settings: Record<string, Record<string, unknown>>;
   evaluations: EvaluationConfig[];
   metrics: { bootstrap: number };
-  runtime: { threads: number; execution_provider: 'cpu' | 'cuda'; workers: number };
+  runtime: { threads: number; execution_provider: 'cpu' | 'cuda'; workers: number; precision: 'fp32' | 'int8' };
   /** The file this protocol was read from and the chain of files it extends (child first). */
   source: { file: string; chain: string[] };
 }

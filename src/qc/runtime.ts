@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import type { Preprocess } from '../encoders/types.js';
+import type { Precision, QuantizeReport } from '../engine/quantize/index.js';
 import { sessionOptions } from '../engine/runtime/session.js';
 import { QcbError } from '../errors.js';
 import type { CellMetrics } from '../results/schema.js';
@@ -39,13 +40,46 @@ export interface QcSidecar {
   threshold: number;
   /** How the threshold was chosen and what it does (qc/calibrate.ts); absent in models made before calibration. */
   operating_point?: OperatingPoint;
-  /** n_val: the validation split the threshold was calibrated on (taken out of the train split). */
-  validation: { n_train: number; n_val?: number; n_test: number; metrics: CellMetrics | null };
+  /**
+   * Test metrics of this model; an int8 model also gives its fp32 source's (`fp32_metrics`). n_val: the validation
+   * split the threshold was calibrated on (taken out of the train split).
+   */
+  validation: {
+    n_train: number;
+    n_val?: number;
+    n_test: number;
+    metrics: CellMetrics | null;
+    fp32_metrics?: CellMetrics | null;
+  };
+  /** Numeric precision of the model (absent: fp32). */
+  precision?: Precision;
+  /** How an int8 model was quantised (src/qc/quantize.ts). */
+  quantization?: QcQuantization;
   data: { annotations: string; annotations_hash: string; store: string; store_hash: string };
   seed: number;
   /** The training store's intensity normalisation (mode + windows; src/qc/window.ts); absent in older models. */
   normalisation?: RecordedNormalisation;
 }
+
+/** The sidecar's record of an int8 model's quantisation (src/qc/quantize.ts). */
+export type QcQuantization = QuantizeReport & {
+  calibration: {
+    /** Crop store (absolute path) and its content hash. */
+    store: string;
+    store_hash: string;
+    /** Which crops: a sample of the training split (`qc train`) or of the whole store (`qc quantize`). */
+    from: 'train split' | 'store';
+    /** Crops used. */
+    crops: number;
+    seed: number;
+  };
+  /** onnxruntime's integer kernels in its optimised graph, by op (read back from the optimised model). */
+  integer_kernels: Record<string, number>;
+  /** SHA-256 of the fp32 model quantised. */
+  source_model_sha256: string;
+  /** int8 − fp32 on the test split, in points (null without test metrics). */
+  delta: { auc: number; f1: number } | null;
+};
 
 /** `MODEL.onnx` → `MODEL.json`. */
 export function sidecarPath(modelPath: string): string {

@@ -34,6 +34,8 @@ import {
 } from './calibrate.js';
 import { stratifiedSplit } from '../downstream/line-search.js';
 import { recordedNormalisation } from './window.js';
+import { type QuantizeQcOptions, quantizeTrainedQc } from './quantize.js';
+import type { Precision } from '../engine/quantize/index.js';
 
 export interface QcTrainOptions {
   /** Registry name or ONNX file. */
@@ -62,6 +64,10 @@ export interface QcTrainOptions {
   weightsDir?: string;
   /** SSL encoder export for the SSL methods' names. */
   pretrained?: string;
+  /** int8: the exported model is statically quantised, calibrated on training crops (src/qc/quantize.ts). */
+  precision?: Precision;
+  /** Calibration of an int8 model: crops and range method. */
+  calibration?: Pick<QuantizeQcOptions, 'crops' | 'method' | 'percentile'>;
   log?: Logger;
 }
 
@@ -371,6 +377,29 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
     if (both)
       metrics = evaluate(predictions, { classes: ['normal', 'abnormal'], bootstrap: 200, seed, nTrain: train.length });
   }
+  let int8: Awaited<ReturnType<typeof quantizeTrainedQc>> | undefined;
+  if (o.precision === 'int8') {
+    int8 = await quantizeTrainedQc({
+      bytes,
+      train: { data: trainData, n: train.length },
+      test,
+      testData: test.length ? await store.readIndices(testIdx) : undefined,
+      store,
+      threshold,
+      seed,
+      fp32Metrics: metrics,
+      o: { ...o.calibration, threads: o.threads, log },
+    });
+    bytes = int8.bytes;
+    predictions = int8.predictions ?? predictions;
+    // the operating point the shipped (int8) model has on the test split, at the threshold calibrated in fp32
+    if (int8.predictions)
+      op.test = splitRates(
+        int8.predictions.map((p) => p.score),
+        int8.predictions.map((p) => p.label),
+        threshold,
+      );
+  }
   const meta: QcSidecar = {
     format: 'qcbench-qc-model',
     version: 1,
@@ -390,7 +419,10 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
     classes: [...QC_CLASSES],
     threshold,
     operating_point: op,
-    validation: { n_train: train.length, n_val: val.length, n_test: test.length, metrics },
+    validation: int8
+      ? { n_train: train.length, n_val: val.length, n_test: test.length, metrics: int8.metrics, fp32_metrics: metrics }
+      : { n_train: train.length, n_val: val.length, n_test: test.length, metrics },
+    ...(int8 ? { precision: 'int8' as const, quantization: int8.quantization } : {}),
     data: {
       annotations: resolve(o.annotations),
       annotations_hash: contentHash(readFileSync(o.annotations, 'utf8')),
@@ -406,8 +438,9 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
   log.info('QC model written', {
     model,
     task: task.name,
-    auc: metrics?.auc,
-    f1: metrics?.f1,
+    precision: o.precision ?? 'fp32',
+    auc: meta.validation.metrics?.auc,
+    f1: meta.validation.metrics?.f1,
     threshold,
     threshold_source: op.source,
     test_fpr: op.test?.fpr,

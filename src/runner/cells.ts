@@ -12,6 +12,7 @@ import { QcbError } from '../errors.js';
 import { contentHash, updateHashFromFile } from '../util/fs.js';
 import { CATALOG, ENCODERS, isSslMethod } from './catalog.js';
 import { findWeights, type ImageNetName } from '../encoders/weights.js';
+import { DOWNSTREAM_TASKS } from '../downstream/registry.js';
 
 /**
  * Versions of the code that produces each stage's output. Bump one when a change alters that stage's results, so
@@ -225,6 +226,8 @@ export function expandCells(p: Protocol): CellPlan[] {
               train_annotations: ann(ev.train_set),
               crop_size: p.data.crop_size,
               settings: taskSettings,
+              // int8 frozen features (runtime.precision) change a frozen task's inputs; fp32 keeps the ids it had
+              ...(int8Features(p, task) ? { precision: 'int8' } : {}),
             };
             const trainId = contentHash(trainSettings);
             const settings = {
@@ -245,7 +248,12 @@ export function expandCells(p: Protocol): CellPlan[] {
               key,
               index: order.length,
               blocks: [block],
-              settings: { ...settings, task: taskSettings, crop_size: p.data.crop_size },
+              settings: {
+                ...settings,
+                task: taskSettings,
+                crop_size: p.data.crop_size,
+                ...(int8Features(p, task) ? { precision: 'int8' } : {}),
+              },
               trainId: trainId.slice(0, 24),
               encoderId: encId.slice(0, 24),
             };
@@ -257,6 +265,13 @@ export function expandCells(p: Protocol): CellPlan[] {
     }
   });
   return order;
+}
+
+/** Whether cells of `task` use int8 frozen features (`runtime.precision: int8` and a frozen-encoder task). */
+export function int8Features(p: Protocol, task: string): boolean {
+  return (
+    p.runtime.precision === 'int8' && (DOWNSTREAM_TASKS as Record<string, { frozen: boolean }>)[task]?.frozen === true
+  );
 }
 
 /**

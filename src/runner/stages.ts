@@ -335,11 +335,14 @@ async function ensureFeatures(
   ds: DatasetHandle,
 ): Promise<Features> {
   const cropIds = ds.annotations.map((a) => a.crop_id);
+  // runtime.precision int8 enters the id only when set, so fp32 features keep the ids they always had
+  const int8 = ctx.p.runtime.precision === 'int8';
   const id = contentHash({
     v: STAGE_VERSIONS.features,
     encoder: encoderId(ctx.p, encoder, cellSeed),
     data: datasetId(ctx.p, ds.name),
     crops: contentHash(cropIds),
+    ...(int8 ? { precision: 'int8' } : {}),
   }).slice(0, 24);
   return once(memo.features, id, async () => {
     const { path } = await ctx.cache.ensure(
@@ -350,6 +353,7 @@ async function ensureFeatures(
           threads: ctx.threads,
           log: ctx.log,
           label: `features ${encoder} ${ds.name}`,
+          ...(int8 ? { precision: 'int8' as const } : {}),
         });
         mkdirSync(tmp, { recursive: true });
         writeFileAtomic(join(tmp, 'features.f32'), f32Bytes(f.data));
@@ -358,6 +362,7 @@ async function ensureFeatures(
           dataset: ds.name,
           rows: f.rows,
           cols: f.cols,
+          ...(int8 ? { precision: 'int8' } : {}),
           crop_ids: cropIds,
         });
       },

@@ -426,6 +426,10 @@ const castLike: ShapeRule = (c) => {
   return [{ dtype: need(c, 1).dtype, shape: x.shape, value: x.value }];
 };
 
+/** QuantizeLinear: the zero point's type (uint8 without one), DequantizeLinear: float32; both keep the shape. */
+const quantizeLinear: ShapeRule = (c) => [{ dtype: c.ins[2]?.dtype ?? 'uint8', shape: need(c, 0).shape }];
+const dequantizeLinear: ShapeRule = (c) => [{ dtype: 'float32', shape: need(c, 0).shape }];
+
 const transpose: ShapeRule = (c) => {
   const x = need(c, 0);
   if (!x.shape) return [{ dtype: x.dtype }];
@@ -931,6 +935,8 @@ export const SHAPE_RULES = {
   Dropout: dropout,
   Cast: cast,
   CastLike: castLike,
+  QuantizeLinear: quantizeLinear,
+  DequantizeLinear: dequantizeLinear,
   // broadcasting binary / variadic
   Add: binary(arith.add),
   Sub: binary(arith.sub),
