@@ -30,6 +30,7 @@ export const COMMANDS = {
     'quadratic neurons (Fan et al. 2017): two spirals, concentric rings',
     () => import('./second-order.js'),
   ),
+  annotate: sub('label crops in the browser; each label saved at once to FILE', () => import('./annotate.js')),
   env: sub('show Node, engine, execution providers, threads and package versions', () => import('./env.js')),
 } satisfies Record<string, CommandEntry>;
 
