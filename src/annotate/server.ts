@@ -168,7 +168,11 @@ export async function startAnnotateServer(o: AnnotateServerOptions): Promise<Ann
       }
       const index = typeof body.index === 'number' ? body.index : Number.NaN;
       if (path === '/api/label') {
-        session.label(index, String(body.label), body.artefact_type === undefined ? undefined : String(body.artefact_type));
+        session.label(
+          index,
+          String(body.label),
+          body.artefact_type === undefined ? undefined : String(body.artefact_type),
+        );
         o.log?.debug('label saved', { crop: store.meta[index].crop_id, label: String(body.label) });
         return json(res, 200, { saved: true, crop: cropInfo(index), counts: session.counts() });
       }

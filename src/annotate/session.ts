@@ -30,9 +30,7 @@ export interface Counts {
   targets: typeof TARGETS;
 }
 
-type Step =
-  | { kind: 'label'; index: number; prev: Annotation | undefined }
-  | { kind: 'skip'; index: number };
+type Step = { kind: 'label'; index: number; prev: Annotation | undefined } | { kind: 'skip'; index: number };
 
 const OWN_COMMENT = /^# ?(labelled with qcbench annotate|split is a placeholder)/;
 

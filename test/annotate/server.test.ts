@@ -96,7 +96,12 @@ test('each label is in FILE, complete and readable, when its POST answers; undo 
       [],
       'no temp file is left behind',
     );
-    const bad = await raw(srv, 'POST', '/api/label', JSON.stringify({ index: 5, label: 'abnormal', artefact_type: 'x' }));
+    const bad = await raw(
+      srv,
+      'POST',
+      '/api/label',
+      JSON.stringify({ index: 5, label: 'abnormal', artefact_type: 'x' }),
+    );
     assert.equal(bad.status, 400);
     assert.equal(JSON.parse(bad.body.toString()).code, 'QCB_USAGE');
     const undo = JSON.parse((await raw(srv, 'POST', '/api/undo', '{}')).body.toString());

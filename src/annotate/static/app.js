@@ -54,7 +54,8 @@ function showCounts(c) {
     .filter(([, n]) => n > 0)
     .map(([k, n]) => `${k} ${n}`)
     .join(', ');
-  const bar = (name, n, of) => `<span class="bar ${n >= of ? 'done' : ''}" data-count="${name}">${name} ${n} / ${of}</span>`;
+  const bar = (name, n, of) =>
+    `<span class="bar ${n >= of ? 'done' : ''}" data-count="${name}">${name} ${n} / ${of}</span>`;
   $('counts').innerHTML =
     bar('abnormal', c.abnormal, t.abnormal) +
     bar('normal', c.normal, t.normal) +
@@ -169,7 +170,8 @@ function setFocus(k) {
   card.el.scrollIntoView({ block: 'nearest' });
   const f = $('field');
   f.src = `/api/field/${card.index}.png`;
-  $('info').textContent = `${card.crop_id} · plate ${card.plate}, well ${card.well}, site ${card.site}, centre (${card.x}, ${card.y})`;
+  $('info').textContent =
+    `${card.crop_id} · plate ${card.plate}, well ${card.well}, site ${card.site}, centre (${card.x}, ${card.y})`;
   fetch(`/api/field/${card.index}.png`, { method: 'HEAD' })
     .then((r) => {
       $('fieldnote').textContent =
