@@ -92,25 +92,24 @@ test('labels made with the keyboard survive SIGKILL of the server; the restarted
         timeout: 30_000,
       },
     );
-    const shown = await page.$$eval('.card', (els) => els.map((e) => (e as HTMLElement).dataset.cropId ?? ''));
+    const shown = await page.$$eval('.card', (els) => els.map((e) => e.getAttribute('data-crop-id') ?? ''));
     assert.ok(shown.length >= 5, `${shown.length} crops shown`);
     // the field view of the focused crop is drawn (this store has no field images: its crops at their places)
-    await page.waitForFunction(() => {
-      const img = document.getElementById('field') as HTMLImageElement;
-      return img.complete && img.naturalWidth > 0;
-    });
+    await page.waitForFunction(
+      "document.getElementById('field').complete && document.getElementById('field').naturalWidth > 0",
+    );
     // a crop is drawn from its channels: some pixel of the first canvas is not black
-    await page.waitForFunction(() => {
-      const c = document.querySelector('.card canvas') as HTMLCanvasElement;
-      const d = c.getContext('2d')?.getImageData(0, 0, c.width, c.height).data ?? [];
-      return Array.prototype.some.call(d, (v: number, i: number) => i % 4 !== 3 && v > 0);
-    });
+    await page.waitForFunction(`(() => {
+      const c = document.querySelector('.card canvas');
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      return d.some((v, i) => i % 4 !== 3 && v > 0);
+    })()`);
     // keyboard: normal, abnormal blur (1), abnormal debris (3), skip, normal, abnormal haze (6), undo (u)
     for (const k of ['n', '1', '3', 's', 'n', '6', 'u']) await page.keyboard.press(k);
-    await page.waitForFunction(() => document.querySelectorAll('.card[data-saved="1"]').length === 4, undefined, {
+    await page.waitForFunction(`document.querySelectorAll('.card[data-saved="1"]').length === 4`, undefined, {
       timeout: 20_000,
     });
-    await page.waitForFunction(() => !document.querySelector('.card.pending'));
+    await page.waitForFunction("!document.querySelector('.card.pending')");
     const expected = new Map([
       [shown[0], ['normal', 'none']],
       [shown[1], ['abnormal', 'blur']],
@@ -142,10 +141,10 @@ test('labels made with the keyboard survive SIGKILL of the server; the restarted
       },
     );
     assert.match((await page.textContent('[data-count="abnormal"]')) ?? '', /abnormal 2 \/ 240/);
-    const again = await page.$$eval('.card', (els) => els.map((e) => (e as HTMLElement).dataset.cropId ?? ''));
+    const again = await page.$$eval('.card', (els) => els.map((e) => e.getAttribute('data-crop-id') ?? ''));
     for (const id of expected.keys()) assert.ok(!again.includes(id), `${id} is labelled: not proposed again`);
     await page.keyboard.press('2');
-    await page.waitForFunction(() => document.querySelectorAll('.card[data-saved="1"]').length === 1, undefined, {
+    await page.waitForFunction(`document.querySelectorAll('.card[data-saved="1"]').length === 1`, undefined, {
       timeout: 20_000,
     });
     assert.deepEqual(errors, []);

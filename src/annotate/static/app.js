@@ -1,7 +1,6 @@
 // The annotation page: a grid of proposed crops, composed from their channels in the browser (toggles, contrast),
 // labelled with the keyboard or the buttons; every label is POSTed and shown as saved only when the server answers
 // (after FILE was renamed into place). Served by src/annotate/server.ts; nothing is loaded from elsewhere.
-'use strict';
 
 const BATCH = 24;
 const KEYS = ['1', '2', '3', '4', '5', '6', '7', '8', '9'];
