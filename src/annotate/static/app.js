@@ -267,7 +267,7 @@ function buildControls() {
       app.on[c] = box.checked;
       app.cards.forEach(draw);
     });
-    const rgb = col[c].map((v) => Math.round(v * 255)).join(',');
+    const rgb = col[c].map((v) => Math.round(110 + v * 145)).join(',');
     l.append(box, ` ${name} `);
     l.style.color = `rgb(${rgb})`;
     $('channels').append(l);
