@@ -81,23 +81,25 @@ export const command: Command = {
       `annotate: ${r.store} (${r.crops} crops; pool ${pool.abnormal} abnormal + ${pool.normal} normal after 65 + 65 held out), features ${r.suggest}`,
       'looks to …            proposals (median [min–max])   random order (median [min–max])',
     ];
-    const stat = (runs: SimulateResult[], get: (s: SimulateResult) => number | null) => {
+    const median = (v: number[], digits: number) => {
+      const s = [...v].sort((a, b) => a - b);
+      const f = (x: number) => x.toFixed(digits);
+      return `${f(s[Math.floor((s.length - 1) / 2)])} [${f(s[0])}–${f(s[s.length - 1])}]`;
+    };
+    const stat = (runs: SimulateResult[], get: (s: SimulateResult) => number | null, digits = 0) => {
       const v = runs.map(get);
-      if (v.some((x) => x === null)) return `not reached in ${v.filter((x) => x === null).length}/${v.length} runs`;
-      const s = (v as number[]).sort((a, b) => a - b);
-      return `${s[Math.floor((s.length - 1) / 2)]} [${s[0]}–${s[s.length - 1]}]`;
+      const got = v.filter((x): x is number => x !== null);
+      const never = v.length - got.length;
+      if (got.length === 0) return `never (${never}/${v.length} runs)`;
+      return `${median(got, digits)}${never ? ` (${never}/${v.length} never)` : ''}`;
     };
     const by = (k: string) => r.runs.filter((s) => s.strategy === k);
-    const row = (name: string, get: (s: SimulateResult) => number | null) =>
-      `${name.padEnd(22)}${stat(by('proposals'), get).padEnd(31)}${stat(by('random'), get)}`;
+    const row = (name: string, get: (s: SimulateResult) => number | null, digits = 0) =>
+      `${name.padEnd(22)}${stat(by('proposals'), get, digits).padEnd(31)}${stat(by('random'), get, digits)}`;
     lines.push(row('240 + 240 labels', (s) => s.looks_to_targets));
     lines.push(row('every artefact type', (s) => s.looks_to_all_types));
     for (const l of f1Levels) lines.push(row(`kNN F1 ≥ ${l}`, (s) => s.looks_to_f1[String(l)]));
-    const f1 = (k: string) =>
-      by(k)
-        .map((s) => (s.f1_at_targets === null ? '–' : s.f1_at_targets.toFixed(3)))
-        .join(', ');
-    lines.push(`${'F1 at 240 + 240'.padEnd(22)}${f1('proposals').padEnd(31)}${f1('random')}`);
+    lines.push(row('(kNN F1 at 240 + 240)', (s) => s.f1_at_targets, 3));
     process.stdout.write(`${lines.join('\n')}\n`);
     return 0;
   },
