@@ -10,7 +10,7 @@
  */
 import { QcbError } from '../errors.js';
 import { Rng } from '../util/random.js';
-import type { Features } from '../encoders/features.js';
+import { type Features, selectFeatureRows } from '../encoders/features.js';
 
 export type BinaryLabel = 'normal' | 'abnormal';
 
@@ -194,6 +194,8 @@ export interface ProposerOptions {
   targets?: Record<BinaryLabel, number>;
   /** Rank at most this many unlabelled crops per call, drawn evenly (default all; bounds the cost on huge stores). */
   maxCandidates?: number;
+  /** Cluster at most this many crops, drawn evenly, for the diverse sample (default 20,000: k-means stays seconds). */
+  maxClustered?: number;
 }
 
 /**
@@ -218,9 +220,15 @@ export class Proposer {
       seed: opts.seed ?? 1,
       targets: opts.targets ?? { normal: 240, abnormal: 240 },
       maxCandidates: opts.maxCandidates ?? Number.POSITIVE_INFINITY,
+      maxClustered: opts.maxClustered ?? 20_000,
     };
     this.x = standardize(features);
-    this.diverse = diverseSample(this.x, this.o.clusters, this.o.seed);
+    const n = this.x.rows;
+    if (n <= this.o.maxClustered) this.diverse = diverseSample(this.x, this.o.clusters, this.o.seed);
+    else {
+      const rows = evenly(n, this.o.maxClustered);
+      this.diverse = diverseSample(selectFeatureRows(this.x, rows), this.o.clusters, this.o.seed).map((j) => rows[j]);
+    }
   }
 
   /**
@@ -236,10 +244,7 @@ export class Proposer {
     const taken = new Set(out);
     let cand: number[] = [];
     for (let i = 0; i < this.x.rows; i++) if (!seen(i) && !taken.has(i)) cand.push(i);
-    if (cand.length > this.o.maxCandidates) {
-      const step = cand.length / this.o.maxCandidates;
-      cand = Array.from({ length: this.o.maxCandidates }, (_, j) => cand[Math.floor(j * step)]);
-    }
+    if (cand.length > this.o.maxCandidates) cand = evenly(cand.length, this.o.maxCandidates).map((j) => cand[j]);
     const idx = [...labels.keys()];
     const lab = idx.map((i) => labels.get(i) as BinaryLabel);
     const count = { normal: 0, abnormal: 0 };
@@ -260,4 +265,10 @@ export class Proposer {
     }
     return out;
   }
+}
+
+/** `m` of the indices 0 … n−1, evenly spaced (all of them when m ≥ n). */
+function evenly(n: number, m: number): number[] {
+  if (m >= n) return Array.from({ length: n }, (_, i) => i);
+  return Array.from({ length: m }, (_, j) => Math.floor((j * n) / m));
 }

@@ -118,3 +118,11 @@ test('intensity features separate real synthetic abnormal crops from normal ones
   }
   assert.ok(right / x.rows > 0.6, `leave-one-out accuracy ${right}/${x.rows}`);
 });
+
+test('on a large store the diverse sample clusters an even subsample and names rows of the whole store', () => {
+  const { f, group } = blobs([200, 200, 200], 9);
+  const p = new Proposer(f, { clusters: 3, seed: 1, maxClustered: 60 });
+  assert.equal(p.diverse.length, 3);
+  assert.ok(p.diverse.every((i) => Number.isInteger(i) && i >= 0 && i < f.rows));
+  assert.deepEqual(new Set(p.diverse.map((i) => group[i])), new Set([0, 1, 2]), 'one crop of each group');
+});
