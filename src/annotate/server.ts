@@ -3,7 +3,7 @@
  * and a small JSON API to label, skip, undo and get proposals. Routes are a whitelist matched on the decoded path —
  * no part of a request ever becomes a file path, so `../` (plain or percent-encoded) reaches nothing. POST bodies
  * must be JSON (`Content-Type: application/json`), which a foreign web page cannot send to it without a CORS
- * preflight the server never grants. A label's POST is answered only after FILE has been renamed into place.
+ * preflight the server never grants; on a loopback address, requests naming another host (DNS rebinding) get 403. A label's POST is answered only after FILE has been renamed into place.
  */
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -124,7 +124,13 @@ export async function startAnnotateServer(o: AnnotateServerOptions): Promise<Ann
     return i < store.count ? i : undefined;
   };
 
+  const host = o.host ?? '127.0.0.1';
+  const loopback = ['127.0.0.1', 'localhost', '::1'].includes(host);
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    // Bound to this machine only: a page elsewhere that points its own name at 127.0.0.1 (DNS rebinding) is refused.
+    const asked = (req.headers.host ?? '').replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+    if (loopback && !['127.0.0.1', 'localhost', '::1'].includes(asked))
+      return json(res, 403, { error: `host '${asked}' is not this machine` });
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
     if (req.method === 'GET' || req.method === 'HEAD') {
@@ -201,7 +207,6 @@ export async function startAnnotateServer(o: AnnotateServerOptions): Promise<Ann
         });
     });
   });
-  const host = o.host ?? '127.0.0.1';
   await new Promise<void>((ok, fail) => {
     server.once('error', (e: NodeJS.ErrnoException) => {
       if (e.code === 'EADDRINUSE') {

@@ -36,6 +36,7 @@ function raw(
   path: string,
   body?: string,
   type = 'application/json',
+  hostHeader?: string,
 ): Promise<{ status: number; body: Buffer; headers: Record<string, unknown> }> {
   const u = new URL(srv.url);
   return new Promise((ok, fail) => {
@@ -45,7 +46,10 @@ function raw(
         port: u.port,
         method,
         path,
-        headers: body === undefined ? {} : { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) },
+        headers: {
+          ...(body === undefined ? {} : { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) }),
+          ...(hostHeader ? { Host: hostHeader } : {}),
+        },
       },
       (res) => {
         const parts: Buffer[] = [];
@@ -161,6 +165,12 @@ test('requests reach only the page, the crops and the API: traversal, plain or e
     assert.equal(form.status, 415);
     assert.equal(existsSync(join(dir, 'b.csv')), false);
     assert.equal((await raw(srv, 'DELETE', '/api/label')).status, 405);
+    // DNS rebinding: a request naming another host is refused, a GET as well as a label
+    assert.equal((await raw(srv, 'GET', '/api/crop/3.png', undefined, undefined, 'evil.example:80')).status, 403);
+    const rebound = await raw(srv, 'POST', '/api/label', '{"index":1,"label":"normal"}', undefined, 'evil.example');
+    assert.equal(rebound.status, 403);
+    assert.equal(existsSync(join(dir, 'b.csv')), false);
+    assert.equal((await raw(srv, 'GET', '/', undefined, undefined, `localhost:${new URL(srv.url).port}`)).status, 200);
   } finally {
     await srv.close();
   }
