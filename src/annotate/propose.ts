@@ -8,11 +8,13 @@
  *
  * Pure: features in, crop indices out; no store, no files.
  */
+import type { Label } from '../data/annotations.js';
 import { QcbError } from '../errors.js';
 import { Rng } from '../util/random.js';
 import { type Features, selectFeatureRows } from '../encoders/features.js';
 
-export type BinaryLabel = 'normal' | 'abnormal';
+/** A crop's label (the annotations' `label`). */
+export type BinaryLabel = Label;
 
 /** Column-wise z-scores of N×D features (constant columns become 0), so that no feature's unit dominates distances. */
 export function standardize(f: Features): Features {

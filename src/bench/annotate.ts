@@ -5,7 +5,7 @@
  * its true label. F1 is the weighted F1 (metrics/classification.ts, as the report's) of a kNN (k = 5, paper §3.3)
  * trained on every label so far and tested on a fixed, class-balanced held-out set that is never shown.
  */
-import { Proposer } from '../annotate/propose.js';
+import { type BinaryLabel, Proposer } from '../annotate/propose.js';
 import { storeFeatures } from '../annotate/features.js';
 import { TARGETS } from '../annotate/session.js';
 import { readFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ import { weightedF1 } from '../metrics/classification.js';
 import { deriveSeed, Rng } from '../util/random.js';
 import type { Logger } from '../util/log.js';
 
-export type BinaryLabel = 'normal' | 'abnormal';
+export type { BinaryLabel };
 
 export interface SimulateOptions {
   /** Crops per screen (the page's grid; default 24). */
