@@ -30,6 +30,7 @@ export const COMMANDS = {
     'quadratic neurons (Fan et al. 2017): two spirals, concentric rings',
     () => import('./second-order.js'),
   ),
+  annotate: sub('label crops in the browser; each label saved at once to FILE', () => import('./annotate.js')),
   env: sub('show Node, engine, execution providers, threads and package versions', () => import('./env.js')),
 } satisfies Record<string, CommandEntry>;
 
@@ -96,6 +97,10 @@ export const GROUPS = {
         () => import('./bench-data.js'),
       ),
       ssl: sub('SSL pretraining images/s per method and the loss overhead', () => import('./bench-ssl.js')),
+      annotate: sub(
+        'crops looked at to collect 240 + 240 labels and reach a kNN F1, with and without proposals',
+        () => import('./bench-annotate.js'),
+      ),
       qc: sub('crops scored per second through an exported QC classifier', () => import('./bench-qc.js')),
       report: sub(
         'seconds and HTML size of qcbench report on full-protocol-sized results (targets < 10 s, ≤ 25 MB)',
