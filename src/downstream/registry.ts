@@ -77,7 +77,7 @@ export async function runTask(task: DownstreamTask, ctx: TaskContext): Promise<T
     };
     timing.features = (Date.now() - t0) / 1000;
   }
-  if (features && ctx.eg.standardise) {
+  if (features && ctx.eg?.standardise) {
     // z-scored with the training split's statistics only, as src/downstream/cell.ts runCell does
     const z = fitStandardiser(features.train);
     features = { train: standardise(features.train, z), test: standardise(features.test, z) };

@@ -426,21 +426,41 @@ function crossChecks(p: Protocol, report: (i: Issue) => void, raw: Record<string
           allowed: (p.encoders ?? []).join(', '),
           fix: `add '${e}' to encoders, or remove it here`,
         });
+    // a block's task overrides: only written keys, only for the block's own tasks (every accepted key acts)
+    const written = Object.entries(ev.task_settings ?? {}).filter(([, o]) => o && Object.keys(o).length);
+    for (const [t] of written)
+      if (!ev.tasks?.includes(t))
+        report({
+          code: 'QCB_PROTOCOL_VALUE',
+          path: ['evaluations', i, 'task_settings', t],
+          message: `evaluations[${i}].task_settings.${t} is set but the block does not run ${t}`,
+          value: t,
+          allowed: (ev.tasks ?? []).join(', '),
+          fix: `add ${t} to evaluations[${i}].tasks, or remove its settings`,
+        });
+    if (written.length) ev.task_settings = Object.fromEntries(written);
+    else delete ev.task_settings;
+    for (const [t, o] of written) {
+      const base = (p.tasks as unknown as Record<string, Record<string, unknown>> | undefined)?.[t] ?? {};
+      checkSchedule({ ...base, ...o }, ['evaluations', i, 'task_settings', t], `evaluations[${i}].task_settings.${t}`);
+    }
   });
   // every task with a step schedule (the trained heads): its milestones must fall before its last epoch
-  for (const [t, c] of Object.entries(p.tasks ?? {})) {
+  for (const [t, c] of Object.entries(p.tasks ?? {})) checkSchedule(c, ['tasks', t], `tasks.${t}`);
+
+  function checkSchedule(c: unknown, path: (string | number)[], name: string): void {
     const cfg = c as { milestones?: unknown; epochs?: unknown };
-    if (!Array.isArray(cfg.milestones) || typeof cfg.epochs !== 'number') continue;
+    if (!Array.isArray(cfg.milestones) || typeof cfg.epochs !== 'number') return;
     const epochs = cfg.epochs;
     cfg.milestones.forEach((m: number, j: number) => {
       if (m >= epochs)
         report({
           code: 'QCB_PROTOCOL_VALUE',
-          path: ['tasks', t, 'milestones', j],
-          message: `tasks.${t}.milestones[${j}] = ${m} is not before the last epoch (${epochs})`,
+          path: [...path, 'milestones', j],
+          message: `${name}.milestones[${j}] = ${m} is not before the last epoch (${epochs})`,
           value: m,
-          allowed: `integers below tasks.${t}.epochs (${epochs})`,
-          fix: `lower the milestone or raise tasks.${t}.epochs; for short runs use a shorter list`,
+          allowed: `integers below ${name}.epochs (${epochs})`,
+          fix: `lower the milestone or raise ${name}.epochs; for short runs use a shorter list`,
         });
     });
   }

@@ -121,8 +121,29 @@ const evaluationSpec = (c: Catalog): Spec => ({
     test_set: { kind: 'string' },
     /** Restrict this block to some encoders (default: all of `encoders`). */
     encoders: { kind: 'list', of: { kind: 'enum', values: Object.keys(c.encoders), what: 'encoder' }, unique: true },
+    /**
+     * Task settings of this block's cells over `tasks.<task>` (e.g. more fine-tuning epochs for a small label budget,
+     * where `tasks.finetune.epochs` gives too few steps). Only the keys written act; resolve.ts drops empty entries.
+     */
+    task_settings: {
+      kind: 'object',
+      fields: Object.fromEntries(
+        Object.entries(c.tasks).map(([name, t]) => [name, { kind: 'object', fields: withoutDefaults(t.settings) }]),
+      ),
+    },
   },
 });
+
+/** Field specs without their defaults: an override block whose unwritten keys stay absent (and so inherit). */
+function withoutDefaults(fields: Record<string, Spec>): Record<string, Spec> {
+  return Object.fromEntries(
+    Object.entries(fields).map(([k, s]) => {
+      if (s.kind === 'object') return [k, { ...s, fields: withoutDefaults(s.fields) }];
+      const { default: _d, ...rest } = s as Spec & { default?: unknown };
+      return [k, rest as Spec];
+    }),
+  );
+}
 
 /**
  * `pretrain.methods.<name>`: each method's hyperparameters with their catalogue defaults, except `proj_hidden_dim`,
@@ -323,6 +344,8 @@ export interface EvaluationConfig {
   train_set: string;
   test_set: string;
   encoders?: string[];
+  /** `tasks.<task>` keys this block overrides (only written keys; absent when none). */
+  task_settings?: Record<string, Record<string, unknown>>;
 }
 
 /** A protocol after `extends` was applied, defaults filled, paths made absolute and everything checked. */

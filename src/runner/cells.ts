@@ -132,11 +132,13 @@ export function sslHyper(p: Protocol, method: string): Record<string, number> {
  * The seed an encoder is pretrained or initialised with for a cell of seed `cellSeed`: the cell's seed with
  * `pretrain.per_seed` for every encoder that is trained or initialised here (SSL methods, FractalDB, the random
  * control, the from-scratch CNNs), else 0 — one pretraining and one initialisation shared by every seed (the paper's).
- * Transfer-learning weights are read from files, never seeded: null.
+ * Transfer-learning weights are read from files, never seeded, and hand-made measures have nothing to seed: null.
  */
 export function encoderSeed(p: Protocol, encoder: string, cellSeed: number): number | null {
-  // weights read from files are never seeded: the transfer-learning encoders and the protocol's file encoders
-  if (p.encoder_files?.[encoder] || ENCODERS[encoder]?.kind === 'tl') return null;
+  // weights read from files are never seeded (the transfer-learning encoders and the protocol's file encoders), nor
+  // are hand-made measures (cp-quality): one encoder id for every seed
+  const kind = ENCODERS[encoder]?.kind;
+  if (p.encoder_files?.[encoder] || kind === 'tl' || kind === 'handcrafted') return null;
   return p.pretrain.per_seed ? cellSeed : 0;
 }
 
@@ -213,9 +215,8 @@ export function expandCells(p: Protocol): CellPlan[] {
           for (const seed of p.seeds) {
             const encId = encIdOf(encoder, seed);
             const key: CellKey = { encoder, task, budget, seed, train_set: ev.train_set, test_set: ev.test_set };
-            const taskSettings = CATALOG.tasks[task]?.lineSearch
-              ? { ...taskSettingsOf(p, task), line_search: p.tasks.line_search }
-              : taskSettingsOf(p, task);
+            const own = { ...taskSettingsOf(p, task), ...ev.task_settings?.[task] };
+            const taskSettings = CATALOG.tasks[task]?.lineSearch ? { ...own, line_search: p.tasks.line_search } : own;
             const trainSettings = {
               v: STAGE_VERSIONS.train,
               encoder: encId,

@@ -45,7 +45,6 @@ import {
   encoderSettingsOf,
   STAGE_VERSIONS,
   sslHyper,
-  taskSettingsOf,
 } from './cells.js';
 import { ensureModel, predictModel } from './train.js';
 import { underClaim } from './cache.js';
@@ -431,7 +430,8 @@ async function computeCell(
     train: { crops: trainCrops, labels: trainRows.map((a) => a.label), ids: trainRows.map((a) => a.crop_id) },
     test: { crops: testCrops, rows: testRows },
     seed: key.seed,
-    settings: taskSettingsOf(ctx.p, key.task),
+    // the plan's settings: `tasks.<task>` with the evaluation block's `task_settings` over it (what the id hashes)
+    settings: cellTaskSettings(cell),
     lineSearch: task.lineSearch ? ctx.p.tasks.line_search : undefined,
     bootstrap: ctx.p.metrics.bootstrap,
     threads: ctx.threads,
@@ -499,4 +499,10 @@ async function writeMontage(
   const rel = `montages/${cell.id}.png`;
   writeFileAtomic(join(ctx.p.results, rel), png);
   return rel;
+}
+
+/** A cell's task settings as planned (src/runner/cells.ts expandCells), without the line search's own block. */
+function cellTaskSettings(cell: CellPlan): Record<string, unknown> {
+  const { line_search: _l, ...own } = cell.settings.task as Record<string, unknown>;
+  return own;
 }

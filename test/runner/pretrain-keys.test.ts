@@ -181,7 +181,7 @@ test('pretrain.per_seed: each seed pretrains and initialises its own encoders; f
 });
 
 test('the shipped protocols keep the single pretraining (per_seed: false) and so their ids', () => {
-  for (const f of ['full', 'quick', 'label-budget', 'domain-shift', 'second-order', 'quick-lars']) {
+  for (const f of ['full', 'quick', 'label-budget', 'domain-shift', 'second-order', 'quick-sgd']) {
     const p = loadProtocol(fileURLToPath(new URL(`../../protocols/${f}.yaml`, import.meta.url)), {
       env: { QCBENCH_DATA: '/nonexistent', QCBENCH_ANNOTATIONS: '/nonexistent' },
     });
