@@ -10,12 +10,18 @@ if (existsSync(CHROMIUM)) process.exit(0);
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const hasApt = existsSync('/usr/bin/apt-get');
 if (!isRoot || !hasApt || process.env.QCBENCH_NO_APT === '1') {
-  console.error(`[setup] ${CHROMIUM} is absent and cannot be installed here (needs root and apt-get); the HTML report browser test will be skipped. Install Debian's chromium to run it.`);
+  console.error(
+    `[setup] ${CHROMIUM} is absent and cannot be installed here (needs root and apt-get); the HTML report browser test will be skipped. Install Debian's chromium to run it.`,
+  );
   process.exit(0);
 }
 console.error('[setup] installing Debian chromium for the HTML report test (apt-get, once per machine)…');
 const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-const run = (args) => spawnSync('apt-get', args, { stdio: ['ignore', 'ignore', 'inherit'], env, timeout: 600_000 }).status;
-if (run(['update', '-q']) !== 0 || run(['install', '-y', '-q', '--no-install-recommends', 'chromium', 'fonts-dejavu-core']) !== 0) {
+const run = (args) =>
+  spawnSync('apt-get', args, { stdio: ['ignore', 'ignore', 'inherit'], env, timeout: 600_000 }).status;
+if (
+  run(['update', '-q']) !== 0 ||
+  run(['install', '-y', '-q', '--no-install-recommends', 'chromium', 'fonts-dejavu-core']) !== 0
+) {
   console.error('[setup] could not install chromium; the browser test will be skipped.');
 }

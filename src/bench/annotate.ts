@@ -8,9 +8,9 @@
 import { type BinaryLabel, Proposer } from '../annotate/propose.js';
 import { storeFeatures } from '../annotate/features.js';
 import { TARGETS } from '../annotate/session.js';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCsv } from '../data/datasets/csv-parse.js';
+import { readGroundTruthText } from '../data/annotations.js';
 import { findCrops, openCropStore } from '../data/store/crop-store.js';
 import { knnClassify } from '../downstream/knn.js';
 import { selectFeatureRows, type Features } from '../encoders/features.js';
@@ -156,17 +156,11 @@ export function groundTruthOfStore(
   meta: Parameters<typeof findCrops>[0],
   groundTruthCsv: string,
 ): { truth: (BinaryLabel | null)[]; types: string[] } {
-  let text: string;
-  try {
-    text = readFileSync(groundTruthCsv, 'utf8');
-  } catch (e) {
-    throw new QcbError('QCB_FILE_NOT_FOUND', `ground truth ${groundTruthCsv} not found`, {
-      file: groundTruthCsv,
-      key: '--truth',
-      cause: e,
-      fix: 'pass --truth DIR/ground_truth.csv of the synthetic screen the store was cut from',
-    });
-  }
+  const text = readGroundTruthText(
+    groundTruthCsv,
+    '--truth',
+    'pass --truth DIR/ground_truth.csv of the synthetic screen the store was cut from',
+  );
   const t = parseCsv(text, groundTruthCsv);
   const ids = t.rows.map((r) => r.values.crop_id);
   const at = findCrops(meta, ids, 0);

@@ -224,21 +224,33 @@ export interface SamplingOptions {
 }
 
 /**
+ * The text of a synthetic screen's `ground_truth.csv`; QCB_FILE_NOT_FOUND naming it (and the option `key` that gave
+ * it) with `fix` when it cannot be read.
+ */
+export function readGroundTruthText(
+  groundTruthCsv: string,
+  key?: string,
+  fix = 'generate the screen first with qcbench data synth --out DIR (it writes DIR/ground_truth.csv)',
+): string {
+  try {
+    return readFileSync(groundTruthCsv, 'utf8');
+  } catch (e) {
+    throw new QcbError('QCB_FILE_NOT_FOUND', `ground truth ${groundTruthCsv} not found`, {
+      file: groundTruthCsv,
+      ...(key ? { key } : {}),
+      cause: e,
+      fix,
+    });
+  }
+}
+
+/**
  * Samples a balanced annotation set from a synthetic screen's `ground_truth.csv` (paper §3.1): `abnormal` and
  * `normal` crops drawn at random (deterministic by seed), then split so that train and test each hold 50% normal
  * crops. Requires abnormal = normal = (train + test) / 2 with train and test even.
  */
 export function makeAnnotationsFromGroundTruth(groundTruthCsv: string, opts: SamplingOptions): Annotation[] {
-  let text: string;
-  try {
-    text = readFileSync(groundTruthCsv, 'utf8');
-  } catch (e) {
-    throw new QcbError('QCB_FILE_NOT_FOUND', `ground truth ${groundTruthCsv} not found`, {
-      file: groundTruthCsv,
-      cause: e,
-      fix: 'generate the screen first with qcbench data synth --out DIR (it writes DIR/ground_truth.csv)',
-    });
-  }
+  const text = readGroundTruthText(groundTruthCsv);
   const meta = readSynthMeta(groundTruthCsv);
   return annotationsFromGroundTruthText(text, groundTruthCsv, {
     ...opts,

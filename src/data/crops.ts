@@ -825,7 +825,13 @@ export async function mergeShards(
     if (tables.length === stores.length) {
       const [head, ...first] = readFileSync(tables[0], 'utf8').split('\n');
       const rows = [first, ...tables.slice(1).map((f) => readFileSync(f, 'utf8').split('\n').slice(1))].flat();
-      writeFileSync(join(out, FIELD_TABLE), `${head}\n${rows.filter((l) => l).map((l) => `${l}\n`).join('')}`);
+      writeFileSync(
+        join(out, FIELD_TABLE),
+        `${head}\n${rows
+          .filter((l) => l)
+          .map((l) => `${l}\n`)
+          .join('')}`,
+      );
     }
     const info = await w.finish();
     log.info('shards merged', { store: out, shards: count, crops: info.count });

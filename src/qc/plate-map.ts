@@ -236,7 +236,13 @@ export function fieldMapSpec(fields: readonly FieldCell[], title = 'Fields: abno
     grid: false,
   };
   const pos = {
-    x: { field: 'x', type: 'quantitative', scale: { domain: [0, fmt.cols * g], nice: false }, title: null, axis: axisX },
+    x: {
+      field: 'x',
+      type: 'quantitative',
+      scale: { domain: [0, fmt.cols * g], nice: false },
+      title: null,
+      axis: axisX,
+    },
     x2: { field: 'x2' },
     y: {
       field: 'y',

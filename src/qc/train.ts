@@ -312,11 +312,11 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
   const exportWith = (t: number) =>
     exportOnnx(graph, {
       metadata: {
-      'qcbench.kind': 'qc-classifier',
-      'qcbench.encoder': encoder.name,
-      'qcbench.task': task.name,
-      'qcbench.crop_size': String(S),
-      'qcbench.store_channels': JSON.stringify(store.channels),
+        'qcbench.kind': 'qc-classifier',
+        'qcbench.encoder': encoder.name,
+        'qcbench.task': task.name,
+        'qcbench.crop_size': String(S),
+        'qcbench.store_channels': JSON.stringify(store.channels),
         'qcbench.threshold': String(t),
       },
     });

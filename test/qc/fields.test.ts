@@ -221,9 +221,20 @@ test('calibrated threshold: chooseThreshold keeps FPR within the budget', () => 
   const normals = Array.from({ length: 40 }, (_, i) => i / 40);
   for (const f of [0.05, 0.1, 0.25]) {
     const t = chooseThreshold(normals, f);
-    const r = splitRates(normals, normals.map(() => 'normal'), t);
+    const r = splitRates(
+      normals,
+      normals.map(() => 'normal'),
+      t,
+    );
     assert.ok(r.fpr! <= f, `FPR ${r.fpr} at budget ${f}`);
-    assert.ok(splitRates(normals, normals.map(() => 'normal'), t - 1e-6).fpr! > f, 'the lowest such threshold');
+    assert.ok(
+      splitRates(
+        normals,
+        normals.map(() => 'normal'),
+        t - 1e-6,
+      ).fpr! > f,
+      'the lowest such threshold',
+    );
   }
   assert.equal(minNormalsFor(0.05), 20);
   assert.equal(minNormalsFor(0.3), 4);
@@ -253,7 +264,9 @@ test('qc train --max-fpr: operating point in the sidecar, validation FPR ≤ F; 
   assert.equal(op.test.n, side.validation.n_test);
   assert.equal(typeof op.test.fpr, 'number');
   assert.equal(typeof op.test.recall, 'number');
-  const nTrain = readFileSync(ann, 'utf8').split('\n').filter((l) => /,train,/.test(l)).length;
+  const nTrain = readFileSync(ann, 'utf8')
+    .split('\n')
+    .filter((l) => /,train,/.test(l)).length;
   assert.equal(side.validation.n_train + side.validation.n_val, nTrain);
   const out = join(dir, 'apply-cal');
   await applyQcModel({ model, store, out, threads: 2, montage: 0, log });

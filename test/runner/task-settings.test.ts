@@ -54,7 +54,8 @@ const issue = (fn: () => unknown) => {
   assert.fail('expected the protocol to be refused');
 };
 
-const SMALL = '  - { name: small, tasks: [linear], budgets: [6], task_settings: { linear: { epochs: 5, milestones: [4] } } }\n';
+const SMALL =
+  '  - { name: small, tasks: [linear], budgets: [6], task_settings: { linear: { epochs: 5, milestones: [4] } } }\n';
 
 test('task_settings: written keys act on that block only; none written keeps ids and hash', () => {
   const base = resolveWith();
