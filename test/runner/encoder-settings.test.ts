@@ -3,22 +3,17 @@
  * as protocol keys, checked against its declaration; written keys enter its identity and reach its pretraining.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { protocolHash } from '../../src/protocol/resolve.js';
-import { loadProtocol } from '../../src/runner/catalog.js';
 import { encoderId, expandCells } from '../../src/runner/cells.js';
 import { runProtocol } from '../../src/runner/run.js';
 import { createStages } from '../../src/runner/stages.js';
 import { Logger } from '../../src/util/log.js';
 import { makeTinyScreen, TINY_SYNTH } from '../e2e/_tiny-screen.js';
-
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+import { protocolFixture, refusal } from './_protocol.js';
 
 const BASE = `version: 1
 name: enc
@@ -35,21 +30,8 @@ evaluations:
   - { tasks: [knn], budgets: [8], encoders: [resnet18-fractaldb] }
 `;
 
-function resolveWith(extra = '', dir = mkdtempSync(join(tmpdir(), 'qcb-encset-'))) {
-  dirs.push(dir);
-  const f = join(dir, 'p.yaml');
-  writeFileSync(f, BASE + extra);
-  return loadProtocol(f, { env: {}, cwd: dir, workdir: join(dir, 'work') });
-}
-
-const issue = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (e) {
-    return String((e as Error).message) + JSON.stringify((e as { issues?: unknown }).issues ?? '');
-  }
-  assert.fail('expected the protocol to be refused');
-};
+const resolveWith = protocolFixture(BASE, 'qcb-encset-');
+const issue = refusal;
 
 test('encoder_settings: written keys change only that encoder’s id; none written keeps ids and hash', () => {
   const base = resolveWith();

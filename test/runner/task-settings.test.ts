@@ -4,22 +4,17 @@
  * every id and the protocol hash; a task the block does not run, or a schedule past its epochs, is refused.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { protocolHash } from '../../src/protocol/resolve.js';
-import { loadProtocol } from '../../src/runner/catalog.js';
 import { expandCells } from '../../src/runner/cells.js';
 import { runProtocol } from '../../src/runner/run.js';
 import { createStages } from '../../src/runner/stages.js';
 import { Logger } from '../../src/util/log.js';
 import { makeTinyScreen, TINY_SYNTH } from '../e2e/_tiny-screen.js';
-
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+import { protocolFixture, refusal } from './_protocol.js';
 
 const BASE = `version: 1
 name: tasks
@@ -38,21 +33,8 @@ evaluations:
   - { name: big, tasks: [linear], budgets: [12] }
 `;
 
-function resolveWith(extra = '', dir = mkdtempSync(join(tmpdir(), 'qcb-tasks-'))) {
-  dirs.push(dir);
-  const f = join(dir, 'p.yaml');
-  writeFileSync(f, BASE + extra);
-  return loadProtocol(f, { env: {}, cwd: dir, workdir: join(dir, 'work') });
-}
-
-const issue = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (e) {
-    return String((e as Error).message) + JSON.stringify((e as { issues?: unknown }).issues ?? '');
-  }
-  assert.fail('expected the protocol to be refused');
-};
+const resolveWith = protocolFixture(BASE, 'qcb-tasks-');
+const issue = refusal;
 
 const SMALL =
   '  - { name: small, tasks: [linear], budgets: [6], task_settings: { linear: { epochs: 5, milestones: [4] } } }\n';
