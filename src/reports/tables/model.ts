@@ -307,7 +307,10 @@ export function errorCode(c: CellRecord): string {
 
 function seedsText(agg: Aggregate): string {
   const n = agg.seeds.length;
-  return `Ours: mean ± sd over ${n} seed${n === 1 ? '' : 's'} (${agg.seeds.join(', ')}) in percent, support-weighted over the two classes; in brackets the paper's figure and the difference (ours − paper). "—" = the paper has no such row.`;
+  // one seed has no spread to show: say so rather than promise an sd the cells cannot have
+  const ours =
+    n === 1 ? `one seed (${agg.seeds[0]}), so no sd,` : `mean ± sd over ${n} seeds (${agg.seeds.join(', ')})`;
+  return `Ours: ${ours} in percent, support-weighted over the two classes; in brackets the paper's figure and the difference (ours − paper). "—" = the paper has no such row.`;
 }
 
 /** Header note when the run's data are not the paper's. */
