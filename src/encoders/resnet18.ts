@@ -16,7 +16,7 @@
  * weights map onto the graph by name.
  */
 import { full, GraphBuilder, randn, zeros } from '../engine/ir/builder.js';
-import { attr, type Graph } from '../engine/ir/graph.js';
+import { attr, type Graph, type Tensor } from '../engine/ir/graph.js';
 import { hashString } from '../util/random.js';
 
 export interface ResNet18Options {
@@ -28,6 +28,11 @@ export interface ResNet18Options {
   inChannels?: number;
   /** Base width w (default 64: torchvision's resnet18); features are 8·w wide. */
   width?: number;
+  /**
+   * Values for convolution weights by (prefixed) name, taken instead of drawing them: a trained backbone's graph
+   * without the cost of an initialisation it would overwrite (11 M normal draws).
+   */
+  weights?: ReadonlyMap<string, Tensor>;
 }
 
 export interface ResNet18Result {
@@ -72,7 +77,7 @@ export function buildResNet18(b: GraphBuilder, input: string, opts: ResNet18Opti
     const name = `${prefix}${module}.weight`;
     // kaiming_normal_(mode='fan_out', nonlinearity='relu'): gain √2, fan_out = cout·k·k
     const std = Math.sqrt(2 / (cout * k * k));
-    params.push(b.param(name, randn([cout, cin, k, k], std, seedOf(name))));
+    params.push(b.param(name, opts.weights?.get(name) ?? randn([cout, cin, k, k], std, seedOf(name))));
     return b.op1(
       'Conv',
       [x, name],

@@ -2,8 +2,21 @@
  * Statistics for reporting: seeded bootstrap percentile intervals, mean ± sd over seeds, quantiles.
  * Quantiles use mathjs `quantileSeq` (linear interpolation between order statistics, numpy's default "type 7").
  */
-import { quantileSeq } from 'mathjs';
+import { createRequire } from 'node:module';
 import { mulberry32 } from '../util/random.js';
+
+type QuantileSeq = (values: number[], p: number) => number;
+let quantileSeqFn: QuantileSeq | undefined;
+
+/**
+ * mathjs's `quantileSeq`, loaded on first use: importing mathjs takes seconds, and every command that reaches the
+ * metrics (`validate`, `status`, `--help` of `run`) would otherwise pay it at start-up. Its CommonJS build is
+ * required synchronously so that `quantile` stays synchronous.
+ */
+function quantileSeq(values: number[], p: number): number {
+  quantileSeqFn ??= (createRequire(import.meta.url)('mathjs') as { quantileSeq: QuantileSeq }).quantileSeq;
+  return quantileSeqFn(values, p);
+}
 
 /**
  * Quantile `p` ∈ [0, 1] of the finite values (linear interpolation, numpy default). NaN if none is finite.

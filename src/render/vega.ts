@@ -4,7 +4,7 @@
  * Without node-canvas, vega estimates text widths, so long axis titles may sit a few pixels off.
  */
 import sharp from 'sharp';
-import * as vega from 'vega';
+import type * as vega from 'vega';
 import * as vl from 'vega-lite';
 import { QcbError } from '../errors.js';
 
@@ -44,7 +44,9 @@ export function compileSpec(spec: VlSpec, name = 'chart'): { vega: vega.Spec; wa
 /** Vega-Lite spec → standalone SVG text. */
 export async function renderSvg(spec: VlSpec, name = 'chart'): Promise<{ svg: string; warnings: string[] }> {
   const { vega: vg, warnings } = compileSpec(spec, name);
-  const view = new vega.View(vega.parse(vg), { renderer: 'none' });
+  // vega is loaded on first render, not at start-up: importing it takes seconds and most commands draw nothing
+  const { View, parse } = await import('vega');
+  const view = new View(parse(vg), { renderer: 'none' });
   try {
     const svg = renumberIds(await view.toSVG());
     return { svg, warnings };

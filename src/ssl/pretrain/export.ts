@@ -14,7 +14,7 @@ import { SSL_PREPROCESS } from './options.js';
 
 /** The backbone (torchvision names) as a standalone inference graph with the given weights. */
 export function backboneGraph(params: Map<string, Tensor>, seed: number): Graph {
-  const { graph } = resnet18Graph({ seed });
+  const { graph } = resnet18Graph({ seed, weights: params });
   for (const k of [...graph.initializers.keys()]) {
     const t = params.get(k);
     if (t) graph.initializers.set(k, t);
