@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs every test file under test/ with Node's built-in runner through tsx. Node 20 does not expand globs itself.
+// Runs every test file under test/ with Node's built-in runner through tsx (scripts/run-tests.mjs), longest first.
 // Usage: npm test [-- <substring filter on file paths>]
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -33,10 +33,9 @@ if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);
 }
-const concurrency = process.env.QCBENCH_TEST_CONCURRENCY ?? '2';
-const r = spawnSync(
-  process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
-  { stdio: 'inherit', env: { ...process.env, QCBENCH_LOG_QUIET: '1' } },
-);
+// node --test would sort the files again: run-tests.mjs keeps this order (the child processes inherit --import tsx)
+const r = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/run-tests.mjs', ...files], {
+  stdio: 'inherit',
+  env: { ...process.env, QCBENCH_LOG_QUIET: '1' },
+});
 process.exit(r.status ?? 1);
