@@ -11,7 +11,8 @@ import { CALIBRATION_OPTIONS, CALIBRATION_USAGE, calibrationArgs } from './qc-qu
 import { applyProviderOption, type Command, PROVIDER_OPTION } from './types.js';
 
 const usage = `qcbench qc train --encoder NAME|FILE.onnx --task knn|linear|finetune --annotations FILE --store STORE
-                 --out MODEL.onnx [--seed S] [--epochs N] [--k N] [--channels A,B,C] [--max-fpr F | --threshold T]
+                 --out MODEL.onnx [--seed S] [--epochs N] [--k N] [--channels A,B,C] [--artefacts T,…]
+                 [--max-fpr F | --threshold T]
                  [--threads N] [--precision fp32|int8] [--calibration-crops N] [--calibration minmax|percentile]
 
 Trains the encoder chosen with the benchmark and a downstream head (Masud et al. 2022 §3.3: kNN with k = 5, a
@@ -24,7 +25,8 @@ self-contained ONNX classifier that onnxruntime in any language runs:
           logits          N×2    (linear and fine-tuned heads only)
 
 Preprocessing (channel selection, /255, ImageNet-style mean/std) is inside the graph; the kNN training bank is
-embedded (distances as MatMul, TopK, label vote). A crop is abnormal when abnormal_score > threshold. Beside the model,
+embedded (distances as MatMul, TopK, label vote). cp-quality (CellProfiler's image-quality measures, the incumbent)
+is computed inside the graph too and z-scored with the training crops' statistics: knn and linear only. A crop is abnormal when abnormal_score > threshold. Beside the model,
 MODEL.json records encoder, task, crop size, channels, preprocessing, classes, threshold, the validation metrics
 of the exported model on the test split, the data hashes and the qcbench version.
 
@@ -33,6 +35,8 @@ Options:
   --epochs N        training epochs (linear: default 150, finetune: default 50; paper §3.3)
   --k N             neighbours of the kNN (default 5)
   --channels A,B,C  store channels fed as R,G,B (default: all of a 1/3-channel store, else Ph_golgi,Mito,Hoechst)
+  --artefacts T,…   a detector of these artefact types (the annotations' artefact_type, e.g. blur for a focus
+                    model): other abnormal crops are left out, so "abnormal" means these types. Default: all
   --max-fpr F       calibrate the threshold: hold out a stratified 25% of the train split, train on the rest, and
                     take the lowest threshold flagging at most F of its normal crops (default 0.05). Needs
                     ⌈1/F⌉ normal validation crops: fewer is an error with --max-fpr (exit 2), and threshold 0.5 on
@@ -65,6 +69,7 @@ function parse(args: string[]) {
         epochs: { type: 'string' },
         k: { type: 'string' },
         channels: { type: 'string' },
+        artefacts: { type: 'string' },
         threshold: { type: 'string' },
         'max-fpr': { type: 'string' },
         pretrained: { type: 'string' },
@@ -107,6 +112,10 @@ export const command: Command = {
       epochs: intArg(values.epochs, '--epochs', 1),
       k: intArg(values.k, '--k', 1),
       channels: values.channels
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+      artefacts: values.artefacts
         ?.split(',')
         .map((s) => s.trim())
         .filter(Boolean),

@@ -7,10 +7,12 @@
  * channel of the crop: C × 13 values, channel by channel. The measures live on unrelated scales (a percentage beside a
  * variance beside a slope), so a cell z-scores them with its training crops' means and sds (`standardise`) before kNN
  * or the linear head sees them. No weights, no pretraining, no network: fine-tuning does not apply (the runner reports
- * those cells as skipped, n/a), nor does exporting it into a QC model.
+ * those cells as skipped, n/a). A QC model (`qcbench qc train --encoder cp-quality`) embeds the same measures as an
+ * ONNX graph (./cp-quality-graph.ts) and the standardisation, so it scores a screen like every other QC model.
  */
 import type { Features } from './features.js';
 import { QcbError } from '../errors.js';
+import { cpQualityGraph } from './cp-quality-graph.js';
 import { DEFAULT_QUALITY_SCALE, IMAGE_QUALITY_MEASURES, imageQualityVector } from '../metrics/image-quality.js';
 import { type Encoder, type EncoderGraph, type EncoderLoadOptions, handMadeEncoder } from './types.js';
 
@@ -52,13 +54,18 @@ export function cpQualityFeatures(
   return { data: out, rows: n, cols: D };
 }
 
-/** Loads nothing: the measures are computed from the crops (`compute`) and z-scored per cell (`standardise`). */
+/**
+ * Loads nothing: the measures are computed from the crops (`compute`) and z-scored per cell (`standardise`); their
+ * ONNX form (`graph`, built when first read) is what a QC model embeds.
+ */
 export async function loadCpQuality(o: EncoderLoadOptions): Promise<EncoderGraph> {
   const scale = scaleOf(o);
   return handMadeEncoder('cp-quality', {
-    // nominal: a 3-channel crop (the features' width follows the crops' channels)
+    // nominal: a 3-channel crop, as the network gives it (the computed features' width follows the crops' channels)
     dim: 3 * M,
     compute: (crops) => cpQualityFeatures(crops, scale),
+    // the QC model's form: three input channels (a grey store replicated), like every encoder the QC model embeds
+    network: () => cpQualityGraph(o.cropSize, scale),
     standardise: true,
     source: {
       encoder: 'cp-quality',

@@ -118,19 +118,25 @@ export function notApplicable(encoder: string, use: string): QcbError {
 }
 
 /**
- * The encoder graph of features computed by hand (`compute`): it has no network, and its `graph` — not enumerable, so
- * copies and JSON leave it out — throws {@link notApplicable} when read. Every use that needs a network (fine-tuning,
- * exporting a QC model, quantising, verifying) so fails with a coded n/a wherever it reads the graph.
+ * The encoder graph of features computed by hand (`compute`). Its `graph` is not enumerable (copies and JSON leave it
+ * out). Without `network` there is no graph: reading it throws {@link notApplicable}, so every use that needs one
+ * (exporting a QC model, quantising, verifying) fails with a coded n/a. With `network` — the same measures written as
+ * an ONNX graph (`input` N×3×S×S → `features`), built on first read — a QC model can embed them. Either way nothing
+ * is trained: fine-tuning is n/a because `compute` is set (src/downstream/cell.ts).
  */
 export function handMadeEncoder(
   name: string,
-  eg: Omit<EncoderGraph, 'graph' | 'compute'> & { compute: (crops: CropSet) => Features },
+  eg: Omit<EncoderGraph, 'graph' | 'compute'> & { compute: (crops: CropSet) => Features; network?: () => Graph },
 ): EncoderGraph {
-  const out = { ...eg } as EncoderGraph;
+  const { network, ...rest } = eg;
+  const out = { ...rest } as EncoderGraph;
+  let built: Graph | undefined;
   Object.defineProperty(out, 'graph', {
     enumerable: false,
     get: () => {
-      throw notApplicable(name, 'a use that needs its network (fine-tuning, a QC model, quantisation)');
+      if (!network) throw notApplicable(name, 'a use that needs its network (fine-tuning, a QC model, quantisation)');
+      built ??= network();
+      return built;
     },
   });
   return out;

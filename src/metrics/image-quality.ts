@@ -16,11 +16,12 @@
  * - **Correlation** at scale s — Haralick's correlation (H3, Haralick et al. 1973) of the grey-level co-occurrence
  *   matrix at offset (0, s) (each pixel and the one s columns to its right), the image first stretched to [0, 1] by its
  *   own min and max and quantised to 8 levels ⌊8·v⌋ (clipped to 7); levels counted 1..L with L = max level + 1.
- *   (Σ_ab a·b·P(a,b) − μx·μy) / (σx·σy); 0 where it is not finite (a constant image, no pairs).
+ *   (Σ_ab a·b·P(a,b) − μx·μy) / (σx·σy); 0 where it is not defined (no pairs, or either side of the pairs at one level,
+ *   e.g. a constant image — decided on the levels present, not on a rounded σx·σy).
  * - **PowerLogLogSlope** — the slope of the least-squares line through (log r, log P(r)), P(r) the power spectrum
  *   |FFT(x − μ)|² summed over rings: a frequency (i, j) lies at r = ⌊√(ri² + rj²)⌋ + 1 with ri = min(i, H−1−i),
  *   rj = min(j, W−1−j) (centrosome's distances, kept exactly), and rings r = 2 … ⌊min(H, W)/8⌋ − 1 are used (DC
- *   skipped; the high frequencies are cut "to avoid edge effects"). Rings with no power are dropped; fewer than two
+ *   skipped; the high frequencies are cut "to avoid edge effects"). Rings with no power (at most RING_POWER_FLOOR of the spectrum: rounding noise) are dropped; fewer than two
  *   rings, a constant image or no power give 0. centrosome first divides the image by the median absolute deviation
  *   from its mean: that only moves the line's intercept, so it is skipped, except that CellProfiler's slope is 0 when
  *   that median is 0 (the division gives NaN) — kept. Sharp images have a shallower (less negative) slope than
@@ -270,6 +271,15 @@ export function haralickCorrelation(
     vx += (a + 1 - mux) ** 2 * px[a];
     vy += (a + 1 - muy) ** 2 * py[a];
   }
+  // σx or σy is 0 when that side of the pairs has one level: tested on the levels present, because the marginal's
+  // probabilities then sum to 1 only up to rounding and vx·vy is noise (~1e-32), not 0, which would give any value
+  let nx = 0;
+  let ny = 0;
+  for (let a = 0; a < levels; a++) {
+    if (px[a] > 0) nx++;
+    if (py[a] > 0) ny++;
+  }
+  if (nx < 2 || ny < 2) return 0;
   const h3 = (sab - mux * muy) / Math.sqrt(vx * vy);
   return Number.isFinite(h3) ? h3 : 0;
 }
@@ -619,6 +629,14 @@ export function radialPowerSpectrum(
   };
 }
 
+/**
+ * A ring whose power is at most this fraction of the image's spectral energy N·Σ(x − μ)² counts as empty: it holds
+ * only the transform's rounding noise (≈ 1e-32 of the energy in float64), which an exact transform would give as 0 —
+ * a checkerboard's rings, say. Without it the slope of such an image is a fit to noise, and two correct FFTs (or the
+ * QC model's DFT) disagree on it. Real rings carry far more: an 8-bit image's quantisation alone is ~1e-6.
+ */
+export const RING_POWER_FLOOR = 1e-20;
+
 /** PowerLogLogSlope: the least-squares slope of log ring power on log ring radius (CellProfiler; see the module doc). */
 export function powerLogLogSlope(img: Float32Array, height: number, width: number): number {
   checkShape(img, height, width);
@@ -627,16 +645,19 @@ export function powerLogLogSlope(img: Float32Array, height: number, width: numbe
   // centrosome divides by the median |x − μ|: NaN everywhere when that is 0, which CellProfiler turns into slope 0
   const mu = meanOf(img);
   const dev = scratchOf(img.length);
-  for (let i = 0; i < img.length; i++) dev[i] = Math.abs(img[i] - mu);
+  let ss = 0;
+  for (let i = 0; i < img.length; i++) {
+    dev[i] = Math.abs(img[i] - mu);
+    ss += dev[i] * dev[i];
+  }
   if (!(medianInPlace(dev) > 0)) return 0;
   const s = radialPowerSpectrum(img, height, width);
-  let total = 0;
-  for (const m of s.magnitude) total += m;
-  if (!(total > 0)) return 0;
+  // Parseval: the whole spectrum holds N·Σ(x − μ)²; a ring below RING_POWER_FLOOR of that is empty
+  const floor = RING_POWER_FLOOR * img.length * ss;
   const xs: number[] = [];
   const ys: number[] = [];
   s.radii.forEach((r, i) => {
-    if (s.magnitude[i] > 0 && s.power[i] > 0) {
+    if (s.power[i] > floor) {
       xs.push(Math.log(r));
       ys.push(Math.log(s.power[i]));
     }

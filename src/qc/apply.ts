@@ -599,6 +599,8 @@ async function summarise(
     model_sha256: o.sidecar.model_sha256,
     encoder: o.sidecar.encoder.name,
     task: o.sidecar.task,
+    // what "abnormal" means here: the artefact types the model detects (all, unless trained with --artefacts)
+    artefacts: o.sidecar.artefacts ?? 'all',
     store: store.path,
     store_hash: store.hash,
     threshold: o.threshold,

@@ -7,6 +7,7 @@
  *   → Gather channels (store channels → the encoder's R, G, B; a grey store is replicated)
  *   → Cast float → x·1/(255·std[c]) − mean[c]/std[c]      (= (x/255 − mean)/std, the encoder's normalisation)
  *   → encoder body (`input` N×3×S×S → `features` N×D, or a fine-tuned body → `logits` N×2)
+ *   → (hand-made measures only) z-score with the training crops' column means and sds
  *   → head:  linear  logits = features·Wᵀ + b (paper §3.3 task 2)
  *            knn     squared Euclidean distances to the embedded training bank (MatMul), TopK(k, smallest),
  *                    Gather the bank's labels (1 = abnormal), mean → vote share (paper §3.3 task 1)
@@ -19,7 +20,7 @@
  */
 
 import type { Preprocess } from '../encoders/types.js';
-import { GraphBuilder } from '../engine/ir/builder.js';
+import { fromArray, GraphBuilder } from '../engine/ir/builder.js';
 import type { Graph, Tensor } from '../engine/ir/graph.js';
 import { cloneGraph } from '../engine/train/compile.js';
 import { QcbError } from '../errors.js';
@@ -64,16 +65,35 @@ export interface ClassifierSpec {
   preprocess: Preprocess;
   /** dtype of the `crops` input (default uint8). float32 crops carry the same 0…255 values. */
   inputType?: 'uint8' | 'float32';
+  /**
+   * Column z-scoring between the body's `features` and the head (hand-made measures on unrelated scales, as a cell
+   * z-scores them: src/downstream/cell.ts): (f − mean) / sd, and 0 for a column whose training sd is 0. D each.
+   */
+  standardise?: { mean: ArrayLike<number>; sd: ArrayLike<number> };
 }
 
 function f32(dims: number[], data: ArrayLike<number>): Tensor {
   return { dtype: 'float32', dims, data: Float32Array.from(data) };
 }
 
-/** Squared L2 norm of each row of an N×D value as N×1 (MatMul with ones: works at any opset). */
-function rowSqNorm(b: GraphBuilder, x: string, d: number): string {
-  const ones = b.constant(f32([d, 1], new Float32Array(d).fill(1)), 'ones_d');
+/** Squared L2 norm of each row of an N×D value as N×1 (MatMul with ones: works at any opset), in `dtype`. */
+function rowSqNorm(b: GraphBuilder, x: string, d: number, dtype: 'float32' | 'float64' = 'float32'): string {
+  const ones = b.constant(fromArray(new Array(d).fill(1), [d, 1], dtype), 'ones_d');
   return b.matMul(b.mul(x, x), ones);
+}
+
+/** (f − mean) · (1/sd, or 0 where sd is 0) per column of N×D features: the same values as encoders' `standardise`. */
+function zScore(b: GraphBuilder, f: string, z: { mean: ArrayLike<number>; sd: ArrayLike<number> }): string {
+  const D = z.mean.length;
+  const mean = b.constant(f32([1, D], z.mean), 'z_mean');
+  const inv = b.constant(
+    f32(
+      [1, D],
+      Array.from(z.sd, (v) => (v > 0 ? 1 / v : 0)),
+    ),
+    'z_inv_sd',
+  );
+  return b.mul(b.sub(f, mean), inv);
 }
 
 /**
@@ -98,11 +118,12 @@ function withPreprocessing(spec: ClassifierSpec): GraphBuilder {
     });
   }
   const bodyNodes = g.nodes;
+  // the builder first sees the whole body, so that no name it makes repeats one of the body's nodes or values
+  const b = new GraphBuilder(g);
   g.nodes = [];
   g.inputs = g.inputs.filter((v) => v.name !== 'input');
   g.outputs = [];
   g.values.clear();
-  const b = new GraphBuilder(g);
   const crops = b.input('crops', spec.inputType ?? 'uint8', ['N', C, S, S]);
   const picked = b.op1('Gather', [crops, b.ints(idx)], { axis: 1 }, 'rgb');
   const x = b.cast(picked, 'float32');
@@ -145,7 +166,7 @@ export function buildFeatureGraph(spec: ClassifierSpec): Graph {
  */
 export function buildClassifierGraph(spec: ClassifierSpec, head: QcHead): Graph {
   const b = withPreprocessing(spec);
-  const feats = spec.bodyOutput;
+  const feats = spec.standardise ? zScore(b, spec.bodyOutput, spec.standardise) : spec.bodyOutput;
   if (head.kind === 'knn') {
     const { rows: M, cols: D, k } = head;
     if (M < 1 || head.bank.length !== M * D || head.labels.length !== M) {
@@ -158,7 +179,7 @@ export function buildClassifierGraph(spec: ClassifierSpec, head: QcHead): Graph 
       );
     }
     const kk = Math.min(k, M);
-    const bank = Float32Array.from(head.bank);
+    const bank = Float64Array.from(head.bank);
     let q = feats;
     if (head.normalize === 'l2') {
       for (let i = 0; i < M; i++) {
@@ -172,8 +193,10 @@ export function buildClassifierGraph(spec: ClassifierSpec, head: QcHead): Graph 
       const norm = b.op1('Max', [b.sqrt(rowSqNorm(b, feats, D)), b.scalar(1e-30)]);
       q = b.div(feats, norm);
     }
-    const bankT = new Float32Array(D * M);
-    const bb = new Float32Array(M);
+    // distances in float64: the expanded form cancels ‖q‖² against 2·q·b, and in float32 that error (~1e-7·‖q‖²)
+    // reorders neighbours whose distances differ by less — the benchmark's kNN (exact, float64) would not
+    const bankT = new Float64Array(D * M);
+    const bb = new Float64Array(M);
     for (let i = 0; i < M; i++) {
       let ss = 0;
       for (let j = 0; j < D; j++) {
@@ -183,11 +206,12 @@ export function buildClassifierGraph(spec: ClassifierSpec, head: QcHead): Graph 
       }
       bb[i] = ss;
     }
-    const bt = b.constant(f32([D, M], bankT), 'knn_bank_t');
-    const bn = b.constant(f32([1, M], bb), 'knn_bank_sqnorm');
+    const bt = b.constant({ dtype: 'float64', dims: [D, M], data: bankT }, 'knn_bank_t');
+    const bn = b.constant({ dtype: 'float64', dims: [1, M], data: bb }, 'knn_bank_sqnorm');
     const lab = b.constant(f32([M], head.labels), 'knn_labels');
-    // ‖q − b‖² = ‖q‖² − 2 q·b + ‖b‖²  (N×M)
-    const dist = b.add(b.sub(rowSqNorm(b, q, D), b.mul(b.matMul(q, bt), b.scalar(2))), bn);
+    // ‖q − b‖² = ‖q‖² − 2 q·b + ‖b‖²  (N×M, float64)
+    const q64 = b.cast(q, 'float64');
+    const dist = b.add(b.sub(rowSqNorm(b, q64, D, 'float64'), b.mul(b.matMul(q64, bt), b.scalar(2, 'float64'))), bn);
     const [, nn] = b.op('TopK', [dist, b.ints([kk])], { axis: 1, largest: 0, sorted: 1 }, 2, 'knn_topk');
     const votes = b.op1('Gather', [lab, nn], { axis: 0 }, 'knn_votes'); // N×k
     const share = b.matMul(votes, b.constant(f32([kk, 1], new Float32Array(kk).fill(1 / kk)), 'mean_k'));

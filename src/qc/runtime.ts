@@ -23,6 +23,8 @@ export interface QcSidecar {
   model_sha256: string;
   encoder: { name: string; label: string; kind: string; dim: number; source: Record<string, unknown> };
   task: string;
+  /** What "abnormal" means to this model: these artefact types only (`qc train --artefacts`); absent: every type. */
+  artefacts?: string[];
   task_settings: Record<string, unknown>;
   /** Crop side S of the `crops` input. */
   crop_size: number;

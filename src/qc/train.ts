@@ -7,9 +7,10 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { qcbenchVersion } from '../util/version.js';
-import { type Annotation, readAnnotations } from '../data/annotations.js';
+import { ANNOTATION_ARTEFACT_TYPES, type Annotation, readAnnotations } from '../data/annotations.js';
 import { type CropStore, openCropStore } from '../data/store/crop-store.js';
-import { chooseChannels, pickChannels } from '../encoders/features.js';
+import { chooseChannels, fitStandardiser, pickChannels, standardise } from '../encoders/features.js';
+import { notApplicable } from '../encoders/types.js';
 import { FINETUNE_DEFAULTS, trainFinetune } from '../downstream/finetune.js';
 import { LINEAR_DEFAULTS, trainLinear } from '../downstream/linear.js';
 import { resolveTask } from '../downstream/registry.js';
@@ -21,6 +22,7 @@ import { evaluate } from '../metrics/classification.js';
 import type { Prediction } from '../results/schema.js';
 import { contentHash, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { logger as defaultLogger, type Logger } from '../util/log.js';
+import { didYouMean } from '../util/suggest.js';
 import { buildClassifierGraph, buildFeatureGraph, type ClassifierSpec, QC_CLASSES, type QcHead } from './model.js';
 import { type QcSidecar, scoreCrops, sha256, sidecarPath } from './runtime.js';
 import {
@@ -53,6 +55,12 @@ export interface QcTrainOptions {
   k?: number;
   /** Store channels fed as R, G, B (default: chooseChannels). */
   channels?: string[];
+  /**
+   * A detector of these artefact types only (e.g. `['blur']`, a focus model): abnormal annotations of other types
+   * are left out of every split, so "abnormal" means these artefacts and normal crops are the rest. Default: every
+   * abnormal crop (the paper's normal / abnormal classifier).
+   */
+  artefacts?: string[];
   /** Decision threshold recorded in the sidecar: overrides the calibration. */
   threshold?: number;
   /**
@@ -180,6 +188,38 @@ function planCalibration(
 }
 
 /**
+ * The annotations a detector of `artefacts` learns from: every normal crop and the abnormal crops of those types.
+ * @throws QCB_USAGE for a type no annotation may carry (with the closest name); QCB_ANNOTATIONS when the file has
+ *   no abnormal crop of the types
+ */
+export function forArtefacts(all: Annotation[], artefacts: string[] | undefined, file: string): Annotation[] {
+  if (!artefacts) return all;
+  for (const t of artefacts) {
+    if (!ANNOTATION_ARTEFACT_TYPES.includes(t))
+      throw new QcbError('QCB_USAGE', `unknown artefact type '${t}': ${didYouMean(t, ANNOTATION_ARTEFACT_TYPES)}`, {
+        key: '--artefacts',
+        value: t,
+        allowed: ANNOTATION_ARTEFACT_TYPES.join(', '),
+        fix: 'name artefact types of the annotation file, comma-separated (e.g. --artefacts blur)',
+      });
+  }
+  const want = new Set(artefacts);
+  const kept = all.filter((a) => a.label === 'normal' || want.has(a.artefact_type));
+  if (!kept.some((a) => a.label === 'abnormal'))
+    throw new QcbError(
+      'QCB_ANNOTATIONS',
+      `the annotation file has no abnormal crop of type ${artefacts.join(' or ')}`,
+      {
+        file,
+        key: 'artefact_type',
+        value: artefacts,
+        fix: 'annotate crops with those artefact types, or name types the file has (--artefacts)',
+      },
+    );
+  return kept;
+}
+
+/**
  * Trains and exports a QC classifier (see module doc).
  * @throws QCB_ANNOTATIONS (no train/test crops, crops not in the store), QCB_UNKNOWN_NAME (encoder, task),
  *   QCB_WEIGHTS_MISSING, QCB_STORE, QCB_IMAGE_SIZE (an encoder fixed to another input size)
@@ -199,7 +239,7 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
       fix: 'give a threshold between 0 and 1 (default 0.5)',
     });
   }
-  const all = readAnnotations(o.annotations);
+  const all = forArtefacts(readAnnotations(o.annotations), o.artefacts, o.annotations);
   const trainAll = all.filter((a) => a.split === 'train');
   const test = all.filter((a) => a.split === 'test');
   // the threshold's validation split comes out of the train split (none when --threshold is given)
@@ -257,7 +297,10 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
   };
   let head: QcHead;
   let settings: Record<string, unknown>;
+  let zNote: Record<string, string> = {};
   const t0 = Date.now();
+  // hand-made measures have nothing to train (their `graph` only computes them)
+  if (task.name === 'finetune' && eg.compute) throw notApplicable(encoder.name, 'fine-tuning (--task finetune)');
   if (task.name === 'finetune') {
     const s = { ...FINETUNE_DEFAULTS, ...(o.epochs !== undefined ? { epochs: o.epochs } : {}) };
     const crops = pickChannels(trainData, train.length, C, S, rgbIdx);
@@ -270,10 +313,17 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
     const fg = buildFeatureGraph(spec);
     const fs = await ort.InferenceSession.create(exportOnnx(fg), sessionOptions({ intraOpNumThreads: o.threads }));
     const prog = log.startProgress('features (train)', train.length, 'crops');
-    const f = await runBatches(fs, trainData, train.length, C, S, 'features');
+    const raw = await runBatches(fs, trainData, train.length, C, S, 'features');
     prog.tick(train.length);
     prog.finish();
     await fs.release();
+    // hand-made measures: z-scored with the training crops' statistics, inside the model too
+    const z = eg.standardise ? fitStandardiser({ data: raw.data, rows: train.length, cols: raw.cols }) : undefined;
+    if (z) spec.standardise = z;
+    zNote = z ? { standardised: 'z-score with the training crops’ column means and sds, inside the model' } : {};
+    const f = z
+      ? { data: standardise({ data: raw.data, rows: train.length, cols: raw.cols }, z).data, cols: raw.cols }
+      : raw;
     if (task.name === 'knn') {
       const k = o.k ?? 5;
       if (!Number.isInteger(k) || k < 1) {
@@ -293,7 +343,7 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
         k,
         normalize: 'raw',
       };
-      settings = { k: Math.min(k, train.length), normalize: 'raw', bank: 'embedded' };
+      settings = { k: Math.min(k, train.length), normalize: 'raw', bank: 'embedded', ...zNote };
     } else {
       const s = { ...LINEAR_DEFAULTS, ...(o.epochs !== undefined ? { epochs: o.epochs } : {}) };
       const m = await trainLinear({ data: f.data, rows: train.length, cols: f.cols }, trainLabels, {
@@ -303,7 +353,7 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
         log,
       });
       head = { kind: 'linear', weight: m.weight, bias: m.bias };
-      settings = { ...s, final_loss: m.lossCurve[m.lossCurve.length - 1] };
+      settings = { ...s, final_loss: m.lossCurve[m.lossCurve.length - 1], ...zNote };
     }
   }
   const trainSeconds = (Date.now() - t0) / 1000;
@@ -315,6 +365,7 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
         'qcbench.kind': 'qc-classifier',
         'qcbench.encoder': encoder.name,
         'qcbench.task': task.name,
+        ...(o.artefacts ? { 'qcbench.artefacts': o.artefacts.join(',') } : {}),
         'qcbench.crop_size': String(S),
         'qcbench.store_channels': JSON.stringify(store.channels),
         'qcbench.threshold': String(t),
@@ -408,6 +459,7 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
     model_sha256: sha256(bytes),
     encoder: { name: encoder.name, label: encoder.label, kind: encoder.kind, dim: eg.dim, source: eg.source },
     task: task.name,
+    ...(o.artefacts ? { artefacts: [...o.artefacts] } : {}),
     task_settings: { ...settings, train_seconds: trainSeconds },
     crop_size: S,
     store_channels: [...store.channels],

@@ -27,7 +27,7 @@ import { synthCrops } from '../downstream/synth-crops.js';
 const M = IMAGE_QUALITY_MEASURES.length;
 const isCode = (code: string) => (e: Error & { code?: string }) => e.code === code;
 
-test('cp-quality is a registered hand-made encoder with no network and no weights', async () => {
+test('cp-quality is a registered hand-made encoder with no weights; its graph only computes the measures', async () => {
   const e = resolveEncoder('cp-quality');
   assert.equal(e, CP_QUALITY);
   assert.equal(e.kind, 'handcrafted');
@@ -37,9 +37,14 @@ test('cp-quality is a registered hand-made encoder with no network and no weight
   const eg = await e.load({ cropSize: 32, seed: 0 });
   assert.equal(eg.standardise, true);
   assert.equal(eg.source.scale, 20);
-  // no network: whatever needs one (fine-tuning, a QC model, quantisation) reads the graph and gets a coded n/a
-  assert.throws(() => eg.graph, isCode('QCB_NOT_APPLICABLE'));
-  assert.ok(!Object.keys(eg).includes('graph'), 'copies and JSON leave the missing graph out');
+  // no network to train; its graph only computes the measures (for a QC model), built on first read
+  assert.ok(eg.compute, 'features are computed by hand');
+  assert.ok(!Object.keys(eg).includes('graph'), 'copies and JSON leave the graph out');
+  assert.deepEqual(
+    eg.graph.outputs.map((o) => o.name),
+    ['features'],
+  );
+  assert.equal(eg.graph, eg.graph, 'built once');
   assert.doesNotThrow(() => JSON.stringify({ ...eg }));
   await assert.rejects(e.load({ cropSize: 32, seed: 0, settings: { scale: 0 } }), isCode('QCB_USAGE'));
   assert.equal((await e.load({ cropSize: 32, seed: 0, settings: { scale: 8 } })).source.scale, 8);

@@ -12,6 +12,7 @@ import {
   measureImageQuality,
   measureImageQualityChannels,
   powerLogLogSlope,
+  RING_POWER_FLOOR,
   radialPowerSpectrum,
   saturation,
 } from '../../src/metrics/image-quality.js';
@@ -106,11 +107,13 @@ test('a 1-pixel checkerboard: var/mean = 0.25/0.5, neighbours anti-correlated at
   assert.equal(q.MinIntensity, 0);
   assert.equal(q.MaxIntensity, 1);
   // All of a checkerboard's power is at the Nyquist frequency, far outside the rings the slope uses (r ≤ 64/8 − 1):
-  // the rings hold only rounding noise (CellProfiler's slope is as meaningless there), so it is not asserted; the
-  // ring power is negligible beside the total.
+  // the rings hold only rounding noise, below RING_POWER_FLOOR of the spectrum's N·Σ(x − μ)², so no ring counts and
+  // the slope is 0 (a fit to the noise would be meaningless)
   const s = radialPowerSpectrum(img, H, W);
   assert.deepEqual(s.radii, [2, 3, 4, 5, 6, 7]);
-  for (const p of s.power) assert.ok(p < 1e-12 * (H * W) ** 2 * 0.25, `ring power ${p}`);
+  const energy = H * W * (H * W * 0.25);
+  for (const p of s.power) assert.ok(p <= RING_POWER_FLOOR * energy, `ring power ${p}`);
+  assert.equal(q.PowerLogLogSlope, 0);
 });
 
 test('a blurred edge: lower FocusScore than the sharp edge, higher Correlation; LocalFocusScore by hand', () => {
