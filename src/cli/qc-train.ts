@@ -133,6 +133,7 @@ export const command: Command = {
       const m = r.meta.validation.metrics;
       process.stdout.write(
         `${r.model}\n${r.sidecar}\n` +
+          (r.meta.artefacts ? `abnormal means: ${r.meta.artefacts.join(', ')} (other artefacts left out)\n` : '') +
           (m
             ? `validation (${r.meta.validation.n_test} test crops${r.meta.precision === 'int8' ? ', int8' : ''}): accuracy ${m.accuracy.toFixed(1)}  F1 ${m.f1.toFixed(1)}  AUC ${m.auc.toFixed(1)}\n` +
               (r.meta.validation.fp32_metrics

@@ -11,12 +11,15 @@
  *   → features N×(C·13) float32, channel-major, measures in IMAGE_QUALITY_MEASURES order
  * ```
  *
- * Standard operators only (onnxruntime-node loads no custom kernels): medians are TopK (k = ⌊n/2⌋ + 1, ascending)
- * and the mean of the two middle values; LocalFocusScore's tiles are a constant P×T pixel→tile matrix (MatMul), with
- * tiles whose mean is 0 left out of the median (sorted last as +∞) and the variance (masked); the co-occurrence
- * matrix is a MatMul of one-hot levels of each pixel and its neighbour `scale` columns right; the power spectrum is
- * the DFT restricted to the low frequencies the rings use, as MatMuls with constant cos/sin tables (angles reduced
- * mod S, so they are exact), summed into rings by a constant matrix; the slope is a masked least-squares fit. Every
+ * Standard operators only (onnxruntime-node loads no custom kernels): a crop holds at most 256 values, so the medians
+ * are ranks in each channel's byte histogram (ScatterElements with reduction add; cumulative counts by a MatMul with a
+ * triangular matrix; numpy's mean of the two middle values), and the MAD and centrosome's median |x − μ| weight the 256
+ * levels' deviations, sorted, by their counts; LocalFocusScore's tile sums are R·X·Rᵀ with a constant tiles×S
+ * membership matrix R, tiles whose mean is 0 left out of the median (sorted last as +∞) and the variance (masked); the
+ * co-occurrence matrix counts the codes 8·level(pixel) + level(pixel `scale` columns right) into 64 bins (ScatterElements
+ * again); the power
+ * spectrum is the DFT restricted to the low frequencies the rings use, as MatMuls with constant cos/sin tables (angles
+ * reduced mod S, so they are exact), summed into rings by a constant matrix; the slope is a masked least-squares fit. Every
  * "0 when undefined" rule of the TypeScript measures is a Where. The two agree to rounding (float64 sums in another
  * order); the test compares them crop by crop.
  */
@@ -27,6 +30,8 @@ import { IMAGE_QUALITY_MEASURES, RING_POWER_FLOOR } from '../metrics/image-quali
 const F64 = 'float64' as const;
 /** Grey levels of the co-occurrence matrix (centrosome's Haralick default, as image-quality.ts). */
 const LEVELS = 8;
+/** Byte levels of a crop (its histogram's bins). */
+const LUT_SIZE = 256;
 
 /**
  * The measures graph: input `input` N×C×S×S float32 on the 0…1 scale → output `features` N×(C·13) float32.
@@ -56,8 +61,44 @@ export function cpQualityGraph(size: number, scale: number, channels = 3): Graph
     Array.from({ length: 256 }, (_, k) => Math.fround(k / 255)),
     'byte_to_unit',
   );
-  const x4 = b.op1('Gather', [lut, b.cast(clipped, 'int64')], { axis: 0 }, 'img'); // N×C×S×S
+  const bytes4 = b.cast(clipped, 'int64');
+  const x4 = b.op1('Gather', [lut, bytes4], { axis: 0 }, 'img'); // N×C×S×S
   const x = b.reshape(x4, [-1, C, P]); // N×C×P
+  // each channel's histogram of its 256 byte values (N×C×256): the medians below are ranks in it, O(P + 256²)
+  // instead of a partial sort of P values
+  const bytes = b.reshape(bytes4, [-1, C, P]);
+  const hist = b.op1(
+    'ScatterElements',
+    [
+      b.mul(b.reduceMax(x, [2]), t64([LUT_SIZE], new Float64Array(LUT_SIZE), 'zeros_256')),
+      bytes,
+      b.add(b.mul(x, c64(0)), c64(1)),
+    ],
+    { axis: 2, reduction: 'add' },
+    'histogram',
+  );
+  const upper = new Float64Array(LUT_SIZE * LUT_SIZE);
+  for (let j = 0; j < LUT_SIZE; j++) for (let k = j; k < LUT_SIZE; k++) upper[j * LUT_SIZE + k] = 1;
+  const cumulative = t64([LUT_SIZE, LUT_SIZE], upper, 'cumulative_256');
+  /** How many of the sorted levels hold at most r values (= the level of the r-th smallest value, 0-based). */
+  const levelOfRank = (counts: string, r: number) =>
+    b.cast(sum(b.cast(b.op1('LessOrEqual', [b.matMul(counts, cumulative), c64(r)]), F64), [2]), 'int64');
+  const r1 = (P - 1) >> 1;
+  const r2 = P >> 1;
+  /** The median of the values vals (N×C×256, one per byte level, any order) weighted by the histogram. */
+  const weightedMedian = (vals: string) => {
+    const [sorted, order] = b.op(
+      'TopK',
+      [vals, b.ints([LUT_SIZE])],
+      { axis: 2, largest: 0, sorted: 1 },
+      2,
+      'levels_sorted',
+    );
+    const counts = b.op1('GatherElements', [hist, order], { axis: 2 });
+    const at = (r: number) => b.op1('GatherElements', [sorted, levelOfRank(counts, r)], { axis: 2 });
+    return r1 === r2 ? at(r1) : b.div(b.add(at(r1), at(r2)), c64(2));
+  };
+  const lutRow = b.reshape(lut, [1, 1, LUT_SIZE]);
 
   const total = sum(x, [2]);
   const mean = b.div(total, c64(P));
@@ -71,16 +112,20 @@ export function cpQualityGraph(size: number, scale: number, channels = 3): Graph
   const focus = where(gt(mean, zero), b.div(ss, b.mul(c64(P), mean)), zero);
 
   // --- PercentMaximal / PercentMinimal
-  const percentAt = (v: string) => b.mul(b.div(sum(toF64(b.op1('Equal', [x, v])), [2]), c64(P)), c64(100));
-  const pctMax = percentAt(hi);
-  const pctMin = percentAt(lo);
+  // (the histogram's count at the highest and the lowest byte present)
+  const percentAt = (byte: string) =>
+    b.mul(b.div(b.op1('GatherElements', [hist, byte], { axis: 2 }), c64(P)), c64(100));
+  const pctMax = percentAt(b.reduceMax(bytes, [2]));
+  const pctMin = percentAt(b.op1('ReduceMin', [bytes], { axes: [2], keepdims: 1 }));
 
-  // --- intensity
-  const median = medianOf(b, x, P);
-  const mad = medianOf(b, b.abs(b.sub(x, median)), P);
+  // --- intensity: the median is the value at the middle rank(s) of the histogram (levels ascend with the bytes); the
+  // MAD weights each level's |value − median| by its count
+  const valueAt = (r: number) => b.op1('Gather', [lut, levelOfRank(hist, r)], { axis: 0 });
+  const median = r1 === r2 ? valueAt(r1) : b.div(b.add(valueAt(r1), valueAt(r2)), c64(2));
+  const mad = weightedMedian(b.abs(b.sub(lutRow, median)));
   const std = b.sqrt(b.div(ss, c64(P)));
 
-  const local = localFocus(b, x, S, scale);
+  const local = localFocus(b, x4, S, scale);
   const corr = correlation(b, x, lo, hi, C, S, scale);
   const slope = logLogSlope(b, dev, ss, lo, hi, C, S, P);
 
@@ -108,24 +153,28 @@ export function cpQualityGraph(size: number, scale: number, channels = 3): Graph
 
   // ---------------------------------------------------------------------------------------------------------
   /** LocalFocusScore (image-quality.ts `localFocusScore`): N×C×P → N×C×1. */
-  function localFocus(g: GraphBuilder, xs: string, side: number, s: number): string {
+  function localFocus(g: GraphBuilder, img: string, side: number, s: number): string {
     const tiles = Math.floor((side + s - 1) / s);
     const T = tiles * tiles;
-    const tileOf = (i: number) => Math.floor((i * tiles) / side);
-    const A = new Float64Array(P * T);
-    const count = new Float64Array(T);
-    for (let y = 0; y < side; y++)
-      for (let c = 0; c < side; c++) {
-        const t = tileOf(y) * tiles + tileOf(c);
-        A[(y * side + c) * T + t] = 1;
-        count[t]++;
-      }
-    const a = t64([P, T], A, 'tile_of_pixel');
-    const at = t64([T, P], transpose(A, P, T), 'pixel_of_tile');
-    const n = t64([T], count, 'tile_pixels');
-    const tileMean = g.div(g.matMul(xs, a), n); // N×C×T
-    const d = g.sub(xs, g.matMul(tileMean, at));
-    const v = g.div(g.matMul(g.mul(d, d), a), g.mul(n, tileMean));
+    // R (tiles×S): R[t][i] = 1 when pixel row (or column) i lies in tile row (column) t, ⌊i·tiles/S⌋ = t; the tile
+    // sums of an S×S image X are R·X·Rᵀ, and R ᵀ·M·R spreads tile values back over their pixels
+    const R = new Float64Array(tiles * side);
+    const per = new Float64Array(tiles);
+    for (let i = 0; i < side; i++) {
+      const t = Math.floor((i * tiles) / side);
+      R[t * side + i] = 1;
+      per[t]++;
+    }
+    const r = t64([tiles, side], R, 'tile_rows');
+    const rt = t64([side, tiles], transpose(R, tiles, side), 'tile_rows_t');
+    const cnt = new Float64Array(T);
+    for (let a = 0; a < tiles; a++) for (let c = 0; c < tiles; c++) cnt[a * tiles + c] = per[a] * per[c];
+    const n = t64([tiles, tiles], cnt, 'tile_pixels');
+    const tileSum = (m: string) => g.matMul(g.matMul(r, m), rt); // N×C×tiles×tiles
+    const tileMean4 = g.div(tileSum(img), n);
+    const d = g.sub(img, g.matMul(g.matMul(rt, tileMean4), r));
+    const v = g.reshape(g.div(tileSum(g.mul(d, d)), g.mul(n, tileMean4)), [-1, C, T]);
+    const tileMean = g.reshape(tileMean4, [-1, C, T]);
     const valid = g.op1('Not', [g.op1('Equal', [tileMean, zero])]);
     const nValid = sum(toF64(valid), [2]);
     const [sorted] = g.op(
@@ -153,19 +202,21 @@ export function cpQualityGraph(size: number, scale: number, channels = 3): Graph
     if (s >= side) return g.mul(mn, zero); // no pixel pairs: 0
     const span = where(gt(mx, mn), g.sub(mx, mn), c64(1));
     const q = g.op1('Min', [g.op1('Floor', [g.mul(g.div(g.sub(xs, mn), span), c64(LEVELS))]), c64(LEVELS - 1)]);
-    const levels = t64(
-      [LEVELS],
-      Array.from({ length: LEVELS }, (_, k) => k),
-      'levels',
-    );
-    const oneHot = toF64(g.op1('Equal', [g.op1('Unsqueeze', [q, g.ints([3])]), levels])); // N×C×P×L
-    const grid = g.reshape(oneHot, [-1, ch, side, side, LEVELS]);
+    const grid = g.reshape(q, [-1, ch, side, side]);
     const w = side - s;
-    const left = g.op1('Slice', [grid, g.ints([0]), g.ints([w]), g.ints([3])]);
-    const right = g.op1('Slice', [grid, g.ints([s]), g.ints([side]), g.ints([3])]);
     const pairs = side * w;
-    const l2 = g.transpose(g.reshape(left, [-1, ch, pairs, LEVELS]), [0, 1, 3, 2]);
-    const p = g.div(g.matMul(l2, g.reshape(right, [-1, ch, pairs, LEVELS])), c64(pairs)); // N×C×L×L
+    // each pair (left pixel in columns 0 … S−s−1, right pixel s columns on) as one code L·left + right, counted into
+    // L² bins: the co-occurrence matrix in one pass, with no one-hot
+    const cols = (from: number, to: number) => g.op1('Slice', [grid, g.ints([from]), g.ints([to]), g.ints([3])]);
+    const code = g.add(g.mul(cols(0, w), c64(LEVELS)), cols(s, side));
+    const codes = g.reshape(g.cast(code, 'int64'), [-1, ch, pairs]);
+    const bins = g.mul(g.reduceMax(xs, [2]), t64([LEVELS * LEVELS], new Float64Array(LEVELS * LEVELS), 'zeros_pairs'));
+    const ones = g.add(g.mul(g.reshape(cols(0, w), [-1, ch, pairs]), c64(0)), c64(1));
+    const counts = g.reshape(
+      g.op1('ScatterElements', [bins, codes, ones], { axis: 2, reduction: 'add' }, 'cooccurrence'),
+      [-1, ch, LEVELS, LEVELS],
+    ); // N×C×L×L
+    const p = g.div(counts, c64(pairs));
     const ab = new Float64Array(LEVELS * LEVELS);
     for (let i = 0; i < LEVELS; i++) for (let j = 0; j < LEVELS; j++) ab[i * LEVELS + j] = (i + 1) * (j + 1);
     const sab = sum(g.mul(p, t64([LEVELS, LEVELS], ab, 'level_products')), [2, 3], false); // N×C
@@ -256,18 +307,10 @@ export function cpQualityGraph(size: number, scale: number, channels = 3): Graph
     const dx = g.mul(wgt, g.sub(lx, mxs));
     const sxy = sum(g.mul(dx, g.sub(ly, mys)), [2]);
     const sxx = sum(g.mul(dx, dx), [2]);
-    const madMean = medianOf(g, g.abs(d), n); // centrosome's divisor: slope 0 when it is 0
+    const madMean = weightedMedian(g.abs(g.sub(lutRow, mean))); // centrosome's divisor: slope 0 when it is 0
     const ok = [gt(mx, mn), gt(madMean, zero), gt(cnt, c64(1)), gt(sxx, zero)].reduce(and);
     return where(ok, g.div(sxy, where(gt(sxx, zero), sxx, c64(1))), zero);
   }
-}
-
-/** Median over the last axis of N×C×n (numpy's: the mean of the two middle values for an even n) → N×C×1. */
-function medianOf(b: GraphBuilder, v: string, n: number): string {
-  const half = n >> 1;
-  const [sorted] = b.op('TopK', [v, b.ints([half + 1])], { axis: 2, largest: 0, sorted: 1 }, 2, 'sorted');
-  const at = (k: number) => b.op1('Slice', [sorted, b.ints([k]), b.ints([k + 1]), b.ints([2])]);
-  return n % 2 ? at(half) : b.div(b.add(at(half - 1), at(half)), b.scalar(2, F64));
 }
 
 function transpose(a: Float64Array, rows: number, cols: number): Float64Array {

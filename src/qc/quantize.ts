@@ -233,10 +233,24 @@ export interface QuantizeModelOptions extends QuantizeQcOptions {
 }
 
 /**
+ * The coded n/a of int8 for a model of hand-made measures: they run in float64 (exact ties, medians, a DFT) with no
+ * int8 kernel, and the only op that has one is the head (D×2), so quantising gains no speed and costs accuracy (its
+ * z-scored inputs have long tails that an int8 range coarsens: a cp-quality focus model fell from AUC 99.8 to 72.8).
+ */
+export function int8NotApplicable(encoder: string, file?: string): QcbError {
+  return new QcbError(
+    'QCB_NOT_APPLICABLE',
+    `n/a: int8 does not apply to ${encoder}: its measures have no int8 kernel and quantising its small head only loses accuracy`,
+    { file, key: '--precision', value: 'int8', allowed: 'fp32', fix: `keep the ${encoder} model in fp32` },
+  );
+}
+
+/**
  * `qcbench qc quantize`: an int8 copy of an fp32 QC model, calibrated on a seeded sample of a store's crops. When the
  * fp32 model's annotation file is still there and the store holds its test crops, the int8 model is validated on them
  * and the sidecar shows its metrics next to the fp32 ones.
- * @throws QCB_STORE when the store's crop size or channels differ from the model's; QCB_USAGE for an int8 model
+ * @throws QCB_STORE when the store's crop size or channels differ from the model's; QCB_USAGE for an int8 model;
+ *   QCB_NOT_APPLICABLE for a model of hand-made measures (cp-quality)
  */
 export async function quantizeQcModel(
   o: QuantizeModelOptions,
@@ -252,6 +266,7 @@ export async function quantizeQcModel(
       fix: 'quantise the fp32 model it came from',
     });
   }
+  if (sidecar.encoder.kind === 'handcrafted') throw int8NotApplicable(sidecar.encoder.name, o.model);
   const model = resolve(o.out);
   if (model === resolve(o.model)) {
     throw new QcbError('QCB_USAGE', `--out ${o.out} is the fp32 model itself`, {

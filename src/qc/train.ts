@@ -36,7 +36,7 @@ import {
 } from './calibrate.js';
 import { stratifiedSplit } from '../downstream/line-search.js';
 import { recordedNormalisation } from './window.js';
-import { type QuantizeQcOptions, quantizeTrainedQc } from './quantize.js';
+import { int8NotApplicable, type QuantizeQcOptions, quantizeTrainedQc } from './quantize.js';
 import type { Precision } from '../engine/quantize/index.js';
 
 export interface QcTrainOptions {
@@ -239,6 +239,7 @@ export async function trainQcModel(o: QcTrainOptions): Promise<QcTrainResult> {
       fix: 'give a threshold between 0 and 1 (default 0.5)',
     });
   }
+  if (o.precision === 'int8' && encoder.kind === 'handcrafted') throw int8NotApplicable(encoder.name);
   const all = forArtefacts(readAnnotations(o.annotations), o.artefacts, o.annotations);
   const trainAll = all.filter((a) => a.split === 'train');
   const test = all.filter((a) => a.split === 'test');

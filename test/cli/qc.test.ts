@@ -88,7 +88,7 @@ async function capture(fn: () => Promise<number>): Promise<{ code: number; out: 
 const rejects = (p: Promise<unknown>, code: string) =>
   assert.rejects(p, (e: unknown) => e instanceof QcbError && e.code === code);
 
-test('qc train (linear, knn, finetune) and qc apply from the command line', async () => {
+test('qc train (linear, knn, finetune; cp-quality --artefacts) and qc apply from the command line', async () => {
   await ready;
   for (const [task, extra] of [
     ['linear', ['--epochs', '5']],
@@ -155,6 +155,19 @@ test('qc train (linear, knn, finetune) and qc apply from the command line', asyn
     assert.deepEqual(Array.from(res.abnormal_score.data as Float32Array), scores.slice(0, 8));
     await sess.release();
   }
+  // cp-quality, the incumbent measures, as a detector of named artefact types (one test: a capture must not
+  // overlap the test runner's report of an earlier test, which it would swallow)
+  const model = join(dir, 'cpq.onnx');
+  const args = ['--encoder', 'cp-quality', '--task', 'knn', '--annotations', ann, '--store', store, '--out', model];
+  const t = await capture(() => trainCmd.run([...args, '--artefacts', 'other', '--threshold', '0.5'], ctx));
+  assert.equal(t.code, 0);
+  assert.match(t.out, /abnormal means: other \(other artefacts left out\)/);
+  const meta = JSON.parse(readFileSync(join(dir, 'cpq.json'), 'utf8'));
+  assert.deepEqual(meta.artefacts, ['other']);
+  assert.equal(meta.encoder.kind, 'handcrafted');
+  await rejects(trainCmd.run([...args, '--artefacts', 'bluur'], ctx), 'QCB_USAGE');
+  await rejects(trainCmd.run([...args, '--artefacts', 'blur'], ctx), 'QCB_ANNOTATIONS');
+  await rejects(trainCmd.run([...args, '--precision', 'int8'], ctx), 'QCB_NOT_APPLICABLE');
 });
 
 test('bad input fails with a clear QcbError before any work', async () => {

@@ -6,10 +6,10 @@
  * - a focus model (`--artefacts blur`) trained on the synthetic screen's DNA channel scores the real BBBC006
  *   out-of-focus field (z-plane 00) above the sharper field of the same U2OS nuclei, both cut by the real crop
  *   pipeline with its default plate window;
- * - bad input: fine-tuning is n/a; an unknown or absent artefact type is a coded error.
+ * - bad input: fine-tuning and int8 are n/a; an unknown or absent artefact type is a coded error.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -24,6 +24,7 @@ import { DOWNSTREAM_TASKS, runTask } from '../../src/downstream/registry.js';
 import { CP_QUALITY } from '../../src/encoders/cp-quality.js';
 import { pickChannels } from '../../src/encoders/features.js';
 import { applyQcModel } from '../../src/qc/apply.js';
+import { quantizeQcModel } from '../../src/qc/quantize.js';
 import { trainQcModel } from '../../src/qc/train.js';
 import { Logger } from '../../src/util/log.js';
 
@@ -164,6 +165,11 @@ test('a cp-quality focus model (--artefacts blur) trained on the synthetic DNA c
     log,
   });
   assert.deepEqual(t.meta.artefacts, ['blur']);
+  // int8 has nothing to speed up in hand-made measures: refused before anything is read
+  await assert.rejects(
+    quantizeQcModel({ model, store: real, out: join(dir, 'focus-int8.onnx') }),
+    isCode('QCB_NOT_APPLICABLE'),
+  );
   // every test crop is normal or blurred: the other artefacts are out of every split
   const types = new Set(t.predictions.map((p) => truth.get(p.crop_id)));
   assert.deepEqual([...types].sort(), ['blur', 'none']);
@@ -193,14 +199,13 @@ test('a cp-quality focus model (--artefacts blur) trained on the synthetic DNA c
   );
 });
 
-test('cp-quality QC models: fine-tuning is n/a, an unknown or absent artefact type is a coded error', async () => {
+test('cp-quality QC models: fine-tuning and int8 are n/a, an unknown or absent artefact type is a coded error', async () => {
   const ann = join(dir, 'normal-blur.csv');
   await annotate(ann, ['none', 'blur']);
   const base = { encoder: 'cp-quality', annotations: ann, store, threshold: 0.5, threads: 2, log };
-  await assert.rejects(
-    trainQcModel({ ...base, task: 'finetune', out: join(dir, 'ft.onnx') }),
-    isCode('QCB_NOT_APPLICABLE'),
-  );
+  for (const bad of [{ task: 'finetune' }, { task: 'linear', precision: 'int8' as const }])
+    await assert.rejects(trainQcModel({ ...base, ...bad, out: join(dir, 'n-a.onnx') }), isCode('QCB_NOT_APPLICABLE'));
+  assert.ok(!existsSync(join(dir, 'n-a.onnx')), 'nothing written');
   await assert.rejects(
     trainQcModel({ ...base, task: 'linear', artefacts: ['blurr'], out: join(dir, 'x.onnx') }),
     (e: Error & { code?: string }) => e.code === 'QCB_USAGE' && /did you mean 'blur'/.test(e.message),
