@@ -2,7 +2,8 @@
 // Runs every test file under test/ with Node's built-in runner through tsx (scripts/run-tests.mjs), longest first.
 // Usage: npm test [-- <substring filter on file paths>]
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 function walk(dir) {
@@ -33,9 +34,16 @@ if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);
 }
+// Every temporary file of the run goes under one folder (TMPDIR, which os.tmpdir() and the child processes follow),
+// removed at the end: a test that leaves its temp dir behind cannot fill the machine's /tmp run after run, and the
+// crops the helpers cache there (test/downstream/synth-crops.ts) are shared within the run only, as on a fresh CI
+// machine. QCBENCH_KEEP_TEST_TMP=1 keeps it (its path is printed) to look at what a failing test wrote.
+const tmp = mkdtempSync(join(tmpdir(), 'qcbench-tests-'));
 // node --test would sort the files again: run-tests.mjs keeps this order (the child processes inherit --import tsx)
 const r = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/run-tests.mjs', ...files], {
   stdio: 'inherit',
-  env: { ...process.env, QCBENCH_LOG_QUIET: '1' },
+  env: { ...process.env, QCBENCH_LOG_QUIET: '1', TMPDIR: tmp },
 });
+if (process.env.QCBENCH_KEEP_TEST_TMP === '1') console.error(`test temp files kept in ${tmp}`);
+else rmSync(tmp, { recursive: true, force: true });
 process.exit(r.status ?? 1);
