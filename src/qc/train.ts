@@ -2,6 +2,9 @@
  * `qcbench qc train`: trains the chosen encoder + downstream head (Masud et al. 2022 §3.3: kNN, linear layer on the
  * frozen encoder, or fine-tuning) on the annotations' train split and exports ONE self-contained ONNX classifier
  * (src/qc/model.ts) with its JSON sidecar; validation metrics are those of the exported model itself on the test split.
+ * Hand-made measures (cp-quality) enter as their ONNX graph with the training crops' z-score inside the model (kNN and
+ * linear only). With `artefacts`, "abnormal" means those artefact types: a detector of them (e.g. a focus model),
+ * trained and tested on them against the normal crops.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';

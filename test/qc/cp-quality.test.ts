@@ -9,11 +9,12 @@
  * - bad input: fine-tuning and int8 are n/a; an unknown or absent artefact type is a coded error.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { type Annotation, readAnnotations, writeAnnotations } from '../../src/data/annotations.js';
 import { extractCrops } from '../../src/data/crops.js';
 import { readBbbc022 } from '../../src/data/datasets/bbbc022.js';
 import { readCellProfilerCentres } from '../../src/data/nuclei/cellprofiler.js';
@@ -87,16 +88,22 @@ before(async () => {
   });
 });
 
-/** Annotations of the crops of the store whose type is in `types` (`none` = normal): every other one test. */
+/** Annotations of the crops of the store whose type is in `types` (`none` = normal): every fourth one test. */
 async function annotate(file: string, types: string[]): Promise<void> {
   const s = await openCropStore(store);
-  const rows = s.meta
+  const rows: Annotation[] = s.meta
     .filter((m) => types.includes(truth.get(m.crop_id) ?? ''))
     .map((m, i) => {
       const t = truth.get(m.crop_id)!;
-      return `${m.crop_id},${t === 'none' ? 'normal' : 'abnormal'},${t},${i % 4 === 3 ? 'test' : 'train'},synthetic-ground-truth`;
+      return {
+        crop_id: m.crop_id,
+        label: t === 'none' ? 'normal' : 'abnormal',
+        artefact_type: t,
+        split: i % 4 === 3 ? 'test' : 'train',
+        source: 'synthetic-ground-truth',
+      };
     });
-  writeFileSync(file, `crop_id,label,artefact_type,split,source\n${rows.join('\n')}\n`);
+  writeAnnotations(file, rows);
 }
 
 test('a cp-quality kNN model scores crops as the benchmark cell does: measures, z-score and vote inside the ONNX', async () => {
@@ -116,16 +123,12 @@ test('a cp-quality kNN model scores crops as the benchmark cell does: measures, 
   assert.match(String(t.meta.task_settings.standardised), /z-score/);
   // the same cell in the benchmark's code: TypeScript measures of the replicated DNA channel, z-scored, kNN k = 5
   const s = await openCropStore(store);
-  const rows = readFileSync(ann, 'utf8')
-    .trim()
-    .split('\n')
-    .slice(1)
-    .map((l) => l.split(','));
+  const rows = readAnnotations(ann);
   const index = new Map(s.meta.map((m) => [m.crop_id, m.index]));
   const split = (which: string) => {
-    const r = rows.filter((x) => x[3] === which);
-    const idx = r.map((x) => index.get(x[0])!);
-    return { idx, labels: r.map((x) => x[1]), ids: r.map((x) => x[0]) };
+    const r = rows.filter((x) => x.split === which);
+    const idx = r.map((x) => index.get(x.crop_id)!);
+    return { idx, labels: r.map((x) => x.label), ids: r.map((x) => x.crop_id) };
   };
   const tr = split('train');
   const te = split('test');
