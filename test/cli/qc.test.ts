@@ -15,6 +15,7 @@ import { QcbError } from '../../src/errors.js';
 import { Logger } from '../../src/util/log.js';
 import { synthCrops } from '../downstream/synth-crops.js';
 import { assertSameRows } from '../qc/_tables.js';
+import { captureStdout } from './_cli.js';
 
 const VGG = fileURLToPath(new URL('../../../shared/fixtures/onnx/vgg_small_tv.onnx', import.meta.url));
 const ctx = { log: new Logger({ quiet: true }) };
@@ -71,20 +72,6 @@ const ready = (async () => {
   await makeStore(join(dir, 'store1ch'), ['Hoechst'], S, 8, 13);
 })();
 
-async function capture(fn: () => Promise<number>): Promise<{ code: number; out: string }> {
-  const write = process.stdout.write.bind(process.stdout);
-  let out = '';
-  process.stdout.write = ((s: string) => {
-    out += s;
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    return { code: await fn(), out };
-  } finally {
-    process.stdout.write = write;
-  }
-}
-
 const rejects = (p: Promise<unknown>, code: string) =>
   assert.rejects(p, (e: unknown) => e instanceof QcbError && e.code === code);
 
@@ -96,7 +83,7 @@ test('qc train (linear, knn, finetune; cp-quality --artefacts) and qc apply from
     ['finetune', ['--epochs', '1']],
   ] as const) {
     const model = join(dir, `${task}.onnx`);
-    const t = await capture(() =>
+    const t = await captureStdout(() =>
       trainCmd.run(
         [
           '--encoder',
@@ -125,7 +112,7 @@ test('qc train (linear, knn, finetune; cp-quality --artefacts) and qc apply from
     if (task === 'knn') assert.equal(meta.task_settings.k, 3);
     else assert.equal(meta.task_settings.epochs, task === 'linear' ? 5 : 1);
     const out = join(dir, `apply-${task}`);
-    const a = await capture(() =>
+    const a = await captureStdout(() =>
       applyCmd.run(['--model', model, '--store', store, '--out', out, '--json', '--threads', '2'], ctx),
     );
     assert.equal(a.code, 0);
@@ -155,11 +142,10 @@ test('qc train (linear, knn, finetune; cp-quality --artefacts) and qc apply from
     assert.deepEqual(Array.from(res.abnormal_score.data as Float32Array), scores.slice(0, 8));
     await sess.release();
   }
-  // cp-quality, the incumbent measures, as a detector of named artefact types (one test: a capture must not
-  // overlap the test runner's report of an earlier test, which it would swallow)
+  // cp-quality, the incumbent measures, as a detector of named artefact types
   const model = join(dir, 'cpq.onnx');
   const args = ['--encoder', 'cp-quality', '--task', 'knn', '--annotations', ann, '--store', store, '--out', model];
-  const t = await capture(() => trainCmd.run([...args, '--artefacts', 'other', '--threshold', '0.5'], ctx));
+  const t = await captureStdout(() => trainCmd.run([...args, '--artefacts', 'other', '--threshold', '0.5'], ctx));
   assert.equal(t.code, 0);
   assert.match(t.out, /abnormal means: other \(other artefacts left out\)/);
   const meta = JSON.parse(readFileSync(join(dir, 'cpq.json'), 'utf8'));

@@ -11,6 +11,7 @@ import { chooseChannels, pickChannels } from '../../src/encoders/features.js';
 import { QcbError } from '../../src/errors.js';
 import { Logger } from '../../src/util/log.js';
 import { synthCrops } from './synth-crops.js';
+import { captureStdout } from '../cli/_cli.js';
 
 const FIX = fileURLToPath(new URL('../../../shared/fixtures/onnx/', import.meta.url));
 const ctx = { log: new Logger({ quiet: true }) };
@@ -95,18 +96,9 @@ test('eval: kNN on an ONNX file encoder prints weighted metrics and writes predi
   assert.equal(lines.length, 33);
   const confusionTotal = r.metrics.confusion.flat().reduce((a: number, b: number) => a + b, 0);
   assert.equal(confusionTotal, 32);
-  // the readable report (strings only are captured: the test runner's own binary reports pass through)
-  const orig = process.stdout.write.bind(process.stdout);
-  let text = '';
-  process.stdout.write = ((c: string | Uint8Array, ...rest: unknown[]) => {
-    if (typeof c === 'string') {
-      text += c;
-      return true;
-    }
-    return (orig as (c: Uint8Array, ...r: unknown[]) => boolean)(c, ...rest);
-  }) as typeof process.stdout.write;
-  try {
-    await evalCmd.run(
+  // the readable report
+  const { out: text } = await captureStdout(() =>
+    evalCmd.run(
       [
         '--encoder',
         join(FIX, 'vgg_small_tv.onnx'),
@@ -122,10 +114,8 @@ test('eval: kNN on an ONNX file encoder prints weighted metrics and writes predi
         '100',
       ],
       ctx,
-    );
-  } finally {
-    process.stdout.write = orig;
-  }
+    ),
+  );
   assert.match(text, new RegExp(`^accuracy  ${r.metrics.accuracy.toFixed(2)}  \\[`, 'm'));
   assert.match(text, /^F1 {8}\d+\.\d\d/m);
   assert.match(text, /^confusion normal: \d+\/\d+ {2}abnormal: \d+\/\d+/m);

@@ -14,27 +14,10 @@ import { fetchWeights, WEIGHTS } from '../../src/encoders/weights.js';
 import type { Tensor } from '../../src/engine/ir/graph.js';
 import { QcbError } from '../../src/errors.js';
 import { Logger } from '../../src/util/log.js';
+import { captureStdout } from '../cli/_cli.js';
 
 const FIX = fileURLToPath(new URL('../../../shared/fixtures/onnx/', import.meta.url));
 const ctx = { log: new Logger({ quiet: true }) };
-
-async function captureStdout(fn: () => Promise<number>): Promise<{ code: number; out: string }> {
-  const orig = process.stdout.write.bind(process.stdout);
-  let out = '';
-  // commands write strings; the test runner's own (binary) reports pass through
-  process.stdout.write = ((s: string | Uint8Array, ...rest: unknown[]) => {
-    if (typeof s === 'string') {
-      out += s;
-      return true;
-    }
-    return (orig as (s: Uint8Array, ...r: unknown[]) => boolean)(s, ...rest);
-  }) as typeof process.stdout.write;
-  try {
-    return { code: await fn(), out };
-  } finally {
-    process.stdout.write = orig;
-  }
-}
 
 test('weights check: reports ok / wrong size / missing per encoder with the fix, exit 2 when not all ready', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'qcb-wcheck-'));
