@@ -590,8 +590,12 @@ async function summarise(
     files.push('montages.csv', 'montages/');
   }
   const montaged = new Set(o.montage > 0 ? top.keys() : []);
-  writeFieldsHtml(out, verdicts, maps, (plate, well) =>
-    montaged.has(`${plate}\u0000${well}`) ? `montages/${montageFile(plate, well)}` : undefined,
+  writeFieldsHtml(
+    out,
+    verdicts,
+    maps,
+    (plate, well) => (montaged.has(`${plate}\u0000${well}`) ? `montages/${montageFile(plate, well)}` : undefined),
+    { encoder: o.sidecar.encoder.name, task: o.sidecar.task, artefacts: o.sidecar.artefacts, threshold: o.threshold },
   );
   files.push('fields.html');
   const summary = {

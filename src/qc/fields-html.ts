@@ -10,13 +10,14 @@ import type { FieldVerdict } from './fields.js';
 
 /**
  * Writes `fields.html` into `out`; `maps` are the map files written beside it (SVGs are shown), `montage` gives a
- * well's montage file (relative to out) when there is one.
+ * well's montage file (relative to out) when there is one; `model` names the QC model and what it calls abnormal.
  */
 export function writeFieldsHtml(
   out: string,
   fields: readonly FieldVerdict[],
   maps: readonly string[],
   montage: (plate: string, well: string) => string | undefined,
+  model?: { encoder: string; task: string; artefacts?: readonly string[]; threshold: number },
 ): string {
   const flagged = fields.filter((f) => f.verdict === 'flagged');
   const counts = new Map<string, number>();
@@ -36,6 +37,7 @@ export function writeFieldsHtml(
 <p>${fields.length} field(s), ${flagged.length} flagged: ${[...counts].map(([r, n]) => `${esc(r)} ${n}`).join(', ') || 'none'}.
 Reasons: unreadable, no_nuclei, no_crops (the crop pipeline), abnormal_crops (fraction of abnormal crops), focus_low,
 saturated, dark, bright (a whole-field measure outside the screen's median ± k·MAD; see summary.json).</p>
+${model ? `<p>Crops scored by the QC model ${esc(model.encoder)} / ${esc(model.task)}, abnormal above ${model.threshold}; abnormal means ${model.artefacts ? `<b>${esc(model.artefacts.join(', '))}</b> only (a detector of these artefact types)` : 'any artefact type'}.</p>` : ''}
 ${svgs.map((p) => `<p><img src="${esc(p)}" alt="${esc(p)}"></p>`).join('\n')}
 <h2>Flagged fields</h2>
 <table><thead><tr><th>field</th><th>plate</th><th>well</th><th>site</th><th>status</th><th>crops</th><th>abnormal</th><th>reasons</th><th>why</th><th></th></tr></thead>

@@ -183,6 +183,7 @@ test('a cp-quality focus model (--artefacts blur) trained on the synthetic DNA c
   assert.ok(r.complete);
   const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
   assert.deepEqual(summary.artefacts, ['blur']);
+  assert.match(readFileSync(join(out, 'fields.html'), 'utf8'), /cp-quality \/ linear.*abnormal means <b>blur<\/b> only/);
   const lines = readFileSync(join(out, 'scores.csv'), 'utf8').trim().split('\n');
   const head = lines[0].split(',');
   const byField: Record<string, number[]> = { out_of_focus: [], sharper: [] };
